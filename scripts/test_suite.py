@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""`make test`: the whole suite on SQLite, then on PostgreSQL, browser tests included.
+
+Before running it makes sure what the tests need is there, and says so plainly when it is not:
+- Debian's chromium for the browser tests (installed with apt-get when we are root and it is missing);
+- a PostgreSQL server: the one at POSFLEET_TEST_DATABASE_URL (default postgres@127.0.0.1:5432), or,
+  when none answers, a throwaway cluster started here (initdb as the postgres user into a temporary
+  folder, on a free loopback port) and stopped afterwards.
+A test never skips because a service is missing: it is started, or this script fails saying why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+APT_TEST_PACKAGES = ["chromium", "fonts-noto-cjk", "gettext", "libharfbuzz-subset0"]
+
+
+def say(message: str) -> None:
+    print(f"[make test] {message}", flush=True)
+
+
+def apt_install(packages: list[str]) -> bool:
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return False
+    say(f"installing Debian packages: {' '.join(packages)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=False, env=env)
+    return (
+        subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=False, env=env).returncode == 0
+    )
+
+
+def ensure_chromium() -> None:
+    if shutil.which("chromium"):
+        return
+    if not apt_install(APT_TEST_PACKAGES) or not shutil.which("chromium"):
+        sys.exit("[make test] the browser tests need Debian's chromium: run `sudo apt-get install chromium`")
+
+
+def pg_answers(url: str) -> bool:
+    try:
+        import psycopg
+    except ImportError:
+        return False
+    try:
+        with psycopg.connect(url, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except Exception:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def find_pg_bin(name: str) -> str | None:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return found[-1] if found else shutil.which(name)
+
+
+@contextlib.contextmanager
+def throwaway_postgres() -> Iterator[str]:
+    initdb = find_pg_bin("initdb")
+    if initdb is None:
+        apt_install(["postgresql"])
+        initdb = find_pg_bin("initdb")
+    if initdb is None:
+        sys.exit("[make test] no PostgreSQL answers and none can be started: install Debian's postgresql")
+    pg_ctl = str(Path(initdb).with_name("pg_ctl"))
+    folder = Path(tempfile.mkdtemp(prefix="posfleet-pg-"))
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        shutil.chown(folder, "postgres", "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    data = folder / "data"
+    port = free_port()
+    say(f"starting a throwaway PostgreSQL on 127.0.0.1:{port}")
+    subprocess.run(
+        [*as_postgres, initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off -c synchronous_commit=off"
+    subprocess.run(
+        [*as_postgres, pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*as_postgres, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"],
+            check=False,
+            stdout=subprocess.DEVNULL,
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def postgres() -> Iterator[str]:
+    url = os.environ.get("POSFLEET_TEST_DATABASE_URL", DEFAULT_PG)
+    if pg_answers(url):
+        yield url
+        return
+    say(f"no PostgreSQL answers at {url.split('@')[-1]}")
+    with throwaway_postgres() as started:
+        yield started
+
+
+def run_pytest(database: str, extra: list[str], env: dict[str, str]) -> int:
+    say(f"running the suite on {database}")
+    started = time.monotonic()
+    code = subprocess.call(
+        [sys.executable, "-m", "pytest", *extra], cwd=ROOT, env={**env, "POSFLEET_TEST_DB": database}
+    )
+    say(f"{database}: {'passed' if code == 0 else 'FAILED'} in {time.monotonic() - started:.0f} s")
+    return code
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", choices=["sqlite", "postgres"], help="run on one database only")
+    args, extra = parser.parse_known_args()
+    ensure_chromium()
+    env = dict(os.environ)
+    results: dict[str, int] = {}
+    if args.only in (None, "sqlite"):
+        results["sqlite"] = run_pytest("sqlite", extra, env)
+    if args.only in (None, "postgres"):
+        with postgres() as url:
+            results["postgres"] = run_pytest("postgres", extra, {**env, "POSFLEET_TEST_DATABASE_URL": url})
+    failed = [db for db, code in results.items() if code != 0]
+    say("all passed" if not failed else f"failed on: {', '.join(failed)}")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""The OpenAPI schema: served, complete, and equal to the reviewed snapshot in docs/api/."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from posfleet.api.openapi import SNAPSHOT, live_text, snapshot_text
+
+
+def test_the_schema_matches_the_reviewed_snapshot():
+    live, committed = live_text(), snapshot_text()
+    assert live == committed, (
+        f"The API's OpenAPI schema changed and {SNAPSHOT} was not updated. Review the change, then run "
+        "`make openapi` and commit docs/api/openapi.json with it."
+    )
+
+
+def test_the_snapshot_is_pretty_sorted_json_with_a_final_newline():
+    text = snapshot_text()
+    assert text.endswith("}\n")
+    assert text == json.dumps(json.loads(text), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def test_the_schema_and_the_docs_are_served_offline(client):
+    served = client.get("/api/v1/openapi.json")
+    assert served.status_code == 200
+    assert json.loads(served.content) == json.loads(live_text())
+    docs = client.get("/api/v1/docs")
+    assert docs.status_code == 200
+    html = docs.content.decode()
+    assert "/static/ninja/swagger-ui-bundle.js" in html
+    assert "cdn" not in html.lower()
+    for asset in ("swagger-ui-bundle.js", "swagger-ui-init.js", "swagger-ui.css"):
+        assert client.get(f"/static/ninja/{asset}").status_code == 200
+
+
+def test_every_operation_declares_its_errors_as_problems():
+    schema = json.loads(live_text())
+    operations = [(path, method, op) for path, ops in schema["paths"].items() for method, op in ops.items()]
+    assert len(operations) == 44
+    for path, method, op in operations:
+        codes = set(op["responses"])
+        assert "401" in codes, (method, path)
+        assert op["security"] == [{"TokenAuth": []}, {"SessionAuth": []}]
+        for code, response in op["responses"].items():
+            ok = "application/pdf" if path.endswith(".pdf") else "application/json"
+            kind = "application/problem+json" if int(code) >= 400 else ok
+            assert list(response["content"]) == [kind], (method, path, code)
+        if method == "post":
+            assert {"400", "403", "409", "422"} <= codes, (method, path)
+            headers = {p["name"] for p in op["parameters"] if p["in"] == "header"}
+            assert "Idempotency-Key" in headers, (method, path)
+            # X-Step-Up-TOTP only where the operation can be destructive (not on creating a rate plan).
+            assert headers <= {"Idempotency-Key", "X-Step-Up-TOTP"}, (method, path)
+
+
+def test_the_command_checks_and_writes(tmp_path, capsys):
+    target = tmp_path / "openapi.json"
+    target.write_text('{"old": true}\n', encoding="utf-8")
+    with pytest.raises(CommandError, match="make openapi"):
+        call_command("openapi", "--check", "--path", str(target))
+    out = capsys.readouterr().out
+    assert '-{"old": true}' in out
+    assert out.startswith("---")
+    call_command("openapi", "--write", "--path", str(target))
+    assert target.read_text(encoding="utf-8") == live_text()
+    call_command("openapi", "--check", "--path", str(target))

@@ -1,0 +1,44 @@
+"""Reading the audit chain. Callers check access to the subject first (others' subjects are 404)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+
+from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import TruncDate
+
+from posfleet.audit.models import AuditEvent, AuditEventQuerySet
+
+
+def events_for(subject_type: str, subject_id: str) -> AuditEventQuerySet:
+    return AuditEvent.objects.for_subject(subject_type, subject_id).order_by("seq")
+
+
+def events_for_any(pairs: list[tuple[str, str]]) -> AuditEventQuerySet:
+    q = Q(pk__in=[])
+    for subject_type, subject_id in pairs:
+        q |= Q(subject_type=subject_type, subject_id=subject_id)
+    return AuditEvent.objects.filter(q).order_by("seq")
+
+
+def events_about(
+    subject_type: str, subject_ids: QuerySet | Iterable[str] | None = None
+) -> AuditEventQuerySet:
+    """Events about subjects of one type; ``subject_ids`` (a values queryset or a list) narrows them."""
+    events = AuditEvent.objects.filter(subject_type=subject_type)
+    if subject_ids is not None:
+        events = events.filter(subject_id__in=subject_ids)
+    return events
+
+
+def daily_counts(events: AuditEventQuerySet, since: datetime, until: datetime) -> dict[date, int]:
+    """How many of ``events`` happened on each day (in the provider's time zone)."""
+    rows = (
+        events.filter(occurred_at__gte=since, occurred_at__lte=until)
+        .order_by()
+        .annotate(day=TruncDate("occurred_at"))
+        .values("day")
+        .annotate(n=Count("id"))
+    )
+    return {row["day"]: row["n"] for row in rows}

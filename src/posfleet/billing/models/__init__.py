@@ -1,0 +1,31 @@
+"""Money: rate plans, service contracts, the double-entry ledger, deposits, transactions, settlement."""
+
+from posfleet.billing.models.contracts import PenaltyRule, ServiceContract, ServiceFeeDue
+from posfleet.billing.models.deposits import Deposit
+from posfleet.billing.models.ledger import Account, AccountKind, Entry, Journal, JournalKind
+from posfleet.billing.models.plans import PaymentMethod, PlanAssignment, RatePlan, RatePlanVersion, RateRule
+from posfleet.billing.models.settlement import SettlementBatch, SettlementRun
+from posfleet.billing.models.transactions import EntryMode, Transaction, TransactionKind, TransactionStatus
+
+__all__ = [
+    "Account",
+    "AccountKind",
+    "Deposit",
+    "Entry",
+    "EntryMode",
+    "Journal",
+    "JournalKind",
+    "PaymentMethod",
+    "PenaltyRule",
+    "PlanAssignment",
+    "RatePlan",
+    "RatePlanVersion",
+    "RateRule",
+    "ServiceContract",
+    "ServiceFeeDue",
+    "SettlementBatch",
+    "SettlementRun",
+    "Transaction",
+    "TransactionKind",
+    "TransactionStatus",
+]

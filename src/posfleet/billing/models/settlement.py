@@ -1,0 +1,73 @@
+"""Settlement (结算): the daily T+1 run, and one batch (with one journal) per merchant and day."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class SettlementRun(models.Model):
+    """One run for one business date. Its progress is stored, so a run that died resumes."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("running")
+        DONE = "done", _("done")
+        FAILED = "failed", _("failed")
+
+    business_date = models.DateField(_("transactions of"), unique=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(_("started"))
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    merchants_total = models.PositiveIntegerField(default=0)
+    merchants_done = models.PositiveIntegerField(default=0)
+    last_merchant_id = models.BigIntegerField(default=0, help_text="Merchants are settled in id order.")
+    attempts = models.PositiveIntegerField(default=1)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-business_date"]
+        verbose_name = _("settlement run")
+        verbose_name_plural = _("settlement runs")
+
+    def __str__(self) -> str:
+        return f"settlement {self.business_date} ({self.status})"
+
+
+class SettlementBatch(models.Model):
+    merchant = models.ForeignKey("parties.Merchant", on_delete=models.PROTECT, related_name="settlements")
+    business_date = models.DateField(_("transactions of"))
+    paid_on = models.DateField(_("paid on"))
+    run = models.ForeignKey(SettlementRun, on_delete=models.PROTECT, related_name="batches")
+    txn_count = models.PositiveIntegerField(_("transactions"), default=0)
+    gross_fen = models.BigIntegerField(_("sales (fen)"), default=0)
+    refunds_fen = models.BigIntegerField(_("refunds and reversals (fen)"), default=0)
+    fees_fen = models.BigIntegerField(_("fees (fen)"), default=0)
+    service_fees_fen = models.BigIntegerField(_("service fees deducted (fen)"), default=0)
+    payout_fen = models.BigIntegerField(_("paid out (fen)"), default=0)
+    journal = models.OneToOneField(
+        "billing.Journal", on_delete=models.PROTECT, null=True, blank=True, related_name="settlement"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-business_date", "merchant_id"]
+        verbose_name = _("settlement batch")
+        verbose_name_plural = _("settlement batches")
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "business_date"], name="settlement_once_per_day"),
+            models.CheckConstraint(
+                condition=models.Q(
+                    payout_fen=models.F("gross_fen")
+                    - models.F("refunds_fen")
+                    - models.F("fees_fen")
+                    - models.F("service_fees_fen")
+                ),
+                name="settlement_payout_adds_up",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(payout_fen__gte=0), name="settlement_payout_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"settlement {self.merchant_id} {self.business_date}"

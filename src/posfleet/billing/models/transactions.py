@@ -1,0 +1,98 @@
+"""Card and QR transactions (交易) as the acquirer reports them, with the fee computed at ingest."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from posfleet.billing.models.plans import PaymentMethod
+
+
+class TransactionKind(models.TextChoices):
+    SALE = "sale", _("sale")
+    REFUND = "refund", _("refund")  # money back to the cardholder, in part or in whole, later
+    REVERSAL = "reversal", _("reversal")  # the sale cancelled (same day), fee included
+
+
+class TransactionStatus(models.TextChoices):
+    APPROVED = "approved", _("approved")
+    DECLINED = "declined", _("declined")  # recorded, moves no money
+
+
+class EntryMode(models.TextChoices):
+    SWIPE = "swipe", _("swipe")
+    INSERT = "insert", _("insert (chip)")
+    TAP = "tap", _("tap")
+    SCAN = "scan", _("scan")
+    KEYED = "keyed", _("keyed")
+
+
+class Transaction(models.Model):
+    terminal = models.ForeignKey("fleet.Terminal", on_delete=models.PROTECT, related_name="transactions")
+    merchant = models.ForeignKey("parties.Merchant", on_delete=models.PROTECT, related_name="transactions")
+    # The acquirer's natural key: the same (TID, batch, trace, date) is the same transaction.
+    tid = models.CharField(_("TID"), max_length=8)
+    batch_no = models.CharField(_("batch no."), max_length=6)
+    trace_no = models.CharField(_("trace no."), max_length=6)
+    txn_date = models.DateField(_("date"))
+    external_id = models.CharField(_("external id"), max_length=64, null=True, blank=True, unique=True)
+    occurred_at = models.DateTimeField(_("time"))
+    kind = models.CharField(
+        _("kind"), max_length=10, choices=TransactionKind.choices, default=TransactionKind.SALE
+    )
+    status = models.CharField(_("status"), max_length=10, choices=TransactionStatus.choices)
+    method = models.CharField(_("payment method"), max_length=16, choices=PaymentMethod.choices)
+    entry_mode = models.CharField(_("entry mode"), max_length=8, choices=EntryMode.choices)
+    amount_fen = models.BigIntegerField(_("amount (fen)"))
+    fee_fen = models.BigIntegerField(_("fee (fen)"), default=0)
+    card_masked = models.CharField(_("card"), max_length=19, blank=True)  # first 6 and last 4 only
+    response_code = models.CharField(_("response code"), max_length=2, default="00")
+    original = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="follow_ups"
+    )
+    plan_version = models.ForeignKey(
+        "billing.RatePlanVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    capture_journal = models.ForeignKey(
+        "billing.Journal", on_delete=models.PROTECT, null=True, blank=True, related_name="captured"
+    )
+    settlement_batch = models.ForeignKey(
+        "billing.SettlementBatch",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="transactions",
+    )
+    ingested_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        verbose_name = _("transaction")
+        verbose_name_plural = _("transactions")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tid", "batch_no", "trace_no", "txn_date"], name="transaction_natural_key"
+            ),
+            models.CheckConstraint(condition=models.Q(amount_fen__gt=0), name="transaction_amount_positive"),
+            models.CheckConstraint(
+                condition=models.Q(fee_fen__gte=0, fee_fen__lte=models.F("amount_fen")),
+                name="transaction_fee_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status="approved") | models.Q(fee_fen=0),
+                name="transaction_declined_no_fee",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(kind="sale", original__isnull=True)
+                | (~models.Q(kind="sale") & models.Q(original__isnull=False)),
+                name="transaction_follow_up_has_original",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["merchant", "txn_date"], name="txn_merchant_date_idx"),
+            models.Index(fields=["txn_date", "merchant", "settlement_batch"], name="txn_settle_idx"),
+            models.Index(fields=["terminal", "occurred_at"], name="txn_terminal_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tid}/{self.batch_no}/{self.trace_no} {self.txn_date}"

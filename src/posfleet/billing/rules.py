@@ -1,0 +1,20 @@
+"""Who may do what with money. Object predicates scope merchants like parties/rules.py."""
+
+from __future__ import annotations
+
+import rules
+
+from posfleet.iam.rules import is_admin, is_agent, is_merchant, is_provider_staff, is_reviewer
+from posfleet.parties.rules import is_the_merchant, signed_the_merchant
+
+rules.add_perm("billing.manage_plans", is_admin)
+rules.add_perm("billing.view_plans", rules.is_authenticated)
+rules.add_perm("billing.offer_contract", is_admin | (is_agent & signed_the_merchant))
+rules.add_perm("billing.accept_contract", is_admin | (is_merchant & is_the_merchant))
+rules.add_perm("billing.release_deposit", is_admin | is_reviewer)
+rules.add_perm("billing.ingest_transactions", is_admin)
+rules.add_perm("billing.run_settlement", is_admin)
+rules.add_perm(
+    "billing.view_money",
+    is_provider_staff | (is_agent & signed_the_merchant) | (is_merchant & is_the_merchant),
+)

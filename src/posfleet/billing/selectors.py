@@ -1,0 +1,348 @@
+"""Reading money, always through the user's scope: another tenant's contracts, deposits, transactions,
+settlements and journals simply are not there. Sections are owned by their authors (see headers)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from django.db.models import Count, Model, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce, ExtractMonth, ExtractYear
+
+from posfleet.billing.models import (
+    Account,
+    AccountKind,
+    Deposit,
+    Entry,
+    Journal,
+    PlanAssignment,
+    RatePlan,
+    RatePlanVersion,
+    ServiceContract,
+    ServiceFeeDue,
+    SettlementBatch,
+    SettlementRun,
+    Transaction,
+    TransactionKind,
+    TransactionStatus,
+)
+from posfleet.billing.statements.periods import Month, months_between
+from posfleet.iam.models import User
+from posfleet.iam.selectors import provider, scope_of
+from posfleet.parties.selectors import merchants_visible_to
+from posfleet.platform.errors import NotFound
+
+MERCHANT_ACCOUNT_KINDS = (
+    AccountKind.SETTLEMENT_PAYABLE,
+    AccountKind.DEPOSIT_HELD,
+    AccountKind.FEES_RECEIVABLE,
+    AccountKind.PENALTIES_RECEIVABLE,
+    AccountKind.REFUNDS_PAYABLE,
+)
+PROVIDER_ACCOUNT_KINDS = (AccountKind.BANK_CLEARING, AccountKind.FEE_REVENUE, AccountKind.PENALTY_REVENUE)
+
+
+# ---------------------------------------------------------------------------------------------
+# API reads (api/routers/{plans,contracts,deposits,transactions,settlements,ledger}.py)
+
+
+def is_staff(user: User) -> bool:
+    """Provider staff see every merchant's money and the provider's own accounts."""
+    return user.is_active and scope_of(user) is None
+
+
+def _scoped[M: Model](qs: QuerySet[M], user: User) -> QuerySet[M]:
+    """``qs`` (of a model with a ``merchant``) cut to the merchants ``user`` may see."""
+    if not user.is_authenticated or not user.is_active:
+        return qs.none()
+    if is_staff(user):
+        return qs
+    return qs.filter(merchant__in=merchants_visible_to(user).values("pk"))
+
+
+def _first[M: Model](qs: QuerySet[M]) -> M:
+    found = qs.first()
+    if found is None:
+        raise NotFound()
+    return found
+
+
+# Rate plans: a catalogue every signed-in user reads (competitors' plans included, for comparison).
+
+
+def rate_plans() -> QuerySet[RatePlan]:
+    versions = RatePlanVersion.objects.prefetch_related("rules").order_by("-effective_from", "-number")
+    return RatePlan.objects.prefetch_related(Prefetch("versions", queryset=versions))
+
+
+def rate_plan_for(code: str) -> RatePlan:
+    return _first(rate_plans().filter(code=code))
+
+
+def plan_assignments_visible_to(user: User, plan: RatePlan) -> QuerySet[PlanAssignment]:
+    qs = PlanAssignment.objects.select_related("merchant", "terminal", "plan").filter(plan=plan)
+    return _scoped(qs, user)
+
+
+# Contracts and deposits
+
+
+def contracts_visible_to(user: User) -> QuerySet[ServiceContract]:
+    qs = ServiceContract.objects.select_related("merchant", "terminal", "plan")
+    return _scoped(qs, user)
+
+
+def contract_for(user: User, contract_id: int) -> ServiceContract:
+    qs = contracts_visible_to(user).prefetch_related("fees_due")
+    qs = qs.select_related("deposit__merchant", "deposit__release_journal")
+    return _first(qs.filter(pk=contract_id))
+
+
+def deposits_visible_to(user: User) -> QuerySet[Deposit]:
+    qs = Deposit.objects.select_related("merchant", "contract__terminal", "release_journal")
+    return _scoped(qs, user)
+
+
+def deposit_for(user: User, deposit_id: int) -> Deposit:
+    return _first(deposits_visible_to(user).filter(pk=deposit_id))
+
+
+# Transactions
+
+
+@dataclass(frozen=True)
+class TransactionFilters:
+    merchant: str = ""  # MID
+    terminal: str = ""  # SN
+    tid: str = ""
+    date_from: date | None = None  # transaction date (txn_date), inclusive
+    date_to: date | None = None
+    methods: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+
+
+def transactions_visible_to(user: User) -> QuerySet[Transaction]:
+    qs = Transaction.objects.select_related("merchant", "terminal", "plan_version", "plan_version__plan")
+    return _scoped(qs, user)
+
+
+def search_transactions(user: User, filters: TransactionFilters) -> QuerySet[Transaction]:
+    qs = transactions_visible_to(user)
+    if filters.merchant:
+        qs = qs.filter(merchant__mid=filters.merchant)
+    if filters.terminal:
+        qs = qs.filter(terminal__sn=filters.terminal.strip().upper())
+    if filters.tid:
+        qs = qs.filter(tid=filters.tid)
+    if filters.date_from:
+        qs = qs.filter(txn_date__gte=filters.date_from)
+    if filters.date_to:
+        qs = qs.filter(txn_date__lte=filters.date_to)
+    if filters.methods:
+        qs = qs.filter(method__in=filters.methods)
+    if filters.kinds:
+        qs = qs.filter(kind__in=filters.kinds)
+    if filters.statuses:
+        qs = qs.filter(status__in=filters.statuses)
+    return qs
+
+
+def transaction_for(user: User, transaction_id: int) -> Transaction:
+    return _first(transactions_visible_to(user).filter(pk=transaction_id))
+
+
+# Settlement
+
+
+def settlements_visible_to(user: User) -> QuerySet[SettlementBatch]:
+    return _scoped(SettlementBatch.objects.select_related("merchant", "run", "journal"), user)
+
+
+def settlement_for(user: User, batch_id: int) -> SettlementBatch:
+    return _first(settlements_visible_to(user).filter(pk=batch_id))
+
+
+def settlement_runs() -> QuerySet[SettlementRun]:
+    """Runs with what they paid: ``batch_count`` and ``payout_total_fen``."""
+    return SettlementRun.objects.annotate(
+        batch_count=Count("batches"), payout_total_fen=Coalesce(Sum("batches__payout_fen"), 0)
+    )
+
+
+# The ledger
+
+
+def accounts_of(organisation_id: int, kinds: tuple[str, ...]) -> dict[str, Account | None]:
+    """The organisation's accounts of ``kinds`` (None where nothing was ever posted)."""
+    found = {a.kind: a for a in Account.objects.filter(organisation_id=organisation_id, kind__in=kinds)}
+    return {kind: found.get(kind) for kind in kinds}
+
+
+def provider_organisation_id() -> int | None:
+    root = provider()
+    return root.pk if root is not None else None
+
+
+def journals_visible_to(user: User) -> QuerySet[Journal]:
+    entries = Entry.objects.select_related(
+        "account__organisation__merchant", "account__organisation__agent"
+    ).order_by("id")
+    qs = Journal.objects.select_related("merchant", "reverses").prefetch_related(
+        Prefetch("entries", queryset=entries)
+    )
+    return _scoped(qs, user)
+
+
+# ---------------------------------------------------------------------------------------------
+# Console money pages (console/views/money/*): transaction search with amounts and batches,
+# balances, the monthly takings chart, what is due next. Owned by the statements/console author.
+
+
+@dataclass(frozen=True)
+class TransactionSearch(TransactionFilters):
+    """The console's search: the API's filters plus an SN-or-TID box, an amount range and a batch."""
+
+    terminal_or_tid: str = ""  # an SN or a TID, exactly
+    amount_min_fen: int | None = None
+    amount_max_fen: int | None = None
+    batch_id: int | None = None
+
+
+# sort key -> ordering (each ends with the id, so pages never overlap)
+TRANSACTION_SORTS: dict[str, tuple[str, ...]] = {
+    "time": ("occurred_at", "id"),
+    "-time": ("-occurred_at", "-id"),
+    "amount": ("amount_fen", "id"),
+    "-amount": ("-amount_fen", "-id"),
+    "fee": ("fee_fen", "id"),
+    "-fee": ("-fee_fen", "-id"),
+    "merchant": ("merchant__mid", "-occurred_at", "-id"),
+    "-merchant": ("-merchant__mid", "-occurred_at", "-id"),
+}
+DEFAULT_TRANSACTION_SORT = "-time"
+
+
+def find_transactions(
+    user: User, search: TransactionSearch, sort: str = DEFAULT_TRANSACTION_SORT
+) -> QuerySet[Transaction]:
+    """The transactions ``user`` may see that match ``search``, in ``sort`` order."""
+    qs = search_transactions(user, search)
+    needle = search.terminal_or_tid.strip().upper()
+    if needle:
+        qs = qs.filter(Q(tid=needle) | Q(terminal__sn=needle))
+    if search.amount_min_fen is not None:
+        qs = qs.filter(amount_fen__gte=search.amount_min_fen)
+    if search.amount_max_fen is not None:
+        qs = qs.filter(amount_fen__lte=search.amount_max_fen)
+    if search.batch_id is not None:
+        qs = qs.filter(settlement_batch_id=search.batch_id)
+    return qs.order_by(*TRANSACTION_SORTS.get(sort, TRANSACTION_SORTS[DEFAULT_TRANSACTION_SORT]))
+
+
+def balances_of(organisation_id: int) -> dict[str, int]:
+    """A merchant's account balances as people read them (owed or held: positive), 0 when never used."""
+    accounts = Account.objects.filter(organisation_id=organisation_id, kind__in=MERCHANT_ACCOUNT_KINDS)
+    found = {a.kind: a.natural_balance_fen for a in accounts}
+    return {kind: found.get(kind, 0) for kind in MERCHANT_ACCOUNT_KINDS}
+
+
+def merchants_with_balances(user: User, q: str = "") -> QuerySet[Any]:
+    """The merchants ``user`` may see, each with its settlement payable, deposit held and fees
+    receivable balances (``payable_fen``, ``deposit_fen``, ``fees_fen``; raw ledger signs)."""
+
+    def balance(kind: str) -> Coalesce:
+        account = Account.objects.filter(organisation_id=OuterRef("organisation_id"), kind=kind)
+        return Coalesce(Subquery(account.values("balance_fen")[:1]), 0)
+
+    qs = merchants_visible_to(user)
+    needle = q.strip()
+    if needle:
+        qs = qs.filter(Q(mid__startswith=needle.upper()) | Q(name__icontains=needle))
+    return qs.annotate(
+        payable_raw=balance(AccountKind.SETTLEMENT_PAYABLE),
+        deposit_raw=balance(AccountKind.DEPOSIT_HELD),
+        fees_fen=balance(AccountKind.FEES_RECEIVABLE),
+    ).order_by("mid")
+
+
+@dataclass(frozen=True)
+class MonthFigures:
+    month: Month
+    sales_fen: int
+    refunds_fen: int
+    fees_fen: int  # net of fees handed back with refunds and reversals
+    sales_count: int
+
+    @property
+    def takings_fen(self) -> int:
+        return self.sales_fen - self.refunds_fen
+
+
+def monthly_figures(merchant_id: int, first: Month, last: Month) -> list[MonthFigures]:
+    """Sales, refunds and fees per month from ``first`` to ``last`` (zeros included): one query."""
+    sale = Q(status=TransactionStatus.APPROVED, kind=TransactionKind.SALE)
+    follow_up = Q(status=TransactionStatus.APPROVED) & ~Q(kind=TransactionKind.SALE)
+    rows = (
+        Transaction.objects.filter(
+            merchant_id=merchant_id, txn_date__gte=first.first_day, txn_date__lte=last.last_day
+        )
+        .order_by()
+        .annotate(y=ExtractYear("txn_date"), m=ExtractMonth("txn_date"))
+        .values("y", "m")
+        .annotate(
+            sales=Coalesce(Sum("amount_fen", filter=sale), 0),
+            refunds=Coalesce(Sum("amount_fen", filter=follow_up), 0),
+            fees=Coalesce(Sum("fee_fen", filter=sale), 0) - Coalesce(Sum("fee_fen", filter=follow_up), 0),
+            count=Count("id", filter=sale),
+        )
+    )
+    found = {(r["y"], r["m"]): r for r in rows}
+    empty = {"sales": 0, "refunds": 0, "fees": 0, "count": 0}
+    return [
+        MonthFigures(
+            month=m,
+            sales_fen=(r := found.get((m.year, m.month), empty))["sales"],
+            refunds_fen=r["refunds"],
+            fees_fen=r["fees"],
+            sales_count=r["count"],
+        )
+        for m in months_between(first, last)
+    ]
+
+
+def recent_settlements(merchant_id: int, limit: int = 10) -> list[SettlementBatch]:
+    return list(SettlementBatch.objects.filter(merchant_id=merchant_id).order_by("-business_date")[:limit])
+
+
+def fees_due_next(merchant_id: int, limit: int = 5) -> list[ServiceFeeDue]:
+    """Service fees not yet charged, soonest first (of active contracts)."""
+    return list(
+        ServiceFeeDue.objects.filter(
+            contract__merchant_id=merchant_id,
+            contract__status=ServiceContract.Status.ACTIVE,
+            journal__isnull=True,
+        )
+        .select_related("contract__terminal")
+        .order_by("due_on", "pk")[:limit]
+    )
+
+
+def current_assignment(merchant_id: int, day: date) -> PlanAssignment | None:
+    """The merchant-wide plan assignment in force on ``day``."""
+    return (
+        PlanAssignment.objects.select_related("plan")
+        .filter(merchant_id=merchant_id, terminal__isnull=True, effective_from__lte=day)
+        .order_by("-effective_from")
+        .first()
+    )
+
+
+def upcoming_assignments(merchant_id: int, day: date) -> list[PlanAssignment]:
+    """Plan changes of the merchant (or its terminals) that start after ``day``."""
+    return list(
+        PlanAssignment.objects.select_related("plan", "terminal")
+        .filter(merchant_id=merchant_id, effective_from__gt=day)
+        .order_by("effective_from")
+    )

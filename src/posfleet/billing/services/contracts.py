@@ -1,0 +1,177 @@
+"""Service contracts: offered (shown before signing), accepted (fees fall due, the deposit is
+collected), and what ending early would cost."""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import date
+
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+
+from posfleet.audit.services import Entry, record
+from posfleet.audit.vocabulary import EventType
+from posfleet.billing.models import PenaltyRule, RatePlan, ServiceContract, ServiceFeeDue
+from posfleet.billing.services.deposits import deposit_collect
+from posfleet.billing.services.plans import _require
+from posfleet.platform.clock import now, today
+from posfleet.platform.context import Actor
+from posfleet.platform.errors import Conflict, PermissionDenied, ValidationFailed
+
+DAMAGE_GRADES = ("A", "B", "C")
+
+
+def add_months(day: date, months: int) -> date:
+    month = day.month - 1 + months
+    year = day.year + month // 12
+    month = month % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def months_between(start: date, end: date) -> int:
+    """Whole months from ``start`` to ``end`` (a month counts once its day-of-month is reached)."""
+    months = (end.year - start.year) * 12 + end.month - start.month
+    if end.day < start.day:
+        months -= 1
+    return max(0, months)
+
+
+@dataclass(frozen=True)
+class Terms:
+    starts_on: date
+    term_months: int = 12
+    annual_fee_fen: int = 0
+    deposit_fen: int = 0
+    min_term_months: int = 0
+    penalty_rule: str = PenaltyRule.NONE
+    penalty_fixed_fen: int = 0
+    penalty_monthly_fen: int = 0
+    penalty_cap_fen: int | None = None
+    recovery_fee_fen: int = 0
+    damage_prices: dict[str, int] | None = None
+
+
+def _check_terms(terms: Terms) -> None:
+    amounts = [
+        terms.annual_fee_fen,
+        terms.deposit_fen,
+        terms.penalty_fixed_fen,
+        terms.penalty_monthly_fen,
+        terms.recovery_fee_fen,
+        *(terms.damage_prices or {}).values(),
+    ]
+    if any(not isinstance(a, int) or isinstance(a, bool) or a < 0 for a in amounts):
+        raise ValidationFailed(_("Amounts are whole fen and cannot be negative."), field="terms")
+    if terms.penalty_cap_fen is not None and terms.penalty_cap_fen < 0:
+        raise ValidationFailed(_("Amounts are whole fen and cannot be negative."), field="penalty_cap")
+    if not 1 <= terms.term_months <= 60 or terms.term_months % 12:
+        raise ValidationFailed(_("The term is 12, 24, 36, 48 or 60 months."), field="term_months")
+    if terms.min_term_months > terms.term_months:
+        raise ValidationFailed(_("The minimum term cannot exceed the term."), field="min_term_months")
+    if terms.penalty_rule not in PenaltyRule.values:
+        raise ValidationFailed(_("Unknown penalty rule."), field="penalty_rule")
+    if set(terms.damage_prices or {}) - set(DAMAGE_GRADES):
+        raise ValidationFailed(_("Damage prices are given for grades A, B and C."), field="damage_prices")
+
+
+def contract_offer(
+    *, actor: Actor, terminal_id: int, merchant, plan: RatePlan, terms: Terms
+) -> ServiceContract:
+    """Prepare the terms for a merchant to read before signing (status ``offered``)."""
+    _require(actor, "billing.offer_contract", merchant)
+    if plan.is_competitor:
+        raise ValidationFailed(_("A competitor's plan is for comparison only."), field="plan")
+    _check_terms(terms)
+    with transaction.atomic():
+        contract = ServiceContract.objects.create(
+            terminal_id=terminal_id,
+            merchant=merchant,
+            plan=plan,
+            starts_on=terms.starts_on,
+            term_months=terms.term_months,
+            annual_fee_fen=terms.annual_fee_fen,
+            deposit_fen=terms.deposit_fen,
+            min_term_months=terms.min_term_months,
+            penalty_rule=terms.penalty_rule,
+            penalty_fixed_fen=terms.penalty_fixed_fen,
+            penalty_monthly_fen=terms.penalty_monthly_fen,
+            penalty_cap_fen=terms.penalty_cap_fen,
+            recovery_fee_fen=terms.recovery_fee_fen,
+            damage_prices=dict(terms.damage_prices or {}),
+        )
+        record(
+            actor,
+            Entry(
+                event_type=EventType.CONTRACT_OFFERED,
+                subject_type="contract",
+                subject_id=str(contract.pk),
+                after={
+                    "terminal": terminal_id,
+                    "merchant": merchant.mid,
+                    "plan": plan.code,
+                    "annual_fee_fen": terms.annual_fee_fen,
+                    "deposit_fen": terms.deposit_fen,
+                },
+            ),
+        )
+    return contract
+
+
+def contract_accept(*, actor: Actor, contract: ServiceContract) -> ServiceContract:
+    """The merchant signs: the contract starts, its annual fees fall due, its deposit is collected."""
+    if actor.kind not in {"job", "system"} and (
+        actor.read_only
+        or actor.user is None
+        or not actor.user.has_perm("billing.accept_contract", contract.merchant)
+    ):
+        raise PermissionDenied()
+    with transaction.atomic():
+        updated = ServiceContract.objects.filter(pk=contract.pk, status=ServiceContract.Status.OFFERED)
+        try:
+            with transaction.atomic():
+                changed = updated.update(status=ServiceContract.Status.ACTIVE, accepted_at=now())
+        except IntegrityError as exc:
+            raise Conflict(_("This terminal already has an active contract.")) from exc
+        if not changed:
+            raise Conflict(_("This contract is not waiting for acceptance."))
+        contract.refresh_from_db()
+        ServiceFeeDue.objects.bulk_create(
+            [
+                ServiceFeeDue(
+                    contract=contract,
+                    period=year + 1,
+                    due_on=add_months(contract.starts_on, 12 * year),
+                    amount_fen=contract.annual_fee_fen,
+                )
+                for year in range(contract.term_months // 12)
+                if contract.annual_fee_fen
+            ]
+        )
+        record(
+            actor,
+            Entry(
+                event_type=EventType.CONTRACT_ACCEPTED,
+                subject_type="contract",
+                subject_id=str(contract.pk),
+                after={"starts_on": str(contract.starts_on)},
+            ),
+        )
+        if contract.deposit_fen:
+            deposit_collect(actor=actor, contract=contract)
+    return contract
+
+
+def penalty_for(contract: ServiceContract, ends_on: date | None = None) -> int:
+    """The early-termination penalty if the contract ended on ``ends_on`` (today by default)."""
+    ends_on = ends_on or today()
+    served = months_between(contract.starts_on, ends_on)
+    if served >= contract.min_term_months or contract.penalty_rule == PenaltyRule.NONE:
+        return 0
+    if contract.penalty_rule == PenaltyRule.FIXED:
+        penalty = contract.penalty_fixed_fen
+    else:
+        penalty = (contract.min_term_months - served) * contract.penalty_monthly_fen
+    if contract.penalty_cap_fen is not None:
+        penalty = min(penalty, contract.penalty_cap_fen)
+    return penalty

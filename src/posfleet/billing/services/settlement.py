@@ -1,0 +1,389 @@
+"""T+1 settlement (结算): on day D+1, pay every merchant the net of its approved transactions up to D.
+
+One run per business date (``SettlementRun``), merchants in id order, a chunk of merchants per
+database transaction; the run's progress (``last_merchant_id``, ``merchants_done``) is written in the
+same transaction as the chunk's batches, journals and marks, so a run that died resumes where the
+last committed chunk ended and nothing is paid twice. Per merchant and day at most one batch (unique
+constraint) and one journal (unique reference ``settlement:D:MID``).
+
+Amounts are summed by the database (GROUP BY merchant over the chunk), transactions are marked with
+one UPDATE per chunk, journals and batches written with one INSERT each: no Python work per
+transaction. See docs/adr/0009-transactions-and-settlement.md.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from typing import NamedTuple
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F, OuterRef, Q, Subquery, Sum
+from django.utils.translation import gettext as _
+
+from posfleet.audit.services import Entry, record, record_many
+from posfleet.audit.vocabulary import EventType
+from posfleet.billing.models import (
+    Account,
+    AccountKind,
+    JournalKind,
+    ServiceFeeDue,
+    SettlementBatch,
+    SettlementRun,
+    Transaction,
+    TransactionKind,
+    TransactionStatus,
+)
+from posfleet.billing.services.plans import _require
+from posfleet.billing.services.transactions.posting import (
+    JournalSpec,
+    accounts,
+    insert_rows,
+    money_lock,
+    post_many,
+)
+from posfleet.platform.clock import now, today
+from posfleet.platform.context import Actor
+from posfleet.platform.errors import Conflict, ValidationFailed
+
+CHUNK = 500  # merchants per database transaction
+FEE_CHUNK = 500  # service fees charged per database transaction
+# The merchants' table, through the relation (billing reads parties only through relations).
+_Merchant = Transaction._meta.get_field("merchant").related_model
+RUNNING, DONE, FAILED = SettlementRun.Status.RUNNING, SettlementRun.Status.DONE, SettlementRun.Status.FAILED
+
+Progress = Callable[[int, int], None]
+
+
+class SettlementInterrupted(RuntimeError):
+    """Raised by ``fail_after``: the run stops as if the process had died (status stays running)."""
+
+
+def settlement_run(
+    *,
+    actor: Actor,
+    business_date: date,
+    progress: Progress | None = None,
+    fail_after: int | None = None,
+    chunk_size: int = CHUNK,
+    pause_ms: int = 0,
+) -> SettlementRun:
+    """Settle ``business_date`` (T+1: a day before today), or resume its run; a finished run is returned
+    unchanged. ``fail_after=N`` stops after N merchants (crash tests); ``pause_ms`` sleeps that long per
+    merchant inside each chunk's transaction (to kill a run mid-chunk in a test)."""
+    _require(actor, "billing.run_settlement")
+    if not isinstance(business_date, date) or isinstance(business_date, datetime):
+        raise ValidationFailed(_("The business date is a date."), field="business_date")
+    if business_date >= today():
+        raise ValidationFailed(
+            _("T+1: a day is settled once it is over (the latest is yesterday, %(day)s).")
+            % {"day": today() - timedelta(days=1)},
+            field="business_date",
+        )
+    run = _begin(business_date)
+    if run.status == DONE:
+        return run
+    try:
+        charge_service_fees(actor=actor, up_to=business_date)
+        totals = unsettled_totals(business_date, run.last_merchant_id)  # one GROUP BY over the day
+        candidates = sorted(totals)
+        total = run.merchants_done + len(candidates)
+        SettlementRun.objects.filter(pk=run.pk).update(merchants_total=total)
+        if progress:
+            progress(run.merchants_done, total)
+        done_now, position = 0, 0
+        while position < len(candidates):
+            size = max(1, chunk_size)
+            if fail_after is not None:
+                if done_now >= fail_after:
+                    raise SettlementInterrupted(f"settlement stopped after {done_now} merchants (fail_after)")
+                size = min(size, fail_after - done_now)
+            chunk = candidates[position : position + size]
+            run = _settle_chunk(run, [totals[m] for m in chunk], pause_ms)
+            position += len(chunk)
+            done_now += len(chunk)
+            if progress:
+                progress(run.merchants_done, max(total, run.merchants_done))
+        return _finish(run, actor)
+    except (SettlementInterrupted, Conflict):
+        raise
+    except Exception as exc:
+        SettlementRun.objects.filter(pk=run.pk, status=RUNNING).update(
+            status=FAILED, error=f"{type(exc).__name__}: {exc}"[:2000]
+        )
+        raise
+
+
+def _begin(business_date: date) -> SettlementRun:
+    """The day's run: a new one, or the unfinished one again (attempts + 1), or the finished one."""
+    with transaction.atomic():
+        money_lock()  # two days cannot both find the other unfinished and start
+        run = SettlementRun.objects.select_for_update().filter(business_date=business_date).first()
+        if run is None:
+            _one_day_at_a_time(business_date)
+            try:
+                with transaction.atomic():
+                    return SettlementRun.objects.create(business_date=business_date, started_at=now())
+            except IntegrityError:  # begun by someone else a moment ago
+                run = SettlementRun.objects.select_for_update().get(business_date=business_date)
+        if run.status != DONE:
+            _one_day_at_a_time(business_date)
+            SettlementRun.objects.filter(pk=run.pk).update(
+                attempts=F("attempts") + 1, status=RUNNING, error=""
+            )
+            run.refresh_from_db()
+    return run
+
+
+def _one_day_at_a_time(business_date: date) -> None:
+    """Days are settled one at a time: an unfinished run of another day is finished first (running
+    it again resumes it). So the only change a run can meet is a late transaction arriving."""
+    other = SettlementRun.objects.exclude(business_date=business_date).exclude(status=DONE).first()
+    if other is not None:
+        raise Conflict(
+            _("The settlement of %(day)s has not finished; run it again to finish it first.")
+            % {"day": other.business_date},
+            business_date=str(other.business_date),
+        )
+
+
+def _unsettled(business_date: date) -> Q:
+    return Q(status=TransactionStatus.APPROVED, settlement_batch__isnull=True, txn_date__lte=business_date)
+
+
+class Totals(NamedTuple):
+    """One merchant's unsettled money: what ``settlement_run`` pays it (before service fees)."""
+
+    merchant_id: int
+    txns: int
+    gross_fen: int  # approved sales
+    refunds_fen: int  # approved refunds and reversals
+    fees_fen: int  # sale fees less the fees refunds gave back
+
+    @property
+    def net_fen(self) -> int:
+        return self.gross_fen - self.refunds_fen - self.fees_fen
+
+
+def unsettled_totals(business_date: date, first: int = 0, last: int | None = None) -> dict[int, Totals]:
+    """Per merchant (ids in (first, last]), the approved, unsettled transactions up to the day, summed
+    by the database (one GROUP BY)."""
+    sale = Q(kind=TransactionKind.SALE)
+    qs = Transaction.objects.filter(_unsettled(business_date), merchant_id__gt=first)
+    if last is not None:
+        qs = qs.filter(merchant_id__lte=last)
+    rows = (
+        qs.order_by()
+        .values("merchant_id")
+        .annotate(
+            n=Count("id"),
+            gross=Sum("amount_fen", filter=sale, default=0),
+            refunds=Sum("amount_fen", filter=~sale, default=0),
+            fees=Sum("fee_fen", filter=sale, default=0),
+            returned=Sum("fee_fen", filter=~sale, default=0),
+        )
+        .values_list("merchant_id", "n", "gross", "refunds", "fees", "returned")
+    )
+    return {m: Totals(m, n, gross, refunds, fees - returned) for m, n, gross, refunds, fees, returned in rows}
+
+
+class _Stale(Exception):
+    """The chunk's transactions changed since they were summed (a late arrival): sum them again."""
+
+
+def _settle_chunk(run: SettlementRun, chunk: list[Totals], pause_ms: int) -> SettlementRun:
+    """Pay a chunk of merchants in one transaction, under the money lock. The amounts come from the
+    run's GROUP BY; marking the transactions counts them, and if a late arrival changed a merchant's
+    set since, the chunk is summed again (under the lock, so then it cannot change) and redone."""
+    first, last = run.last_merchant_id, chunk[-1].merchant_id
+    with transaction.atomic():
+        provider = money_lock()
+        try:
+            with transaction.atomic():
+                _pay(run, [t for t in chunk if t.net_fen > 0], provider)  # the others wait for a later day
+        except _Stale:
+            chunk = list(unsettled_totals(run.business_date, first, last).values())
+            _pay(run, [t for t in chunk if t.net_fen > 0], provider, stale_is_error=True)
+        if pause_ms:
+            time.sleep(pause_ms * len(chunk) / 1000)
+        moved = SettlementRun.objects.filter(pk=run.pk, status=RUNNING, last_merchant_id=first).update(
+            last_merchant_id=last, merchants_done=F("merchants_done") + len(chunk)
+        )
+        if moved != 1:  # another process is running this day's settlement: leave it to it
+            raise Conflict(_("Another process is settling this day; try again when it has finished."))
+    run.refresh_from_db()
+    return run
+
+
+def _pay(run: SettlementRun, payable: list[Totals], provider: int, stale_is_error: bool = False) -> None:
+    """One journal and one batch per merchant, and every settled transaction marked with its batch."""
+    if not payable:
+        return
+    day = run.business_date
+    refs, mids = {}, {}
+    merchants = _Merchant._default_manager.filter(pk__in=[t.merchant_id for t in payable])
+    for pk, org, mid in merchants.values_list("pk", "organisation_id", "mid"):
+        refs[pk], mids[pk] = org, mid
+    kinds = (AccountKind.SETTLEMENT_PAYABLE, AccountKind.FEES_RECEIVABLE)
+    ids = accounts(
+        [(provider, AccountKind.BANK_CLEARING)] + [(refs[t.merchant_id], k) for t in payable for k in kinds]
+    )
+    receivables = [ids[(refs[t.merchant_id], AccountKind.FEES_RECEIVABLE)] for t in payable]
+    owed = dict(Account.objects.filter(pk__in=receivables).values_list("pk", "balance_fen"))
+    bank = ids[(provider, AccountKind.BANK_CLEARING)]
+    specs, batches = [], []
+    for t, receivable in zip(payable, receivables, strict=True):
+        deducted = min(max(owed.get(receivable, 0), 0), t.net_fen)
+        payout = t.net_fen - deducted
+        specs.append(
+            JournalSpec(
+                kind=JournalKind.SETTLEMENT,
+                reference=f"settlement:{day.isoformat()}:{mids[t.merchant_id]}",
+                business_date=day,
+                merchant_id=t.merchant_id,
+                memo=f"settlement of {day.isoformat()}: {t.txns} transactions",
+                lines=[
+                    (ids[(refs[t.merchant_id], AccountKind.SETTLEMENT_PAYABLE)], t.net_fen),
+                    (bank, -payout),
+                    (receivable, -deducted),
+                ],
+            )
+        )
+        batches.append((t.merchant_id, t.txns, t.gross_fen, t.refunds_fen, t.fees_fen, deducted, payout))
+    journals = post_many(specs)
+    insert_rows(
+        SettlementBatch,
+        (
+            "merchant",
+            "txn_count",
+            "gross_fen",
+            "refunds_fen",
+            "fees_fen",
+            "service_fees_fen",
+            "payout_fen",
+            "journal",
+        ),
+        ((*batch, journal) for batch, journal in zip(batches, journals, strict=True)),
+        business_date=day,
+        paid_on=day + timedelta(days=1),
+        run=run.pk,
+    )
+    settled = [t.merchant_id for t in payable]
+    batch_of = SettlementBatch.objects.filter(merchant_id=OuterRef("merchant_id"), business_date=day)
+    marked = 0
+    for start in range(0, len(settled), 5000):
+        marked += Transaction.objects.filter(
+            _unsettled(day), merchant_id__in=settled[start : start + 5000]
+        ).update(settlement_batch_id=Subquery(batch_of.values("pk")[:1]))
+    summed = sum(t.txns for t in payable)
+    if marked != summed:
+        if stale_is_error:  # cannot happen under the money lock: never pay what was not summed
+            raise RuntimeError(f"settlement of {day}: marked {marked} transactions but summed {summed}")
+        raise _Stale()
+
+
+def _finish(run: SettlementRun, actor: Actor) -> SettlementRun:
+    with transaction.atomic():
+        sums = SettlementBatch.objects.filter(run=run).aggregate(
+            batches=Count("id"),
+            transactions=Sum("txn_count", default=0),
+            gross_fen=Sum("gross_fen", default=0),
+            refunds_fen=Sum("refunds_fen", default=0),
+            fees_fen=Sum("fees_fen", default=0),
+            service_fees_fen=Sum("service_fees_fen", default=0),
+            payout_fen=Sum("payout_fen", default=0),
+        )
+        finished = SettlementRun.objects.filter(pk=run.pk, status=RUNNING).update(
+            status=DONE, finished_at=now(), error=""
+        )
+        run.refresh_from_db()
+        if finished:
+            record(
+                actor,
+                Entry(
+                    event_type=EventType.SETTLEMENT_RUN,
+                    subject_type="settlement_run",
+                    subject_id=run.business_date.isoformat(),
+                    after={
+                        **sums,
+                        "merchants": run.merchants_done,
+                        "waiting": run.merchants_done - sums["batches"],
+                        "attempts": run.attempts,
+                    },
+                ),
+            )
+    return run
+
+
+def charge_service_fees(*, actor: Actor, up_to: date) -> int:
+    """Charge every annual service/SIM fee due on or before ``up_to`` that has no journal yet: Dr the
+    merchant's fees receivable, Cr fee revenue, reference ``service_fee:<id>`` — once each (the
+    journal's unique reference and the conditional update of ``journal``). Returns how many."""
+    _require(actor, "billing.run_settlement")
+    due = list(
+        ServiceFeeDue.objects.filter(due_on__lte=up_to, journal__isnull=True, amount_fen__gt=0)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    charged = 0
+    for start in range(0, len(due), FEE_CHUNK):
+        with transaction.atomic():
+            provider = money_lock()
+            rows = list(
+                ServiceFeeDue.objects.filter(pk__in=due[start : start + FEE_CHUNK], journal__isnull=True)
+                .order_by("pk")
+                .values_list(
+                    "pk",
+                    "amount_fen",
+                    "due_on",
+                    "period",
+                    "contract_id",
+                    "contract__merchant_id",
+                    "contract__merchant__organisation_id",
+                )
+            )
+            if not rows:
+                continue
+            ids = accounts(
+                [(provider, AccountKind.FEE_REVENUE)] + [(r[6], AccountKind.FEES_RECEIVABLE) for r in rows]
+            )
+            revenue = ids[(provider, AccountKind.FEE_REVENUE)]
+            journals = post_many(
+                [
+                    JournalSpec(
+                        kind=JournalKind.SERVICE_FEE,
+                        reference=f"service_fee:{pk}",
+                        business_date=due_on,
+                        merchant_id=merchant,
+                        memo=f"service fee, year {period} of contract {contract}",
+                        lines=[(ids[(org, AccountKind.FEES_RECEIVABLE)], amount), (revenue, -amount)],
+                    )
+                    for pk, amount, due_on, period, contract, merchant, org in rows
+                ]
+            )
+            for row, journal in zip(rows, journals, strict=True):
+                if (
+                    ServiceFeeDue.objects.filter(pk=row[0], journal__isnull=True).update(journal_id=journal)
+                    != 1
+                ):
+                    raise Conflict(_("This service fee was charged by someone else."))
+            record_many(
+                actor,
+                [
+                    Entry(
+                        event_type=EventType.SERVICE_FEE_CHARGED,
+                        subject_type="service_fee_due",
+                        subject_id=str(pk),
+                        after={
+                            "amount_fen": amount,
+                            "due_on": due_on.isoformat(),
+                            "contract": contract,
+                            "journal": f"service_fee:{pk}",
+                        },
+                    )
+                    for pk, amount, due_on, _period, contract, _merchant, _org in rows
+                ],
+            )
+            charged += len(rows)
+    return charged

@@ -1,0 +1,262 @@
+"""Settings shared by every tier. Tier modules (dev, test, prod) override what differs.
+
+Everything a deployment changes comes from the environment (``POSFLEET_*``), never from code.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import TypedDict
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+PACKAGE_DIR = Path(__file__).resolve().parents[2]  # src/posfleet
+BASE_DIR = Path(os.environ.get("POSFLEET_HOME", Path.cwd())).resolve()
+VAR_DIR = Path(os.environ.get("POSFLEET_VAR_DIR", BASE_DIR / "var"))
+
+
+def env(name: str, default: str = "") -> str:
+    return os.environ.get(f"POSFLEET_{name}", default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(f"POSFLEET_{name}")
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def database_from_url(url: str) -> dict[str, object]:
+    """Turn ``sqlite:///path`` or ``postgresql://user:pw@host:port/name`` into a DATABASES entry."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = unquote(parts.path)
+        if path.startswith("//") or path.startswith("/"):  # sqlite:////abs/path
+            path = path[1:]
+        return sqlite_database(Path(path) if path else VAR_DIR / "posfleet.sqlite3")
+    if parts.scheme in {"postgres", "postgresql"}:
+        options = dict(parse_qsl(parts.query))
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": unquote(parts.path.lstrip("/")) or "postgres",
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            "HOST": parts.hostname or "",
+            "PORT": str(parts.port or ""),
+            "CONN_MAX_AGE": 60,
+            "CONN_HEALTH_CHECKS": True,
+            "OPTIONS": options,
+        }
+    raise ValueError(f"unsupported database URL scheme: {parts.scheme!r}")
+
+
+def sqlite_database(path: Path) -> dict[str, object]:
+    # IMMEDIATE + WAL + busy_timeout: concurrent read-then-write transactions wait instead of
+    # failing with "database is locked" (ARCHITECTURE.md, measured 40-90 % failures without).
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(path),
+        "OPTIONS": {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": (
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                "PRAGMA busy_timeout=20000; PRAGMA foreign_keys=ON;"
+            ),
+        },
+    }
+
+
+SECRET_KEY = env("SECRET_KEY", "posfleet-insecure-development-key-change-me-in-production")
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = [h for h in env("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rules.apps.AutodiscoverRulesConfig",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "django_htmx",
+    "ninja",  # serves the Swagger UI assets locally: /api/v1/docs works offline
+    "auditlog",
+    "posfleet.platform",
+    "posfleet.audit",
+    "posfleet.iam",
+    "posfleet.parties",
+    "posfleet.fleet",
+    "posfleet.billing",
+    "posfleet.api",
+    "posfleet.console",
+    "posfleet.demo",
+    "posfleet.ops",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "posfleet.platform.middleware.RequestContextMiddleware",
+    "posfleet.platform.middleware.RejectNulMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "posfleet.iam.middleware.UserLanguageMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "auditlog.middleware.AuditlogMiddleware",
+]
+
+ROOT_URLCONF = "posfleet.config.urls"
+WSGI_APPLICATION = "posfleet.config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.template.context_processors.csp",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "posfleet.console.context_processors.console",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": database_from_url(env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'posfleet.sqlite3'}"))}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "iam.User"
+AUTHENTICATION_BACKENDS = [
+    "rules.permissions.ObjectPermissionBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/console/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+# Sessions: staff sessions die after 15 idle minutes (QUALITY.md "sessions").
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_COOKIE_AGE = 15 * 60
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = False  # htmx reads it from the cookie for its X-CSRFToken header
+
+LANGUAGE_CODE = "zh-hans"
+LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
+LOCALE_PATHS = [PACKAGE_DIR / "locale"]
+USE_I18N = True
+TIME_ZONE = "Asia/Shanghai"
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+MEDIA_ROOT = VAR_DIR / "media"
+
+# Content Security Policy: nothing is loaded from outside the site (no CDNs at run time).
+from django.utils.csp import CSP  # noqa: E402
+
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+}
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+# django-otp: we run our own lockout (10 failures, 30 minutes) instead of exponential delays,
+# so the library's counters are kept but its delay is off (docs/adr/0005-step-up.md).
+OTP_TOTP_ISSUER = "posfleet"
+OTP_TOTP_THROTTLE_FACTOR = 0
+OTP_STATIC_THROTTLE_FACTOR = 0
+
+NINJA_PAGINATION_PER_PAGE = 50
+NINJA_PAGINATION_MAX_PER_PAGE_SIZE = 500
+
+AUDITLOG_INCLUDE_ALL_MODELS = False
+AUDITLOG_DISABLE_REMOTE_ADDR = False
+
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "posfleet.platform.logging.RedactFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]},
+    },
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django.request": {"level": "ERROR"},
+    },
+}
+
+# ---------------------------------------------------------------------------------------------
+# posfleet's own policy knobs (DOMAIN.md defaults).
+
+
+class PosfleetPolicy(TypedDict):
+    STEP_UP_WINDOW: timedelta
+    STEP_UP_MAX_FAILURES: int
+    LOGIN_MAX_FAILURES: int
+    LOCKOUT_DURATION: timedelta
+    REACTIVATION_WINDOW: timedelta
+    BULK_MAX_ITEMS: int
+    IDEMPOTENCY_LEASE: timedelta
+    IDEMPOTENCY_RETENTION: timedelta
+    DEMO_MODE: bool
+
+
+POSFLEET: PosfleetPolicy = {
+    "STEP_UP_WINDOW": timedelta(minutes=int(env("STEP_UP_WINDOW_MINUTES", "5"))),
+    "STEP_UP_MAX_FAILURES": 10,
+    "LOGIN_MAX_FAILURES": 10,
+    "LOCKOUT_DURATION": timedelta(minutes=30),
+    "REACTIVATION_WINDOW": timedelta(days=int(env("REACTIVATION_WINDOW_DAYS", "90"))),
+    "BULK_MAX_ITEMS": 1000,
+    "IDEMPOTENCY_LEASE": timedelta(minutes=5),
+    "IDEMPOTENCY_RETENTION": timedelta(days=1),
+    "DEMO_MODE": env_bool("DEMO_MODE", False),
+}
+# Key of the audit hash chain (HMAC-SHA256). Production sets its own and keeps it out of the database.
+POSFLEET_AUDIT_KEY = env("AUDIT_KEY", "posfleet-development-audit-chain-key")
+# Database triggers that refuse UPDATE/DELETE on the audit table (audit/migrations/0002).
+POSFLEET_AUDIT_DB_GUARD = True

@@ -1,0 +1,13 @@
+"""`make run`: the embedded tier on this machine (SQLite under var/, demo data, loopback only)."""
+
+from .base import *  # noqa: F403
+from .base import POSFLEET, env_bool
+
+DEBUG = env_bool("DEBUG", False)
+WHITENOISE_USE_FINDERS = True  # serve app static files without a collectstatic step
+WHITENOISE_AUTOREFRESH = True  # an edited static file is served whole without a restart
+POSFLEET["DEMO_MODE"] = env_bool("DEMO_MODE", True)
+
+from .base import VAR_DIR  # noqa: E402
+
+(VAR_DIR / "static").mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,17 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from posfleet.api.urls import api
+from posfleet.console import views as console_views
+
+urlpatterns = [
+    path("healthz", console_views.healthz, name="healthz"),
+    path("api/v1/", api.urls),
+    path("accounts/", include("posfleet.iam.urls")),
+    path("console/", include("posfleet.console.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("admin/", admin.site.urls),
+    path("", console_views.home, name="home"),
+]
+
+handler404 = "posfleet.console.views.not_found"

@@ -1,0 +1,198 @@
+"""The console's forms: the terminal list's filters and the action dialog."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django import forms
+from django.http import QueryDict
+from django.utils.translation import gettext_lazy as _
+
+from posfleet.fleet import selectors as fleet
+from posfleet.fleet.services import PARAMETERS
+from posfleet.fleet.states import SPECS, Command, Status
+from posfleet.iam.forms import BootstrapMixin, WithTotpMixin
+from posfleet.iam.models import Role, User
+from posfleet.parties import selectors as parties
+
+PAGE_SIZE = 50
+
+
+def _choice_field(form: forms.Form, name: str) -> forms.ChoiceField:
+    return cast(forms.ChoiceField, form.fields[name])
+
+
+SORT_CHOICES = [(key, key) for key in sorted(fleet.SORTABLE)] + [
+    (f"-{key}", f"-{key}") for key in sorted(fleet.SORTABLE)
+]
+
+
+class TerminalFilterForm(BootstrapMixin, forms.Form):
+    """Every field is optional; an invalid value is ignored rather than failing the whole search."""
+
+    q = forms.CharField(
+        label=_("Search"),
+        required=False,
+        max_length=32,
+        widget=forms.TextInput(
+            attrs={
+                "placeholder": _("SN or TID"),
+                "type": "search",
+                "autocomplete": "off",
+                "spellcheck": "false",
+            }
+        ),
+    )
+    status = forms.MultipleChoiceField(
+        label=_("Status"), required=False, choices=Status.choices, widget=forms.CheckboxSelectMultiple
+    )
+    model = forms.ChoiceField(label=_("Model"), required=False)
+    agent = forms.ChoiceField(label=_("Agent"), required=False)
+    merchant = forms.CharField(
+        label=_("Merchant MID"),
+        required=False,
+        max_length=15,
+        widget=forms.TextInput(attrs={"placeholder": _("MID"), "autocomplete": "off"}),
+    )
+    sim_from = forms.DateField(
+        label=_("SIM expiry from"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date", "aria-label": _("SIM expiry from")}),
+    )
+    sim_to = forms.DateField(
+        label=_("SIM expiry to"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date", "aria-label": _("SIM expiry to")}),
+    )
+    sort = forms.ChoiceField(required=False, choices=SORT_CHOICES, widget=forms.HiddenInput)
+    page = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+
+    def __init__(self, data: QueryDict, *, user: User) -> None:
+        super().__init__(data)
+        self.user = user
+        models = [(m.code, f"{m.maker} {m.name}") for m in fleet.terminal_models()]
+        _choice_field(self, "model").choices = [("", _("All models")), *models]
+        if user.role == Role.MERCHANT:
+            # A merchant sees its own terminals only: agent and merchant filters mean nothing there.
+            del self.fields["agent"]
+            del self.fields["merchant"]
+        else:
+            agents = [(a.code, f"{a.code} · {a.name}") for a in parties.agents_visible_to(user)]
+            _choice_field(self, "agent").choices = [("", _("All agents")), *agents]
+
+    def value(self, name: str) -> Any:
+        """The cleaned value of a field, or its empty value when it was missing or invalid."""
+        if not hasattr(self, "cleaned_data"):
+            self.is_valid()
+        return self.cleaned_data.get(name) or (() if name == "status" else None)
+
+    def filters(self) -> fleet.TerminalFilters:
+        return fleet.TerminalFilters(
+            statuses=tuple(self.value("status")),
+            model=self.value("model") or "",
+            agent=self.value("agent") or "",
+            merchant=(self.value("merchant") or "").strip().upper(),
+            sim_expires_from=self.value("sim_from"),
+            sim_expires_to=self.value("sim_to"),
+            q=self.value("q") or "",
+        )
+
+    def sort_key(self) -> str:
+        return self.value("sort") or "sn"
+
+    def page_number(self) -> int:
+        return self.value("page") or 1
+
+    def active_count(self) -> int:
+        names = ("status", "model", "agent", "merchant", "sim_from", "sim_to", "q")
+        return sum(1 for name in names if name in self.fields and self.value(name))
+
+    def canonical(self) -> QueryDict:
+        """The valid, non-empty parameters: what the address bar shows and links build upon."""
+        query = QueryDict(mutable=True)
+        for name in ("q", "status", "model", "agent", "merchant", "sim_from", "sim_to", "sort", "page"):
+            if name not in self.fields:
+                continue
+            value = self.value(name)
+            if name == "sort" and value == "sn":
+                continue
+            if name == "page" and value == 1:
+                continue
+            if isinstance(value, list | tuple):
+                if value:
+                    query.setlist(name, [str(v) for v in value])
+            elif value:
+                query[name] = value.isoformat() if hasattr(value, "isoformat") else str(value)
+        return query
+
+
+class ActionForm(WithTotpMixin, BootstrapMixin, forms.Form):
+    """Reason, note and the command's own parameters; ``totp`` when the step-up is not fresh."""
+
+    reason = forms.ChoiceField(label=_("Reason"))
+    note = forms.CharField(
+        label=_("Note"),
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    agent_code = forms.ChoiceField(label=_("Agent"))
+    merchant_mid = forms.CharField(
+        label=_("Merchant MID"),
+        max_length=15,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "class": "font-monospace"}),
+    )
+    store_code = forms.CharField(label=_("Store code"), required=False, max_length=16)
+    tid = forms.CharField(
+        label=_("Terminal ID (TID)"),
+        required=False,
+        max_length=8,
+        help_text=_("Leave empty to assign the next free TID."),
+        widget=forms.TextInput(attrs={"class": "font-monospace"}),
+    )
+    carrier = forms.CharField(label=_("Carrier"), required=False, max_length=64)
+    tracking_no = forms.CharField(label=_("Tracking no."), required=False, max_length=64)
+
+    def __init__(
+        self,
+        data: QueryDict | None = None,
+        *,
+        command: Command,
+        user: User,
+        single: bool,
+        needs_code: bool,
+    ) -> None:
+        super().__init__(data, needs_code=needs_code)
+        self.command = command
+        spec = SPECS[command]
+        wanted = set(PARAMETERS.get(command, ())) | {"note", "totp"}
+        if spec.reasons is not None:
+            wanted.add("reason")
+            _choice_field(self, "reason").choices = [("", _("Choose a reason…")), *spec.reasons.choices]
+        if command == Command.BIND and not single:
+            wanted.discard("tid")  # one TID cannot go to many terminals: each gets the next free one
+        for name in list(self.fields):
+            if name not in wanted:
+                del self.fields[name]
+        if "agent_code" in self.fields:
+            agents = [(a.code, f"{a.code} · {a.name}") for a in parties.agents_visible_to(user)]
+            _choice_field(self, "agent_code").choices = [("", _("Choose an agent…")), *agents]
+
+    def clean_merchant_mid(self) -> str:
+        return self.cleaned_data["merchant_mid"].strip().upper()
+
+    def clean_tid(self) -> str:
+        return self.cleaned_data["tid"].strip().upper()
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("reason") == "other" and not (data.get("note") or "").strip():
+            self.add_error("note", _("Say in the note what the other reason is."))
+        return data
+
+    def params(self) -> dict[str, str]:
+        return {
+            name: self.cleaned_data.get(name, "") or ""
+            for name in PARAMETERS.get(self.command, ())
+            if name in self.fields
+        }

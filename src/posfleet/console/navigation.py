@@ -1,0 +1,117 @@
+"""The console's navigation: one list of entries, each visible to the roles that may use it.
+
+New areas (applications, money, closure cases...) add an entry here; the base template renders them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.urls import reverse
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
+from posfleet.iam.models import Role, User
+
+ALL_ROLES = frozenset(Role.values)
+
+
+@dataclass(frozen=True)
+class NavEntry:
+    key: str
+    label: str | Promise
+    icon: str  # a bootstrap-icons name
+    url_name: str
+    roles: frozenset[str] = ALL_ROLES
+    when: Callable[[User], bool] | None = None
+    exact: bool = False  # active only on its own URL (not on the pages below it)
+    also: tuple[str, ...] = ()  # other path prefixes on which the entry counts as active
+
+    def visible_to(self, user: User) -> bool:
+        if getattr(user, "role", None) not in self.roles:
+            return False
+        return self.when(user) if self.when is not None else True
+
+
+@dataclass(frozen=True)
+class NavGroup:
+    """A menu of entries (a dropdown in the navbar); shown when any of its entries is."""
+
+    key: str
+    label: str | Promise
+    icon: str
+    entries: tuple[NavEntry, ...]
+
+
+STAFF = frozenset({Role.ADMIN, Role.REVIEWER, Role.WAREHOUSE})
+STAFF_AND_AGENTS = STAFF | {Role.AGENT}
+
+MONEY = NavGroup(
+    "money",
+    _("Money"),
+    "cash-coin",
+    (
+        NavEntry("money", _("Money overview"), "wallet2", "console:money", also=("/console/merchants/",)),
+        NavEntry("transactions", _("Transactions"), "receipt", "console:transactions"),
+        NavEntry(
+            "statements",
+            _("Statements"),
+            "file-earmark-text",
+            "console:my_statements",
+            roles=frozenset({Role.MERCHANT}),
+        ),
+        NavEntry("settlements", _("Settlements"), "bank", "console:settlements", roles=STAFF_AND_AGENTS),
+        NavEntry("contracts", _("Service contracts"), "file-earmark-check", "console:contracts"),
+        NavEntry("plans", _("Rate plans"), "percent", "console:plans", roles=STAFF_AND_AGENTS),
+    ),
+)
+
+MAIN: tuple[NavEntry | NavGroup, ...] = (
+    NavEntry("dashboard", _("Dashboard"), "speedometer2", "console:dashboard", exact=True),
+    NavEntry("terminals", _("Device management"), "hdd-stack", "console:terminals"),
+    MONEY,
+)
+
+ACCOUNT: tuple[NavEntry, ...] = (
+    NavEntry("security", _("Security"), "shield-lock", "iam:security"),
+    NavEntry("tokens", _("API tokens"), "key", "iam:tokens"),
+    NavEntry("admin", _("Django admin"), "gear", "admin:index", when=lambda user: user.is_superuser),
+)
+
+
+@dataclass(frozen=True)
+class NavItem:
+    key: str
+    label: str | Promise
+    icon: str
+    url: str
+    active: bool
+    children: tuple[NavItem, ...] = ()
+
+
+def _item(entry: NavEntry, path: str) -> NavItem:
+    url = reverse(entry.url_name)
+    active = path == url if entry.exact else path.startswith((url, *entry.also))
+    return NavItem(entry.key, entry.label, entry.icon, url, active)
+
+
+def _items(entries: tuple[NavEntry | NavGroup, ...], user: User, path: str) -> list[NavItem]:
+    items = []
+    for entry in entries:
+        if isinstance(entry, NavGroup):
+            children = tuple(_item(e, path) for e in entry.entries if e.visible_to(user))
+            if children:
+                active = any(c.active for c in children)
+                items.append(NavItem(entry.key, entry.label, entry.icon, "", active, children))
+        elif entry.visible_to(user):
+            items.append(_item(entry, path))
+    return items
+
+
+def main_items(user: User, path: str) -> list[NavItem]:
+    return _items(MAIN, user, path)
+
+
+def account_items(user: User, path: str) -> list[NavItem]:
+    return _items(ACCOUNT, user, path)

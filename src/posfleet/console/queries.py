@@ -1,0 +1,47 @@
+"""Read models for the dashboard, composed from the contexts' selectors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from django.utils import timezone
+
+from posfleet.audit import selectors as audit
+from posfleet.audit.models import AuditEvent, AuditEventQuerySet
+from posfleet.fleet import selectors as fleet
+from posfleet.iam.models import User
+from posfleet.iam.selectors import scope_of
+from posfleet.platform.clock import now, today
+
+
+def terminal_events(user: User) -> AuditEventQuerySet:
+    """Audit events about the terminals ``user`` may see (provider staff: all terminals)."""
+    if scope_of(user) is None:
+        return audit.events_about("terminal")
+    return audit.events_about("terminal", fleet.terminals_visible_to(user).order_by().values("sn"))
+
+
+@dataclass(frozen=True)
+class Activity:
+    days: list[date]
+    counts: list[int]
+    latest: list[AuditEvent]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts)
+
+
+def terminal_activity(user: User, *, days: int = 30, latest: int = 10) -> Activity:
+    """Events per day over the last ``days`` days (zeros included) and the ``latest`` events."""
+    first = today() - timedelta(days=days - 1)
+    since = timezone.make_aware(datetime.combine(first, time.min))
+    events = terminal_events(user)
+    per_day = audit.daily_counts(events, since, now())
+    span = [first + timedelta(days=i) for i in range(days)]
+    return Activity(
+        days=span,
+        counts=[per_day.get(day, 0) for day in span],
+        latest=list(events.order_by("-seq")[:latest]),
+    )

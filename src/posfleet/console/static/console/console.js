@@ -1,0 +1,183 @@
+/* posfleet console behaviour. No inline handlers (the CSP forbids them): everything is delegated here. */
+(function () {
+  "use strict";
+
+  const MODAL_ID = "action-modal";
+  const MODAL_CONTENT_ID = "action-modal-content";
+
+  function modal() {
+    const element = document.getElementById(MODAL_ID);
+    return element && window.bootstrap ? window.bootstrap.Modal.getOrCreateInstance(element) : null;
+  }
+
+  // ------------------------------------------------------------------ action dialog (Bootstrap modal)
+  let loadingMarkup = "";
+
+  document.addEventListener("DOMContentLoaded", function () {
+    const content = document.getElementById(MODAL_CONTENT_ID);
+    if (content) loadingMarkup = content.innerHTML;
+    const element = document.getElementById(MODAL_ID);
+    if (element) {
+      element.addEventListener("hidden.bs.modal", function () {
+        if (content) content.innerHTML = loadingMarkup;
+      });
+      element.addEventListener("shown.bs.modal", focusFirstField);
+    }
+    updateSelection();
+    updateStatusSummary();
+  });
+
+  function targetsModal(event) {
+    const target = event.detail && event.detail.target;
+    return target && target.id === MODAL_CONTENT_ID;
+  }
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    if (!targetsModal(event)) return;
+    const element = document.getElementById(MODAL_ID);
+    if (element && !element.classList.contains("show")) {
+      document.getElementById(MODAL_CONTENT_ID).innerHTML = loadingMarkup;
+      modal().show();
+    }
+  });
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (targetsModal(event)) {
+      const element = document.getElementById(MODAL_ID);
+      if (element && !element.classList.contains("show")) modal().show();
+      focusFirstField();
+    }
+    if (event.detail.target && event.detail.target.id === "terminal-table") {
+      updateSelection();
+    }
+  });
+
+  document.addEventListener("htmx:responseError", function (event) {
+    if (!targetsModal(event)) return;
+    const element = document.getElementById(MODAL_ID);
+    const message = (element && element.dataset.error) || "Error";
+    const body = document.createElement("div");
+    body.className = "modal-body";
+    const alert = document.createElement("div");
+    alert.className = "alert alert-danger mb-0";
+    alert.textContent = message;
+    body.appendChild(alert);
+    const content = document.getElementById(MODAL_CONTENT_ID);
+    content.replaceChildren(body);
+  });
+
+  function focusFirstField() {
+    const content = document.getElementById(MODAL_CONTENT_ID);
+    if (!content) return;
+    const field = content.querySelector(".is-invalid, select, textarea, input:not([type=hidden])");
+    if (field) field.focus();
+  }
+
+  // After a command ran, the page behind the dialog shows the new state.
+  document.addEventListener("terminals-changed", function () {
+    if (!window.htmx) return;
+    const here = window.location.pathname + window.location.search;
+    if (document.getElementById("terminal-table")) {
+      window.htmx.ajax("GET", here, { target: "#terminal-table", swap: "innerHTML" });
+    }
+    if (document.getElementById("terminal-body")) {
+      window.htmx.ajax("GET", here, { target: "#terminal-body", swap: "innerHTML" });
+    }
+  });
+
+  // ------------------------------------------------------------------ selection and bulk toolbar
+  function rowChecks() {
+    return Array.from(document.querySelectorAll("#terminal-table .row-check"));
+  }
+
+  function updateSelection() {
+    const toolbar = document.querySelector(".bulk-toolbar");
+    if (!toolbar) return;
+    const checks = rowChecks();
+    const selected = checks.filter(function (c) { return c.checked; });
+    checks.forEach(function (c) {
+      const row = c.closest("tr");
+      if (row) row.classList.toggle("selected", c.checked);
+    });
+    const all = document.querySelector("#terminal-table .select-all");
+    if (all) {
+      all.checked = checks.length > 0 && selected.length === checks.length;
+      all.indeterminate = selected.length > 0 && selected.length < checks.length;
+    }
+    const count = toolbar.querySelector(".selection-count");
+    if (count) {
+      count.textContent = selected.length
+        ? count.dataset.some.replace("%(n)s", selected.length.toLocaleString())
+        : count.dataset.none;
+    }
+    toolbar.classList.toggle("has-selection", selected.length > 0);
+    toolbar.querySelectorAll(".bulk-action").forEach(function (button) {
+      button.disabled = selected.length === 0;
+    });
+  }
+
+  document.addEventListener("change", function (event) {
+    const element = event.target;
+    if (element.matches("#terminal-table .select-all")) {
+      rowChecks().forEach(function (c) { c.checked = element.checked; });
+      updateSelection();
+    } else if (element.matches("#terminal-table .row-check")) {
+      updateSelection();
+    } else if (element.matches(".status-filter input[type=checkbox]")) {
+      updateStatusSummary();
+    }
+  });
+
+  document.addEventListener("click", function (event) {
+    const clear = event.target.closest(".clear-selection");
+    if (clear) {
+      rowChecks().forEach(function (c) { c.checked = false; });
+      updateSelection();
+      return;
+    }
+    const copy = event.target.closest("[data-copy-target]");
+    if (copy) copyFrom(copy);
+  });
+
+  function updateStatusSummary() {
+    const summary = document.querySelector(".status-filter-summary");
+    if (!summary) return;
+    const n = document.querySelectorAll(".status-filter input[type=checkbox]:checked").length;
+    summary.textContent = n ? summary.dataset.some.replace("%(n)s", n.toLocaleString()) : summary.dataset.all;
+  }
+
+  // ------------------------------------------------------------------ copy to clipboard
+  function copyFrom(button) {
+    const source = document.querySelector(button.dataset.copyTarget);
+    if (!source) return;
+    let text;
+    if ("value" in source && source.tagName === "INPUT") {
+      text = source.value;
+    } else if (source.tagName === "OL" || source.tagName === "UL") {
+      text = Array.from(source.querySelectorAll("li")).map(function (li) { return li.textContent.trim(); }).join("\n");
+    } else {
+      text = source.textContent.trim();
+    }
+    const done = function () {
+      const original = button.innerHTML;
+      button.textContent = button.dataset.copied || "✓";
+      button.classList.add("active");
+      window.setTimeout(function () { button.innerHTML = original; button.classList.remove("active"); }, 1600);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, function () { fallbackCopy(source, text, done); });
+    } else {
+      fallbackCopy(source, text, done);
+    }
+  }
+
+  function fallbackCopy(source, text, done) {
+    const area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.className = "position-absolute opacity-0";
+    document.body.appendChild(area);
+    area.select();
+    try { document.execCommand("copy"); done(); } finally { area.remove(); }
+  }
+})();

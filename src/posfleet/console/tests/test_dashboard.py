@@ -1,0 +1,113 @@
+"""The dashboard: counts and charts scoped to the user, expiring SIMs, recent changes."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+
+import pytest
+
+from posfleet.console.tests.helpers import SN_A, SN_A1, SN_B
+from posfleet.fleet.models import Terminal
+from posfleet.fleet.services import terminal_suspend
+from posfleet.fleet.states import Status
+from posfleet.platform.clock import today
+from posfleet.testing.personas import SYSTEM, make_terminal
+
+
+def chart_data(html: str) -> dict:
+    raw = re.search(r'<script id="dashboard-data" type="application/json">(.*?)</script>', html, re.S)
+    assert raw is not None
+    return json.loads(raw.group(1))
+
+
+@pytest.fixture
+def fleet(clock, world, terminals):
+    make_terminal(world, "SN-DASH-STOCK", Status.IN_STOCK)
+    terminal_suspend(actor=SYSTEM, sn=SN_B, reason="risk")
+    Terminal.objects.filter(sn=SN_A).update(service_expires_on=today() + timedelta(days=3))
+    Terminal.objects.filter(sn=SN_B).update(service_expires_on=today() + timedelta(days=20))
+    Terminal.objects.filter(sn=SN_A1).update(service_expires_on=today() + timedelta(days=45))
+    return world
+
+
+def test_admin_sees_the_whole_fleet(fleet, login):
+    html = login("admin").get("/console/").content.decode()
+    data = chart_data(html)
+    assert dict(zip(data["status"]["codes"], data["status"]["values"], strict=True)) == {
+        "in_stock": 1,
+        "active": 2,
+        "suspended": 1,
+    }
+    assert data["status"]["labels"] == ["in stock", "active", "suspended"]
+    assert data["model"] == {"labels": ["PAX A920"], "values": [4]}
+    assert len(data["activity"]["values"]) == 30
+    assert 'data-testid="kpi-total">4<' in html
+    assert 'data-testid="kpi-expiring">2<' in html
+
+
+def test_agent_sees_only_its_scope(fleet, login):
+    html = login("agent_a").get("/console/").content.decode()
+    data = chart_data(html)
+    assert dict(zip(data["status"]["codes"], data["status"]["values"], strict=True)) == {"active": 2}
+    assert 'data-testid="kpi-expiring">1<' in html
+    assert SN_B not in html
+    latest = html.split('data-testid="latest-events"')[1].split("</ul>")[0]
+    assert set(re.findall(r"/console/terminals/([^/]+)/", latest)) == {SN_A, SN_A1}
+
+
+def test_merchant_sees_its_own_terminal_and_its_history(fleet, login):
+    html = login("merchant_b").get("/console/").content.decode()
+    data = chart_data(html)
+    assert dict(zip(data["status"]["codes"], data["status"]["values"], strict=True)) == {"suspended": 1}
+    latest = html.split('data-testid="latest-events"')[1].split("</ul>")[0]
+    assert set(re.findall(r"/console/terminals/([^/]+)/", latest)) == {SN_B}
+    assert "Suspended" in latest
+    assert "risk control" in latest  # the reason's label, from the taxonomy
+    # events per day: registration to suspension of SN_B all happened today (the frozen clock)
+    assert data["activity"]["values"][-1] == 6
+    assert sum(data["activity"]["values"]) == 6
+
+
+def test_expiring_table_and_link_to_the_filtered_list(fleet, login):
+    client = login("admin")
+    html = client.get("/console/").content.decode()
+    section = html.split('id="expiring-title"')[1]
+    assert section.index(SN_A) < section.index(SN_B)
+    assert SN_A1 not in section  # 45 days away
+    start, end = today(), today() + timedelta(days=30)
+    statuses = "".join(f"status={s}&amp;" for s in ("shipped", "bound", "active", "suspended", "deactivated"))
+    link = (
+        f"/console/terminals/?{statuses}sim_from={start.isoformat()}&amp;sim_to={end.isoformat()}"
+        "&amp;sort=sim_expiry"
+    )
+    assert f'href="{link}"' in html
+    listed = client.get(link.replace("&amp;", "&")).content.decode()
+    assert re.findall(r'data-row-sn="([^"]+)"', listed) == [SN_A, SN_B]
+
+
+def test_numbers_have_thousands_separators(clock, world, login):
+    from posfleet.fleet.services import NewTerminal, terminals_register_batch
+
+    terminals_register_batch(
+        actor=SYSTEM,
+        batch="B-BIG",
+        terminals=[NewTerminal(sn=f"SN-BIG-{i:05d}", model_id=world.model.pk) for i in range(1234)],
+    )
+    html = login("admin").get("/console/").content.decode()
+    assert 'data-testid="kpi-total">1,234<' in html
+
+
+def test_empty_fleet_shows_empty_states(clock, world, login):
+    html = login("merchant_a").get("/console/").content.decode()
+    assert "No terminals yet" in html
+    assert "No changes yet" in html
+    assert "Nothing expires in the next 30 days" in html
+
+
+def test_dashboard_queries_are_few(fleet, login, django_assert_max_num_queries):
+    client = login("agent_a")
+    client.get("/console/")
+    with django_assert_max_num_queries(12):
+        client.get("/console/")

@@ -1,0 +1,141 @@
+"""The cost comparison page ("should I switch?"): every plan's cost for the merchant's real
+transactions, month by month, as a chart, a table and a sentence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET
+
+from posfleet.billing.comparison import MAX_MONTHS, Comparison, compare_plans, default_period
+from posfleet.billing.statements import Month
+from posfleet.billing.statements.figures import method_label
+from posfleet.console.views.base import console_login_required, render_page
+from posfleet.console.views.money.common import merchant_in_scope, signed_in
+from posfleet.iam.forms import BootstrapMixin
+from posfleet.platform.clock import today
+from posfleet.platform.money import format_fen
+
+PERIODS = (3, 6, 12)
+
+
+class PeriodForm(BootstrapMixin, forms.Form):
+    start = forms.CharField(
+        label=gettext_lazy("From month"), required=False, widget=forms.TextInput(attrs={"type": "month"})
+    )
+    end = forms.CharField(
+        label=gettext_lazy("To month"), required=False, widget=forms.TextInput(attrs={"type": "month"})
+    )
+
+    def period(self) -> tuple[Month, Month]:
+        """The chosen months, or the last six whole months when the choice is missing or invalid."""
+        first, last = default_period(months=6)
+        if not self.is_valid():
+            return first, last
+        try:
+            start = Month.parse(self.cleaned_data["start"]) if self.cleaned_data["start"] else first
+            end = Month.parse(self.cleaned_data["end"]) if self.cleaned_data["end"] else last
+        except ValueError:
+            self.add_error(None, _("Choose months such as 2026-05."))
+            return first, last
+        current = Month.of(today())
+        end = min(end, current)
+        if start > end:
+            start, end = end, start
+        if (end.year - start.year) * 12 + end.month - start.month >= MAX_MONTHS:
+            start = end.plus(-(MAX_MONTHS - 1))
+        return start, end
+
+
+def conclusion(result: Comparison) -> str:
+    """One plain sentence: what switching would have saved, or that the current plan was cheapest."""
+    n = len(result.months)
+    if not result.has_transactions:
+        return _("There were no transactions in these months, so there is nothing to compare.")
+    best = result.best
+    if result.current is None:
+        cheapest = result.cheapest
+        if cheapest is None:
+            return _("No plan could price all of these transactions.")
+        return _("No plan is assigned to this merchant; %(plan)s would have cost the least: %(total)s.") % {
+            "plan": cheapest.name,
+            "total": format_fen(cheapest.total_fen),
+        }
+    if best is not None and best.saving_fen:
+        return _(
+            "%(plan)s would have saved you %(saving)s over these %(n)s months "
+            "(%(monthly)s a month on average) compared with your current plan %(current)s."
+        ) % {
+            "plan": best.name,
+            "saving": format_fen(best.saving_fen),
+            "n": n,
+            "monthly": format_fen(best.saving_fen // n),
+            "current": result.current.name,
+        }
+    return _(
+        "Your current plan %(current)s was the cheapest of the plans compared over these %(n)s months."
+    ) % {
+        "current": result.current.name,
+        "n": n,
+    }
+
+
+def _chart(result: Comparison) -> dict[str, Any]:
+    return {
+        "labels": [m.short_label for m in result.months],
+        "plans": [
+            {
+                "name": p.name,
+                "code": p.code,
+                "current": p.is_current,
+                "competitor": p.is_competitor,
+                "complete": p.complete,
+                "values": p.monthly_fen,
+                "texts": [format_fen(v) for v in p.monthly_fen],
+            }
+            for p in result.plans
+        ],
+    }
+
+
+@console_login_required
+@require_GET
+def comparison_view(request: HttpRequest, mid: str) -> HttpResponse:
+    merchant = merchant_in_scope(signed_in(request), mid)
+    form = PeriodForm(request.GET)
+    first, last = form.period()
+    result = compare_plans(merchant_id=merchant.pk, first=first, last=last)
+    presets = []
+    for n in PERIODS:
+        start, end = default_period(months=n)
+        presets.append({"months": n, "start": str(start), "end": str(end)})
+    context = {
+        "merchant": merchant,
+        "form": form,
+        "first": result.months[0],
+        "last": result.months[-1],
+        "result": result,
+        "rows": [
+            {
+                "month": month,
+                "sales_fen": result.sales_fen[i],
+                "actual_fen": result.actual_fees_fen[i],
+                "costs": [(p.monthly_fen[i], p.is_current) for p in result.plans],
+            }
+            for i, month in enumerate(result.months)
+        ],
+        "conclusion": conclusion(result),
+        "chart": _chart(result),
+        "presets": presets,
+        "mix": [(method_label(m), amount) for m, amount in result.mix_fen.items()],
+        "incomplete": [
+            (p, [(method_label(m), p.unpriced_fen[m]) for m in p.unpriced_methods])
+            for p in result.plans
+            if not p.complete
+        ],
+    }
+    return render_page(request, "console/money/comparison.html", context)

@@ -1,0 +1,136 @@
+"""Device management: the searchable terminal list and the terminal page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_GET
+
+from posfleet.audit import selectors as audit
+from posfleet.console.commands import commands_for_role
+from posfleet.console.forms import PAGE_SIZE, TerminalFilterForm
+from posfleet.console.presentation import CommandView, command_views, timeline_row
+from posfleet.console.views.base import console_login_required, is_htmx, render_page
+from posfleet.fleet import selectors as fleet
+from posfleet.fleet.models import Capability, Terminal
+from posfleet.fleet.states import Status
+from posfleet.iam.models import User
+from posfleet.iam.selectors import provider
+from posfleet.parties import selectors as parties
+from posfleet.platform.errors import NotFound
+
+COLUMNS = (
+    ("sn", _("SN")),
+    ("tid", _("TID")),
+    ("status", _("Status")),
+    ("model", _("Model")),
+    ("agent", _("Agent")),
+    ("merchant", _("Merchant")),
+    ("sim_expiry", _("SIM expiry")),
+    ("changed", _("Changed")),
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    terminal: Terminal
+    commands: list[CommandView]
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: object
+    direction: str  # "asc" or "desc" when the list is sorted by it, else ""
+    next_sort: str
+
+
+def _columns(sort: str) -> list[Column]:
+    current, descending = sort.lstrip("-"), sort.startswith("-")
+    columns = []
+    for key, label in COLUMNS:
+        direction = ("desc" if descending else "asc") if key == current else ""
+        next_sort = f"-{key}" if direction == "asc" else key
+        columns.append(Column(key, label, direction, next_sort))
+    return columns
+
+
+@console_login_required
+@require_GET
+def terminal_list(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    assert isinstance(user, User)
+    form = TerminalFilterForm(request.GET, user=user)
+    terminals = fleet.search_terminals(user, form.filters(), form.sort_key())
+    page = Paginator(terminals, PAGE_SIZE).get_page(form.page_number())
+    rows = [Row(t, command_views(fleet.allowed_commands(user, t))) for t in page.object_list]
+    query = form.canonical()
+    canonical = request.path + (f"?{query.urlencode()}" if query else "")
+    params = query.copy()
+    params.pop("page", None)
+    context = {
+        "form": form,
+        "page": page,
+        "rows": rows,
+        "params": params,
+        "sort": form.sort_key(),
+        "columns": _columns(form.sort_key()),
+        "active_filters": form.active_count(),
+        "status_choices": Status.choices,
+        "selected_statuses": set(form.value("status")),
+        "bulk_commands": command_views(commands_for_role(user)),
+        "page_range": page.paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1),
+    }
+    response = render_page(request, "console/terminals/list.html", context, partial="table")
+    if is_htmx(request):
+        # The address bar shows the clean query (no empty fields); a refresh does not add history.
+        current = request.htmx.current_url_abs_path  # type: ignore[attr-defined]
+        response["HX-Push-Url"] = canonical if canonical != current else "false"
+    return response
+
+
+def _agent_chain(user: User, terminal: Terminal) -> list[object]:
+    """The terminal's agent after those of its parent agents that ``user`` may see, top first."""
+    if terminal.agent is None:
+        return []
+    ids = [int(p) for p in terminal.agent.organisation.path.strip("/").split("/") if p]
+    parents = (
+        parties.agents_visible_to(user)
+        .filter(organisation_id__in=ids)
+        .exclude(pk=terminal.agent.pk)
+        .order_by("organisation__path")
+    )
+    return [*parents, terminal.agent]
+
+
+@console_login_required
+@require_GET
+def terminal_detail(request: HttpRequest, sn: str) -> HttpResponse:
+    user = request.user
+    assert isinstance(user, User)
+    try:
+        terminal = fleet.terminal_for(user, sn)
+    except NotFound as exc:
+        raise Http404 from exc  # others' terminals are simply not there
+    subjects = [("terminal", terminal.sn)]
+    if terminal.import_batch:
+        subjects.append(("import_batch", terminal.import_batch))
+    events = audit.events_for_any(subjects).order_by("-seq")
+    capabilities = []
+    for value in terminal.model.capabilities or []:
+        try:
+            capabilities.append(Capability(value).label)
+        except ValueError:
+            capabilities.append(value)
+    context = {
+        "terminal": terminal,
+        "commands": command_views(fleet.allowed_commands(user, terminal)),
+        "capabilities": capabilities,
+        "provider": provider(),
+        "agents": _agent_chain(user, terminal),
+        "timeline": [timeline_row(e) for e in events],
+    }
+    return render_page(request, "console/terminals/detail.html", context, partial="body")

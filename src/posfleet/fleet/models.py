@@ -1,0 +1,174 @@
+"""Terminal models (机型) and terminals (终端)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+
+from posfleet.fleet.states import INITIAL, Command, Status, sources_of, target_of
+from posfleet.platform.clock import now
+
+SN_VALIDATOR = RegexValidator(
+    r"^[A-Z0-9][A-Z0-9-]{5,31}$", _("A serial number is 6 to 32 capital letters, digits or dashes.")
+)
+TID_VALIDATOR = RegexValidator(r"^[0-9A-Z]{8}$", _("A terminal ID (TID) is 8 digits or capital letters."))
+ICCID_VALIDATOR = RegexValidator(r"^89\d{17,18}$", _("An ICCID is 19 or 20 digits starting with 89."))
+
+
+class Kind(models.TextChoices):
+    TRADITIONAL = "traditional", _("traditional POS")
+    SMART = "smart", _("smart POS")
+    E_SIGNATURE = "e_signature", _("e-signature POS")
+    WIRELESS = "wireless", _("wireless POS")
+    MPOS = "mpos", _("mPOS")
+
+
+class Capability(models.TextChoices):
+    MAGSTRIPE = "magstripe", _("magnetic stripe")
+    IC_CHIP = "ic_chip", _("IC chip")
+    NFC = "nfc", _("contactless / NFC")
+    QR_SCAN = "qr_scan", _("QR scan")
+    PRINTER = "printer", _("printer")
+    CELLULAR = "cellular", _("4G")
+    WIFI = "wifi", _("Wi-Fi")
+    GPS = "gps", _("GPS")
+
+
+class TerminalModel(models.Model):
+    code = models.SlugField(_("code"), max_length=40, unique=True)
+    maker = models.CharField(_("maker"), max_length=64)
+    name = models.CharField(_("model"), max_length=64)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    capabilities = models.JSONField(_("capabilities"), default=list, blank=True)
+
+    class Meta:
+        ordering = ["maker", "name"]
+        verbose_name = _("terminal model")
+        verbose_name_plural = _("terminal models")
+        constraints = [models.UniqueConstraint(fields=["maker", "name"], name="terminal_model_maker_name")]
+
+    def __str__(self) -> str:
+        return f"{self.maker} {self.name}"
+
+
+def _transition_methods() -> dict[str, Any]:
+    """One django-fsm-2 transition method per command, generated from ``states.TRANSITIONS``.
+
+    They only move the status; the service functions in ``fleet/services.py`` are their only callers.
+    """
+    methods: dict[str, Any] = {}
+    for command in Command:
+
+        def method(self: Terminal) -> None:
+            return None
+
+        method.__name__ = command.value
+        method.__doc__ = f"Transition `{command.value}` (called only by fleet.services)."
+        methods[command.value] = transition(
+            field="status", source=[s.value for s in sources_of(command)], target=target_of(command).value
+        )(method)
+    return methods
+
+
+TerminalTransitions = type("TerminalTransitions", (), _transition_methods())
+
+
+class Terminal(TerminalTransitions, ConcurrentTransitionMixin, models.Model):  # type: ignore[misc, valid-type]
+    sn = models.CharField(_("serial number (SN)"), max_length=32, unique=True, validators=[SN_VALIDATOR])
+    model = models.ForeignKey(
+        TerminalModel, on_delete=models.PROTECT, related_name="terminals", verbose_name=_("model")
+    )
+    status = FSMField(
+        _("status"), default=INITIAL.value, choices=Status.choices, protected=True, db_index=True
+    )
+    tid = models.CharField(
+        _("terminal ID (TID)"), max_length=8, null=True, blank=True, unique=True, validators=[TID_VALIDATOR]
+    )
+    agent = models.ForeignKey(
+        "parties.Agent",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="terminals",
+        verbose_name=_("agent"),
+    )
+    merchant = models.ForeignKey(
+        "parties.Merchant",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="terminals",
+        verbose_name=_("merchant"),
+    )
+    store = models.ForeignKey(
+        "parties.Store",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="terminals",
+        verbose_name=_("store"),
+    )
+    sim_iccid = models.CharField(_("SIM ICCID"), max_length=20, blank=True, validators=[ICCID_VALIDATOR])
+    service_expires_on = models.DateField(_("service expiry"), null=True, blank=True, db_index=True)
+    firmware_version = models.CharField(_("firmware"), max_length=32, blank=True)
+    last_heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
+    status_reason = models.CharField(_("status reason"), max_length=32, blank=True)
+    status_changed_at = models.DateTimeField(_("status changed"), null=True, blank=True)
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+    import_batch = models.CharField(max_length=32, blank=True, db_index=True)
+    registered_at = models.DateTimeField(_("registered"), default=now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["sn"]
+        verbose_name = _("terminal")
+        verbose_name_plural = _("terminals")
+        indexes = [
+            models.Index(fields=["agent", "status"], name="terminal_agent_status_idx"),
+            models.Index(fields=["merchant", "status"], name="terminal_merchant_status_idx"),
+            models.Index(fields=["model", "status"], name="terminal_model_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.sn
+
+    def snapshot(self) -> dict[str, Any]:
+        """The facts an audit event records before and after a change."""
+        return {
+            "status": self.status,
+            "agent": self.agent.code if self.agent_id and self.agent else None,
+            "merchant": self.merchant.mid if self.merchant_id and self.merchant else None,
+            "store": self.store.code if self.store_id and self.store else None,
+            "tid": self.tid,
+        }
+
+
+class StatusPeriod(models.Model):
+    """One stretch of time a terminal spent in one status: ``[started_at, ended_at)``, open while current.
+
+    Written by the fleet services with every change (the same transaction), so "was this terminal active
+    at 14:03 on 2 May?" is one indexed query (billing refuses approved transactions otherwise). The
+    first period starts at the first change: before it the terminal was in stock since ``registered_at``
+    (imports of new stock write no period rows).
+    """
+
+    terminal = models.ForeignKey(Terminal, on_delete=models.CASCADE, related_name="status_periods")
+    status = models.CharField(max_length=16, choices=Status.choices)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["terminal_id", "started_at"]
+        indexes = [models.Index(fields=["terminal", "started_at"], name="status_period_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["terminal"], condition=models.Q(ended_at__isnull=True), name="status_period_one_open"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.terminal_id} {self.status} from {self.started_at}"

@@ -1,0 +1,304 @@
+"""Identity and access: users, logins with lockout, TOTP enrolment, API tokens.
+
+Every change here is audited in its own transaction, like every other change in posfleet.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils.translation import gettext as _
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from posfleet.audit.services import Entry, record
+from posfleet.audit.vocabulary import EventType
+from posfleet.iam.models import (
+    ROLES_BY_ORG_KIND,
+    ApiToken,
+    LoginThrottle,
+    Organisation,
+    Role,
+    User,
+    hash_token,
+)
+from posfleet.iam.stepup import require_fresh_step_up
+from posfleet.platform.clock import now
+from posfleet.platform.context import Actor
+from posfleet.platform.errors import NotFound, PermissionDenied, ValidationFailed
+
+TOKEN_PREFIX = "pf_"  # noqa: S105 (a prefix, not a secret)
+BACKUP_CODE_COUNT = 10
+
+
+# ---------------------------------------------------------------------------------------------
+# Login with lockout
+
+
+def _throttle_key(username: str) -> str:
+    return hash_token("login:" + username.strip().lower())
+
+
+class LoginRefused(Exception):
+    """Wrong credentials or a locked account. One message for both (no user enumeration)."""
+
+
+def login_check(
+    *,
+    username: str,
+    password: str,
+    request_id: str = "",
+    source_ip: str | None = None,
+    request: HttpRequest | None = None,
+) -> User:
+    """Authenticate, counting failures per username (known or not). Raises ``LoginRefused``."""
+    max_failures = settings.POSFLEET["LOGIN_MAX_FAILURES"]
+    duration = settings.POSFLEET["LOCKOUT_DURATION"]
+    key = _throttle_key(username)
+    throttle = LoginThrottle.objects.filter(pk=key).first()
+    anonymous = Actor(kind="user", label=username[:150], request_id=request_id, source_ip=source_ip)
+    if throttle and throttle.locked_until and throttle.locked_until > now():
+        # Check the password anyway so a locked account answers in the same time as a wrong password.
+        authenticate(request, username=username, password=password)
+        with transaction.atomic():
+            record(
+                anonymous,
+                Entry(
+                    event_type=EventType.LOGIN_LOCKED,
+                    subject_type="login",
+                    subject_id=username[:64],
+                    outcome="refused",
+                ),
+            )
+        raise LoginRefused()
+    user = authenticate(request, username=username, password=password)
+    with transaction.atomic():
+        if user is None or not isinstance(user, User):
+            throttle, _created = LoginThrottle.objects.select_for_update().get_or_create(pk=key)
+            throttle.failures += 1
+            throttle.last_failure_at = now()
+            locked = throttle.failures >= max_failures
+            if locked:
+                throttle.locked_until = now() + duration
+                throttle.failures = 0
+            throttle.save()
+            record(
+                anonymous,
+                Entry(
+                    event_type=EventType.LOGIN_LOCKED if locked else EventType.LOGIN_FAILED,
+                    subject_type="login",
+                    subject_id=username[:64],
+                    outcome="refused",
+                ),
+            )
+        else:
+            LoginThrottle.objects.filter(pk=key).delete()
+            record(
+                Actor.for_user(user, request_id=request_id, source_ip=source_ip),
+                Entry(event_type=EventType.LOGIN_SUCCEEDED, subject_type="user", subject_id=str(user.pk)),
+            )
+    if user is None or not isinstance(user, User):
+        raise LoginRefused()
+    return user
+
+
+# ---------------------------------------------------------------------------------------------
+# Users
+
+
+def user_create(
+    *,
+    actor: Actor,
+    username: str,
+    password: str,
+    organisation: Organisation,
+    role: str,
+    email: str = "",
+    language: str = "zh-hans",
+) -> User:
+    if actor.kind not in {"system", "job"} and not (actor.user and actor.user.has_perm("iam.manage_users")):
+        raise PermissionDenied()
+    if role not in ROLES_BY_ORG_KIND.get(organisation.kind, set()):
+        raise ValidationFailed(
+            _("Role %(role)s does not fit an organisation of kind %(kind)s.")
+            % {"role": role, "kind": organisation.kind}
+        )
+    if User.objects.filter(username__iexact=username).exists():
+        raise ValidationFailed(_("This username is taken."))
+    with transaction.atomic():
+        user = User(username=username, email=email, organisation=organisation, role=role, language=language)
+        user.set_password(password)
+        user.save()
+        record(
+            actor,
+            Entry(
+                event_type=EventType.USER_CREATED,
+                subject_type="user",
+                subject_id=str(user.pk),
+                after={"username": username, "role": role, "organisation": organisation.pk},
+            ),
+        )
+    return user
+
+
+# ---------------------------------------------------------------------------------------------
+# TOTP enrolment and backup codes
+
+
+def totp_start_enrolment(*, actor: Actor) -> TOTPDevice:
+    """An unconfirmed device whose key is shown as a QR code until the user proves a code.
+
+    Replacing an authenticator that is already set up needs a fresh step-up with the old one (or a
+    backup code): otherwise a stolen session could take over the second factor.
+    """
+    user = actor.user
+    if user is None or actor.kind != "user":
+        raise PermissionDenied()
+    if TOTPDevice.objects.filter(user=user, confirmed=True).exists():
+        require_fresh_step_up(actor)
+    with transaction.atomic():
+        TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+        return TOTPDevice.objects.create(user=user, name="authenticator", confirmed=False)
+
+
+def totp_confirm_enrolment(*, actor: Actor, device: TOTPDevice, code: str) -> list[str]:
+    """Confirm ``device`` with a first code; replaces older devices; returns fresh backup codes."""
+    user = actor.user
+    if user is None or device.user_id != user.pk or device.confirmed:
+        raise NotFound()
+    if not (code.strip().isdigit() and device.verify_token(code.strip())):
+        raise ValidationFailed(_("That code does not match. Check the time on your phone and try again."))
+    with transaction.atomic():
+        TOTPDevice.objects.filter(user=user, confirmed=True).exclude(pk=device.pk).delete()
+        device.confirmed = True
+        device.save(update_fields=["confirmed"])
+        record(actor, Entry(event_type=EventType.MFA_ENROLLED, subject_type="user", subject_id=str(user.pk)))
+        codes = _issue_backup_codes(actor, user)
+    return codes
+
+
+def _issue_backup_codes(actor: Actor, user: User) -> list[str]:
+    StaticDevice.objects.filter(user=user).delete()
+    static = StaticDevice.objects.create(user=user, name="backup", confirmed=True)
+    codes = [f"{secrets.token_hex(4)}-{secrets.token_hex(2)}" for _ in range(BACKUP_CODE_COUNT)]
+    StaticToken.objects.bulk_create([StaticToken(device=static, token=c) for c in codes])
+    record(
+        actor,
+        Entry(
+            event_type=EventType.MFA_BACKUP_CODES_ISSUED,
+            subject_type="user",
+            subject_id=str(user.pk),
+            after={"count": len(codes)},
+        ),
+    )
+    return codes
+
+
+def backup_codes_regenerate(*, actor: Actor) -> list[str]:
+    require_fresh_step_up(actor)
+    assert actor.user is not None
+    with transaction.atomic():
+        return _issue_backup_codes(actor, actor.user)
+
+
+# ---------------------------------------------------------------------------------------------
+# Preferences and session end
+
+
+def user_set_language(*, user: User, language: str) -> None:
+    """A display preference (not an access change, so not audited)."""
+    if language not in dict(settings.LANGUAGES):
+        raise ValidationFailed(_("Unknown language."))
+    if user.language != language:
+        User.objects.filter(pk=user.pk).update(language=language)
+        user.language = language
+
+
+def logout_record(*, actor: Actor) -> None:
+    if actor.user is None:
+        return
+    with transaction.atomic():
+        record(
+            actor, Entry(event_type=EventType.LOGGED_OUT, subject_type="user", subject_id=str(actor.user.pk))
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# API tokens
+
+
+def token_create(
+    *, actor: Actor, name: str, scope: str = ApiToken.Scope.READ, expires_at: datetime | None = None
+) -> tuple[ApiToken, str]:
+    """Create a token for the acting user. Returns the row and the secret, which is never stored."""
+    user = actor.user
+    if user is None or actor.kind != "user":
+        raise PermissionDenied(_("Only a signed-in person can create API tokens."))
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise ValidationFailed(_("Give the token a name of 1 to 100 characters."))
+    if scope not in ApiToken.Scope.values:
+        raise ValidationFailed(_("Unknown scope."))
+    if expires_at is not None and expires_at <= now():
+        raise ValidationFailed(_("The expiry must be in the future."))
+    require_fresh_step_up(actor)
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with transaction.atomic():
+        token = ApiToken.objects.create(
+            user=user, name=name, prefix=raw[:10], digest=hash_token(raw), scope=scope, expires_at=expires_at
+        )
+        record(
+            actor,
+            Entry(
+                event_type=EventType.TOKEN_CREATED,
+                subject_type="api_token",
+                subject_id=str(token.pk),
+                after={"name": name, "scope": scope},
+            ),
+        )
+    return token, raw
+
+
+def token_revoke(*, actor: Actor, token_id: int) -> ApiToken:
+    if actor.read_only:
+        raise PermissionDenied(_("This API token is read-only."))
+    user = actor.user
+    token = ApiToken.objects.filter(pk=token_id, user=user, revoked_at__isnull=True).first() if user else None
+    if token is None:
+        raise NotFound()
+    with transaction.atomic():
+        updated = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now())
+        if updated:
+            record(
+                actor,
+                Entry(event_type=EventType.TOKEN_REVOKED, subject_type="api_token", subject_id=str(token.pk)),
+            )
+    token.refresh_from_db()
+    return token
+
+
+def token_authenticate(raw: str) -> ApiToken | None:
+    if not raw.startswith(TOKEN_PREFIX):
+        return None
+    token = (
+        ApiToken.objects.select_related("user", "user__organisation")
+        .filter(digest=hash_token(raw), revoked_at__isnull=True)
+        .first()
+    )
+    if token is None or not token.user.is_active:
+        return None
+    at = now()
+    if token.expires_at is not None and token.expires_at <= at:
+        return None
+    if token.last_used_at is None or (at - token.last_used_at).total_seconds() > 60:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=at)
+    return token
+
+
+def is_staff_role(user: User) -> bool:
+    return user.role in {Role.ADMIN, Role.REVIEWER, Role.WAREHOUSE}

@@ -1,0 +1,44 @@
+"""`posfleet serve`: the web application under gunicorn (WSGI), in the foreground."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+
+class Command(BaseCommand):
+    help = "Serve the web console and API with gunicorn."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--bind", default=os.environ.get("POSFLEET_BIND", "127.0.0.1:8000"))
+        parser.add_argument("--workers", type=int, default=int(os.environ.get("POSFLEET_WEB_WORKERS", "2")))
+        parser.add_argument("--threads", type=int, default=4)
+
+    def handle(self, *args: Any, bind: str, workers: int, threads: int, **options: Any) -> None:
+        argv = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "posfleet.config.wsgi:application",
+            "--bind",
+            bind,
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--worker-class",
+            "gthread",
+            "--timeout",
+            "120",
+            "--graceful-timeout",
+            "10",
+            "--no-control-socket",  # no socket under ~/.gunicorn: one user may run several instances
+            "--access-logfile",
+            "-",
+            "--access-logformat",
+            '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
+        ]
+        os.execv(sys.executable, argv)  # noqa: S606 (replaces this process with gunicorn)

@@ -1,0 +1,85 @@
+"""Agents (服务商), merchants (商户) and their stores (门店)."""
+
+from __future__ import annotations
+
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+MID_VALIDATOR = RegexValidator(r"^[0-9A-Z]{15}$", _("A merchant ID (MID) is 15 digits or capital letters."))
+MCC_VALIDATOR = RegexValidator(r"^\d{4}$", _("An MCC is 4 digits."))
+
+
+class Agent(models.Model):
+    organisation = models.OneToOneField("iam.Organisation", on_delete=models.PROTECT, related_name="agent")
+    code = models.CharField(_("agent code"), max_length=16, unique=True)
+    name = models.CharField(_("name"), max_length=200)
+    contact_name = models.CharField(_("contact"), max_length=100, blank=True)
+    contact_phone = models.CharField(_("contact phone"), max_length=32, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("agent")
+        verbose_name_plural = _("agents")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+    @property
+    def level(self) -> int:
+        """1 for an agent directly under the provider, 2 for its sub-agents, and so on."""
+        return self.organisation.path.count("/") - 2
+
+
+class Merchant(models.Model):
+    class Kind(models.TextChoices):
+        INDIVIDUAL = "individual", _("individual")
+        ENTERPRISE = "enterprise", _("enterprise")
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("active")
+        CLOSED = "closed", _("closed")
+
+    organisation = models.OneToOneField("iam.Organisation", on_delete=models.PROTECT, related_name="merchant")
+    mid = models.CharField(_("merchant ID (MID)"), max_length=15, unique=True, validators=[MID_VALIDATOR])
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    name = models.CharField(_("shop name"), max_length=200)
+    legal_name = models.CharField(_("legal name"), max_length=200)
+    mcc = models.CharField(_("MCC"), max_length=4, validators=[MCC_VALIDATOR])
+    agent = models.ForeignKey(
+        Agent, on_delete=models.PROTECT, related_name="merchants", verbose_name=_("agent")
+    )
+    contact_name = models.CharField(_("contact"), max_length=100, blank=True)
+    contact_phone = models.CharField(_("contact phone"), max_length=32, blank=True)
+    contact_email = models.EmailField(_("contact e-mail"), blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["mid"]
+        verbose_name = _("merchant")
+        verbose_name_plural = _("merchants")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.mid})"
+
+
+class Store(models.Model):
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, related_name="stores", verbose_name=_("merchant")
+    )
+    code = models.CharField(_("store code"), max_length=16)
+    name = models.CharField(_("name"), max_length=200)
+    city = models.CharField(_("city"), max_length=64, blank=True)
+    address = models.CharField(_("address"), max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["merchant_id", "code"]
+        verbose_name = _("store")
+        verbose_name_plural = _("stores")
+        constraints = [models.UniqueConstraint(fields=["merchant", "code"], name="store_code_per_merchant")]
+
+    def __str__(self) -> str:
+        return self.name

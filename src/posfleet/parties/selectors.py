@@ -1,0 +1,77 @@
+"""What each user may see of agents, merchants and stores. Out-of-scope objects simply are not there."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from posfleet.iam.models import Role, User
+from posfleet.parties.models import Agent, Merchant, Store
+from posfleet.platform.errors import NotFound
+
+
+def agents_visible_to(user: User) -> QuerySet[Agent]:
+    qs = Agent.objects.select_related("organisation")
+    if user.role in {Role.ADMIN, Role.REVIEWER, Role.WAREHOUSE}:
+        return qs
+    if user.role == Role.AGENT and user.organisation is not None:
+        return qs.filter(organisation__path__startswith=user.organisation.path)
+    return qs.none()
+
+
+def merchants_visible_to(user: User) -> QuerySet[Merchant]:
+    qs = Merchant.objects.select_related("organisation", "agent", "agent__organisation")
+    if user.role in {Role.ADMIN, Role.REVIEWER, Role.WAREHOUSE}:
+        return qs
+    if user.role == Role.AGENT and user.organisation is not None:
+        return qs.filter(agent__organisation__path__startswith=user.organisation.path)
+    if user.role == Role.MERCHANT and user.organisation_id is not None:
+        return qs.filter(organisation_id=user.organisation_id)
+    return qs.none()
+
+
+def stores_visible_to(user: User) -> QuerySet[Store]:
+    return Store.objects.select_related("merchant").filter(merchant__in=merchants_visible_to(user))
+
+
+def agent_for(user: User | None, code: str) -> Agent:
+    """The agent ``code`` as ``user`` sees it; ``user=None`` is the system itself (sees everything)."""
+    qs = agents_visible_to(user) if user is not None else Agent.objects.select_related("organisation")
+    agent = qs.filter(code=code).first()
+    if agent is None:
+        raise NotFound()
+    return agent
+
+
+def merchant_for(user: User | None, mid: str) -> Merchant:
+    qs = (
+        merchants_visible_to(user)
+        if user is not None
+        else Merchant.objects.select_related("organisation", "agent", "agent__organisation")
+    )
+    merchant = qs.filter(mid=mid).first()
+    if merchant is None:
+        raise NotFound()
+    return merchant
+
+
+def store_for(user: User, merchant: Merchant, code: str) -> Store:
+    store = stores_visible_to(user).filter(merchant=merchant, code=code).first()
+    if store is None:
+        raise NotFound()
+    return store
+
+
+def agent_of_organisation(organisation_id: int) -> Agent | None:
+    return Agent.objects.filter(organisation_id=organisation_id).first()
+
+
+def merchant_of_organisation(organisation_id: int) -> Merchant | None:
+    return Merchant.objects.filter(organisation_id=organisation_id).first()
+
+
+def agent_contains(ancestor: Agent, descendant: Agent) -> bool:
+    return descendant.organisation.path.startswith(ancestor.organisation.path)
+
+
+def store_of(merchant: Merchant, code: str) -> Store | None:
+    return Store.objects.filter(merchant=merchant, code=code).first()

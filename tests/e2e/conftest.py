@@ -1,0 +1,55 @@
+"""Browser tests: Debian's chromium driven by Playwright (never `playwright install`)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def chromium_path() -> str:
+    path = os.environ.get("POSFLEET_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.fail(
+            "browser tests need Debian's chromium (apt-get install chromium); `make test` installs it"
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browser_errors() -> list[str]:
+    """Script errors and console errors (CSP violations appear there) seen during the test."""
+    return []
+
+
+@pytest.fixture
+def page(browser, browser_errors):
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    page.on("pageerror", lambda exc: browser_errors.append(str(exc)))
+    page.on("console", lambda msg: browser_errors.append(msg.text) if msg.type == "error" else None)
+    yield page
+    context.close()
+    assert browser_errors == [], browser_errors
