@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.utils.translation import gettext as _
 
@@ -55,11 +56,15 @@ not_found.csrf_exempt = True  # type: ignore[attr-defined]
 
 
 def guarded(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Refuse NUL input (422) and turn ninja's plain-text 405 into a problem (keeping Allow)."""
+    """Refuse NUL input (422) and bodies over DATA_UPLOAD_MAX_MEMORY_SIZE (413), and turn ninja's
+    plain-text 405 into a problem (keeping Allow)."""
 
     @functools.wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        field = nul_field(request)
+        try:
+            field = nul_field(request)
+        except RequestDataTooBig:
+            return problems.problem_response(request, problems.PayloadTooLarge())
         if field is not None:
             error = ValidationFailed(_("Text must not contain NUL characters."), field=field)
             return problems.problem_response(request, error)

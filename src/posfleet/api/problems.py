@@ -61,6 +61,12 @@ class BadRequest(DomainError):
     title = _("The request body could not be read as JSON.")
 
 
+class PayloadTooLarge(DomainError):
+    code = "payload_too_large"
+    status = 413
+    title = _("The request body is too large; send fewer items per request.")
+
+
 class MethodNotAllowed(DomainError):
     code = "method_not_allowed"
     status = 405

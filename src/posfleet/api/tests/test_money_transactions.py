@@ -191,11 +191,6 @@ def test_search_is_scoped_and_filtered(takings, api_as):
     assert Journal.objects.filter(kind="capture").count() == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB) refuses a full batch with external ids before the "
-    "API sees it, as an HTML 400: settings must allow ~16 MB and api/edge.py answer a 413 problem.",
-)
 def test_a_full_batch_with_external_ids_fits(takings, api_as):
     items = [
         item(takings.terminal_a, n % 999_999 + 1, 1_000, external_id=f"acquirer-2026-{n:08d}-{'x' * 40}")
@@ -203,3 +198,13 @@ def test_a_full_batch_with_external_ids_fits(takings, api_as):
     ]
     response = api_as("admin").post("/transactions", {"items": items})
     assert response.status_code == 200, response.content[:200]
+    assert len(response.json()["results"]) == 10_000
+    assert Transaction.objects.filter(terminal=takings.terminal_a).count() == 10_000
+
+
+def test_a_body_over_the_limit_is_a_413_problem_and_nothing_is_written(takings, api_as, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    items = [item(takings.terminal_a, n + 1, 1_000) for n in range(200)]
+    before = Transaction.objects.count()
+    assert_problem(api_as("admin").post("/transactions", {"items": items}), 413, "payload_too_large")
+    assert Transaction.objects.count() == before
