@@ -38,8 +38,8 @@ from posfleet.iam.selectors import provider
 DEFAULT_SEED = 20261122
 # Days of transactions and settlements up to yesterday (0: no money at all), and the average number
 # of sales a day of an active terminal. Measured on SQLite: see docs/adr/0011-demo-money.md.
-DEFAULT_MONEY_DAYS = 30
-DEFAULT_SALES_PER_DAY = 1.0
+DEFAULT_MONEY_DAYS = 90
+DEFAULT_SALES_PER_DAY = 0.5
 RECORD_CHUNK = 2000
 
 

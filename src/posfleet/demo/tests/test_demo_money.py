@@ -56,7 +56,15 @@ YESTERDAY = TODAY - timedelta(days=1)
 SETTLED_UNTIL = TODAY - timedelta(days=2)
 DAYS = 14
 FIRST = TODAY - timedelta(days=DAYS)
-SMALL = {"agents": 2, "merchants": 20, "terminals": 200, "seed": 4242, "today": TODAY, "money_days": DAYS}
+SMALL = {
+    "agents": 2,
+    "merchants": 20,
+    "terminals": 200,
+    "seed": 4242,
+    "today": TODAY,
+    "money_days": DAYS,
+    "sales_per_day": 1.0,
+}
 
 
 @pytest.fixture
