@@ -1,0 +1,91 @@
+"""Issue 3's "done when" in a browser, on demo data: a merchant sees its money in Chinese, downloads
+last month's statement as a PDF whose totals are the database's, and runs the "should I switch?"
+comparison, which shows a chart and a total for every plan, ours and the competitors'."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pypdf
+import pytest
+from django.utils import translation
+from playwright.sync_api import expect
+
+from posfleet.billing.comparison import compare_plans
+from posfleet.billing.statements import Month, monthly_statement
+from posfleet.billing.verify import verify_ledger
+from posfleet.demo.build import build_demo
+from posfleet.demo.money import vocabulary as M
+from posfleet.demo.vocabulary import PASSWORD
+from posfleet.iam.models import User
+from posfleet.parties.models import Merchant
+from posfleet.platform.clock import today
+from posfleet.platform.money import format_fen
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def demo():
+    # Today's date, as `make run` does: 45 days of money always hold one whole past month.
+    build_demo(agents=2, merchants=20, terminals=200, seed=4242, money_days=45, sales_per_day=2.0)
+    return Merchant.objects.get(organisation=User.objects.get(username="merchant1").organisation)
+
+
+def log_in(page, base: str, username: str) -> None:
+    page.goto(f"{base}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)  # the demo's, as README says
+    page.click("[data-testid=login-submit]")
+    page.wait_for_url(re.compile(r"/console/"))
+
+
+def pdf_text(content: bytes) -> str:
+    return "\n".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(content)).pages)
+
+
+def test_a_merchant_reads_its_money_statement_and_comparison_in_chinese(page, live_server, demo, tmp_path):
+    base = live_server.url
+    last_month = Month.of(today()).plus(-1)
+    with translation.override("zh-hans"):
+        statement = monthly_statement(demo, last_month)
+        label = last_month.label
+    assert statement.totals.sales_fen > 0
+    assert statement.settlement_totals.payout_fen > 0
+
+    log_in(page, base, "merchant1")
+    page.goto(f"{base}/console/money/")
+    expect(page.locator("html")).to_have_attribute("lang", re.compile("zh"))
+    expect(page.get_by_test_id("recent-settlements")).to_be_visible()
+    expect(page.get_by_test_id("current-plan")).to_be_visible()
+    assert "结算" in page.locator("main").inner_text()
+
+    with page.expect_download() as download:
+        page.get_by_test_id("latest-statement-pdf").click()
+    saved = tmp_path / "statement.pdf"
+    download.value.save_as(saved)
+    text = pdf_text(saved.read_bytes())
+    assert demo.mid in text
+    assert label in text  # e.g. 2026年10月
+    for fen in (
+        statement.totals.sales_fen,
+        statement.totals.fees_fen,
+        statement.settlement_totals.payout_fen,
+        statement.closing_payable_fen,
+    ):
+        assert format_fen(fen) in text, format_fen(fen)
+
+    month = last_month.short_label
+    page.goto(f"{base}/console/merchants/{demo.mid}/compare/?start={month}&end={month}")
+    expect(page.locator("canvas[data-chart=comparison]")).to_be_visible()
+    expect(page.get_by_test_id("conclusion")).to_be_visible()
+    result = compare_plans(merchant_id=demo.pk, first=last_month, last=last_month, on=today())
+    assert {spec.code for spec in M.COMPETITORS} <= {plan.code for plan in result.plans}
+    for plan in result.plans:
+        expect(page.get_by_test_id(f"plan-total-{plan.code}")).to_have_text(format_fen(plan.total_fen))
+    expect(page.get_by_test_id("compare-actual")).to_have_text(format_fen(result.actual_total_fen))
+    assert result.current is not None
+    assert result.current.total_fen == result.actual_total_fen
+
+    assert verify_ledger().ok
