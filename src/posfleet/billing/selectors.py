@@ -124,7 +124,9 @@ class TransactionFilters:
 
 
 def transactions_visible_to(user: User) -> QuerySet[Transaction]:
-    qs = Transaction.objects.select_related("merchant", "terminal", "plan_version", "plan_version__plan")
+    qs = Transaction.objects.select_related(
+        "merchant", "terminal", "plan_version", "plan_version__plan", "daily_total"
+    )
     return _scoped(qs, user)
 
 
@@ -237,7 +239,7 @@ def find_transactions(
     if search.amount_max_fen is not None:
         qs = qs.filter(amount_fen__lte=search.amount_max_fen)
     if search.batch_id is not None:
-        qs = qs.filter(settlement_batch_id=search.batch_id)
+        qs = qs.filter(daily_total__settlement_batch_id=search.batch_id)
     return qs.order_by(*TRANSACTION_SORTS.get(sort, TRANSACTION_SORTS[DEFAULT_TRANSACTION_SORT]))
 
 

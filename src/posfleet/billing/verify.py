@@ -1,5 +1,6 @@
 """`posfleet ledger verify`: every journal balances and is complete, every balance equals its entries,
-and money is conserved (all entries sum to zero)."""
+and money is conserved (all entries sum to zero); and what settlement pays adds up: every day total
+equals its transactions, every settlement batch the day totals it closed."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, F, Q, Sum
 
-from posfleet.billing.models import Account, Deposit, Entry, Journal
+from posfleet.billing.models import (
+    Account,
+    DailyTotal,
+    Deposit,
+    Entry,
+    Journal,
+    SettlementBatch,
+    Transaction,
+)
 
 
 @dataclass
@@ -54,4 +63,54 @@ def verify_ledger(limit: int = 20) -> LedgerReport:
         .values_list("id", "status")[:limit]
     ):
         report.problems.append(f"deposit {deposit_id} is {status} without a release journal")
+    report.problems.extend(_settlement_problems(limit))
     return report
+
+
+def _settlement_problems(limit: int) -> list[str]:
+    """Day totals against their transactions, batches against their day totals (two GROUP BYs)."""
+    sale = Q(kind="sale")
+    sums = (
+        Transaction.objects.filter(daily_total__isnull=False)
+        .order_by()
+        .values("daily_total_id")
+        .annotate(
+            n=Count("id"),
+            gross=Sum("amount_fen", filter=sale, default=0),
+            refunds=Sum("amount_fen", filter=~sale, default=0),
+            fees=Sum("fee_fen", filter=sale, default=0) - Sum("fee_fen", filter=~sale, default=0),
+        )
+        .values_list("daily_total_id", "n", "gross", "refunds", "fees")
+    )
+    found = {pk: rest for pk, *rest in sums}
+    problems = []
+    for pk, merchant, day, *stored in (
+        DailyTotal.objects.order_by("id")
+        .values_list("id", "merchant_id", "txn_date", "txn_count", "gross_fen", "refunds_fen", "fees_fen")
+        .iterator(chunk_size=5000)
+    ):
+        if list(found.pop(pk, [0, 0, 0, 0])) != stored:
+            problems.append(f"day total {pk} (merchant {merchant}, {day}) does not equal its transactions")
+    problems.extend(f"transactions point at a missing day total {pk}" for pk in sorted(found))
+    closed = (
+        DailyTotal.objects.filter(settlement_batch__isnull=False)
+        .order_by()
+        .values("settlement_batch_id")
+        .annotate(
+            n=Sum("txn_count"), gross=Sum("gross_fen"), refunds=Sum("refunds_fen"), fees=Sum("fees_fen")
+        )
+        .values_list("settlement_batch_id", "n", "gross", "refunds", "fees")
+    )
+    paid = {pk: rest for pk, *rest in closed}
+    for pk, merchant, day, *stored in (
+        SettlementBatch.objects.order_by("id")
+        .values_list(
+            "id", "merchant_id", "business_date", "txn_count", "gross_fen", "refunds_fen", "fees_fen"
+        )
+        .iterator(chunk_size=5000)
+    ):
+        if list(paid.get(pk, [0, 0, 0, 0])) != stored:
+            problems.append(
+                f"settlement batch {pk} (merchant {merchant}, {day}) does not equal its day totals"
+            )
+    return problems[:limit]

@@ -4,12 +4,13 @@ from posfleet.billing.models.contracts import PenaltyRule, ServiceContract, Serv
 from posfleet.billing.models.deposits import Deposit
 from posfleet.billing.models.ledger import Account, AccountKind, Entry, Journal, JournalKind
 from posfleet.billing.models.plans import PaymentMethod, PlanAssignment, RatePlan, RatePlanVersion, RateRule
-from posfleet.billing.models.settlement import SettlementBatch, SettlementRun
+from posfleet.billing.models.settlement import DailyTotal, SettlementBatch, SettlementRun
 from posfleet.billing.models.transactions import EntryMode, Transaction, TransactionKind, TransactionStatus
 
 __all__ = [
     "Account",
     "AccountKind",
+    "DailyTotal",
     "Deposit",
     "Entry",
     "EntryMode",

@@ -71,3 +71,41 @@ class SettlementBatch(models.Model):
 
     def __str__(self) -> str:
         return f"settlement {self.merchant_id} {self.business_date}"
+
+
+class DailyTotal(models.Model):
+    """A merchant's approved transactions of one day, summed as they are ingested: what settlement
+    pays. Ingest adds each accepted transaction to the open total of its merchant and date (one per
+    merchant and date: unique while unsettled), and the transaction points at it; settlement pays
+    the open totals up to its day and closes them by setting ``settlement_batch`` — a few rows per
+    merchant instead of every transaction row (ADR 0009). A transaction arriving after its day was
+    settled opens a new total, paid by the next run."""
+
+    merchant = models.ForeignKey("parties.Merchant", on_delete=models.PROTECT, related_name="daily_totals")
+    txn_date = models.DateField(_("date"))
+    txn_count = models.PositiveIntegerField(_("transactions"), default=0)
+    gross_fen = models.BigIntegerField(_("sales (fen)"), default=0)
+    refunds_fen = models.BigIntegerField(_("refunds and reversals (fen)"), default=0)
+    fees_fen = models.BigIntegerField(_("fees (fen)"), default=0)  # sale fees less the fees refunds gave back
+    settlement_batch = models.ForeignKey(
+        SettlementBatch, on_delete=models.PROTECT, null=True, blank=True, related_name="daily_totals"
+    )
+
+    class Meta:
+        ordering = ["txn_date", "merchant_id"]
+        verbose_name = _("daily total")
+        verbose_name_plural = _("daily totals")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["merchant", "txn_date"],
+                condition=models.Q(settlement_batch__isnull=True),
+                name="daily_total_one_open",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"daily total {self.merchant_id} {self.txn_date}"
+
+    @property
+    def net_fen(self) -> int:
+        return self.gross_fen - self.refunds_fen - self.fees_fen

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from posfleet.billing.models.plans import PaymentMethod
+
+if TYPE_CHECKING:
+    from posfleet.billing.models.settlement import SettlementBatch
 
 
 class TransactionKind(models.TextChoices):
@@ -56,12 +61,9 @@ class Transaction(models.Model):
     capture_journal = models.ForeignKey(
         "billing.Journal", on_delete=models.PROTECT, null=True, blank=True, related_name="captured"
     )
-    settlement_batch = models.ForeignKey(
-        "billing.SettlementBatch",
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="transactions",
+    # The day total it was added to at ingest (approved ones only); settled when that total is.
+    daily_total = models.ForeignKey(
+        "billing.DailyTotal", on_delete=models.PROTECT, null=True, blank=True, related_name="transactions"
     )
     ingested_at = models.DateTimeField(auto_now_add=True)
 
@@ -87,12 +89,28 @@ class Transaction(models.Model):
                 | (~models.Q(kind="sale") & models.Q(original__isnull=False)),
                 name="transaction_follow_up_has_original",
             ),
+            models.CheckConstraint(  # approved money is always in a day total; a decline never is
+                condition=models.Q(status="approved", daily_total__isnull=False)
+                | models.Q(status="declined", daily_total__isnull=True),
+                name="transaction_in_daily_total",
+            ),
         ]
         indexes = [
             models.Index(fields=["merchant", "txn_date"], name="txn_merchant_date_idx"),
-            models.Index(fields=["txn_date", "merchant", "settlement_batch"], name="txn_settle_idx"),
             models.Index(fields=["terminal", "occurred_at"], name="txn_terminal_time_idx"),
         ]
 
     def __str__(self) -> str:
         return f"{self.tid}/{self.batch_no}/{self.trace_no} {self.txn_date}"
+
+    @property
+    def settlement_batch_id(self) -> int | None:
+        """The batch that paid it, if any (through its day total: ``select_related("daily_total")``)."""
+        total = self.daily_total
+        return total.settlement_batch_id if total is not None else None
+
+    @property
+    def settlement_batch(self) -> SettlementBatch | None:
+        """``select_related("daily_total__settlement_batch")`` where it is shown for many."""
+        total = self.daily_total
+        return total.settlement_batch if total is not None else None

@@ -6,9 +6,10 @@ same transaction as the chunk's batches, journals and marks, so a run that died 
 last committed chunk ended and nothing is paid twice. Per merchant and day at most one batch (unique
 constraint) and one journal (unique reference ``settlement:D:MID``).
 
-Amounts are summed by the database (GROUP BY merchant over the chunk), transactions are marked with
-one UPDATE per chunk, journals and batches written with one INSERT each: no Python work per
-transaction. See docs/adr/0009-transactions-and-settlement.md.
+What is paid is the merchants' open day totals (``DailyTotal``, kept by ingest) up to D: each chunk
+sums them under the money lock (so nothing can arrive between the sum and the payment), writes one
+INSERT of journals, one of batches, and closes the totals with one UPDATE — a few rows per merchant,
+never the transaction rows themselves. See docs/adr/0009-transactions-and-settlement.md.
 """
 
 from __future__ import annotations
@@ -27,13 +28,11 @@ from posfleet.audit.vocabulary import EventType
 from posfleet.billing.models import (
     Account,
     AccountKind,
+    DailyTotal,
     JournalKind,
     ServiceFeeDue,
     SettlementBatch,
     SettlementRun,
-    Transaction,
-    TransactionKind,
-    TransactionStatus,
 )
 from posfleet.billing.services.plans import _require
 from posfleet.billing.services.transactions.posting import (
@@ -47,10 +46,10 @@ from posfleet.platform.clock import now, today
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import Conflict, ValidationFailed
 
-CHUNK = 500  # merchants per database transaction
+CHUNK = 2000  # merchants per database transaction
 FEE_CHUNK = 500  # service fees charged per database transaction
 # The merchants' table, through the relation (billing reads parties only through relations).
-_Merchant = Transaction._meta.get_field("merchant").related_model
+_Merchant = DailyTotal._meta.get_field("merchant").related_model
 RUNNING, DONE, FAILED = SettlementRun.Status.RUNNING, SettlementRun.Status.DONE, SettlementRun.Status.FAILED
 
 Progress = Callable[[int, int], None]
@@ -86,8 +85,12 @@ def settlement_run(
         return run
     try:
         charge_service_fees(actor=actor, up_to=business_date)
-        totals = unsettled_totals(business_date, run.last_merchant_id)  # one GROUP BY over the day
-        candidates = sorted(totals)
+        candidates = list(  # who has something open up to the day (the sums come chunk by chunk)
+            DailyTotal.objects.filter(_unsettled(business_date), merchant_id__gt=run.last_merchant_id)
+            .order_by("merchant_id")
+            .values_list("merchant_id", flat=True)
+            .distinct()
+        )
         total = run.merchants_done + len(candidates)
         SettlementRun.objects.filter(pk=run.pk).update(merchants_total=total)
         if progress:
@@ -100,7 +103,7 @@ def settlement_run(
                     raise SettlementInterrupted(f"settlement stopped after {done_now} merchants (fail_after)")
                 size = min(size, fail_after - done_now)
             chunk = candidates[position : position + size]
-            run = _settle_chunk(run, [totals[m] for m in chunk], pause_ms)
+            run = _settle_chunk(run, chunk[-1], pause_ms)
             position += len(chunk)
             done_now += len(chunk)
             if progress:
@@ -149,7 +152,7 @@ def _one_day_at_a_time(business_date: date) -> None:
 
 
 def _unsettled(business_date: date) -> Q:
-    return Q(status=TransactionStatus.APPROVED, settlement_batch__isnull=True, txn_date__lte=business_date)
+    return Q(settlement_batch__isnull=True, txn_date__lte=business_date)
 
 
 class Totals(NamedTuple):
@@ -167,44 +170,34 @@ class Totals(NamedTuple):
 
 
 def unsettled_totals(business_date: date, first: int = 0, last: int | None = None) -> dict[int, Totals]:
-    """Per merchant (ids in (first, last]), the approved, unsettled transactions up to the day, summed
-    by the database (one GROUP BY)."""
-    sale = Q(kind=TransactionKind.SALE)
-    qs = Transaction.objects.filter(_unsettled(business_date), merchant_id__gt=first)
+    """Per merchant (ids in (first, last]), the approved, unsettled transactions up to the day: the sum
+    of its open day totals (one GROUP BY over a few rows per merchant and day)."""
+    qs = DailyTotal.objects.filter(_unsettled(business_date), merchant_id__gt=first)
     if last is not None:
         qs = qs.filter(merchant_id__lte=last)
     rows = (
         qs.order_by()
         .values("merchant_id")
         .annotate(
-            n=Count("id"),
-            gross=Sum("amount_fen", filter=sale, default=0),
-            refunds=Sum("amount_fen", filter=~sale, default=0),
-            fees=Sum("fee_fen", filter=sale, default=0),
-            returned=Sum("fee_fen", filter=~sale, default=0),
+            n=Sum("txn_count"),
+            gross=Sum("gross_fen"),
+            refunds=Sum("refunds_fen"),
+            fees=Sum("fees_fen"),
         )
-        .values_list("merchant_id", "n", "gross", "refunds", "fees", "returned")
+        .values_list("merchant_id", "n", "gross", "refunds", "fees")
     )
-    return {m: Totals(m, n, gross, refunds, fees - returned) for m, n, gross, refunds, fees, returned in rows}
+    return {m: Totals(m, n, gross, refunds, fees) for m, n, gross, refunds, fees in rows}
 
 
-class _Stale(Exception):
-    """The chunk's transactions changed since they were summed (a late arrival): sum them again."""
-
-
-def _settle_chunk(run: SettlementRun, chunk: list[Totals], pause_ms: int) -> SettlementRun:
-    """Pay a chunk of merchants in one transaction, under the money lock. The amounts come from the
-    run's GROUP BY; marking the transactions counts them, and if a late arrival changed a merchant's
-    set since, the chunk is summed again (under the lock, so then it cannot change) and redone."""
-    first, last = run.last_merchant_id, chunk[-1].merchant_id
+def _settle_chunk(run: SettlementRun, last: int, pause_ms: int) -> SettlementRun:
+    """Pay the merchants with ids in (the run's last merchant, ``last``] in one transaction, under the
+    money lock: their day totals are summed here, so a late arrival is either in the sum or waits for
+    the next run, never paid twice or lost."""
+    first = run.last_merchant_id
     with transaction.atomic():
         provider = money_lock()
-        try:
-            with transaction.atomic():
-                _pay(run, [t for t in chunk if t.net_fen > 0], provider)  # the others wait for a later day
-        except _Stale:
-            chunk = list(unsettled_totals(run.business_date, first, last).values())
-            _pay(run, [t for t in chunk if t.net_fen > 0], provider, stale_is_error=True)
+        chunk = list(unsettled_totals(run.business_date, first, last).values())
+        _pay(run, chunk, (first, last), provider)
         if pause_ms:
             time.sleep(pause_ms * len(chunk) / 1000)
         moved = SettlementRun.objects.filter(pk=run.pk, status=RUNNING, last_merchant_id=first).update(
@@ -216,25 +209,37 @@ def _settle_chunk(run: SettlementRun, chunk: list[Totals], pause_ms: int) -> Set
     return run
 
 
-def _pay(run: SettlementRun, payable: list[Totals], provider: int, stale_is_error: bool = False) -> None:
-    """One journal and one batch per merchant, and every settled transaction marked with its batch."""
+def _pay(run: SettlementRun, chunk: list[Totals], ids_in: tuple[int, int], provider: int) -> None:
+    """One journal and one batch per merchant of the chunk whose net is positive, and its open day
+    totals up to the day closed; the others wait for a later day. ``ids_in``: the chunk's merchant
+    ids, (first, last] (ranges keep the queries short)."""
+    payable = [t for t in chunk if t.net_fen > 0]
     if not payable:
         return
     day = run.business_date
+    first, last = ids_in
     refs, mids = {}, {}
-    merchants = _Merchant._default_manager.filter(pk__in=[t.merchant_id for t in payable])
+    merchants = _Merchant._default_manager.filter(pk__gt=first, pk__lte=last)
     for pk, org, mid in merchants.values_list("pk", "organisation_id", "mid"):
         refs[pk], mids[pk] = org, mid
-    kinds = (AccountKind.SETTLEMENT_PAYABLE, AccountKind.FEES_RECEIVABLE)
     ids = accounts(
-        [(provider, AccountKind.BANK_CLEARING)] + [(refs[t.merchant_id], k) for t in payable for k in kinds]
+        [(provider, AccountKind.BANK_CLEARING)]
+        + [(refs[t.merchant_id], AccountKind.SETTLEMENT_PAYABLE) for t in payable]
     )
-    receivables = [ids[(refs[t.merchant_id], AccountKind.FEES_RECEIVABLE)] for t in payable]
-    owed = dict(Account.objects.filter(pk__in=receivables).values_list("pk", "balance_fen"))
+    # What each merchant owes in fees (only those who ever owed have the account): deducted first.
+    owed = {
+        org: (pk, balance)
+        for pk, org, balance in Account.objects.filter(
+            organisation_id__in=sorted(set(refs.values())),
+            kind=AccountKind.FEES_RECEIVABLE,
+            balance_fen__gt=0,
+        ).values_list("pk", "organisation_id", "balance_fen")
+    }
     bank = ids[(provider, AccountKind.BANK_CLEARING)]
     specs, batches = [], []
-    for t, receivable in zip(payable, receivables, strict=True):
-        deducted = min(max(owed.get(receivable, 0), 0), t.net_fen)
+    for t in payable:
+        receivable, balance = owed.get(refs[t.merchant_id], (None, 0))
+        deducted = min(balance, t.net_fen)
         payout = t.net_fen - deducted
         specs.append(
             JournalSpec(
@@ -246,7 +251,7 @@ def _pay(run: SettlementRun, payable: list[Totals], provider: int, stale_is_erro
                 lines=[
                     (ids[(refs[t.merchant_id], AccountKind.SETTLEMENT_PAYABLE)], t.net_fen),
                     (bank, -payout),
-                    (receivable, -deducted),
+                    *([(receivable, -deducted)] if receivable is not None else []),
                 ],
             )
         )
@@ -269,18 +274,15 @@ def _pay(run: SettlementRun, payable: list[Totals], provider: int, stale_is_erro
         paid_on=day + timedelta(days=1),
         run=run.pk,
     )
-    settled = [t.merchant_id for t in payable]
+    waiting = [t.merchant_id for t in chunk if t.net_fen <= 0]
     batch_of = SettlementBatch.objects.filter(merchant_id=OuterRef("merchant_id"), business_date=day)
-    marked = 0
-    for start in range(0, len(settled), 5000):
-        marked += Transaction.objects.filter(
-            _unsettled(day), merchant_id__in=settled[start : start + 5000]
-        ).update(settlement_batch_id=Subquery(batch_of.values("pk")[:1]))
-    summed = sum(t.txns for t in payable)
-    if marked != summed:
-        if stale_is_error:  # cannot happen under the money lock: never pay what was not summed
-            raise RuntimeError(f"settlement of {day}: marked {marked} transactions but summed {summed}")
-        raise _Stale()
+    closed = (
+        DailyTotal.objects.filter(_unsettled(day), merchant_id__gt=first, merchant_id__lte=last)
+        .exclude(merchant_id__in=waiting)
+        .update(settlement_batch_id=Subquery(batch_of.values("pk")[:1]))
+    )
+    if closed < len(payable):  # cannot happen under the money lock: never pay what was not summed
+        raise RuntimeError(f"settlement of {day}: {len(payable)} merchants paid, {closed} day totals closed")
 
 
 def _finish(run: SettlementRun, actor: Actor) -> SettlementRun:

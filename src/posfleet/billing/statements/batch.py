@@ -45,7 +45,7 @@ class BatchDetail:
 
 
 def batch_transactions(batch: SettlementBatch) -> QuerySet[Transaction]:
-    return Transaction.objects.filter(settlement_batch=batch)
+    return Transaction.objects.filter(daily_total__settlement_batch=batch)
 
 
 def batch_detail(batch: SettlementBatch, *, listed: int = LISTED_MAX) -> BatchDetail:

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from posfleet.billing.comparison import compare_plans, default_period
-from posfleet.billing.models import RatePlan, RatePlanVersion, Transaction
+from posfleet.billing.models import DailyTotal, RatePlan, RatePlanVersion, Transaction
 from posfleet.billing.services.plans import RuleSpec, plan_create, plan_version_add
 from posfleet.billing.services.transactions import returned_fee
 from posfleet.billing.statements import Month
@@ -172,9 +172,13 @@ def test_the_comparison_is_a_fixed_number_of_queries_however_many_transactions(w
     terminal = active_terminal(world, "SN-CMP-BULK", world.merchant_a, since=SINCE)
     version = RatePlanVersion.objects.get(plan__code="standard", number=1)
     rows = []
+    totals: dict[date, DailyTotal] = {}
     for n in range(20_000):
         day = date(2026, 5 + n % 6, 1 + n % 28)
         amount = 100 + (n * 7919) % 400_000
+        total = totals.setdefault(day, DailyTotal(merchant=world.merchant_a, txn_date=day))
+        total.txn_count += 1
+        total.gross_fen += amount
         rows.append(
             Transaction(
                 terminal=terminal,
@@ -190,8 +194,10 @@ def test_the_comparison_is_a_fixed_number_of_queries_however_many_transactions(w
                 amount_fen=amount,
                 fee_fen=0,
                 plan_version=version,
+                daily_total=total,
             )
         )
+    DailyTotal.objects.bulk_create(totals.values())
     Transaction.objects.bulk_create(rows, batch_size=5000)
     with CaptureQueriesContext(connection) as queries:
         result = compare_plans(

@@ -8,12 +8,14 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.core.management import CommandError, call_command
+from django.db.models import F
 from django.utils.translation import override
 
 from posfleet.audit.models import AuditEvent
 from posfleet.audit.vocabulary import EventType
 from posfleet.billing.models import (
     AccountKind,
+    DailyTotal,
     Journal,
     ServiceFeeDue,
     SettlementBatch,
@@ -93,8 +95,10 @@ def test_each_merchant_gets_one_exact_batch_and_journal(world, shops):
     assert (batch.paid_on, batch.run_id) == (NEXT, run.pk)
     assert batch.journal.reference == f"settlement:2026-11-03:{world.merchant_a.mid}"
     assert sorted(batch.journal.entries.values_list("amount_fen", flat=True)) == [-515407, 515407]
-    assert Transaction.objects.filter(settlement_batch=batch).count() == 4
-    assert Transaction.objects.filter(settlement_batch__isnull=True).count() == 2  # the decline, tomorrow's
+    assert Transaction.objects.filter(daily_total__settlement_batch=batch).count() == 4
+    assert (
+        Transaction.objects.exclude(daily_total__settlement_batch__isnull=False).count() == 2
+    )  # the decline, tomorrow's
     # What stays owed to A is tomorrow's sale; B is paid in full.
     assert balance(world.merchant_a.organisation_id, AccountKind.SETTLEMENT_PAYABLE) == 10000 - 60
     assert balance(world.merchant_b.organisation_id, AccountKind.SETTLEMENT_PAYABLE) == 0
@@ -215,7 +219,7 @@ def test_a_stopped_run_resumes_to_the_same_result(world):
     assert (run.status, run.merchants_done, run.attempts) == ("done", 5, 3)
     assert dict(SettlementBatch.objects.values_list("merchant_id", "payout_fen")) == expected
     assert Journal.objects.filter(kind="settlement").count() == 5
-    assert Transaction.objects.filter(settlement_batch__isnull=True).count() == 0
+    assert Transaction.objects.exclude(daily_total__settlement_batch__isnull=False).count() == 0
     assert AuditEvent.objects.get(event_type=EventType.SETTLEMENT_RUN).after["batches"] == 5
     assert verify_ledger().ok
 
@@ -269,9 +273,9 @@ def test_the_command_stops_on_request_and_resumes(world, capsys):
     assert verify_ledger().ok
 
 
-def test_a_late_arrival_while_settling_is_summed_again(world, shops, monkeypatch):
-    """A transaction that arrives between the run's GROUP BY and its chunk is not paid blind: the
-    marks count one more than was summed, so the chunk is summed again and paid in full."""
+def test_a_late_arrival_while_settling_is_paid_with_its_chunk(world, shops, monkeypatch):
+    """A transaction that arrives after the run listed its merchants and before their chunk is paid
+    with the chunk: the chunk sums its merchants' day totals under the money lock, then pays them."""
     from posfleet.billing.services import settlement
 
     a, b = shops
@@ -280,18 +284,17 @@ def test_a_late_arrival_while_settling_is_summed_again(world, shops, monkeypatch
     calls = []
 
     def late_arrival(*args, **kwargs):
-        totals = summed(*args, **kwargs)
         if not calls:
-            ingest(txn(a, 3, 5000))  # after the sums, before the chunk
+            ingest(txn(a, 3, 5000))  # after the listing, before the chunk's sums
         calls.append(args)
-        return totals
+        return summed(*args, **kwargs)
 
     monkeypatch.setattr(settlement, "unsettled_totals", late_arrival)
     settlement_run(actor=JOB, business_date=DAY)
-    assert len(calls) == 2  # the run's sums, then the chunk's again
+    assert len(calls) == 1  # one chunk
     assert amounts(batch_of(world.merchant_a)) == (2, 15000, 0, 90, 0, 14910)
     assert amounts(batch_of(world.merchant_b)) == (1, 10000, 0, 60, 0, 9940)
-    assert Transaction.objects.filter(settlement_batch__isnull=True).count() == 0
+    assert Transaction.objects.exclude(daily_total__settlement_batch__isnull=False).count() == 0
     assert verify_ledger().ok
 
 
@@ -310,3 +313,49 @@ def test_days_are_settled_one_at_a_time(world, shops):
     assert settlement_run(actor=JOB, business_date=NEXT).status == "done"
     assert amounts(batch_of(world.merchant_a, NEXT)) == (1, 700, 0, 4, 0, 696)
     assert verify_ledger().ok
+
+
+def test_day_totals_add_up_and_close_once(world, shops):
+    """Ingest keeps one open total per merchant and day (a second call adds to it); settlement closes
+    it; a late arrival for a settled day opens a new one, paid by the next run."""
+    a, b = shops
+    ingest(txn(a, 1, 10000), txn(b, 2, 10000))
+    ingest(txn(a, 3, 5000, "qr"), txn(a, 4, 3000, status="declined", response_code="51"))
+    total = DailyTotal.objects.get(merchant=world.merchant_a, txn_date=DAY)
+    assert (total.txn_count, total.gross_fen, total.refunds_fen, total.fees_fen) == (2, 15000, 0, 60 + 24)
+    assert Transaction.objects.get(trace_no="000004").daily_total is None  # a decline moves no money
+    settlement_run(actor=JOB, business_date=DAY)
+    total.refresh_from_db()
+    assert total.settlement_batch == batch_of(world.merchant_a)
+    ingest(txn(a, 5, 2000))  # dated DAY, after DAY was settled
+    late = DailyTotal.objects.get(merchant=world.merchant_a, txn_date=DAY, settlement_batch__isnull=True)
+    assert (late.txn_count, late.gross_fen) == (1, 2000)
+    settlement_run(actor=JOB, business_date=NEXT)
+    late.refresh_from_db()
+    assert late.settlement_batch == batch_of(world.merchant_a, NEXT)
+    assert amounts(batch_of(world.merchant_a, NEXT)) == (1, 2000, 0, 12, 0, 1988)
+    assert verify_ledger().ok
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        (lambda: Transaction.objects.filter(trace_no="000001").update(amount_fen=10001), "day total"),
+        (lambda: DailyTotal.objects.update(fees_fen=1), "day total"),
+        (
+            lambda: SettlementBatch.objects.update(
+                gross_fen=F("gross_fen") + 1, payout_fen=F("payout_fen") + 1
+            ),
+            "batch",
+        ),
+    ],
+)
+def test_verify_finds_settlement_money_that_does_not_add_up(world, shops, change, needle):
+    a, _b = shops
+    ingest(txn(a, 1, 10000))
+    settlement_run(actor=JOB, business_date=DAY)
+    assert verify_ledger().ok
+    change()
+    report = verify_ledger()
+    assert not report.ok
+    assert any(needle in problem for problem in report.problems), report.problems

@@ -95,7 +95,12 @@ SNAPSHOT = {
     " JOIN billing_account a ON a.id = e.account_id GROUP BY a.organisation_id, a.kind"
     " ORDER BY a.organisation_id, a.kind",
     "marks": "SELECT t.id, b.merchant_id, b.business_date FROM billing_transaction t"
-    " LEFT JOIN billing_settlementbatch b ON b.id = t.settlement_batch_id ORDER BY t.id",
+    " LEFT JOIN billing_dailytotal d ON d.id = t.daily_total_id"
+    " LEFT JOIN billing_settlementbatch b ON b.id = d.settlement_batch_id ORDER BY t.id",
+    "daily_totals": "SELECT d.merchant_id, d.txn_date, d.txn_count, d.gross_fen, d.refunds_fen, d.fees_fen,"
+    " b.business_date FROM billing_dailytotal d"
+    " LEFT JOIN billing_settlementbatch b ON b.id = d.settlement_batch_id"
+    " ORDER BY d.merchant_id, d.txn_date, b.business_date",
     "fees_due": "SELECT d.id, j.reference FROM billing_servicefeedue d"
     " LEFT JOIN billing_journal j ON j.id = d.journal_id ORDER BY d.id",
     "run": "SELECT business_date, status, merchants_total, merchants_done, last_merchant_id"

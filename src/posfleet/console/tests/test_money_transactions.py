@@ -78,7 +78,7 @@ def test_the_tid_the_batch_and_the_merchant_filters(money, login):  # noqa: F811
         terminal=money.terminal_a
     )
     assert shown(client.get(URL, {"batch": money.batch.pk}).content.decode()) == ids(
-        settlement_batch=money.batch
+        daily_total__settlement_batch=money.batch
     )
     assert shown(client.get(URL, {"merchant": MID_B}).content.decode()) == ids(merchant__mid=MID_B)
 

@@ -17,7 +17,7 @@ from django.db.models import Count, Sum
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from posfleet.billing.services.settlement import SettlementInterrupted, settlement_run
+from posfleet.billing.services.settlement import CHUNK, SettlementInterrupted, settlement_run
 from posfleet.fleet.transfer.cli import cli_actor, raw_stream
 from posfleet.platform.clock import today
 from posfleet.platform.errors import Conflict, PermissionDenied, ValidationFailed
@@ -45,7 +45,7 @@ class Command(BaseCommand):
         # For crash tests and benchmarks: stop after N merchants, merchants per transaction, a pause
         # per merchant inside each transaction (also from POSFLEET_SETTLE_SLOW_MS).
         parser.add_argument("--fail-after", type=int, help=SUPPRESS)
-        parser.add_argument("--chunk-size", type=int, default=500, help=SUPPRESS)
+        parser.add_argument("--chunk-size", type=int, default=CHUNK, help=SUPPRESS)
         parser.add_argument(
             "--slow-ms", type=int, default=int(os.environ.get("POSFLEET_SETTLE_SLOW_MS", "0")), help=SUPPRESS
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from django.db import transaction
@@ -42,6 +42,7 @@ from posfleet.billing.services.transactions.rows import (
     journal_kind,
     returned_fee,
 )
+from posfleet.billing.services.transactions.totals import add_to_daily_totals
 from posfleet.fleet.models import Terminal
 from posfleet.fleet.selectors import active_periods, was_active
 from posfleet.platform.clock import now
@@ -70,6 +71,7 @@ _COLUMNS = (
     "original",
     "plan_version",
     "capture_journal",
+    "daily_total",
 )
 
 
@@ -104,6 +106,7 @@ class _Ingest:
         self.new_by_key: dict[Key, New] = {}
         self.new_by_external: dict[str, New] = {}
         self.duplicate_of: dict[int, int] = {}
+        self.totals: dict[tuple[int, date], int] = {}
 
     # -- reading, a fixed number of queries ------------------------------------------------------
 
@@ -368,6 +371,9 @@ class _Ingest:
 
     def _write(self) -> dict[tuple[int, str], int]:
         journals = book(self.ingest_id, list(self.new.values()))
+        self.totals = add_to_daily_totals(
+            (n.merchant_id, n.txn_date, n.kind, n.status, n.amount_fen, n.fee_fen) for n in self.new.values()
+        )
         at = now()
         sales = [n for n in self.new.values() if n.item.kind == SALE]
         follow_ups = [n for n in self.new.values() if n.item.kind != SALE]
@@ -401,4 +407,5 @@ class _Ingest:
             n.original.id if n.original is not None else None,
             n.plan_version_id,
             journal,
+            self.totals.get((n.merchant_id, item.txn_date)) if item.status == APPROVED else None,
         )
