@@ -97,6 +97,9 @@ class Transaction(models.Model):
         ]
         indexes = [
             models.Index(fields=["merchant", "txn_date"], name="txn_merchant_date_idx"),
+            # Ingest's idempotency look-ups: the batch's dates, then its TIDs (a day's rows, not a
+            # TID's whole history).
+            models.Index(fields=["txn_date", "tid"], name="txn_date_tid_idx"),
             models.Index(fields=["terminal", "occurred_at"], name="txn_terminal_time_idx"),
         ]
 

@@ -202,17 +202,14 @@ class _Ingest:
 
     @staticmethod
     def _by_keys(keys: list[Key]) -> Q:
-        """Rows that may have these natural keys: (TIDs, batches, date range), narrowed by the caller."""
-        return Q(
-            tid__in={k[0] for k in keys},
-            batch_no__in={k[1] for k in keys},
-            txn_date__gte=min(k[3] for k in keys),
-            txn_date__lte=max(k[3] for k in keys),
-        )
+        """Rows that may have these natural keys: their dates × their TIDs (``txn_date_tid_idx``: a
+        few rows per probe, however long a TID's history), narrowed by the caller. Not batch numbers
+        too: IN lists of TIDs and batches make the planner probe their cross product."""
+        return Q(txn_date__in={k[3] for k in keys}, tid__in={k[0] for k in keys})
 
     def _ids(self, keys: list[Key], at: datetime) -> dict[Key, int]:
         """The ids of the rows just written (they carry this call's ``ingested_at``)."""
-        rows = Transaction.objects.filter(self._by_keys(keys), ingested_at=at)
+        rows = Transaction.objects.filter(self._by_keys(keys), ingested_at=at).order_by()
         return {
             (tid, batch_no, trace_no, day): pk
             for pk, tid, batch_no, trace_no, day in rows.values_list(
@@ -232,7 +229,7 @@ class _Ingest:
         wanted = set(keys)
         by_key: dict[Key, Stored] = {}
         by_external: dict[str, Stored] = {}
-        for values in Transaction.objects.filter(query).values_list(*STORED_FIELDS).iterator():
+        for values in Transaction.objects.filter(query).order_by().values_list(*STORED_FIELDS).iterator():
             row = Stored(*values)
             key = (row.tid, row.batch_no, row.trace_no, row.txn_date)
             if key in wanted:
