@@ -105,7 +105,3 @@ class DailyTotal(models.Model):
 
     def __str__(self) -> str:
         return f"daily total {self.merchant_id} {self.txn_date}"
-
-    @property
-    def net_fen(self) -> int:
-        return self.gross_fen - self.refunds_fen - self.fees_fen

@@ -212,14 +212,14 @@ def _settle_chunk(run: SettlementRun, last: int, pause_ms: int) -> SettlementRun
 def _pay(run: SettlementRun, chunk: list[Totals], ids_in: tuple[int, int], provider: int) -> None:
     """One journal and one batch per merchant of the chunk whose net is positive, and its open day
     totals up to the day closed; the others wait for a later day. ``ids_in``: the chunk's merchant
-    ids, (first, last] (ranges keep the queries short)."""
+    ids, (first, last], the range whose open totals were summed."""
     payable = [t for t in chunk if t.net_fen > 0]
     if not payable:
         return
     day = run.business_date
     first, last = ids_in
     refs, mids = {}, {}
-    merchants = _Merchant._default_manager.filter(pk__gt=first, pk__lte=last)
+    merchants = _Merchant._default_manager.filter(pk__in=[t.merchant_id for t in payable])
     for pk, org, mid in merchants.values_list("pk", "organisation_id", "mid"):
         refs[pk], mids[pk] = org, mid
     ids = accounts(

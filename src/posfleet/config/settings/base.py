@@ -183,13 +183,13 @@ STORAGES = {
 }
 MEDIA_ROOT = VAR_DIR / "media"
 
-# Content Security Policy: nothing is loaded from outside the site (no CDNs at run time).
-from django.utils.csp import CSP  # noqa: E402
-
 # A transaction batch of 10,000 items with external ids is about 3 MB of JSON (the default 2.5 MB
 # refuses it); a larger body is answered 413 (problem+json under /api/v1/). Uploaded files are
 # streamed to disk and do not count.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
+
+# Content Security Policy: nothing is loaded from outside the site (no CDNs at run time).
+from django.utils.csp import CSP  # noqa: E402
 
 SECURE_CSP = {
     "default-src": [CSP.SELF],

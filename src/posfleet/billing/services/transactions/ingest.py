@@ -404,5 +404,5 @@ class _Ingest:
             n.original.id if n.original is not None else None,
             n.plan_version_id,
             journal,
-            self.totals.get((n.merchant_id, item.txn_date)) if item.status == APPROVED else None,
+            self.totals[(n.merchant_id, item.txn_date)] if item.status == APPROVED else None,
         )
