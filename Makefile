@@ -87,7 +87,7 @@ statemachines: $(STAMP)
 
 check: setup lint typecheck importlint migrations-check
 	DJANGO_SETTINGS_MODULE=posfleet.config.settings.test $(BIN)/posfleet openapi --check
-	DJANGO_SETTINGS_MODULE=posfleet.config.settings.prod POSFLEET_SECRET_KEY=check-only-$$(date +%s)-0123456789abcdefghijklmnopqrstuvwxyz \
+	DJANGO_SETTINGS_MODULE=posfleet.config.settings.prod POSFLEET_VAR_DIR=$$(mktemp -d) POSFLEET_SECRET_KEY=check-only-$$(date +%s)-0123456789abcdefghijklmnopqrstuvwxyz \
 	  POSFLEET_AUDIT_KEY=check-only $(BIN)/posfleet check --deploy --fail-level WARNING
 	$(MAKE) test
 
