@@ -22,6 +22,7 @@ from posfleet.api.routers import (
     deposits,
     ledger,
     me,
+    notifications,
     parties,
     plans,
     settlements,
@@ -107,3 +108,5 @@ api.add_router("", ledger.router)
 api.add_router("", transactions.router)
 api.add_router("", settlements.router)
 api.add_router("", statements.router)
+# Notifications (issue 4)
+api.add_router("", notifications.router)

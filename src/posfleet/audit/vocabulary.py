@@ -36,6 +36,11 @@ class EventType(models.TextChoices):
     SETTLEMENT_RUN = "settlement.run", _("settlement run")
     LEDGER_CORRECTED = "ledger.corrected", _("ledger correction")
     TRANSACTIONS_EXPORTED = "transactions.exported", _("transactions exported")
+    # Notifications
+    NOTIFICATION_RESENT = "notification.resent", _("notice sent again")
+    WEBHOOK_ENDPOINT_CREATED = "webhook.endpoint_created", _("webhook endpoint created")
+    WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated", _("webhook secret rotated")
+    WEBHOOK_ENDPOINT_DISABLED = "webhook.endpoint_disabled", _("webhook endpoint disabled")
     # Parties
     AGENT_CREATED = "agent.created", _("agent created")
     MERCHANT_CREATED = "merchant.created", _("merchant created")

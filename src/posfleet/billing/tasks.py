@@ -1,8 +1,10 @@
-"""Money jobs for the scheduler (a later issue registers them): plain functions, safe to run twice."""
+"""Money jobs for the scheduler (config/schedule.py): safe to run twice."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+
+from django.tasks import task
 
 from posfleet.billing.models import SettlementRun
 from posfleet.billing.services.settlement import settlement_run
@@ -14,3 +16,14 @@ def settle_yesterday() -> SettlementRun:
     """T+1: settle yesterday (Asia/Shanghai). A finished day is left as it is; an interrupted one
     resumes where it stopped."""
     return settlement_run(actor=Actor.job("settle_yesterday"), business_date=today() - timedelta(days=1))
+
+
+@task
+def settle_yesterday_task() -> dict[str, object]:
+    """The scheduler's daily job: ``settle_yesterday`` and a summary of the run."""
+    run = settle_yesterday()
+    return {
+        "business_date": run.business_date.isoformat(),
+        "status": run.status,
+        "merchants": run.merchants_done,
+    }

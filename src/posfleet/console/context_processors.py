@@ -11,6 +11,7 @@ from django.utils import translation
 import posfleet
 from posfleet.console import navigation
 from posfleet.iam.models import Role
+from posfleet.notifications.selectors import unread_count
 
 
 def console(request: HttpRequest) -> dict[str, Any]:
@@ -28,4 +29,5 @@ def console(request: HttpRequest) -> dict[str, Any]:
         context["nav_main"] = navigation.main_items(user, path)
         context["nav_account"] = navigation.account_items(user, path)
         context["user_role_label"] = Role(user.role).label
+        context["inbox_unread"] = unread_count(user)
     return context

@@ -71,6 +71,7 @@ MAIN: tuple[NavEntry | NavGroup, ...] = (
     NavEntry("dashboard", _("Dashboard"), "speedometer2", "console:dashboard", exact=True),
     NavEntry("terminals", _("Device management"), "hdd-stack", "console:terminals"),
     MONEY,
+    NavEntry("deliveries", _("Notifications"), "send", "console:deliveries", roles=STAFF),
 )
 
 ACCOUNT: tuple[NavEntry, ...] = (

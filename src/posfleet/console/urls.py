@@ -1,6 +1,6 @@
 from django.urls import path
 
-from posfleet.console.views import actions, dashboard, terminals
+from posfleet.console.views import actions, dashboard, notifications, terminals
 from posfleet.console.views.money import (
     comparison,
     contracts,
@@ -18,6 +18,10 @@ urlpatterns = [
     path("terminals/actions/<slug:command>/", actions.terminal_action, name="action"),
     path("terminals/<str:sn>/", terminals.terminal_detail, name="terminal"),
     # Money
+    path("inbox/", notifications.inbox, name="inbox"),
+    path("inbox/read/", notifications.inbox_read, name="inbox_read"),
+    path("notifications/", notifications.deliveries, name="deliveries"),
+    path("notifications/<int:pk>/resend/", notifications.delivery_resend_view, name="delivery_resend"),
     path("money/", overview.money_home, name="money"),
     path("money/statements/", statements.my_statements, name="my_statements"),
     path("merchants/<str:mid>/money/", overview.merchant_money, name="merchant_money"),

@@ -61,6 +61,16 @@ def publish(events: Iterable[DomainEvent], *, occurred_at: datetime | None = Non
             for e in events
         ]
     )
+    # After commit, ask for a dispatch (once per transaction); the scheduler's sweep is the safety net.
+    if not any(entry[1] is request_dispatch for entry in connection.run_on_commit):
+        transaction.on_commit(request_dispatch, robust=True)
+
+
+def request_dispatch() -> None:
+    """Enqueue one run of the outbox dispatcher (a task: the worker runs it)."""
+    from posfleet.platform.tasks import dispatch_outbox_task
+
+    dispatch_outbox_task.enqueue()
 
 
 def on_commit(func: Any) -> None:

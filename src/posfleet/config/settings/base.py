@@ -87,12 +87,15 @@ INSTALLED_APPS = [
     "django_htmx",
     "ninja",  # serves the Swagger UI assets locally: /api/v1/docs works offline
     "auditlog",
+    "django_tasks_db",
+    "crontask",
     "posfleet.platform",
     "posfleet.audit",
     "posfleet.iam",
     "posfleet.parties",
     "posfleet.fleet",
     "posfleet.billing",
+    "posfleet.notifications",
     "posfleet.api",
     "posfleet.console",
     "posfleet.demo",
@@ -231,6 +234,10 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "django.request": {"level": "ERROR"},
+        # The scheduler's and the worker's per-run lines (every few seconds) only when they go wrong.
+        "apscheduler.executors": {"level": "WARNING"},
+        "django.tasks": {"level": "WARNING"},
+        "django_tasks_db": {"level": "WARNING"},
     },
 }
 
@@ -265,3 +272,51 @@ POSFLEET: PosfleetPolicy = {
 POSFLEET_AUDIT_KEY = env("AUDIT_KEY", "posfleet-development-audit-chain-key")
 # Database triggers that refuse UPDATE/DELETE on the audit table (audit/migrations/0002).
 POSFLEET_AUDIT_DB_GUARD = True
+
+# ---------------------------------------------------------------------------------------------
+# Background work (ADR 0012): django.tasks on the database backend (`posfleet worker`), sweeps enqueued by
+# `posfleet scheduler` (config/schedule.py). The scale tier swaps the backend in settings only.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+
+# E-mail over SMTP (notifications), Django 6.1's MAILERS. The password comes from the environment.
+MAILERS = {
+    "default": {
+        "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "OPTIONS": {
+            "host": env("SMTP_HOST", "127.0.0.1"),
+            "port": int(env("SMTP_PORT", "25")),
+            "username": env("SMTP_USER"),
+            "password": env("SMTP_PASSWORD"),
+            "use_tls": env_bool("SMTP_STARTTLS", False),
+            "use_ssl": env_bool("SMTP_SSL", False),
+            "timeout": 10,
+        },
+    }
+}
+DEFAULT_FROM_EMAIL = env("MAIL_FROM", "posfleet <noreply@posfleet.invalid>")
+
+
+class NotifyPolicy(TypedDict):
+    MAX_ATTEMPTS: int
+    OUTBOX_MAX_ATTEMPTS: int
+    BACKOFF_BASE: timedelta
+    BACKOFF_MAX: timedelta
+    LEASE: timedelta
+    SMS_URL: str
+    SMS_SECRET: str
+    WEBHOOK_ALLOW_HTTP: bool
+
+
+POSFLEET_NOTIFY: NotifyPolicy = {
+    # A delivery is tried this many times (30 s, 1 min, 2 min … 6 h apart), then dead-lettered.
+    "MAX_ATTEMPTS": int(env("NOTIFY_MAX_ATTEMPTS", "8")),
+    "OUTBOX_MAX_ATTEMPTS": 10,
+    "BACKOFF_BASE": timedelta(seconds=int(env("NOTIFY_BACKOFF_SECONDS", "30"))),
+    "BACKOFF_MAX": timedelta(hours=6),
+    # A worker that claimed a delivery and died: it is tried again once this has passed.
+    "LEASE": timedelta(minutes=5),
+    # SMS provider adapter: JSON POST {"id", "to", "text"}, signed with HMAC-SHA256 of the body.
+    "SMS_URL": env("SMS_URL"),
+    "SMS_SECRET": env("SMS_SECRET"),
+    "WEBHOOK_ALLOW_HTTP": env_bool("WEBHOOK_ALLOW_HTTP", False),
+}

@@ -1,7 +1,7 @@
 """`make run`: the embedded tier on this machine (SQLite under var/, demo data, loopback only)."""
 
 from .base import *  # noqa: F403
-from .base import POSFLEET, env_bool
+from .base import POSFLEET, POSFLEET_NOTIFY, env, env_bool
 
 DEBUG = env_bool("DEBUG", False)
 WHITENOISE_USE_FINDERS = True  # serve app static files without a collectstatic step
@@ -11,3 +11,14 @@ POSFLEET["DEMO_MODE"] = env_bool("DEMO_MODE", True)
 from .base import VAR_DIR  # noqa: E402
 
 (VAR_DIR / "static").mkdir(parents=True, exist_ok=True)
+
+# Without an SMTP server configured, e-mail is written to var/mail/ (one file per message) and every
+# notice also lands in the console's inbox.
+if not env("SMTP_HOST"):
+    MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "OPTIONS": {"file_path": str(VAR_DIR / "mail")},
+        }
+    }
+POSFLEET_NOTIFY["WEBHOOK_ALLOW_HTTP"] = env_bool("WEBHOOK_ALLOW_HTTP", True)

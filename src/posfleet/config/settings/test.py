@@ -5,7 +5,7 @@ import tempfile
 from pathlib import Path
 
 from .base import *  # noqa: F403
-from .base import POSFLEET, database_from_url, sqlite_database
+from .base import POSFLEET, POSFLEET_NOTIFY, database_from_url, sqlite_database
 
 _engine = os.environ.get("POSFLEET_TEST_DB", "sqlite")
 if _engine == "postgres":
@@ -37,3 +37,8 @@ LOGGING = {"version": 1, "disable_existing_loggers": False}
 
 # Test databases are flushed between transactional tests; the append-only triggers would refuse that.
 POSFLEET_AUDIT_DB_GUARD = False
+
+# Tasks enqueued by the code under test are kept, not run: tests run the worker's functions themselves
+# (or a real `posfleet worker --batch` on the database backend, notifications/tests/test_worker.py).
+TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
+POSFLEET_NOTIFY["WEBHOOK_ALLOW_HTTP"] = True

@@ -18,6 +18,8 @@ PAGES = [
     f"/console/terminals/actions/deactivate/?sn={SN_A}",
     "/accounts/security/",
     "/accounts/tokens/",
+    "/console/inbox/",
+    "/console/notifications/",
     "/console/no-such-page/",
 ]
 

@@ -15,14 +15,20 @@ DEMO_USERS = ("admin", "reviewer", "agent1", "merchant1")
 
 
 class Command(BaseCommand):
-    help = "Start web (and, as they come, worker, scheduler and gateway) together; Ctrl-C stops them all."
+    help = (
+        "Start web, worker and scheduler (and, when it comes, the gateway) together; Ctrl-C stops them all."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--bind", default=os.environ.get("POSFLEET_BIND", "127.0.0.1:8000"))
 
     def handle(self, *args: Any, bind: str, **options: Any) -> None:
         posfleet = [sys.executable, "-m", "posfleet"]
-        processes = [Process("web", [*posfleet, "serve", "--bind", bind])]
+        processes = [
+            Process("web", [*posfleet, "serve", "--bind", bind]),
+            Process("worker", [*posfleet, "worker"]),
+            Process("scheduler", [*posfleet, "scheduler"]),
+        ]
         self._banner(bind)
         code = supervise(processes)
         self.stdout.write("posfleet stopped")

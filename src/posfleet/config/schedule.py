@@ -1,0 +1,27 @@
+"""What the scheduler enqueues, and when (Asia/Shanghai, settings.TIME_ZONE). Every job is a sweep that
+is safe to run twice: a missed or doubled minute changes nothing but latency.
+
+Imported only by `posfleet scheduler` (ops/management/commands/scheduler.py): importing it registers
+the jobs with crontask's APScheduler instance.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crontask import cron
+from django.tasks import Task
+
+from posfleet.billing.tasks import settle_yesterday_task
+from posfleet.notifications.tasks import deliver_due_task
+from posfleet.platform.tasks import dispatch_outbox_task
+
+JOBS: list[tuple[str, Task[Any, Any], str]] = [
+    # (crontab, task, what it is for)
+    ("* * * * *", dispatch_outbox_task, "hand committed events to notifications (safety net)"),
+    ("* * * * *", deliver_due_task, "send due and retried notices"),
+    ("30 2 * * *", settle_yesterday_task, "T+1 settlement of yesterday"),
+]
+
+for schedule, job, _why in JOBS:
+    cron(schedule, sentry_monitor_config=None)(job)

@@ -1,0 +1,108 @@
+"""The inbox (everyone's own) and the deliveries page (staff; admins send again)."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import translation
+
+from posfleet.console.tests.helpers import PERSONAS, SN_A
+from posfleet.fleet.services import terminal_transition
+from posfleet.fleet.states import Command
+from posfleet.notifications.models import Delivery, InboxItem
+from posfleet.notifications.services import deliver_due
+from posfleet.platform.context import Actor
+from posfleet.platform.models import OutboxMessage
+from posfleet.platform.outbox import dispatch_outbox
+
+STAFF = {"admin", "reviewer", "warehouse"}
+
+
+@pytest.fixture
+def noticed(clock, terminals):
+    OutboxMessage.objects.all().delete()
+    terminal_transition(actor=Actor.system("test"), sn=SN_A, action=Command.SUSPEND, reason="risk")
+    dispatch_outbox()
+    deliver_due()
+    return terminals
+
+
+def test_the_bell_counts_unread_notices_and_the_inbox_shows_them(noticed, login):
+    client = login("merchant_a")
+    page = client.get("/console/").content.decode()
+    assert 'data-testid="inbox-unread">1<' in page
+    html = client.get("/console/inbox/").content.decode()
+    assert html.count('data-testid="inbox-item"') == 1
+    assert "is suspended" in html
+    assert "Reason: risk control." in html
+    item = InboxItem.objects.get(user__username="merchant_a")
+    # Opening it marks it read and goes to the terminal's page.
+    opened = client.post("/console/inbox/read/", {"item": item.pk, "next": item.link})
+    assert opened.status_code == 302
+    assert opened["Location"] == f"/console/terminals/{SN_A}/"
+    item.refresh_from_db()
+    assert item.read_at is not None
+    assert 'data-testid="inbox-unread"' not in client.get("/console/").content.decode()
+
+
+def test_the_inbox_never_redirects_elsewhere_and_marks_only_your_own(noticed, login):
+    other = InboxItem.objects.get(user__username="agent_a")
+    got = login("merchant_a").post("/console/inbox/read/", {"item": other.pk, "next": "https://evil.test/"})
+    assert got["Location"] == "/console/inbox/"
+    other.refresh_from_db()
+    assert other.read_at is None
+
+
+@pytest.mark.parametrize("name", PERSONAS)
+def test_nobody_sees_anothers_inbox(noticed, login, name):
+    html = login(name).get("/console/inbox/").content.decode()
+    expected = InboxItem.objects.filter(user__username=name).count()
+    assert html.count('data-testid="inbox-item"') == expected
+
+
+@pytest.mark.parametrize("name", PERSONAS)
+def test_the_deliveries_page_is_for_staff(noticed, login, name):
+    response = login(name).get("/console/notifications/")
+    html = response.content.decode()
+    if name in STAFF:
+        assert response.status_code == 200
+        assert 'data-testid="delivery-bar"' in html
+        assert html.count('data-testid="delivery-status"') == Delivery.objects.count()
+        assert 'data-nav="deliveries"' in html
+    else:
+        assert response.status_code == 403
+        assert 'data-testid="delivery-table"' not in html
+        assert 'data-nav="deliveries"' not in html
+
+
+def test_an_admin_sends_a_dead_notice_again_and_a_reviewer_may_not(noticed, login):
+    delivery = Delivery.objects.filter(channel="email").first() or Delivery.objects.first()
+    Delivery.objects.filter(pk=delivery.pk).update(status="dead", attempts=8, last_error="SMTP 550")
+    dead_page = login("admin").get("/console/notifications/?status=dead").content.decode()
+    assert dead_page.count('data-testid="resend"') == 1
+    assert (
+        'data-testid="resend"'
+        not in login("reviewer").get("/console/notifications/?status=dead").content.decode()
+    )
+    refused = login("reviewer").post(f"/console/notifications/{delivery.pk}/resend/")
+    assert refused.status_code == 403
+    delivery.refresh_from_db()
+    assert delivery.status == "dead"
+    done = login("admin").post(f"/console/notifications/{delivery.pk}/resend/", follow=True)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("pending", 0)
+    assert "The notice is queued" in done.content.decode()
+    again = login("admin").post(f"/console/notifications/{delivery.pk}/resend/", follow=True)
+    assert "Only a failed or dead delivery can be sent again." in again.content.decode()
+
+
+def test_the_pages_speak_chinese(noticed, login, world):
+    user = world.user("admin")
+    user.language = "zh-hans"
+    user.save()
+    html = login("admin").get("/console/notifications/").content.decode()
+    assert '<h1 class="page-title">通知</h1>' in html
+    assert "已发送" in html or "待发送" in html or "已放弃" in html  # the status names
+    inbox = InboxItem.objects.get(user__username="merchant_a")
+    assert inbox.title.endswith("is suspended")  # merchant_a reads English; a zh user reads Chinese:
+    with translation.override("zh-hans"):
+        assert translation.gettext("Terminal %(tid)s is suspended") == "终端 %(tid)s 已暂停"

@@ -1,0 +1,127 @@
+"""What is said to whom: which events make which notices, and their words in Chinese and English.
+
+An event (an outbox message) makes zero or more ``Notice``s, each for an audience ("merchant": the
+merchant's users and its contact; "agent": the users of the agent that serves it) over some channels.
+The words are gettext strings rendered in each recipient's language (``render``). Webhooks are not
+here: every event goes to the endpoints that subscribed to it, as JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.utils import translation
+from django.utils.translation import gettext_lazy as _
+
+from posfleet.fleet.states import SPECS, Command
+from posfleet.notifications.models import Channel
+
+MERCHANT, AGENT = "merchant", "agent"
+ALL = (Channel.INBOX, Channel.EMAIL, Channel.SMS)
+QUIET = (Channel.INBOX, Channel.EMAIL)
+INBOX = (Channel.INBOX,)
+
+
+@dataclass(frozen=True)
+class Words:
+    subject: Any  # a lazy gettext string with %(name)s placeholders
+    body: Any
+
+
+@dataclass(frozen=True)
+class Notice:
+    key: str
+    audiences: dict[str, tuple[str, ...]] = field(default_factory=dict)  # audience → channels
+
+
+WORDS: dict[str, Words] = {
+    "terminal.bound": Words(
+        _("Terminal %(tid)s is bound to your shop"),
+        _(
+            "Terminal %(sn)s has been bound to %(merchant_name)s with terminal ID %(tid)s. "
+            "Next: the test transaction (swipe, scan and print) activates it."
+        ),
+    ),
+    "terminal.activated": Words(
+        _("Terminal %(tid)s is active"),
+        _("Terminal %(tid)s (SN %(sn)s) was activated on %(when)s and can take payments now."),
+    ),
+    "terminal.suspended": Words(
+        _("Terminal %(tid)s is suspended"),
+        _(
+            "Terminal %(tid)s (SN %(sn)s) was suspended on %(when)s. Reason: %(reason)s. "
+            "It takes no payments until it is resumed; money already taken is still settled."
+        ),
+    ),
+    "terminal.resumed": Words(
+        _("Terminal %(tid)s takes payments again"),
+        _("Terminal %(tid)s (SN %(sn)s) was resumed on %(when)s."),
+    ),
+    "terminal.deactivated": Words(
+        _("Terminal %(tid)s is deactivated"),
+        _(
+            "Terminal %(tid)s (SN %(sn)s) was deactivated on %(when)s. Reason: %(reason)s. "
+            "It can be reactivated within the reactivation window; after that it is closed for good."
+        ),
+    ),
+    "terminal.reactivated": Words(
+        _("Terminal %(tid)s is active again"),
+        _("Terminal %(tid)s (SN %(sn)s) was reactivated on %(when)s and can take payments."),
+    ),
+    "terminal.deregistered": Words(
+        _("Terminal %(tid)s is closed"),
+        _(
+            "Terminal %(tid)s (SN %(sn)s) was deregistered on %(when)s. Reason: %(reason)s. "
+            "Please return the device; the final settlement and any deposit refund follow."
+        ),
+    ),
+    "escalation": Words(
+        _("A notice to merchant %(merchant_name)s could not be delivered"),
+        _(
+            "We could not deliver “%(subject)s” to merchant %(merchant_name)s (%(mid)s) by %(channel)s "
+            "after %(attempts)s attempts. Please contact the merchant."
+        ),
+    ),
+}
+
+# terminal.status_changed: the command decides the notice.
+TERMINAL_NOTICES: dict[str, Notice] = {
+    Command.BIND: Notice("terminal.bound", {MERCHANT: QUIET}),
+    Command.ACTIVATE: Notice("terminal.activated", {MERCHANT: QUIET}),
+    Command.SUSPEND: Notice("terminal.suspended", {MERCHANT: ALL, AGENT: INBOX}),
+    Command.RESUME: Notice("terminal.resumed", {MERCHANT: QUIET}),
+    Command.DEACTIVATE: Notice("terminal.deactivated", {MERCHANT: ALL, AGENT: INBOX}),
+    Command.REACTIVATE: Notice("terminal.reactivated", {MERCHANT: QUIET}),
+    Command.DEREGISTER: Notice("terminal.deregistered", {MERCHANT: ALL, AGENT: INBOX}),
+}
+
+
+def notices_for(event_type: str, payload: dict[str, Any]) -> list[Notice]:
+    if event_type == "terminal.status_changed":
+        notice = TERMINAL_NOTICES.get(payload.get("command", ""))
+        return [notice] if notice is not None else []
+    return []
+
+
+def reason_label(command: str, reason: str) -> str:
+    spec = SPECS.get(Command(command)) if command in Command._value2member_map_ else None
+    choices = spec.reasons if spec is not None else None
+    if choices is not None and reason in choices.values:
+        return str(choices(reason).label)
+    return reason or "—"
+
+
+def render(key: str, context: dict[str, Any], language: str) -> tuple[str, str]:
+    """The subject and body of notice ``key`` in ``language``; a missing value shows as "—"."""
+    words = WORDS[key]
+    with translation.override(language):
+        values = _Defaulting({k: str(v) for k, v in context.items() if v is not None})
+        if "reason" in values and "command" in values:
+            values["reason"] = reason_label(values["command"], values["reason"])
+        return str(words.subject) % values, str(words.body) % values
+
+
+class _Defaulting(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "—"

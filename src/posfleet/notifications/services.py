@@ -1,0 +1,510 @@
+"""Notices: from committed events to deliveries, and deliveries to the world.
+
+1. ``fan_out`` (an outbox handler, in the message's transaction) turns an event into ``Delivery`` rows:
+   one per recipient and channel (notices.py says who hears what), plus one per subscribed webhook
+   endpoint. The unique ``dedupe_key`` makes a second fan-out of the same event create nothing.
+2. ``deliver_due`` (a task, enqueued after commit and swept every minute by the scheduler) sends the
+   due deliveries. A delivery is claimed with a compare-and-set that also pushes its next attempt a
+   lease ahead, so two workers never send it at once and a worker that dies mid-send leaves it to be
+   retried when the lease ends (receivers drop the copy by event id). A failure is retried with
+   exponential backoff; a permanent refusal or ``MAX_ATTEMPTS`` failures make it ``dead``, and a dead
+   notice to a merchant is escalated to the users of its agent.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.urls import NoReverseMatch, reverse
+from django.utils import formats, timezone, translation
+from django.utils.translation import gettext as _
+
+from posfleet.audit.services import Entry, record
+from posfleet.audit.vocabulary import EventType
+from posfleet.iam.models import Organisation, OrgKind, User
+from posfleet.notifications import channels
+from posfleet.notifications.models import Channel, Delivery, InboxItem, WebhookEndpoint
+from posfleet.notifications.notices import AGENT, MERCHANT, notices_for, render
+from posfleet.notifications.selectors import endpoints_of
+from posfleet.parties.selectors import merchant_of_organisation
+from posfleet.platform.clock import now
+from posfleet.platform.context import Actor
+from posfleet.platform.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from posfleet.platform.events import REGISTRY
+from posfleet.platform.models import OutboxMessage
+from posfleet.platform.outbox import backoff
+
+log = logging.getLogger(__name__)
+
+PENDING, SENT, FAILED, DEAD = (
+    Delivery.Status.PENDING,
+    Delivery.Status.SENT,
+    Delivery.Status.FAILED,
+    Delivery.Status.DEAD,
+)
+WEBHOOK_NOTICE = "webhook"
+ESCALATION = "escalation"
+
+
+# -- 1. fan-out -----------------------------------------------------------------------------------
+
+
+def fan_out(message: OutboxMessage) -> None:
+    """The deliveries ``message`` makes (outbox handler: runs inside the message's transaction)."""
+    rows: list[Delivery] = []
+    for notice in notices_for(message.event_type, message.payload):
+        for audience, channel_list in notice.audiences.items():
+            organisation = _audience(audience, message)
+            if organisation is not None:
+                rows += _deliveries(message, notice.key, organisation, channel_list)
+    endpoints = WebhookEndpoint.objects.filter(organisation_id__in=message.organisation_ids, active=True)
+    rows += [
+        Delivery(
+            message=message,
+            notice=WEBHOOK_NOTICE,
+            channel=Channel.WEBHOOK,
+            organisation_id=endpoint.organisation_id,
+            endpoint=endpoint,
+            dedupe_key=f"{message.event_id}:{WEBHOOK_NOTICE}:w{endpoint.pk}",
+        )
+        for endpoint in endpoints
+        if endpoint.wants(message.event_type)
+    ]
+    if rows:
+        Delivery.objects.bulk_create(rows, ignore_conflicts=True)
+        transaction.on_commit(request_delivery, robust=True)
+
+
+def request_delivery() -> None:
+    from posfleet.notifications.tasks import deliver_due_task
+
+    deliver_due_task.enqueue()
+
+
+def _audience(audience: str, message: OutboxMessage) -> Organisation | None:
+    organisations = list(Organisation.objects.filter(pk__in=message.organisation_ids))
+    merchant_org = next((o for o in organisations if o.kind == OrgKind.MERCHANT), None)
+    if audience == MERCHANT:
+        return merchant_org
+    if audience == AGENT:
+        if merchant_org is not None:
+            merchant = merchant_of_organisation(merchant_org.pk)
+            if merchant is not None:
+                return merchant.agent.organisation
+        agents = [o for o in organisations if o.kind == OrgKind.AGENT]
+        return max(agents, key=lambda o: o.path.count("/"), default=None)  # the nearest agent
+    return None
+
+
+def _deliveries(
+    message: OutboxMessage,
+    notice: str,
+    organisation: Organisation,
+    channel_list: tuple[str, ...],
+    *,
+    escalation_of: Delivery | None = None,
+) -> list[Delivery]:
+    users = list(User.objects.filter(organisation=organisation, is_active=True).order_by("pk"))
+    contact = merchant_of_organisation(organisation.pk) if organisation.kind == OrgKind.MERCHANT else None
+    prefix = f"{message.event_id}:{notice}" + (f":{escalation_of.pk}" if escalation_of else "")
+    rows: list[Delivery] = []
+
+    def add(channel: str, target: str, user: User | None = None) -> None:
+        rows.append(
+            Delivery(
+                message=message,
+                notice=notice,
+                channel=channel,
+                organisation=organisation,
+                user=user,
+                language=user.language if user is not None else settings.LANGUAGE_CODE,
+                escalation_of=escalation_of,
+                dedupe_key=f"{prefix}:{channel}:{target}",
+            )
+        )
+
+    for channel in channel_list:
+        if channel == Channel.INBOX:
+            for user in users:
+                add(channel, f"u{user.pk}", user)
+        elif channel == Channel.EMAIL:
+            addresses = set()
+            for user in users:
+                if user.email:
+                    addresses.add(user.email.lower())
+                    add(channel, f"u{user.pk}", user)
+            if (
+                contact is not None
+                and contact.contact_email
+                and contact.contact_email.lower() not in addresses
+            ):
+                add(channel, "contact")
+        elif (
+            channel == Channel.SMS
+            and contact is not None
+            and contact.contact_phone
+            and settings.POSFLEET_NOTIFY["SMS_URL"]
+        ):
+            add(channel, "contact")
+    return rows
+
+
+# -- 2. delivery ----------------------------------------------------------------------------------
+
+
+@dataclass
+class DeliveryRun:
+    sent: int = 0
+    failed: int = 0
+    dead: int = 0
+    skipped: int = 0
+
+
+def _due() -> Q:
+    return Q(status__in=[PENDING, FAILED]) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now()))
+
+
+def deliver_due(*, limit: int = 500) -> DeliveryRun:
+    """Send up to ``limit`` due deliveries, oldest first."""
+    run = DeliveryRun()
+    for pk in list(Delivery.objects.filter(_due()).order_by("id").values_list("pk", flat=True)[:limit]):
+        outcome = deliver_one(pk)
+        setattr(run, outcome, getattr(run, outcome) + 1)
+    return run
+
+
+def deliver_one(pk: int) -> str:
+    """Claim, send and record one delivery; returns "sent", "failed", "dead" or "skipped"."""
+    lease = settings.POSFLEET_NOTIFY["LEASE"]
+    claimed = Delivery.objects.filter(_due(), pk=pk).update(
+        attempts=F("attempts") + 1, next_attempt_at=now() + lease
+    )
+    if not claimed:
+        return "skipped"  # another worker has it, or it is no longer due
+    delivery = Delivery.objects.select_related("message", "user", "endpoint", "organisation").get(pk=pk)
+    try:
+        _send(delivery)
+    except channels.DeliveryError as exc:
+        return _failed(delivery, exc.reason, permanent=exc.permanent)
+    except Exception as exc:
+        log.exception("delivery %s crashed", pk)
+        return _failed(delivery, f"internal error ({type(exc).__name__})", permanent=False)
+    Delivery.objects.filter(pk=pk).update(status=SENT, sent_at=now(), next_attempt_at=None, last_error="")
+    return "sent"
+
+
+def _failed(delivery: Delivery, reason: str, *, permanent: bool) -> str:
+    dead = permanent or delivery.attempts >= settings.POSFLEET_NOTIFY["MAX_ATTEMPTS"]
+    with transaction.atomic():
+        Delivery.objects.filter(pk=delivery.pk).update(
+            status=DEAD if dead else FAILED,
+            last_error=reason[:200],
+            next_attempt_at=None if dead else now() + backoff(delivery.attempts),
+        )
+        if dead:
+            escalate(delivery)
+    log.warning(
+        "delivery %s (%s via %s) %s: %s",
+        delivery.pk,
+        delivery.notice,
+        delivery.channel,
+        "dead" if dead else "failed",
+        reason,
+    )
+    return "dead" if dead else "failed"
+
+
+def escalate(delivery: Delivery) -> int:
+    """A notice that never reached a merchant by e-mail or SMS goes to its agent's users (inbox and
+    e-mail). Returns how many deliveries that made."""
+    if (
+        delivery.channel not in {Channel.EMAIL, Channel.SMS}
+        or delivery.escalation_of_id is not None
+        or delivery.organisation.kind != OrgKind.MERCHANT
+    ):
+        return 0
+    merchant = merchant_of_organisation(delivery.organisation_id)
+    if merchant is None:
+        return 0
+    rows = _deliveries(
+        delivery.message,
+        ESCALATION,
+        merchant.agent.organisation,
+        (Channel.INBOX, Channel.EMAIL),
+        escalation_of=delivery,
+    )
+    Delivery.objects.bulk_create(rows, ignore_conflicts=True)
+    if rows:
+        transaction.on_commit(request_delivery, robust=True)
+    return len(rows)
+
+
+# -- what is sent ---------------------------------------------------------------------------------
+
+
+def content(delivery: Delivery) -> tuple[str, str]:
+    """Subject and body of ``delivery`` in its recipient's language."""
+    message = delivery.message
+    if delivery.notice == ESCALATION:
+        original = delivery.escalation_of
+        assert original is not None
+        subject, _body = render(original.notice, _context(message), delivery.language)
+        with translation.override(delivery.language):
+            channel = str(Channel(original.channel).label)
+        merchant = merchant_of_organisation(original.organisation_id)
+        context = {
+            "subject": subject,
+            "merchant_name": merchant.name if merchant else "",
+            "mid": merchant.mid if merchant else "",
+            "channel": channel,
+            "attempts": original.attempts,
+        }
+        return render(ESCALATION, context, delivery.language)
+    return render(delivery.notice, _context(message), delivery.language)
+
+
+def _context(message: OutboxMessage) -> dict[str, Any]:
+    payload = dict(message.payload)
+    merchant_name = ""
+    for org in Organisation.objects.filter(pk__in=message.organisation_ids, kind=OrgKind.MERCHANT):
+        merchant = merchant_of_organisation(org.pk)
+        merchant_name = merchant.name if merchant else org.name
+    when = formats.date_format(timezone.localtime(message.occurred_at), "DATETIME_FORMAT")
+    return {**payload, "sn": message.aggregate_id, "merchant_name": merchant_name, "when": when}
+
+
+def _link(delivery: Delivery) -> str:
+    message = delivery.message
+    try:
+        if message.aggregate_type == "terminal":
+            return reverse("console:terminal", args=[message.aggregate_id])
+    except NoReverseMatch:
+        return ""
+    return ""
+
+
+def _send(delivery: Delivery) -> None:
+    message = delivery.message
+    event_id = str(message.event_id)
+    if delivery.channel == Channel.WEBHOOK:
+        endpoint = delivery.endpoint
+        if endpoint is None or not endpoint.active:
+            raise channels.DeliveryError("webhook endpoint removed or disabled", permanent=True)
+        channels.send_webhook(
+            url=endpoint.url,
+            msg_id=event_id,
+            payload={
+                "id": event_id,
+                "type": message.event_type,
+                "timestamp": message.occurred_at.isoformat(),
+                "data": message.payload,
+            },
+            secrets_=endpoint_secrets(endpoint),
+        )
+        return
+    subject, body = content(delivery)
+    if delivery.channel == Channel.INBOX:
+        if delivery.user is None:
+            raise channels.DeliveryError("no inbox", permanent=True)
+        InboxItem.objects.get_or_create(
+            delivery=delivery,
+            defaults={
+                "user": delivery.user,
+                "title": subject[:200],
+                "body": body,
+                "link": _link(delivery),
+                "created_at": now(),
+            },
+        )
+        return
+    address = _address(delivery)
+    if not address:
+        raise channels.DeliveryError(f"no {delivery.channel} address on record", permanent=True)
+    if delivery.channel == Channel.EMAIL:
+        channels.send_email(to=address, subject=subject, body=body, event_id=event_id)
+    elif delivery.channel == Channel.SMS:
+        channels.send_sms(to=address, text=f"{subject}: {body}", event_id=event_id)
+    else:
+        raise channels.DeliveryError(f"unknown channel {delivery.channel}", permanent=True)
+
+
+def _address(delivery: Delivery) -> str:
+    if delivery.user is not None:
+        return delivery.user.email if delivery.channel == Channel.EMAIL else ""
+    merchant = merchant_of_organisation(delivery.organisation_id)
+    if merchant is None:
+        return ""
+    return merchant.contact_email if delivery.channel == Channel.EMAIL else merchant.contact_phone
+
+
+# -- operator actions -----------------------------------------------------------------------------
+
+
+def _require(actor: Actor, perm: str) -> User:
+    user = actor.user
+    if actor.read_only or user is None or not user.has_perm(perm):
+        raise PermissionDenied()
+    return user
+
+
+def delivery_resend(*, actor: Actor, delivery_id: int) -> Delivery:
+    """Send a failed or dead delivery again, now (the attempt count starts over)."""
+    _require(actor, "notifications.resend")
+    with transaction.atomic():
+        delivery = Delivery.objects.select_for_update().filter(pk=delivery_id).first()
+        if delivery is None:
+            raise NotFound()
+        if delivery.status not in {FAILED, DEAD}:
+            raise Conflict(_("Only a failed or dead delivery can be sent again."), status=delivery.status)
+        before = {"status": delivery.status, "attempts": delivery.attempts}
+        Delivery.objects.filter(pk=delivery.pk).update(status=PENDING, attempts=0, next_attempt_at=None)
+        record(
+            actor,
+            Entry(
+                event_type=EventType.NOTIFICATION_RESENT,
+                subject_type="delivery",
+                subject_id=str(delivery.pk),
+                before=before,
+                after={"status": PENDING, "notice": delivery.notice, "channel": delivery.channel},
+            ),
+        )
+        transaction.on_commit(request_delivery, robust=True)
+    delivery.refresh_from_db()
+    return delivery
+
+
+def endpoint_secrets(endpoint: WebhookEndpoint) -> list[str]:
+    valid = [endpoint.secret]
+    if endpoint.previous_secret and endpoint.previous_valid_until and endpoint.previous_valid_until > now():
+        valid.append(endpoint.previous_secret)
+    return valid
+
+
+def inbox_mark_read(*, user: User, item_ids: list[int] | None = None) -> int:
+    """Mark the user's items (all unread when ``item_ids`` is None) read; returns how many."""
+    items = InboxItem.objects.filter(user=user, read_at__isnull=True)
+    if item_ids is not None:
+        items = items.filter(pk__in=item_ids)
+    return items.update(read_at=now())
+
+
+# -- webhook endpoints ----------------------------------------------------------------------------
+
+
+def _require_webhooks(actor: Actor) -> User:
+    return _require(actor, "notifications.manage_webhooks")
+
+
+def endpoint_for(user: User, endpoint_id: int) -> WebhookEndpoint:
+    """The user's organisation's endpoint; any other answers NotFound (404)."""
+    endpoint = endpoints_of(user).filter(pk=endpoint_id).first()
+    if endpoint is None:
+        raise NotFound()
+    return endpoint
+
+
+def _check_endpoint(url: str, event_types: list[str]) -> None:
+    parts = urlsplit(url or "")
+    allowed = {"https", "http"} if settings.POSFLEET_NOTIFY["WEBHOOK_ALLOW_HTTP"] else {"https"}
+    if parts.scheme not in allowed or not parts.hostname:
+        raise ValidationFailed(
+            _("The URL must be an absolute %(schemes)s URL.") % {"schemes": " or ".join(sorted(allowed))},
+            field="url",
+        )
+    if len(url) > 500:
+        raise ValidationFailed(_("The URL is longer than 500 characters."), field="url")
+    unknown = sorted(set(event_types) - set(REGISTRY))
+    if unknown:
+        raise ValidationFailed(
+            _("Unknown event type “%(name)s”.") % {"name": unknown[0][:64]}, field="event_types"
+        )
+
+
+def webhook_endpoint_create(
+    *, actor: Actor, url: str, description: str = "", event_types: list[str] | None = None
+) -> tuple[WebhookEndpoint, str]:
+    """A new endpoint of the actor's organisation; returns it and its secret (shown this once)."""
+    user = _require_webhooks(actor)
+    if user.organisation is None:
+        raise PermissionDenied()
+    types = sorted(set(event_types or []))
+    _check_endpoint(url, types)
+    secret = channels.new_webhook_secret()
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.create(
+            organisation=user.organisation,
+            url=url,
+            description=description[:200],
+            event_types=types,
+            secret=secret,
+        )
+        record(
+            actor,
+            Entry(
+                event_type=EventType.WEBHOOK_ENDPOINT_CREATED,
+                subject_type="webhook_endpoint",
+                subject_id=str(endpoint.pk),
+                after={"host": _host(url), "event_types": types},
+            ),
+        )
+    return endpoint, secret
+
+
+def webhook_secret_rotate(
+    *, actor: Actor, endpoint_id: int, overlap_hours: int = 24
+) -> tuple[WebhookEndpoint, str]:
+    """A new secret; the old one stays valid for ``overlap_hours`` (0–168), both signing meanwhile."""
+    user = _require_webhooks(actor)
+    if not 0 <= overlap_hours <= 168:
+        raise ValidationFailed(_("The overlap is 0 to 168 hours."), field="overlap_hours")
+    with transaction.atomic():
+        endpoint = endpoint_for(user, endpoint_id)
+        endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        secret = channels.new_webhook_secret()
+        until = now() + timedelta(hours=overlap_hours)
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
+            secret=secret, previous_secret=endpoint.secret, previous_valid_until=until
+        )
+        record(
+            actor,
+            Entry(
+                event_type=EventType.WEBHOOK_SECRET_ROTATED,
+                subject_type="webhook_endpoint",
+                subject_id=str(endpoint.pk),
+                after={"previous_valid_until": until.isoformat()},
+            ),
+        )
+    endpoint.refresh_from_db()
+    return endpoint, secret
+
+
+def webhook_endpoint_disable(*, actor: Actor, endpoint_id: int) -> WebhookEndpoint:
+    """Stop sending to the endpoint; its pending deliveries become dead when their turn comes."""
+    user = _require_webhooks(actor)
+    with transaction.atomic():
+        endpoint = endpoint_for(user, endpoint_id)
+        if not WebhookEndpoint.objects.filter(pk=endpoint.pk, active=True).update(active=False):
+            raise Conflict(_("This endpoint is already disabled."))
+        record(
+            actor,
+            Entry(
+                event_type=EventType.WEBHOOK_ENDPOINT_DISABLED,
+                subject_type="webhook_endpoint",
+                subject_id=str(endpoint.pk),
+                before={"active": True},
+                after={"active": False},
+            ),
+        )
+    endpoint.refresh_from_db()
+    return endpoint
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).hostname or ""

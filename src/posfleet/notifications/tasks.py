@@ -1,0 +1,14 @@
+"""Background tasks of notifications (``django.tasks``; the scheduler also sweeps them each minute)."""
+
+from __future__ import annotations
+
+from django.tasks import task
+
+from posfleet.notifications.services import deliver_due
+
+
+@task
+def deliver_due_task() -> dict[str, int]:
+    """Send the due deliveries (safe to run any number of times, in any number of workers)."""
+    run = deliver_due()
+    return {"sent": run.sent, "failed": run.failed, "dead": run.dead, "skipped": run.skipped}
