@@ -39,9 +39,6 @@ import math
 import os
 import random
 import resource
-import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,7 +47,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parents[1]
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import Postgres, SQLite, bench_parties, child_env, memory, rss_kb, run_child, spread  # noqa: E402
+
 BUSINESS_DATE = date(2026, 11, 15)
 DAYS = 7
 SH = ZoneInfo("Asia/Shanghai")
@@ -59,88 +58,7 @@ METHODS = [("qr", 45), ("credit", 25), ("debit", 20), ("nfc", 8), ("foreign", 2)
 ENTRY = {"qr": "scan", "credit": "insert", "debit": "swipe", "nfc": "tap", "foreign": "insert"}
 
 
-# -- databases -----------------------------------------------------------------------------------
-
-
-def child_env(db_url: str, work: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "posfleet.config.settings.dev",
-        "POSFLEET_DATABASE_URL": db_url,
-        "POSFLEET_VAR_DIR": str(work),
-        "POSFLEET_LOG_LEVEL": "WARNING",
-    }
-
-
-def run_child(args: list[str], env: dict[str, str]) -> dict[str, object]:
-    done = subprocess.run(
-        [sys.executable, __file__, *args], env=env, capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        sys.stderr.write(done.stdout + done.stderr)
-        raise SystemExit(f"phase {args} failed with exit code {done.returncode}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-class SQLite:
-    name = "sqlite"
-
-    def __init__(self, work: Path) -> None:
-        self.work = work
-
-    def create(self, label: str, source: str | None = None) -> str:
-        target = self.work / f"{label}.sqlite3"
-        if source is not None:
-            shutil.copyfile(source.removeprefix("sqlite:///"), target)
-        return f"sqlite:///{target}"
-
-    def drop(self, url: str) -> None:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{url.removeprefix('sqlite:///')}{suffix}").unlink(missing_ok=True)
-
-    def cleanup(self) -> None:
-        pass
-
-
-class Postgres:
-    name = "postgresql"
-
-    def __init__(self, work: Path) -> None:
-        import psycopg
-
-        self.psycopg = psycopg
-        self.prefix = f"bench_settle_{os.getpid()}"
-        self.made: list[str] = []
-
-    def _admin(self, sql: str) -> None:
-        with self.psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(sql)
-
-    def create(self, label: str, source: str | None = None) -> str:
-        name = f"{self.prefix}_{label}"
-        template = f' TEMPLATE "{source.rsplit("/", 1)[1]}"' if source else ""
-        self._admin(f'CREATE DATABASE "{name}"{template}')
-        self.made.append(name)
-        return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-
-    def drop(self, url: str) -> None:
-        name = url.rsplit("/", 1)[1]
-        self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if name in self.made:
-            self.made.remove(name)
-
-    def cleanup(self) -> None:
-        for name in list(self.made):
-            self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        self.made.clear()
-
-
 # -- phases (run in a child process) -------------------------------------------------------------
-
-
-def rss_kb() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
 
 
 def tid_of(m: int) -> str:
@@ -152,50 +70,16 @@ def phase_setup(merchants: int) -> dict[str, object]:
 
     django.setup()
     from django.core.management import call_command
-    from django.db import connection, transaction
+    from django.db import transaction
 
     call_command("migrate", verbosity=0, skip_checks=True)
     from posfleet.billing.defaults import ensure_standard_plan
     from posfleet.billing.models import PlanAssignment, ServiceContract, ServiceFeeDue
-    from posfleet.fleet.models import StatusPeriod, Terminal, TerminalModel
-    from posfleet.iam.models import Organisation, OrgKind
-    from posfleet.parties.models import Merchant
-    from posfleet.parties.services import agent_create
-    from posfleet.platform.context import Actor
+    from posfleet.fleet.models import StatusPeriod, Terminal
 
-    system = Actor.system("bench")
     with transaction.atomic():
-        Organisation(kind=OrgKind.PROVIDER, name="Bench Provider").save()
-        agent = agent_create(actor=system, code="AG-BENCH", name="Bench agent")
+        agent, model, shops = bench_parties(merchants)
         plan = ensure_standard_plan()
-        model = TerminalModel.objects.create(code="pax-a920", maker="PAX", name="A920", kind="smart")
-        orgs = Organisation.objects.bulk_create(
-            [
-                Organisation(kind=OrgKind.MERCHANT, name=f"Shop {m}", parent=agent.organisation)
-                for m in range(merchants)
-            ],
-            batch_size=5000,
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE iam_organisation SET path = %s || CAST(id AS TEXT) || '/' WHERE parent_id = %s",
-                [agent.organisation.path, agent.organisation.pk],
-            )
-        shops = Merchant.objects.bulk_create(
-            [
-                Merchant(
-                    organisation=org,
-                    agent=agent,
-                    mid=f"9{m:014d}",
-                    kind="individual",
-                    name=f"Shop {m}",
-                    legal_name=f"Owner {m}",
-                    mcc="5411",
-                )
-                for m, org in enumerate(orgs)
-            ],
-            batch_size=5000,
-        )
         since = datetime(2026, 1, 1, tzinfo=SH)
         terminals = Terminal.objects.bulk_create(
             [
@@ -520,27 +404,19 @@ def child_main(args: argparse.Namespace) -> None:
 # -- the run -------------------------------------------------------------------------------------
 
 
-def spread(values: list[float], fmt: str = ",.0f") -> str:
-    return f"{statistics.median(values):{fmt}} [{min(values):{fmt}}–{max(values):{fmt}}]"
-
-
-def memory(results: list[dict[str, object]]) -> str:
-    peak = statistics.median([int(str(r["peak_kb"])) for r in results]) / 1024
-    growth = statistics.median([int(str(r["peak_kb"])) - int(str(r["baseline_kb"])) for r in results]) / 1024
-    return f"{peak:,.0f} MB (+{growth:,.0f})"
-
-
 def bench_engine(engine, args: argparse.Namespace, work: Path) -> dict[str, object]:
     rows, merchants = args.rows, args.merchants
     label = f"{engine.name} {rows:,} rows"
     template = engine.create("template")
-    run_child(["--phase", "setup", "--merchants", str(merchants)], child_env(template, work))
+    run_child(__file__, ["--phase", "setup", "--merchants", str(merchants)], child_env(template, work))
     ingests = []
     ingested = ""
     for n in range(args.ingest_repeat):
         url = engine.create(f"ingest{n}", template)
         result = run_child(
-            ["--phase", "ingest", "--rows", str(rows), "--merchants", str(merchants)], child_env(url, work)
+            __file__,
+            ["--phase", "ingest", "--rows", str(rows), "--merchants", str(merchants)],
+            child_env(url, work),
         )
         result.update(engine=engine.name, rows_per_s=rows / float(result["seconds"]))
         print(json.dumps(result), flush=True)
@@ -554,7 +430,7 @@ def bench_engine(engine, args: argparse.Namespace, work: Path) -> dict[str, obje
         for phase in ("settle", "raw", "rawsettle"):
             url = engine.create(f"{phase}{n}", ingested)
             try:
-                result = run_child(["--phase", phase], child_env(url, work))
+                result = run_child(__file__, ["--phase", phase], child_env(url, work))
             finally:
                 engine.drop(url)
             result.update(engine=engine.name, warm_up=n == 0)
@@ -615,7 +491,7 @@ def main() -> None:
         work = Path(tmp)
         engines = [] if args.no_sqlite else [SQLite(work)]
         if args.postgres:
-            engines.append(Postgres(work))
+            engines.append(Postgres(work, prefix="bench_settle"))
         for engine in engines:
             try:
                 summaries.append(bench_engine(engine, args, work))

@@ -48,6 +48,22 @@ def nul_field(request: HttpRequest) -> str | None:
     return None
 
 
+def not_an_object(request: HttpRequest) -> bool:
+    """A JSON body that parses but is not an object (``true``, ``[]``, ``"x"``): every body of this
+    API is an object, and ninja would otherwise read such a body as ``{}`` — all defaults. Invalid
+    JSON is left to the view (400)."""
+    if request.method not in {"POST", "PUT", "PATCH"} or "json" not in (request.content_type or ""):
+        return False
+    body = request.body.lstrip()
+    if not body or body.startswith(b"{"):
+        return False
+    try:
+        json.loads(body)
+    except ValueError:
+        return False
+    return True
+
+
 def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
     return problems.problem_response(request, NotFound())
 
@@ -67,6 +83,9 @@ def guarded(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
             return problems.problem_response(request, problems.PayloadTooLarge())
         if field is not None:
             error = ValidationFailed(_("Text must not contain NUL characters."), field=field)
+            return problems.problem_response(request, error)
+        if not_an_object(request):
+            error = ValidationFailed(_("The request body must be a JSON object."), field="body")
             return problems.problem_response(request, error)
         response = view(request, *args, **kwargs)
         if isinstance(response, HttpResponseNotAllowed):

@@ -20,6 +20,7 @@ from posfleet.api.edge import guarded, not_found
 from posfleet.api.routers import (
     contracts,
     deposits,
+    enrollment,
     ledger,
     me,
     notifications,
@@ -110,3 +111,4 @@ api.add_router("", settlements.router)
 api.add_router("", statements.router)
 # Notifications (issue 4)
 api.add_router("", notifications.router)
+api.add_router("", enrollment.router)

@@ -36,6 +36,10 @@ class EventType(models.TextChoices):
     SETTLEMENT_RUN = "settlement.run", _("settlement run")
     LEDGER_CORRECTED = "ledger.corrected", _("ledger correction")
     TRANSACTIONS_EXPORTED = "transactions.exported", _("transactions exported")
+    # Enrollment and renewal
+    EXPIRY_SWEEP = "expiry.sweep", _("expiry notices recorded")
+    TERMINAL_SERVICE_EXTENDED = "terminal.service_extended", _("service period extended")
+    SERVICE_RENEWED = "service.renewed", _("service renewed")
     # Notifications
     NOTIFICATION_RESENT = "notification.resent", _("notice sent again")
     WEBHOOK_ENDPOINT_CREATED = "webhook.endpoint_created", _("webhook endpoint created")

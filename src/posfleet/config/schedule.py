@@ -13,6 +13,7 @@ from crontask import cron
 from django.tasks import Task
 
 from posfleet.billing.tasks import settle_yesterday_task
+from posfleet.enrollment.tasks import expiry_suspend_task, expiry_sweep_task
 from posfleet.notifications.tasks import deliver_due_task
 from posfleet.platform.tasks import dispatch_outbox_task
 
@@ -21,6 +22,8 @@ JOBS: list[tuple[str, Task[Any, Any], str]] = [
     ("* * * * *", dispatch_outbox_task, "hand committed events to notifications (safety net)"),
     ("* * * * *", deliver_due_task, "send due and retried notices"),
     ("30 2 * * *", settle_yesterday_task, "T+1 settlement of yesterday"),
+    ("5 * * * *", expiry_sweep_task, "expiry notices (T-30, T-7, T-1, expired) not yet sent"),
+    ("10 * * * *", expiry_suspend_task, "suspend terminals whose grace period ended"),
 ]
 
 for schedule, job, _why in JOBS:

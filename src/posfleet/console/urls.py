@@ -1,6 +1,6 @@
 from django.urls import path
 
-from posfleet.console.views import actions, dashboard, notifications, terminals
+from posfleet.console.views import actions, dashboard, expiry, notifications, terminals
 from posfleet.console.views.money import (
     comparison,
     contracts,
@@ -18,6 +18,8 @@ urlpatterns = [
     path("terminals/actions/<slug:command>/", actions.terminal_action, name="action"),
     path("terminals/<str:sn>/", terminals.terminal_detail, name="terminal"),
     # Money
+    path("expiry/", expiry.expiry_calendar, name="expiry"),
+    path("expiry/renew/", expiry.expiry_renew, name="expiry_renew"),
     path("inbox/", notifications.inbox, name="inbox"),
     path("inbox/read/", notifications.inbox_read, name="inbox_read"),
     path("notifications/", notifications.deliveries, name="deliveries"),

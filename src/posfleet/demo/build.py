@@ -58,6 +58,7 @@ class Summary:
     money: list[tuple[str, str]] = field(default_factory=list)  # (what, how much), for people
     seconds: float = 0.0
     money_seconds: float = 0.0
+    expiry_notices: dict[str, int] = field(default_factory=dict)  # milestone -> terminals told today
     # Processor seconds by part of the work (rows, history, plans, fees, ingest, settlement).
     cpu: dict[str, float] = field(default_factory=dict)
 

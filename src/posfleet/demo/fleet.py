@@ -29,7 +29,6 @@ from django.db import connection
 
 from posfleet.audit.services import Entry
 from posfleet.audit.vocabulary import EventType
-from posfleet.billing.services.transactions.posting import insert_rows
 from posfleet.demo import vocabulary as V
 from posfleet.demo.plan import ACTOR_OF, Plan, TerminalPlan
 from posfleet.fleet.models import StatusPeriod, Terminal, TerminalModel
@@ -38,6 +37,7 @@ from posfleet.fleet.states import TRANSITIONS, Command, Status
 from posfleet.iam.models import Organisation, OrgKind, Role, User
 from posfleet.parties.models import Agent, Merchant, Store
 from posfleet.platform import counters
+from posfleet.platform.bulk import insert_rows
 from posfleet.platform.context import Actor
 from posfleet.testing.totp import DEMO_TOTP_SECRET, enrol
 

@@ -559,3 +559,35 @@ def terminals_bulk_transition(
         else:
             results.append(ItemResult(sn, True, status=terminal.status))
     return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Service period: renewal moves a terminal's paid-up service (and SIM) expiry on.
+
+
+def terminal_service_extend(*, actor: Actor, sn: str, expires_on: date) -> Terminal:
+    """Set the terminal's service expiry to ``expires_on`` (later than now): called by renewal, which
+    has checked who may renew and charged the fee in the same transaction. Audited."""
+    if actor.read_only:
+        raise PermissionDenied(_("This API token is read-only."))
+    with transaction.atomic():
+        terminal = _lock(actor, sn)
+        before = terminal.service_expires_on
+        if before is not None and expires_on <= before:
+            raise ValidationFailed(
+                _("The new expiry must be later than the current one (%(day)s).") % {"day": before},
+                field="expires_on",
+            )
+        Terminal.objects.filter(pk=terminal.pk).update(service_expires_on=expires_on)
+        terminal.service_expires_on = expires_on
+        record(
+            actor,
+            Entry(
+                event_type=EventType.TERMINAL_SERVICE_EXTENDED,
+                subject_type="terminal",
+                subject_id=terminal.sn,
+                before={"service_expires_on": before.isoformat() if before else None},
+                after={"service_expires_on": expires_on.isoformat()},
+            ),
+        )
+    return terminal

@@ -8,6 +8,7 @@ class NotificationsConfig(AppConfig):
     verbose_name = _("Notifications")
 
     def ready(self) -> None:
+        import posfleet.enrollment.events
         import posfleet.fleet.events  # noqa: F401 (registers the event types endpoints may subscribe to)
         from posfleet.notifications.services import fan_out
         from posfleet.platform.outbox import register_handler

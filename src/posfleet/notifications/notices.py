@@ -76,6 +76,31 @@ WORDS: dict[str, Words] = {
             "Please return the device; the final settlement and any deposit refund follow."
         ),
     ),
+    "service.expiring": Words(
+        _("Service of terminal %(tid)s expires in %(days_left)s days"),
+        _(
+            "The service (and SIM) of terminal %(tid)s (SN %(sn)s) runs until %(expires_on)s. Renew it "
+            "before then to keep taking payments without a break."
+        ),
+    ),
+    "service.expiring_tomorrow": Words(
+        _("Service of terminal %(tid)s expires tomorrow"),
+        _(
+            "The service (and SIM) of terminal %(tid)s (SN %(sn)s) ends on %(expires_on)s. Renew it today "
+            "to keep taking payments without a break."
+        ),
+    ),
+    "service.expired": Words(
+        _("Service of terminal %(tid)s has expired"),
+        _(
+            "The service of terminal %(tid)s (SN %(sn)s) expired on %(expires_on)s. It keeps working "
+            "during the grace period and will be suspended on %(suspend_on)s unless it is renewed."
+        ),
+    ),
+    "service.renewed": Words(
+        _("Service of terminal %(tid)s renewed"),
+        _("The service of terminal %(tid)s (SN %(sn)s) now runs until %(expires_on)s."),
+    ),
     "escalation": Words(
         _("A notice to merchant %(merchant_name)s could not be delivered"),
         _(
@@ -101,6 +126,14 @@ def notices_for(event_type: str, payload: dict[str, Any]) -> list[Notice]:
     if event_type == "terminal.status_changed":
         notice = TERMINAL_NOTICES.get(payload.get("command", ""))
         return [notice] if notice is not None else []
+    if event_type == "service.expiry_milestone":
+        if payload.get("milestone") == "expired":
+            return [Notice("service.expired", {MERCHANT: ALL, AGENT: INBOX})]
+        if payload.get("days_left") == 1:
+            return [Notice("service.expiring_tomorrow", {MERCHANT: ALL})]
+        return [Notice("service.expiring", {MERCHANT: ALL})]
+    if event_type == "service.renewed":
+        return [Notice("service.renewed", {MERCHANT: QUIET})]
     return []
 
 

@@ -20,7 +20,7 @@ class OutboxMessage(models.Model):
         DEAD = "dead", _("dead")
 
     event_id = models.UUIDField(unique=True, editable=False)
-    event_type = models.CharField(max_length=64, db_index=True)
+    event_type = models.CharField(max_length=64)  # no index: nothing looks messages up by type
     aggregate_type = models.CharField(max_length=32)
     aggregate_id = models.CharField(max_length=64)
     organisation_ids = models.JSONField(default=list, help_text="Organisations that may see this event.")

@@ -7,6 +7,7 @@ import pytest
 
 from posfleet.api.tests.helpers import PERSONAS, SN_A, assert_problem
 from posfleet.audit.models import AuditEvent
+from posfleet.billing.models import ServiceFeeDue
 from posfleet.fleet.services import terminal_transition
 from posfleet.fleet.states import Command
 from posfleet.notifications.models import Delivery, InboxItem, WebhookEndpoint
@@ -14,6 +15,7 @@ from posfleet.notifications.services import deliver_due
 from posfleet.platform.context import Actor
 from posfleet.platform.models import OutboxMessage
 from posfleet.platform.outbox import dispatch_outbox
+from posfleet.testing.money import signed_contract
 
 STAFF = {"admin", "reviewer", "warehouse"}
 
@@ -157,3 +159,24 @@ def test_bad_endpoint_input_is_422_and_writes_nothing(api_as):
         "permission_denied",
     )
     assert not WebhookEndpoint.objects.exists()
+
+
+def test_renewal_over_the_api(fleet, api_as, world):
+    signed_contract(fleet[SN_A], deposit_fen=0)
+    before = fleet[SN_A].service_expires_on
+    assert_problem(api_as("merchant_b").post(f"/terminals/{SN_A}/renewal", {"years": 1}), 404, "not_found")
+    assert_problem(
+        api_as("reviewer").post(f"/terminals/{SN_A}/renewal", {"years": 1}), 403, "permission_denied"
+    )
+    assert_problem(
+        api_as("merchant_a", "read").post(f"/terminals/{SN_A}/renewal", {}), 403, "permission_denied"
+    )
+    assert api_as("merchant_a").post(f"/terminals/{SN_A}/renewal", {"years": 9}).status_code == 422
+    got = api_as("merchant_a").post(f"/terminals/{SN_A}/renewal", {"years": 2}, key="renew-1")
+    assert got.status_code == 200, got.content
+    body = got.json()
+    assert (body["fee_fen"], body["fee_display"], body["resumed"]) == (19800, "¥198.00", False)
+    again = api_as("merchant_a").post(f"/terminals/{SN_A}/renewal", {"years": 2}, key="renew-1")
+    assert again.content == got.content  # a replay: charged once
+    assert ServiceFeeDue.objects.filter(amount_fen=19800).count() == 1
+    assert before is None or body["expires_on"] > before.isoformat()

@@ -144,3 +144,15 @@ def test_nul_characters_are_refused_everywhere_before_any_view(fleet, api_as):
         body = assert_problem(response, 422, "validation_error")
         assert (body["field"], body["detail"]) == (field, "Text must not contain NUL characters.")
     assert trace(SN_A) == before
+
+
+def test_a_body_that_is_not_an_object_is_422_everywhere(api_as):
+    api = api_as("merchant_a")
+    for raw in (b"true", b"[]", b'"x"', b"1", b"null"):
+        for path in ("/notifications/read", "/webhook-endpoints", "/transactions", "/tokens"):
+            assert_problem(api.post(path, None, raw=raw), 422, "validation_error")
+    assert api.post("/notifications/read", None, raw=b"{not json").status_code == 400
+    assert api.post("/notifications/read", {}).status_code == 200
+    from posfleet.notifications.models import InboxItem
+
+    assert not InboxItem.objects.filter(read_at__isnull=False).exists()

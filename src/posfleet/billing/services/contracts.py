@@ -12,9 +12,17 @@ from django.utils.translation import gettext as _
 
 from posfleet.audit.services import Entry, record
 from posfleet.audit.vocabulary import EventType
-from posfleet.billing.models import PenaltyRule, RatePlan, ServiceContract, ServiceFeeDue
+from posfleet.billing.models import (
+    AccountKind,
+    JournalKind,
+    PenaltyRule,
+    RatePlan,
+    ServiceContract,
+    ServiceFeeDue,
+)
 from posfleet.billing.services.deposits import deposit_collect
 from posfleet.billing.services.plans import _require
+from posfleet.billing.services.transactions.posting import JournalSpec, accounts, money_lock, post_many
 from posfleet.platform.clock import now, today
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import Conflict, PermissionDenied, ValidationFailed
@@ -175,3 +183,57 @@ def penalty_for(contract: ServiceContract, ends_on: date | None = None) -> int:
     if contract.penalty_cap_fen is not None:
         penalty = min(penalty, contract.penalty_cap_fen)
     return penalty
+
+
+def renewal_fee_charge(
+    *, actor: Actor, contract: ServiceContract, years: int, on: date
+) -> ServiceFeeDue | None:
+    """Renewing ``years`` more of service: one more fee due (the contract's next period), charged at
+    once — Dr the merchant's fees receivable, Cr fee revenue, reference ``service_fee:<id>`` — and
+    deducted from the next settlement like any annual fee. None when the contract has no annual fee."""
+    if not 1 <= years <= 5:
+        raise ValidationFailed(_("Renew for 1 to 5 years."), field="years")
+    amount = contract.annual_fee_fen * years
+    if not amount:
+        return None
+    with transaction.atomic():
+        provider_id = money_lock()
+        last = ServiceFeeDue.objects.filter(contract=contract).order_by("-period").first()
+        fee = ServiceFeeDue.objects.create(
+            contract=contract, period=(last.period if last else 0) + 1, due_on=on, amount_fen=amount
+        )
+        org = contract.merchant.organisation_id
+        ids = accounts([(provider_id, AccountKind.FEE_REVENUE), (org, AccountKind.FEES_RECEIVABLE)])
+        (journal,) = post_many(
+            [
+                JournalSpec(
+                    kind=JournalKind.SERVICE_FEE,
+                    reference=f"service_fee:{fee.pk}",
+                    business_date=on,
+                    merchant_id=contract.merchant_id,
+                    memo=f"renewal of contract {contract.pk}: {years} year(s)",
+                    lines=[
+                        (ids[(org, AccountKind.FEES_RECEIVABLE)], amount),
+                        (ids[(provider_id, AccountKind.FEE_REVENUE)], -amount),
+                    ],
+                )
+            ]
+        )
+        ServiceFeeDue.objects.filter(pk=fee.pk, journal__isnull=True).update(journal_id=journal)
+        record(
+            actor,
+            Entry(
+                event_type=EventType.SERVICE_FEE_CHARGED,
+                subject_type="service_fee_due",
+                subject_id=str(fee.pk),
+                after={
+                    "amount_fen": amount,
+                    "due_on": on.isoformat(),
+                    "contract": contract.pk,
+                    "journal": f"service_fee:{fee.pk}",
+                    "renewal_years": years,
+                },
+            ),
+        )
+    fee.refresh_from_db()
+    return fee

@@ -38,10 +38,10 @@ from posfleet.billing.services.plans import _require
 from posfleet.billing.services.transactions.posting import (
     JournalSpec,
     accounts,
-    insert_rows,
     money_lock,
     post_many,
 )
+from posfleet.platform.bulk import insert_rows
 from posfleet.platform.clock import now, today
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import Conflict, ValidationFailed

@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "posfleet.parties",
     "posfleet.fleet",
     "posfleet.billing",
+    "posfleet.enrollment",
     "posfleet.notifications",
     "posfleet.api",
     "posfleet.console",
@@ -319,4 +320,16 @@ POSFLEET_NOTIFY: NotifyPolicy = {
     "SMS_URL": env("SMS_URL"),
     "SMS_SECRET": env("SMS_SECRET"),
     "WEBHOOK_ALLOW_HTTP": env_bool("WEBHOOK_ALLOW_HTTP", False),
+}
+
+
+class ExpiryPolicy(TypedDict):
+    NOTICE_DAYS: tuple[int, ...]
+    GRACE_DAYS: int
+
+
+# Service expiry (到期): notices this many days before, then a grace period, then suspension.
+POSFLEET_EXPIRY: ExpiryPolicy = {
+    "NOTICE_DAYS": tuple(int(d) for d in env("EXPIRY_NOTICE_DAYS", "30,7,1").split(",") if d.strip()),
+    "GRACE_DAYS": int(env("EXPIRY_GRACE_DAYS", "15")),
 }

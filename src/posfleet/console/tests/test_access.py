@@ -16,6 +16,7 @@ PAGES = [
     "/accounts/tokens/",
     "/console/inbox/",
     "/console/notifications/",
+    "/console/expiry/",
 ]
 
 

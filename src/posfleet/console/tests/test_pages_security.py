@@ -20,6 +20,7 @@ PAGES = [
     "/accounts/tokens/",
     "/console/inbox/",
     "/console/notifications/",
+    "/console/expiry/",
     "/console/no-such-page/",
 ]
 

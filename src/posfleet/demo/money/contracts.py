@@ -44,11 +44,12 @@ from posfleet.billing.models import (
     ServiceFeeDue,
 )
 from posfleet.billing.services.contracts import add_months, penalty_for
-from posfleet.billing.services.transactions.posting import JournalSpec, accounts, insert_rows, post_many
+from posfleet.billing.services.transactions.posting import JournalSpec, accounts, post_many
 from posfleet.demo import vocabulary as V
 from posfleet.demo.money import vocabulary as M
 from posfleet.demo.plan import Plan, TerminalPlan
 from posfleet.fleet.states import Command
+from posfleet.platform.bulk import insert_rows
 from posfleet.platform.money import format_fen
 
 C = Command
@@ -281,7 +282,6 @@ class ContractHistory:
             terminal=None,
             d0_settlement=False,
         )
-        json = ServiceContract._meta.get_field("damage_prices")
         rows = []
         for c in self.contracts:
             terminal = plan.terminals[c.terminal]
@@ -301,7 +301,7 @@ class ContractHistory:
                     c.penalty_monthly_fen,
                     c.penalty_cap_fen,
                     c.recovery_fee_fen,
-                    json.get_db_prep_save(c.damage_prices, connection),
+                    c.damage_prices,  # insert_rows encodes JSON fields
                     times[(6, c.terminal, ACCEPT)],
                     ended,
                     times[(6, c.terminal, OFFER)],

@@ -71,14 +71,14 @@ def test_the_scheduler_lists_its_jobs():
     out = io.StringIO()
     call_command("scheduler", list=True, stdout=out)
     lines = out.getvalue().splitlines()
-    assert [line.split()[:2] for line in lines] == [
-        ["*", "*"],
-        ["*", "*"],
-        ["30", "2"],
-    ]
-    assert "dispatch_outbox_task" in lines[0]
-    assert "deliver_due_task" in lines[1]
-    assert "settle_yesterday_task" in lines[2]
+    jobs = {line.split()[5]: " ".join(line.split()[:5]) for line in lines}
+    assert jobs == {
+        "dispatch_outbox_task": "* * * * *",
+        "deliver_due_task": "* * * * *",
+        "settle_yesterday_task": "30 2 * * *",
+        "expiry_sweep_task": "5 * * * *",
+        "expiry_suspend_task": "10 * * * *",
+    }
 
 
 @pytest.mark.django_db(transaction=True)

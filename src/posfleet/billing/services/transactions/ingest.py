@@ -31,7 +31,7 @@ from posfleet.billing.services.transactions.items import (
     check_item,
     refused,
 )
-from posfleet.billing.services.transactions.posting import insert_rows, money_lock
+from posfleet.billing.services.transactions.posting import money_lock
 from posfleet.billing.services.transactions.rows import (
     STORED_FIELDS,
     New,
@@ -45,6 +45,7 @@ from posfleet.billing.services.transactions.rows import (
 from posfleet.billing.services.transactions.totals import add_to_daily_totals
 from posfleet.fleet.models import Terminal
 from posfleet.fleet.selectors import active_periods, was_active
+from posfleet.platform.bulk import insert_rows
 from posfleet.platform.clock import now
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import ValidationFailed

@@ -12,7 +12,7 @@ from datetime import date
 from django.db import connection
 
 from posfleet.billing.models import DailyTotal, TransactionKind, TransactionStatus
-from posfleet.billing.services.transactions.posting import insert_rows
+from posfleet.platform.bulk import insert_rows
 
 Day = tuple[int, date]  # (merchant id, transaction date)
 

@@ -19,8 +19,10 @@ from posfleet.demo.build import (
     database_is_empty,
 )
 from posfleet.demo.vocabulary import PASSWORD
+from posfleet.enrollment.expiry import expiry_sweep
 from posfleet.fleet.models import Terminal
 from posfleet.fleet.transfer.cli import raw_stream
+from posfleet.platform.context import Actor
 from posfleet.testing.totp import DEMO_TOTP_SECRET
 
 
@@ -75,6 +77,10 @@ class Command(BaseCommand):
             raise CommandError(f"{exc}; run it on a fresh database, or pass --if-empty") from exc
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
+        # Today's expiry notices, as the scheduler's first sweep records them (the worker sends them):
+        # the history above is the past; this is the first thing that happens today.
+        if options["today"] is None:
+            summary.expiry_notices = expiry_sweep(actor=Actor.job("expiry_sweep")).found
 
         console = Console(file=raw_stream(self.stdout), force_terminal=self.stdout.isatty())
         created = Table("created", "count", title=f"Demo fleet ({summary.seconds:.1f} s)")
@@ -83,6 +89,8 @@ class Command(BaseCommand):
         created.add_row("status periods", f"{summary.status_periods:,}")
         created.add_row("audit events (history)", f"{summary.audit_events:,}")
         created.add_row("service expiring within 30 days", f"{summary.expiring_30_days:,}")
+        notices = ", ".join(f"{m} {n:,}" for m, n in summary.expiry_notices.items() if n)
+        created.add_row("expiry notices due today (the worker sends them)", notices or "0")
         console.print(created)
         if summary.money:
             money = Table("money", "", title=f"Money ({summary.money_seconds:.1f} s)")

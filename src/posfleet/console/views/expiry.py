@@ -1,0 +1,111 @@
+"""The expiry calendar: what runs out in the next 12 weeks (a chart), the terminals due in the next
+30 days or in their grace period (a table), and renewal from the row."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Count
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.utils import formats
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from posfleet.console.views.base import console_login_required, render_page
+from posfleet.console.views.money.common import forbidden, signed_in
+from posfleet.enrollment.expiry import NOTIFIED, grace_days, service_renew
+from posfleet.fleet.models import Terminal
+from posfleet.fleet.selectors import terminals_visible_to
+from posfleet.iam.models import Role
+from posfleet.iam.web import actor_from_request
+from posfleet.platform.clock import today
+from posfleet.platform.errors import DomainError, NotFound, PermissionDenied
+from posfleet.platform.money import format_fen
+
+WEEKS = 12
+RENEWERS = {Role.ADMIN, Role.AGENT, Role.MERCHANT}
+PAGE = 50
+
+
+@console_login_required
+@require_GET
+def expiry_calendar(request: HttpRequest) -> HttpResponse:
+    user = signed_in(request)
+    day = today()
+    monday = day - timedelta(days=day.weekday())
+    in_service = terminals_visible_to(user).filter(
+        status__in=NOTIFIED, merchant__isnull=False, service_expires_on__isnull=False
+    )
+    per_day = dict(
+        in_service.filter(
+            service_expires_on__gte=monday, service_expires_on__lt=monday + timedelta(weeks=WEEKS)
+        )
+        .order_by()
+        .values_list("service_expires_on")
+        .annotate(n=Count("id"))
+    )
+    weeks = [monday + timedelta(weeks=w) for w in range(WEEKS)]
+    counts = [sum(per_day.get(start + timedelta(days=d), 0) for d in range(7)) for start in weeks]
+    due = in_service.filter(
+        service_expires_on__gte=day - timedelta(days=grace_days()),
+        service_expires_on__lte=day + timedelta(days=30),
+    ).order_by("service_expires_on", "sn")
+    page = Paginator(due, PAGE).get_page(request.GET.get("page"))
+    rows = [_row(t, day) for t in page.object_list]
+    return render_page(
+        request,
+        "console/expiry/calendar.html",
+        {
+            "page": page,
+            "rows": rows,
+            # Who may renew at all (the service decides per terminal: the signing agent, the merchant).
+            "may_renew": user.role in RENEWERS,
+            "grace_days": grace_days(),
+            "chart": {
+                "labels": [formats.date_format(start, "m-d") for start in weeks],
+                "values": counts,
+                "label": _("Terminals whose service expires that week"),
+            },
+            "total_12_weeks": sum(counts),
+        },
+    )
+
+
+def _row(terminal: Terminal, day: date) -> dict[str, object]:
+    assert terminal.service_expires_on is not None
+    left = (terminal.service_expires_on - day).days
+    if left < 0:
+        state, colour = _("expired, in grace"), "danger"
+    elif left <= 7:
+        state, colour = _("due within a week"), "warning"
+    else:
+        state, colour = _("due within 30 days"), "info"
+    return {"terminal": terminal, "days_left": left, "state": state, "colour": colour}
+
+
+@console_login_required
+@require_POST
+def expiry_renew(request: HttpRequest) -> HttpResponse:
+    sn = request.POST.get("sn", "").strip()[:32]
+    try:
+        renewal = service_renew(actor=actor_from_request(request), sn=sn, years=1)
+    except NotFound as exc:
+        raise Http404 from exc
+    except PermissionDenied:
+        return forbidden(request, _("You may not renew this terminal's service."))
+    except DomainError as exc:
+        messages.error(request, str(exc.detail))
+    else:
+        messages.success(
+            request,
+            _("Terminal %(sn)s renewed until %(day)s; the fee of %(fee)s is charged to the merchant.")
+            % {
+                "sn": renewal.terminal.sn,
+                "day": renewal.expires_on.isoformat(),
+                "fee": format_fen(renewal.fee_fen),
+            },
+        )
+    return HttpResponseRedirect(reverse("console:expiry"))

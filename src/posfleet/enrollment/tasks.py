@@ -1,0 +1,18 @@
+"""Expiry sweeps for the scheduler (hourly: each finds nothing new after its first run of the day)."""
+
+from __future__ import annotations
+
+from django.tasks import task
+
+from posfleet.enrollment.expiry import expiry_suspend_sweep, expiry_sweep
+from posfleet.platform.context import Actor
+
+
+@task
+def expiry_sweep_task() -> dict[str, int]:
+    return expiry_sweep(actor=Actor.job("expiry_sweep")).found
+
+
+@task
+def expiry_suspend_task() -> dict[str, int]:
+    return {"suspended": expiry_suspend_sweep(actor=Actor.job("expiry_suspend"))}
