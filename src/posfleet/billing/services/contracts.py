@@ -10,7 +10,7 @@ from datetime import date
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from posfleet.audit.services import Entry, record
+from posfleet.audit.services import Entry, record, record_many
 from posfleet.audit.vocabulary import EventType
 from posfleet.billing.models import (
     AccountKind,
@@ -202,38 +202,66 @@ def renewal_fee_charge(
         fee = ServiceFeeDue.objects.create(
             contract=contract, period=(last.period if last else 0) + 1, due_on=on, amount_fen=amount
         )
-        org = contract.merchant.organisation_id
-        ids = accounts([(provider_id, AccountKind.FEE_REVENUE), (org, AccountKind.FEES_RECEIVABLE)])
-        (journal,) = post_many(
-            [
-                JournalSpec(
-                    kind=JournalKind.SERVICE_FEE,
-                    reference=f"service_fee:{fee.pk}",
-                    business_date=on,
-                    merchant_id=contract.merchant_id,
-                    memo=f"renewal of contract {contract.pk}: {years} year(s)",
-                    lines=[
-                        (ids[(org, AccountKind.FEES_RECEIVABLE)], amount),
-                        (ids[(provider_id, AccountKind.FEE_REVENUE)], -amount),
-                    ],
-                )
-            ]
+        charge_fees_due(actor=actor, fee_ids=[fee.pk], provider_id=provider_id)
+    fee.refresh_from_db()
+    return fee
+
+
+def charge_fees_due(*, actor: Actor, fee_ids: list[int], provider_id: int) -> int:
+    """Charge the fees due among ``fee_ids`` that have no journal yet: Dr the merchant's fees
+    receivable, Cr fee revenue, reference ``service_fee:<id>`` — once each (the journal's unique
+    reference and the conditional update of ``journal``), with an audit row each. Runs in the caller's
+    transaction, under the money lock (``provider_id``). Returns how many were charged."""
+    rows = list(
+        ServiceFeeDue.objects.filter(pk__in=fee_ids, journal__isnull=True, amount_fen__gt=0)
+        .order_by("pk")
+        .values_list(
+            "pk",
+            "amount_fen",
+            "due_on",
+            "period",
+            "contract_id",
+            "contract__merchant_id",
+            "contract__merchant__organisation_id",
         )
-        ServiceFeeDue.objects.filter(pk=fee.pk, journal__isnull=True).update(journal_id=journal)
-        record(
-            actor,
+    )
+    if not rows:
+        return 0
+    ids = accounts(
+        [(provider_id, AccountKind.FEE_REVENUE)] + [(r[6], AccountKind.FEES_RECEIVABLE) for r in rows]
+    )
+    revenue = ids[(provider_id, AccountKind.FEE_REVENUE)]
+    journals = post_many(
+        [
+            JournalSpec(
+                kind=JournalKind.SERVICE_FEE,
+                reference=f"service_fee:{pk}",
+                business_date=due_on,
+                merchant_id=merchant,
+                memo=f"service fee, year {period} of contract {contract}",
+                lines=[(ids[(org, AccountKind.FEES_RECEIVABLE)], amount), (revenue, -amount)],
+            )
+            for pk, amount, due_on, period, contract, merchant, org in rows
+        ]
+    )
+    for row, journal in zip(rows, journals, strict=True):
+        if ServiceFeeDue.objects.filter(pk=row[0], journal__isnull=True).update(journal_id=journal) != 1:
+            raise Conflict(_("This service fee was charged by someone else."))
+    record_many(
+        actor,
+        [
             Entry(
                 event_type=EventType.SERVICE_FEE_CHARGED,
                 subject_type="service_fee_due",
-                subject_id=str(fee.pk),
+                subject_id=str(pk),
                 after={
                     "amount_fen": amount,
-                    "due_on": on.isoformat(),
-                    "contract": contract.pk,
-                    "journal": f"service_fee:{fee.pk}",
-                    "renewal_years": years,
+                    "due_on": due_on.isoformat(),
+                    "contract": contract,
+                    "journal": f"service_fee:{pk}",
                 },
-            ),
-        )
-    fee.refresh_from_db()
-    return fee
+            )
+            for pk, amount, due_on, _period, contract, _merchant, _org in rows
+        ],
+    )
+    return len(rows)

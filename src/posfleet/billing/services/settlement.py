@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, F, OuterRef, Q, Subquery, Sum
 from django.utils.translation import gettext as _
 
-from posfleet.audit.services import Entry, record, record_many
+from posfleet.audit.services import Entry, record
 from posfleet.audit.vocabulary import EventType
 from posfleet.billing.models import (
     Account,
@@ -34,6 +34,7 @@ from posfleet.billing.models import (
     SettlementBatch,
     SettlementRun,
 )
+from posfleet.billing.services.contracts import charge_fees_due
 from posfleet.billing.services.plans import _require
 from posfleet.billing.services.transactions.posting import (
     JournalSpec,
@@ -319,9 +320,8 @@ def _finish(run: SettlementRun, actor: Actor) -> SettlementRun:
 
 
 def charge_service_fees(*, actor: Actor, up_to: date) -> int:
-    """Charge every annual service/SIM fee due on or before ``up_to`` that has no journal yet: Dr the
-    merchant's fees receivable, Cr fee revenue, reference ``service_fee:<id>`` — once each (the
-    journal's unique reference and the conditional update of ``journal``). Returns how many."""
+    """Charge every annual service/SIM fee due on or before ``up_to`` that has no journal yet
+    (``charge_fees_due``, a chunk per transaction). Returns how many."""
     _require(actor, "billing.run_settlement")
     due = list(
         ServiceFeeDue.objects.filter(due_on__lte=up_to, journal__isnull=True, amount_fen__gt=0)
@@ -332,60 +332,7 @@ def charge_service_fees(*, actor: Actor, up_to: date) -> int:
     for start in range(0, len(due), FEE_CHUNK):
         with transaction.atomic():
             provider = money_lock()
-            rows = list(
-                ServiceFeeDue.objects.filter(pk__in=due[start : start + FEE_CHUNK], journal__isnull=True)
-                .order_by("pk")
-                .values_list(
-                    "pk",
-                    "amount_fen",
-                    "due_on",
-                    "period",
-                    "contract_id",
-                    "contract__merchant_id",
-                    "contract__merchant__organisation_id",
-                )
+            charged += charge_fees_due(
+                actor=actor, fee_ids=due[start : start + FEE_CHUNK], provider_id=provider
             )
-            if not rows:
-                continue
-            ids = accounts(
-                [(provider, AccountKind.FEE_REVENUE)] + [(r[6], AccountKind.FEES_RECEIVABLE) for r in rows]
-            )
-            revenue = ids[(provider, AccountKind.FEE_REVENUE)]
-            journals = post_many(
-                [
-                    JournalSpec(
-                        kind=JournalKind.SERVICE_FEE,
-                        reference=f"service_fee:{pk}",
-                        business_date=due_on,
-                        merchant_id=merchant,
-                        memo=f"service fee, year {period} of contract {contract}",
-                        lines=[(ids[(org, AccountKind.FEES_RECEIVABLE)], amount), (revenue, -amount)],
-                    )
-                    for pk, amount, due_on, period, contract, merchant, org in rows
-                ]
-            )
-            for row, journal in zip(rows, journals, strict=True):
-                if (
-                    ServiceFeeDue.objects.filter(pk=row[0], journal__isnull=True).update(journal_id=journal)
-                    != 1
-                ):
-                    raise Conflict(_("This service fee was charged by someone else."))
-            record_many(
-                actor,
-                [
-                    Entry(
-                        event_type=EventType.SERVICE_FEE_CHARGED,
-                        subject_type="service_fee_due",
-                        subject_id=str(pk),
-                        after={
-                            "amount_fen": amount,
-                            "due_on": due_on.isoformat(),
-                            "contract": contract,
-                            "journal": f"service_fee:{pk}",
-                        },
-                    )
-                    for pk, amount, due_on, _period, contract, _merchant, _org in rows
-                ],
-            )
-            charged += len(rows)
     return charged
