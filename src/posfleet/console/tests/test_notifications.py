@@ -106,3 +106,27 @@ def test_the_pages_speak_chinese(noticed, login, world):
     assert inbox.title.endswith("is suspended")  # merchant_a reads English; a zh user reads Chinese:
     with translation.override("zh-hans"):
         assert translation.gettext("Terminal %(tid)s is suspended") == "终端 %(tid)s 已暂停"
+
+
+def test_pages_of_the_inbox_keep_the_filter(noticed, login, world):
+    user = world.user("merchant_a")
+    message = OutboxMessage.objects.first()
+    for n in range(55):
+        delivery = Delivery.objects.create(
+            message=message,
+            notice="terminal.suspended",
+            channel="inbox",
+            organisation=user.organisation,
+            user=user,
+            dedupe_key=f"page-test-{n}",
+        )
+        InboxItem.objects.create(
+            user=user, delivery=delivery, title=f"notice {n}", body="", created_at=message.occurred_at
+        )
+    html = login("merchant_a").get("/console/inbox/?show=unread").content.decode()
+    assert html.count('data-testid="inbox-item"') == 50
+    assert "Page 1 of 2" in html
+    assert 'href="?show=unread&amp;page=2"' in html
+    second = login("merchant_a").get("/console/inbox/?show=unread&page=2").content.decode()
+    assert second.count('data-testid="inbox-item"') == 56 - 50
+    assert 'href="?show=unread&amp;page=1"' in second
