@@ -32,7 +32,6 @@ import hashlib
 import json
 import resource
 import sys
-import tempfile
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -40,7 +39,7 @@ from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import Postgres, SQLite, bench_parties, child_env, memory, rss_kb, run_child, spread  # noqa: E402
+from harness import bench_parties, child_env, each_engine, memory, rss_kb, run_child, spread  # noqa: E402
 
 DAY = date(2026, 11, 15)
 SPAN = 730  # expiry dates from a year before DAY to a year after
@@ -239,17 +238,7 @@ def main() -> None:
         return
     if args.large:
         args.terminals = 10_000_000
-    summaries = []
-    with tempfile.TemporaryDirectory(prefix="posfleet-bench-expiry-") as tmp:
-        work = Path(tmp)
-        engines = [] if args.no_sqlite else [SQLite(work)]
-        if args.postgres:
-            engines.append(Postgres(work, prefix="bench_expiry"))
-        for engine in engines:
-            try:
-                summaries.append(bench_engine(engine, args, work))
-            finally:
-                engine.cleanup()
+    summaries = each_engine("expiry", args, bench_engine)
     print()
     print(
         "| engine | terminals | sweep ms | raw query ms | **ratio sweep/raw** | milestones found "

@@ -10,7 +10,10 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -149,3 +152,22 @@ def bench_parties(merchants: int):  # type: ignore[no-untyped-def]
         batch_size=5000,
     )
     return agent, model, shops
+
+
+def each_engine(
+    name: str, args: Any, bench: Callable[[Any, Any, Path], dict[str, object]]
+) -> list[dict[str, object]]:
+    """Run ``bench(engine, args, work)`` on SQLite (unless ``--no-sqlite``) and PostgreSQL (with
+    ``--postgres``), in a scratch folder; every engine's scratch databases are dropped, also on failure."""
+    summaries = []
+    with tempfile.TemporaryDirectory(prefix=f"posfleet-bench-{name}-") as tmp:
+        work = Path(tmp)
+        engines: list[Any] = [] if args.no_sqlite else [SQLite(work)]
+        if args.postgres:
+            engines.append(Postgres(work, prefix=f"bench_{name}"))
+        for engine in engines:
+            try:
+                summaries.append(bench(engine, args, work))
+            finally:
+                engine.cleanup()
+    return summaries

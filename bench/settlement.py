@@ -40,7 +40,6 @@ import os
 import random
 import resource
 import sys
-import tempfile
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -48,7 +47,7 @@ from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import Postgres, SQLite, bench_parties, child_env, memory, rss_kb, run_child, spread  # noqa: E402
+from harness import bench_parties, child_env, each_engine, memory, rss_kb, run_child, spread  # noqa: E402
 
 BUSINESS_DATE = date(2026, 11, 15)
 DAYS = 7
@@ -486,17 +485,7 @@ def main() -> None:
         args.rows = 10_000_000
     if args.rows % args.merchants:
         raise SystemExit("--rows must be a multiple of --merchants")
-    summaries = []
-    with tempfile.TemporaryDirectory(prefix="posfleet-bench-settle-") as tmp:
-        work = Path(tmp)
-        engines = [] if args.no_sqlite else [SQLite(work)]
-        if args.postgres:
-            engines.append(Postgres(work, prefix="bench_settle"))
-        for engine in engines:
-            try:
-                summaries.append(bench_engine(engine, args, work))
-            finally:
-                engine.cleanup()
+    summaries = each_engine("settle", args, bench_engine)
     print()
     print(
         "| engine | transactions | merchants | ingest rows/s | settlement s | raw aggregate s "

@@ -138,8 +138,10 @@ def notices_for(event_type: str, payload: dict[str, Any]) -> list[Notice]:
 
 
 def reason_label(command: str, reason: str) -> str:
-    spec = SPECS.get(Command(command)) if command in Command._value2member_map_ else None
-    choices = spec.reasons if spec is not None else None
+    try:
+        choices = SPECS[Command(command)].reasons
+    except (ValueError, KeyError):
+        choices = None
     if choices is not None and reason in choices.values:
         return str(choices(reason).label)
     return reason or "—"

@@ -69,7 +69,7 @@ def test_the_worker_refuses_a_backend_it_cannot_run():
 
 def test_the_scheduler_lists_its_jobs():
     out = io.StringIO()
-    call_command("scheduler", list=True, stdout=out)
+    call_command("scheduler", list_only=True, stdout=out)
     lines = out.getvalue().splitlines()
     jobs = {line.split()[5]: " ".join(line.split()[:5]) for line in lines}
     assert jobs == {

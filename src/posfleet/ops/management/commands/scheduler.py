@@ -21,14 +21,16 @@ class Command(BaseCommand):
     help = "Enqueue the periodic jobs (outbox dispatch, notice delivery, T+1 settlement) on their schedule."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--list", action="store_true", help="print the schedule and exit")
+        parser.add_argument(
+            "--list", action="store_true", dest="list_only", help="print the schedule and exit"
+        )
 
-    def handle(self, *args: Any, list: bool, **options: Any) -> None:
+    def handle(self, *args: Any, list_only: bool, **options: Any) -> None:
         from posfleet.config.schedule import JOBS
 
         for schedule, job, why in JOBS:
             self.stdout.write(f"  {schedule:<12} {job.name:<28} {why}")
-        if list:
+        if list_only:
             return
         with single_scheduler():
             self.stdout.write(f"scheduler: {len(JOBS)} jobs, times in {settings.TIME_ZONE}")
