@@ -25,7 +25,7 @@ help:
 $(STAMP):
 	@test -n "$(PY_BOOT)" || { echo "posfleet needs Python >= 3.12: run 'pyenv install 3.12.1' (see .python-version)"; exit 1; }
 	@test -x $(BIN)/python || $(PY_BOOT) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e '.[dev,scale]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
 $(VENDOR_STAMP): package.json package-lock.json scripts/vendor-static.sh
@@ -88,7 +88,8 @@ statemachines: $(STAMP)
 check: setup lint typecheck importlint migrations-check
 	DJANGO_SETTINGS_MODULE=posfleet.config.settings.test $(BIN)/posfleet openapi --check
 	DJANGO_SETTINGS_MODULE=posfleet.config.settings.prod POSFLEET_VAR_DIR=$$(mktemp -d) POSFLEET_SECRET_KEY=check-only-$$(date +%s)-0123456789abcdefghijklmnopqrstuvwxyz \
-	  POSFLEET_AUDIT_KEY=check-only $(BIN)/posfleet check --deploy --fail-level WARNING
+	  POSFLEET_AUDIT_KEY=check-only POSFLEET_MASTER_KEYS=k1=$$(head -c32 /dev/urandom | base64 | tr "+/" "-_") \
+	  $(BIN)/posfleet check --deploy --fail-level WARNING
 	$(MAKE) test
 
 bench: setup

@@ -5,7 +5,10 @@ Before running it makes sure what the tests need is there, and says so plainly w
 - Debian's chromium for the browser tests (installed with apt-get when we are root and it is missing);
 - a PostgreSQL server: the one at POSFLEET_TEST_DATABASE_URL (default postgres@127.0.0.1:5432), or,
   when none answers, a throwaway cluster started here (initdb as the postgres user into a temporary
-  folder, on a free loopback port) and stopped afterwards.
+  folder, on a free loopback port) and stopped afterwards;
+- a Redis server for the scale tier's tests (a real Celery worker): the one at POSFLEET_TEST_REDIS_URL
+  (default 127.0.0.1:6379), or, when none answers, a throwaway redis-server on a free loopback port
+  with its files in a temporary folder, stopped afterwards. Both runs get POSFLEET_TEST_REDIS_URL.
 A test never skips because a service is missing: it is started, or this script fails saying why.
 """
 
@@ -26,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS = "redis://127.0.0.1:6379"
 APT_TEST_PACKAGES = ["chromium", "fonts-noto-cjk", "gettext", "libharfbuzz-subset0"]
 
 
@@ -125,6 +129,73 @@ def postgres() -> Iterator[str]:
         yield started
 
 
+def redis_answers(url: str) -> bool:
+    try:
+        import redis
+    except ImportError:
+        return False
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+@contextlib.contextmanager
+def throwaway_redis() -> Iterator[str]:
+    server = shutil.which("redis-server")
+    if server is None:
+        apt_install(["redis-server"])
+        server = shutil.which("redis-server")
+    if server is None:
+        sys.exit("[make test] no Redis answers and none can be started: install Debian's redis-server")
+    folder = Path(tempfile.mkdtemp(prefix="posfleet-redis-"))
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}"
+    say(f"starting a throwaway Redis on 127.0.0.1:{port}")
+    log = (folder / "log").open("wb")
+    process = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder), "--save", "",
+         "--appendonly", "no", "--daemonize", "no", "--logfile", ""],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while not redis_answers(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                sys.exit(
+                    "[make test] the throwaway redis-server did not start:\n"
+                    + (folder / "log").read_text(errors="replace")[-2000:]
+                )
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str]:
+    url = os.environ.get("POSFLEET_TEST_REDIS_URL") or DEFAULT_REDIS
+    if redis_answers(url):
+        yield url
+        return
+    say(f"no Redis answers at {url.split('@')[-1]}")
+    with throwaway_redis() as started:
+        yield started
+
+
 def run_pytest(database: str, extra: list[str], env: dict[str, str]) -> int:
     say(f"running the suite on {database}")
     started = time.monotonic()
@@ -142,13 +213,15 @@ def main() -> None:
     parser.add_argument("--only", choices=["sqlite", "postgres"], help="run on one database only")
     args, extra = parser.parse_known_args()
     ensure_chromium()
-    env = dict(os.environ)
     results: dict[str, int] = {}
-    if args.only in (None, "sqlite"):
-        results["sqlite"] = run_pytest("sqlite", extra, env)
-    if args.only in (None, "postgres"):
-        with postgres() as url:
-            results["postgres"] = run_pytest("postgres", extra, {**env, "POSFLEET_TEST_DATABASE_URL": url})
+    with redis_server() as redis_url:
+        env = {**os.environ, "POSFLEET_TEST_REDIS_URL": redis_url}
+        if args.only in (None, "sqlite"):
+            results["sqlite"] = run_pytest("sqlite", extra, env)
+        if args.only in (None, "postgres"):
+            with postgres() as pg_url:
+                pg_env = {**env, "POSFLEET_TEST_DATABASE_URL": pg_url}
+                results["postgres"] = run_pytest("postgres", extra, pg_env)
     failed = [db for db, code in results.items() if code != 0]
     say("all passed" if not failed else f"failed on: {', '.join(failed)}")
     sys.exit(1 if failed else 0)

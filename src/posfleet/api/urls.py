@@ -18,6 +18,7 @@ from posfleet.api import problems
 from posfleet.api.auth import AUTH
 from posfleet.api.edge import guarded, not_found
 from posfleet.api.routers import (
+    applications,
     contracts,
     deposits,
     enrollment,
@@ -35,8 +36,9 @@ from posfleet.api.routers import (
 from posfleet.platform.errors import DomainError
 
 DESCRIPTION = """\
-Back office API of posfleet: terminals, their life, merchants, agents, API tokens, and money (rate
-plans, service contracts, deposits, transactions, settlement, statements, the ledger).
+Back office API of posfleet: terminals, their life, applications for terminals (KYC, review,
+fulfilment), merchants, agents, API tokens, and money (rate plans, service contracts, deposits,
+transactions, settlement, statements, the ledger).
 
 - **Authentication**: `Authorization: Bearer pf_...` (an API token, read-only or read-write) or the
   console's session cookie (unsafe methods then need the `X-CSRFToken` header).
@@ -112,3 +114,5 @@ api.add_router("", statements.router)
 # Notifications (issue 4)
 api.add_router("", notifications.router)
 api.add_router("", enrollment.router)
+# Applications (issue 4)
+api.add_router("", applications.router)

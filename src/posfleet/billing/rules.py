@@ -11,6 +11,8 @@ rules.add_perm("billing.manage_plans", is_admin)
 rules.add_perm("billing.view_plans", rules.is_authenticated)
 rules.add_perm("billing.offer_contract", is_admin | (is_agent & signed_the_merchant))
 rules.add_perm("billing.accept_contract", is_admin | (is_merchant & is_the_merchant))
+# Moving an active contract to the merchant's replacement terminal (换机): the object is the merchant.
+rules.add_perm("billing.transfer_contract", is_admin | (is_agent & signed_the_merchant))
 rules.add_perm("billing.release_deposit", is_admin | is_reviewer)
 rules.add_perm("billing.ingest_transactions", is_admin)
 rules.add_perm("billing.run_settlement", is_admin)

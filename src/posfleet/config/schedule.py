@@ -13,7 +13,7 @@ from crontask import cron
 from django.tasks import Task
 
 from posfleet.billing.tasks import settle_yesterday_task
-from posfleet.enrollment.tasks import expiry_suspend_task, expiry_sweep_task
+from posfleet.enrollment.tasks import expiry_suspend_task, expiry_sweep_task, review_remind_task
 from posfleet.notifications.tasks import deliver_due_task
 from posfleet.platform.tasks import dispatch_outbox_task
 
@@ -24,6 +24,7 @@ JOBS: list[tuple[str, Task[Any, Any], str]] = [
     ("30 2 * * *", settle_yesterday_task, "T+1 settlement of yesterday"),
     ("5 * * * *", expiry_sweep_task, "expiry notices (T-30, T-7, T-1, expired) not yet sent"),
     ("10 * * * *", expiry_suspend_task, "suspend terminals whose grace period ended"),
+    ("15 * * * *", review_remind_task, "remind reviewers of applications due within hours"),
 ]
 
 for schedule, job, _why in JOBS:

@@ -8,9 +8,10 @@ from django import forms
 from django.http import QueryDict
 from django.utils.translation import gettext_lazy as _
 
+from posfleet.enrollment.replacement import ReplacementReason
 from posfleet.fleet import selectors as fleet
 from posfleet.fleet.services import PARAMETERS
-from posfleet.fleet.states import SPECS, Command, Status
+from posfleet.fleet.states import SPECS, Command, Status, offered_reasons
 from posfleet.iam.forms import BootstrapMixin, WithTotpMixin
 from posfleet.iam.models import Role, User
 from posfleet.parties import selectors as parties
@@ -168,7 +169,7 @@ class ActionForm(WithTotpMixin, BootstrapMixin, forms.Form):
         wanted = set(PARAMETERS.get(command, ())) | {"note", "totp"}
         if spec.reasons is not None:
             wanted.add("reason")
-            _choice_field(self, "reason").choices = [("", _("Choose a reason…")), *spec.reasons.choices]
+            _choice_field(self, "reason").choices = [("", _("Choose a reason…")), *offered_reasons(command)]
         if command == Command.BIND and not single:
             wanted.discard("tid")  # one TID cannot go to many terminals: each gets the next free one
         for name in list(self.fields):
@@ -196,3 +197,30 @@ class ActionForm(WithTotpMixin, BootstrapMixin, forms.Form):
             for name in PARAMETERS.get(self.command, ())
             if name in self.fields
         }
+
+
+class ReplaceForm(WithTotpMixin, BootstrapMixin, forms.Form):
+    """Replacement (换机) of one terminal: the new SN from its agent's stock, reason, note, step-up."""
+
+    new_sn = forms.ChoiceField(label=_("New terminal (SN)"))
+    reason = forms.ChoiceField(
+        label=_("Reason"), choices=[("", _("Choose a reason…")), *ReplacementReason.choices]
+    )
+    note = forms.CharField(
+        label=_("Note"),
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+    def __init__(
+        self, data: QueryDict | None = None, *, stock: list[tuple[str, str]], needs_code: bool
+    ) -> None:
+        super().__init__(data, needs_code=needs_code)
+        _choice_field(self, "new_sn").choices = [("", _("Choose from the agent's stock…")), *stock]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("reason") == ReplacementReason.OTHER and not (data.get("note") or "").strip():
+            self.add_error("note", _("Say in the note what the other reason is."))
+        return data

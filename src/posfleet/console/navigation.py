@@ -70,6 +70,7 @@ MONEY = NavGroup(
 MAIN: tuple[NavEntry | NavGroup, ...] = (
     NavEntry("dashboard", _("Dashboard"), "speedometer2", "console:dashboard", exact=True),
     NavEntry("terminals", _("Device management"), "hdd-stack", "console:terminals"),
+    NavEntry("applications", _("Applications"), "clipboard-check", "console:applications"),
     NavEntry("expiry", _("Expiry calendar"), "calendar-event", "console:expiry"),
     MONEY,
     NavEntry("deliveries", _("Notifications"), "send", "console:deliveries", roles=STAFF),

@@ -15,6 +15,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from posfleet.audit.vocabulary import ActorKind, EventType
+from posfleet.enrollment.replacement import ReplacementReason
 from posfleet.fleet.services import EVENT_OF
 from posfleet.fleet.states import COMMAND_LABELS, SPECS, Command, Status
 
@@ -94,6 +95,8 @@ def reason_label(event_type: str, reason: str) -> str | Promise:
     """The translated label of ``reason`` in the taxonomy of the command that recorded it."""
     if not reason:
         return ""
+    if event_type == EventType.TERMINAL_REPLACED and reason in ReplacementReason.values:
+        return ReplacementReason(reason).label
     command = _COMMAND_OF_EVENT.get(event_type)
     taxonomy = SPECS[command].reasons if command is not None else None
     if taxonomy is not None and reason in taxonomy.values:
@@ -119,6 +122,9 @@ _DETAIL_LABELS: dict[str, Promise] = {
     "tid": _("TID"),
     "carrier": _("carrier"),
     "tracking_no": _("tracking no."),
+    "replaces": _("replaces"),
+    "replaced_by": _("replaced by"),
+    "new_tid": _("new TID"),
     "count": _("terminals"),
 }
 

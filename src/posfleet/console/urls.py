@@ -1,6 +1,15 @@
 from django.urls import path
 
-from posfleet.console.views import actions, dashboard, expiry, notifications, terminals
+from posfleet.console.views import (
+    actions,
+    applications,
+    dashboard,
+    expiry,
+    jobs,
+    notifications,
+    replacement,
+    terminals,
+)
 from posfleet.console.views.money import (
     comparison,
     contracts,
@@ -16,10 +25,26 @@ urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
     path("terminals/", terminals.terminal_list, name="terminals"),
     path("terminals/actions/<slug:command>/", actions.terminal_action, name="action"),
+    path("terminals/export/", jobs.export_start, name="terminals_export"),
+    path("terminals/import/", jobs.import_start, name="terminals_import"),
+    path("jobs/<str:job_id>/", jobs.job_view, name="job"),
+    path("jobs/<str:job_id>/download/", jobs.job_download, name="job_download"),
+    path("jobs/<str:job_id>/import/", jobs.import_commit, name="job_import_commit"),
     path("terminals/<str:sn>/", terminals.terminal_detail, name="terminal"),
+    path("terminals/<str:sn>/replace/", replacement.terminal_replace_view, name="terminal_replace"),
+    path("applications/", applications.application_list, name="applications"),
+    path("applications/new/", applications.application_new, name="application_new"),
+    path("applications/<str:number>/", applications.application_detail, name="application"),
+    path(
+        "applications/<str:number>/documents/<int:document_id>/",
+        applications.application_document,
+        name="application_document",
+    ),
+    path("applications/<str:number>/<slug:step>/", applications.application_step, name="application_step"),
     # Money
     path("expiry/", expiry.expiry_calendar, name="expiry"),
     path("expiry/renew/", expiry.expiry_renew, name="expiry_renew"),
+    path("expiry/offers/", expiry.expiry_offers, name="expiry_offers"),
     path("inbox/", notifications.inbox, name="inbox"),
     path("inbox/read/", notifications.inbox_read, name="inbox_read"),
     path("notifications/", notifications.deliveries, name="deliveries"),

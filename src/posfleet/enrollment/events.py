@@ -33,3 +33,55 @@ class ServiceRenewed(DomainEvent):
     fee_fen: int
     tid: str | None = None
     merchant: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TerminalReplaced(DomainEvent):
+    """Terminal ``aggregate_id`` (deregistered, to come back) was replaced by ``replaced_by``, which took
+    over its merchant, store, service expiry and contract (换机)."""
+
+    name = "terminal.replaced"
+    aggregate_type = "terminal"
+
+    replaced_by: str
+    reason: str
+    tid: str | None = None  # the replaced terminal's TID
+    new_tid: str | None = None
+    new_status: str = ""
+    service_expires_on: str | None = None
+    contract: int | None = None
+    merchant: str | None = None
+    store: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApplicationProgressed(DomainEvent):
+    """An application moved on: ``step`` is the audit event's name without ``application.``
+    (submitted, info_requested, info_given, approved, rejected, review_reminded, allocated, shipped,
+    delivered, installed, tested, completed)."""
+
+    name = "application.progressed"
+    aggregate_type = "application"
+
+    step: str
+    status: str
+    kind: str
+    shop_name: str
+    terminal_count: int
+    merchant: str | None = None
+    agent: str | None = None
+    reason: str = ""
+    carrier: str = ""
+    tracking_no: str = ""
+    review_due_at: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenewalOffered(DomainEvent):
+    name = "service.renewal_offered"
+    aggregate_type = "terminal"
+
+    expires_on: str
+    fee_fen: int
+    tid: str | None = None
+    merchant: str | None = None

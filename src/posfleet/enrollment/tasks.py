@@ -16,3 +16,10 @@ def expiry_sweep_task() -> dict[str, int]:
 @task
 def expiry_suspend_task() -> dict[str, int]:
     return {"suspended": expiry_suspend_sweep(actor=Actor.job("expiry_suspend"))}
+
+
+@task
+def review_remind_task() -> dict[str, int]:
+    from posfleet.enrollment.applications import review_remind_sweep
+
+    return {"reminded": review_remind_sweep(actor=Actor.job("review_remind"))}

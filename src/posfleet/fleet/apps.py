@@ -10,6 +10,7 @@ class FleetConfig(AppConfig):
     def ready(self) -> None:
         from auditlog.registry import auditlog
 
+        from posfleet.fleet import jobs  # noqa: F401  (registers the fleet's background jobs)
         from posfleet.fleet.models import Terminal, TerminalModel
 
         auditlog.register(TerminalModel)

@@ -172,3 +172,34 @@ class StatusPeriod(models.Model):
 
     def __str__(self) -> str:
         return f"{self.terminal_id} {self.status} from {self.started_at}"
+
+
+class Replacement(models.Model):
+    """One replacement (换机): ``new`` took over ``old``'s merchant and store, its service expiry and its
+    contract, and ``old`` was deregistered to come back to the warehouse.
+
+    A history row, never changed: a device lives several lives (returned, refurbished, allocated
+    again), so one terminal may appear in several rows over the years; the TIDs are kept here because
+    refurbishing clears them from the terminals. Written by ``fleet.services.terminal_take_over``.
+    """
+
+    old = models.ForeignKey(
+        Terminal, on_delete=models.PROTECT, related_name="replaced_by", verbose_name=_("replaced terminal")
+    )
+    new = models.ForeignKey(
+        Terminal, on_delete=models.PROTECT, related_name="replaces", verbose_name=_("new terminal")
+    )
+    old_tid = models.CharField(_("replaced TID"), max_length=8, blank=True)
+    new_tid = models.CharField(_("new TID"), max_length=8, blank=True)
+    replaced_at = models.DateTimeField(_("replaced"))
+
+    class Meta:
+        ordering = ["-replaced_at", "-id"]
+        verbose_name = _("replacement")
+        verbose_name_plural = _("replacements")
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(old=models.F("new")), name="replacement_not_itself"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.old_id} → {self.new_id} at {self.replaced_at}"

@@ -30,7 +30,7 @@ stock_keeper = is_admin | is_warehouse
 COMMAND_RULES: dict[Command, rules.Predicate] = {
     Command.ALLOCATE: stock_keeper,
     Command.PULL_BACK: stock_keeper,
-    Command.SHIP: stock_keeper,
+    Command.SHIP: stock_keeper | agent_of,  # the warehouse, or the agent shipping from its stock
     Command.BIND: is_admin | agent_of,
     Command.ACTIVATE: is_admin | agent_of,
     Command.SUSPEND: is_admin,

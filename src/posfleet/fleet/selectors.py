@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 from django.db.models import Count, Q, QuerySet
 
-from posfleet.fleet.models import StatusPeriod, Terminal, TerminalModel
+from posfleet.fleet.models import Replacement, StatusPeriod, Terminal, TerminalModel
 from posfleet.fleet.rules import permission_name
 from posfleet.fleet.states import Command, Status, commands_from
 from posfleet.iam.models import Role, User
@@ -80,6 +80,30 @@ def search_terminals(user: User | None, filters: TerminalFilters, sort: str = "s
     descending = sort.startswith("-")
     key = _SORT_FIELDS.get(sort.lstrip("-"), "sn")
     return qs.order_by(f"-{key}" if descending else key, "sn" if key != "sn" else "id")
+
+
+@dataclass(frozen=True)
+class ReplacementLink:
+    """The other terminal of a replacement (换机), with its TID then and the moment."""
+
+    sn: str
+    tid: str
+    at: datetime
+
+
+def replacement_links(user: User, terminal: Terminal) -> tuple[list[ReplacementLink], list[ReplacementLink]]:
+    """(the terminals ``terminal`` replaced, the terminals that replaced it), newest first, only those
+    ``user`` may see (a refurbished device's earlier lives belong to other merchants)."""
+    visible = terminals_visible_to(user).values("pk")
+    replaced = Replacement.objects.filter(new=terminal, old__in=visible).select_related("old")
+    by = Replacement.objects.filter(old=terminal, new__in=visible).select_related("new")
+    return (
+        [
+            ReplacementLink(r.old.sn, r.old_tid, r.replaced_at)
+            for r in replaced.order_by("-replaced_at", "-id")
+        ],
+        [ReplacementLink(r.new.sn, r.new_tid, r.replaced_at) for r in by.order_by("-replaced_at", "-id")],
+    )
 
 
 def allowed_commands(user: User, terminal: Terminal) -> list[Command]:

@@ -23,9 +23,17 @@ from django_fsm import ConcurrentTransition
 from posfleet.audit.services import Entry, clean_text, record
 from posfleet.audit.vocabulary import EventType
 from posfleet.fleet.events import TerminalsImported, TerminalStatusChanged
-from posfleet.fleet.models import TID_VALIDATOR, StatusPeriod, Terminal
+from posfleet.fleet.models import TID_VALIDATOR, Replacement, StatusPeriod, Terminal
 from posfleet.fleet.rules import permission_name
-from posfleet.fleet.states import SPECS, Command, Status, commands_from, next_state
+from posfleet.fleet.states import (
+    RESERVED_REASONS,
+    SPECS,
+    Command,
+    Status,
+    commands_from,
+    next_state,
+    offered_reasons,
+)
 from posfleet.iam.models import User
 from posfleet.iam.selectors import provider
 from posfleet.iam.stepup import require_fresh_step_up
@@ -82,19 +90,22 @@ def _may_see(actor: Actor, terminal: Terminal) -> bool:
     return actor.user is not None and actor.user.has_perm("fleet.view_terminal", terminal)
 
 
-def _check_reason(command: Command, reason: str, note: str) -> str:
+def _check_reason(actor: Actor, command: Command, reason: str, note: str) -> str:
     spec = SPECS[command]
     if spec.reasons is None:
         if reason:
             raise ValidationFailed(_("This action takes no reason."), field="reason")
         return ""
+    allowed = [value for value, _label in offered_reasons(command)]
     if not reason:
-        raise ValidationFailed(_("Choose a reason."), field="reason", allowed=list(spec.reasons.values))
-    if reason not in spec.reasons.values:
+        raise ValidationFailed(_("Choose a reason."), field="reason", allowed=allowed)
+    if reason in RESERVED_REASONS and reason in spec.reasons.values and actor.kind in {"job", "system"}:
+        return reason  # e.g. "replacement", passed by enrollment.replacement as its job
+    if reason not in allowed:
         raise ValidationFailed(
             _("Unknown reason “%(reason)s”.") % {"reason": reason[:48]},
             field="reason",
-            allowed=list(spec.reasons.values),
+            allowed=allowed,
         )
     if reason == "other" and not note.strip():
         raise ValidationFailed(_("Say in the note what the other reason is."), field="note")
@@ -136,7 +147,7 @@ def _run(
                 current_status=terminal.status,
                 allowed=[c.value for c in commands_from(terminal.status)],
             )
-        reason = _check_reason(command, reason, note)
+        reason = _check_reason(actor, command, reason, note)
         change = prepare(terminal) if prepare is not None else Change()
         if SPECS[command].step_up:
             require_fresh_step_up(actor)
@@ -532,10 +543,12 @@ def terminals_bulk_transition(
     reason: str = "",
     note: str = "",
     params: dict[str, str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[ItemResult]:
     """Run one command over many terminals; each succeeds or fails on its own, in the given order.
 
     Duplicates are reported once each; the step-up (if any) was verified once for the whole batch.
+    ``progress(done, total)`` is told after each terminal (a background job's bar).
     """
     limit = settings.POSFLEET["BULK_MAX_ITEMS"]
     if not sns:
@@ -558,6 +571,8 @@ def terminals_bulk_transition(
             results.append(ItemResult(sn, False, code=exc.code, detail=str(exc.detail)))
         else:
             results.append(ItemResult(sn, True, status=terminal.status))
+        if progress is not None:
+            progress(len(results), len(sns))
     return results
 
 
@@ -591,3 +606,76 @@ def terminal_service_extend(*, actor: Actor, sn: str, expires_on: date) -> Termi
             ),
         )
     return terminal
+
+
+# ---------------------------------------------------------------------------------------------
+# Replacement (换机): the new terminal takes over from the old one.
+
+
+def terminal_take_over(*, actor: Actor, sn: str, old_sn: str, note: str = "") -> Replacement:
+    """Record that terminal ``sn`` replaces ``old_sn`` and give it the old terminal's service expiry.
+
+    The last fleet step of ``enrollment.replacement.terminal_replace``, which has checked who may
+    replace, bound ``sn`` to the old terminal's merchant and deregistered ``old_sn``, in the same
+    transaction. Audited on the new terminal (``terminal.took_over``)."""
+    if actor.read_only:
+        raise PermissionDenied(_("This API token is read-only."))
+    sn, old_sn = sn.strip().upper(), old_sn.strip().upper()
+    if sn == old_sn:
+        raise ValidationFailed(_("A terminal cannot replace itself."), field="new_sn")
+    with transaction.atomic():
+        locked = {
+            t.sn: t
+            for t in Terminal.objects.select_for_update(of=("self",))
+            .select_related("merchant", "agent", "agent__organisation", "merchant__organisation", "store")
+            .filter(sn__in=[sn, old_sn])
+            .order_by("pk")  # a deterministic order of locks
+        }
+        new, old = locked.get(sn), locked.get(old_sn)
+        if new is None or old is None or not _may_see(actor, new) or not _may_see(actor, old):
+            raise NotFound()
+        if old.status != Status.DEREGISTERED:
+            raise GuardFailed(
+                _("The replaced terminal must be deregistered first (it is %(status)s).")
+                % {"status": Status(old.status).label},
+                guard="old_deregistered",
+            )
+        if new.status not in {Status.BOUND, Status.ACTIVE, Status.SUSPENDED} or new.merchant_id is None:
+            raise GuardFailed(
+                _("The new terminal must be bound to a merchant first (it is %(status)s).")
+                % {"status": Status(new.status).label},
+                guard="new_bound",
+            )
+        if new.merchant_id != old.merchant_id:
+            raise GuardFailed(
+                _("The new terminal is bound to another merchant than the replaced one."),
+                guard="same_merchant",
+            )
+        at = now()
+        since = old.status_changed_at or old.registered_at
+        if Replacement.objects.filter(old=old, replaced_at__gte=since).exists():
+            raise GuardFailed(_("This terminal has been replaced already."), guard="not_replaced_yet")
+        before = new.service_expires_on
+        expires = old.service_expires_on
+        Terminal.objects.filter(pk=new.pk).update(service_expires_on=expires)
+        new.service_expires_on = expires
+        replacement = Replacement.objects.create(
+            old=old, new=new, old_tid=old.tid or "", new_tid=new.tid or "", replaced_at=at
+        )
+        record(
+            actor,
+            Entry(
+                event_type=EventType.TERMINAL_TOOK_OVER,
+                subject_type="terminal",
+                subject_id=new.sn,
+                note=clean_text(note),
+                before={"service_expires_on": before.isoformat() if before else None},
+                after={
+                    "replaces": old.sn,
+                    "replaced_tid": old.tid,
+                    "service_expires_on": expires.isoformat() if expires else None,
+                },
+                occurred_at=at,
+            ),
+        )
+    return replacement

@@ -109,6 +109,13 @@ class DeactivationReason(TextChoices):
     DEVICE_FAULT = "device_fault", _("device fault")
     FINANCIAL_PRESSURE = "financial_pressure", _("financial pressure")
     OTHER = "other", _("other")
+    # Set by the replacement (换机, enrollment/replacement.py) only: see RESERVED_REASONS.
+    REPLACEMENT = "replacement", _("replaced by a new terminal")
+
+
+# Reasons no person picks: the composite service that owns them passes them as a job actor, so a
+# deactivation or deregistration "for replacement" always has its replacement (fleet.Replacement).
+RESERVED_REASONS: frozenset[str] = frozenset({DeactivationReason.REPLACEMENT})
 
 
 class SuspensionReason(TextChoices):
@@ -154,6 +161,14 @@ SPECS: dict[Command, CommandSpec] = {
     C.SCRAP: CommandSpec(C.SCRAP, reasons=ScrapReason, step_up=True),
     C.REPORT_LOST: CommandSpec(C.REPORT_LOST, reasons=LossReason, step_up=True),
 }
+
+
+def offered_reasons(command: Command) -> list[tuple[str, str]]:
+    """The (value, label) reasons a person may choose for ``command`` (reserved ones left out)."""
+    reasons = SPECS[command].reasons
+    if reasons is None:
+        return []
+    return [(value, label) for value, label in reasons.choices if value not in RESERVED_REASONS]
 
 
 def next_state(current: str, command: str) -> Status | None:

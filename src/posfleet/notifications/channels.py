@@ -11,11 +11,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
 import smtplib
+import socket
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
@@ -91,7 +94,31 @@ def webhook_headers(
     }
 
 
+def private_address(host: str) -> bool:
+    """Whether ``host`` is, or resolves to, an address inside our own networks (loopback, private,
+    link-local such as cloud metadata, reserved): a webhook must not be a way to reach them (SSRF)."""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError):
+        return False  # unresolvable: the POST fails on its own, and is retried
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        if (
+            address.is_private
+            or address.is_loopback
+            or address.is_link_local
+            or address.is_reserved
+            or address.is_multicast
+            or address.is_unspecified
+        ):
+            return True
+    return False
+
+
 def send_webhook(*, url: str, msg_id: str, payload: dict[str, Any], secrets_: list[str]) -> None:
+    host = urlsplit(url).hostname or ""
+    if not settings.POSFLEET_NOTIFY["WEBHOOK_ALLOW_PRIVATE"] and private_address(host):
+        raise DeliveryError("webhook endpoint resolves to a private address", permanent=True)
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     headers = webhook_headers(msg_id=msg_id, body=body, secrets_=secrets_)
     _post(url, body.encode(), headers, what="webhook endpoint")

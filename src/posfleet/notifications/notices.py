@@ -14,10 +14,10 @@ from typing import Any
 from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
-from posfleet.fleet.states import SPECS, Command
+from posfleet.fleet.states import RESERVED_REASONS, SPECS, Command
 from posfleet.notifications.models import Channel
 
-MERCHANT, AGENT = "merchant", "agent"
+MERCHANT, AGENT, STAFF = "merchant", "agent", "staff"
 ALL = (Channel.INBOX, Channel.EMAIL, Channel.SMS)
 QUIET = (Channel.INBOX, Channel.EMAIL)
 INBOX = (Channel.INBOX,)
@@ -101,6 +101,69 @@ WORDS: dict[str, Words] = {
         _("Service of terminal %(tid)s renewed"),
         _("The service of terminal %(tid)s (SN %(sn)s) now runs until %(expires_on)s."),
     ),
+    "terminal.replaced": Words(
+        _("Terminal %(tid)s is replaced by terminal %(new_tid)s"),
+        _(
+            "Terminal %(tid)s (SN %(sn)s) was replaced on %(when)s by terminal %(new_tid)s "
+            "(SN %(replaced_by)s). The new terminal keeps your store, service contract, deposit and "
+            "service period (until %(service_expires_on)s). Please return the old device."
+        ),
+    ),
+    "application.submitted": Words(
+        _("Application %(number)s received"),
+        _(
+            "Application %(number)s from %(shop_name)s (terminals: %(terminal_count)s) is waiting for "
+            "review. The review is due by %(review_due)s."
+        ),
+    ),
+    "application.info_requested": Words(
+        _("Application %(number)s: more information needed"),
+        _(
+            "The reviewer needs more information on application %(number)s (%(shop_name)s): “%(reason)s”. "
+            "Add it on the application's page; review continues when you send it back."
+        ),
+    ),
+    "application.info_given": Words(
+        _("Application %(number)s is back for review"),
+        _("The applicant added the information asked for on application %(number)s (%(shop_name)s)."),
+    ),
+    "application.approved": Words(
+        _("Application %(number)s approved"),
+        _(
+            "Application %(number)s (%(shop_name)s) was approved. Next the terminals are reserved and "
+            "shipped; you will get the tracking number."
+        ),
+    ),
+    "application.rejected": Words(
+        _("Application %(number)s rejected"),
+        _("Application %(number)s (%(shop_name)s) was rejected. Reason: %(reason)s"),
+    ),
+    "application.review_reminded": Words(
+        _("Review of application %(number)s is due"),
+        _("Application %(number)s (%(shop_name)s) must be reviewed by %(review_due)s."),
+    ),
+    "application.shipped": Words(
+        _("Your terminals are on the way"),
+        _(
+            "The terminals of application %(number)s (%(terminal_count)s in all) were shipped with "
+            "%(carrier)s, tracking number %(tracking_no)s. Confirm the delivery on the application's page "
+            "when they arrive."
+        ),
+    ),
+    "application.completed": Words(
+        _("Application %(number)s is complete"),
+        _(
+            "All terminals of application %(number)s (%(shop_name)s) passed their test transaction "
+            "and are active."
+        ),
+    ),
+    "service.renewal_offered": Words(
+        _("Renew terminal %(tid)s for another year"),
+        _(
+            "The service of terminal %(tid)s (SN %(sn)s) runs until %(expires_on)s. Renewing it for a year "
+            "costs %(fee)s, deducted at the next settlement: renew on the Expiry calendar page, in one click."
+        ),
+    ),
     "escalation": Words(
         _("A notice to merchant %(merchant_name)s could not be delivered"),
         _(
@@ -122,8 +185,23 @@ TERMINAL_NOTICES: dict[str, Notice] = {
 }
 
 
+# application.progressed: the step decides the notice. "staff" are the provider's reviewers and admins.
+APPLICATION_NOTICES: dict[str, Notice] = {
+    "submitted": Notice("application.submitted", {STAFF: INBOX, MERCHANT: QUIET}),
+    "info_requested": Notice("application.info_requested", {MERCHANT: ALL, AGENT: INBOX}),
+    "info_given": Notice("application.info_given", {STAFF: INBOX}),
+    "approved": Notice("application.approved", {MERCHANT: QUIET, AGENT: INBOX}),
+    "rejected": Notice("application.rejected", {MERCHANT: QUIET, AGENT: INBOX}),
+    "review_reminded": Notice("application.review_reminded", {STAFF: INBOX}),
+    "shipped": Notice("application.shipped", {MERCHANT: ALL, AGENT: INBOX}),
+    "completed": Notice("application.completed", {MERCHANT: QUIET, AGENT: INBOX}),
+}
+
+
 def notices_for(event_type: str, payload: dict[str, Any]) -> list[Notice]:
     if event_type == "terminal.status_changed":
+        if payload.get("reason") in RESERVED_REASONS:
+            return []  # a step of a replacement: its own notice (terminal.replaced) says what happened
         notice = TERMINAL_NOTICES.get(payload.get("command", ""))
         return [notice] if notice is not None else []
     if event_type == "service.expiry_milestone":
@@ -132,8 +210,15 @@ def notices_for(event_type: str, payload: dict[str, Any]) -> list[Notice]:
         if payload.get("days_left") == 1:
             return [Notice("service.expiring_tomorrow", {MERCHANT: ALL})]
         return [Notice("service.expiring", {MERCHANT: ALL})]
+    if event_type == "service.renewal_offered":
+        return [Notice("service.renewal_offered", {MERCHANT: ALL})]
     if event_type == "service.renewed":
         return [Notice("service.renewed", {MERCHANT: QUIET})]
+    if event_type == "terminal.replaced":
+        return [Notice("terminal.replaced", {MERCHANT: QUIET, AGENT: INBOX})]
+    if event_type == "application.progressed":
+        notice = APPLICATION_NOTICES.get(payload.get("step", ""))
+        return [notice] if notice is not None else []
     return []
 
 

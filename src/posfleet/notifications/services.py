@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,10 +28,10 @@ from django.utils.translation import gettext as _
 
 from posfleet.audit.services import Entry, record
 from posfleet.audit.vocabulary import EventType
-from posfleet.iam.models import Organisation, OrgKind, User
+from posfleet.iam.models import Organisation, OrgKind, Role, User
 from posfleet.notifications import channels
 from posfleet.notifications.models import Channel, Delivery, InboxItem, WebhookEndpoint
-from posfleet.notifications.notices import AGENT, MERCHANT, notices_for, render
+from posfleet.notifications.notices import AGENT, MERCHANT, STAFF, notices_for, render
 from posfleet.notifications.selectors import endpoints_of
 from posfleet.parties.selectors import merchant_of_organisation
 from posfleet.platform.clock import now
@@ -39,6 +39,7 @@ from posfleet.platform.context import Actor
 from posfleet.platform.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from posfleet.platform.events import REGISTRY
 from posfleet.platform.models import OutboxMessage
+from posfleet.platform.money import format_fen
 from posfleet.platform.outbox import backoff
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,8 @@ def fan_out(message: OutboxMessage) -> None:
         for audience, channel_list in notice.audiences.items():
             organisation = _audience(audience, message)
             if organisation is not None:
-                rows += _deliveries(message, notice.key, organisation, channel_list)
+                roles = STAFF_ROLES if audience == STAFF else None
+                rows += _deliveries(message, notice.key, organisation, channel_list, roles=roles)
     endpoints = WebhookEndpoint.objects.filter(organisation_id__in=message.organisation_ids, active=True)
     rows += [
         Delivery(
@@ -88,9 +90,14 @@ def request_delivery() -> None:
     deliver_due_task.enqueue()
 
 
+STAFF_ROLES = frozenset({Role.ADMIN, Role.REVIEWER})  # who hears of applications to review
+
+
 def _audience(audience: str, message: OutboxMessage) -> Organisation | None:
     organisations = list(Organisation.objects.filter(pk__in=message.organisation_ids))
     merchant_org = next((o for o in organisations if o.kind == OrgKind.MERCHANT), None)
+    if audience == STAFF:
+        return next((o for o in organisations if o.kind == OrgKind.PROVIDER), None)
     if audience == MERCHANT:
         return merchant_org
     if audience == AGENT:
@@ -110,8 +117,12 @@ def _deliveries(
     channel_list: tuple[str, ...],
     *,
     escalation_of: Delivery | None = None,
+    roles: frozenset[str] | None = None,
 ) -> list[Delivery]:
-    users = list(User.objects.filter(organisation=organisation, is_active=True).order_by("pk"))
+    users_qs = User.objects.filter(organisation=organisation, is_active=True)
+    if roles is not None:
+        users_qs = users_qs.filter(role__in=roles)
+    users = list(users_qs.order_by("pk"))
     contact = merchant_of_organisation(organisation.pk) if organisation.kind == OrgKind.MERCHANT else None
     prefix = f"{message.event_id}:{notice}" + (f":{escalation_of.pk}" if escalation_of else "")
     rows: list[Delivery] = []
@@ -277,7 +288,16 @@ def _context(message: OutboxMessage) -> dict[str, Any]:
         merchant = merchant_of_organisation(org.pk)
         merchant_name = merchant.name if merchant else org.name
     when = formats.date_format(timezone.localtime(message.occurred_at), "DATETIME_FORMAT")
-    return {**payload, "sn": message.aggregate_id, "merchant_name": merchant_name, "when": when}
+    extra: dict[str, Any] = {}
+    if isinstance(payload.get("fee_fen"), int):
+        extra["fee"] = format_fen(payload["fee_fen"])
+    if message.aggregate_type == "application":
+        extra["number"] = message.aggregate_id
+        due = payload.get("review_due_at")
+        if due:
+            moment = datetime.fromisoformat(due)
+            extra["review_due"] = formats.date_format(timezone.localtime(moment), "DATETIME_FORMAT")
+    return {**payload, "sn": message.aggregate_id, "merchant_name": merchant_name, "when": when, **extra}
 
 
 def _link(delivery: Delivery) -> str:
@@ -285,6 +305,8 @@ def _link(delivery: Delivery) -> str:
     try:
         if message.aggregate_type == "terminal":
             return reverse("console:terminal", args=[message.aggregate_id])
+        if message.aggregate_type == "application":
+            return reverse("console:application", args=[message.aggregate_id])
     except NoReverseMatch:
         return ""
     return ""
@@ -420,6 +442,10 @@ def _check_endpoint(url: str, event_types: list[str]) -> None:
         )
     if len(url) > 500:
         raise ValidationFailed(_("The URL is longer than 500 characters."), field="url")
+    if not settings.POSFLEET_NOTIFY["WEBHOOK_ALLOW_PRIVATE"] and channels.private_address(parts.hostname):
+        raise ValidationFailed(
+            _("The URL points into a private network; webhooks go to public addresses only."), field="url"
+        )
     unknown = sorted(set(event_types) - set(REGISTRY))
     if unknown:
         raise ValidationFailed(

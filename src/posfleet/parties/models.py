@@ -54,6 +54,10 @@ class Merchant(models.Model):
     contact_phone = models.CharField(_("contact phone"), max_length=32, blank=True)
     contact_email = models.EmailField(_("contact e-mail"), blank=True)
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    # The key that seals this merchant's personal data (KYC); destroying it shreds that data.
+    data_key = models.ForeignKey(
+        "platform.DataKey", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -75,3 +75,31 @@ def agent_contains(ancestor: Agent, descendant: Agent) -> bool:
 
 def store_of(merchant: Merchant, code: str) -> Store | None:
     return Store.objects.filter(merchant=merchant, code=code).first()
+
+
+# -- for applications (enrollment): what it needs of merchants and stores, without the models --------
+
+MerchantKind = Merchant.Kind
+MerchantStatus = Merchant.Status
+
+
+def mcc_valid(value: str) -> bool:
+    return len(value) == 4 and value.isdigit()
+
+
+def mid_taken(mid: str) -> bool:
+    return Merchant.objects.filter(mid=mid).exists()
+
+
+def store_at(merchant: Merchant, name: str, address: str) -> Store | None:
+    """The merchant's store of that name at that address (the first, if several)."""
+    return Store.objects.filter(merchant=merchant, name=name, address=address).order_by("id").first()
+
+
+def free_store_code(merchant: Merchant) -> str:
+    """``S<n>``: the first store code the merchant does not use yet."""
+    used = set(Store.objects.filter(merchant=merchant).values_list("code", flat=True))
+    n = len(used) + 1
+    while f"S{n}" in used:
+        n += 1
+    return f"S{n}"

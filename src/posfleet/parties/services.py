@@ -12,6 +12,7 @@ from posfleet.iam.models import Organisation, OrgKind
 from posfleet.parties.models import Agent, Merchant, Store
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import PermissionDenied, ValidationFailed
+from posfleet.platform.models import DataKey
 
 
 def _require_admin(actor: Actor) -> None:
@@ -77,6 +78,7 @@ def merchant_create(
     contact_name: str = "",
     contact_phone: str = "",
     contact_email: str = "",
+    data_key: DataKey | None = None,
 ) -> Merchant:
     _require_admin(actor)
     with transaction.atomic():
@@ -93,8 +95,9 @@ def merchant_create(
             contact_name=contact_name,
             contact_phone=contact_phone,
             contact_email=contact_email,
+            data_key=data_key,
         )
-        _validated(merchant, exclude=["organisation", "agent"])
+        _validated(merchant, exclude=["organisation", "agent", "data_key"])
         merchant.save()
         record(
             actor,

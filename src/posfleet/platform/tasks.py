@@ -13,3 +13,12 @@ def dispatch_outbox_task() -> dict[str, int]:
     """Hand the due outbox messages to their handlers (safe to run any number of times)."""
     result = dispatch_outbox()
     return {"sent": result.sent, "failed": result.failed, "dead": result.dead}
+
+
+@task
+def run_job_task(job_id: str) -> dict[str, str]:
+    """Run one job a person started (a bulk action, an import, an export); see platform/jobs.py."""
+    from posfleet.platform.jobs import run
+
+    job = run(job_id)
+    return {"status": job.status}

@@ -23,6 +23,7 @@ from posfleet.billing.models import (
 from posfleet.billing.services.deposits import deposit_collect
 from posfleet.billing.services.plans import _require
 from posfleet.billing.services.transactions.posting import JournalSpec, accounts, money_lock, post_many
+from posfleet.fleet.models import Terminal
 from posfleet.platform.clock import now, today
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import Conflict, PermissionDenied, ValidationFailed
@@ -265,3 +266,44 @@ def charge_fees_due(*, actor: Actor, fee_ids: list[int], provider_id: int) -> in
         ],
     )
     return len(rows)
+
+
+def contract_transfer(*, actor: Actor, contract: ServiceContract, terminal_id: int) -> ServiceContract:
+    """Move an active contract, as it is (plan, fees, fees due, deposit, terms, start), to another
+    terminal of the same merchant: the replacement (换机) of its terminal. Compare-and-set on the
+    contract's status and terminal; the new terminal must not have an active contract of its own (the
+    constraint ``contract_one_active_per_terminal`` decides). Audited as ``contract.transferred``."""
+    _require(actor, "billing.transfer_contract", contract.merchant)
+    with transaction.atomic():
+        locked = ServiceContract.objects.select_for_update().filter(pk=contract.pk).first()
+        if locked is None or locked.status != ServiceContract.Status.ACTIVE:
+            raise Conflict(_("Only an active contract can move to another terminal."))
+        if locked.terminal_id == terminal_id:
+            raise ValidationFailed(_("The contract is on this terminal already."), field="terminal")
+        target = Terminal.objects.filter(pk=terminal_id).values_list("sn", "merchant_id").first()
+        if target is None or target[1] != locked.merchant_id:
+            raise ValidationFailed(
+                _("A contract can only move to a terminal of the same merchant."), field="terminal"
+            )
+        previous = Terminal.objects.filter(pk=locked.terminal_id).values_list("sn", flat=True).first()
+        try:
+            with transaction.atomic():
+                moved = ServiceContract.objects.filter(
+                    pk=locked.pk, status=ServiceContract.Status.ACTIVE, terminal_id=locked.terminal_id
+                ).update(terminal_id=terminal_id)
+        except IntegrityError as exc:
+            raise Conflict(_("This terminal already has an active contract.")) from exc
+        if moved != 1:
+            raise Conflict()
+        record(
+            actor,
+            Entry(
+                event_type=EventType.CONTRACT_TRANSFERRED,
+                subject_type="contract",
+                subject_id=str(locked.pk),
+                before={"terminal": previous},
+                after={"terminal": target[0]},
+            ),
+        )
+    contract.refresh_from_db()
+    return contract

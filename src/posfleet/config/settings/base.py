@@ -5,6 +5,8 @@ Everything a deployment changes comes from the environment (``POSFLEET_*``), nev
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -253,6 +255,7 @@ class PosfleetPolicy(TypedDict):
     LOCKOUT_DURATION: timedelta
     REACTIVATION_WINDOW: timedelta
     BULK_MAX_ITEMS: int
+    BULK_SYNC_MAX: int
     IDEMPOTENCY_LEASE: timedelta
     IDEMPOTENCY_RETENTION: timedelta
     DEMO_MODE: bool
@@ -265,6 +268,8 @@ POSFLEET: PosfleetPolicy = {
     "LOCKOUT_DURATION": timedelta(minutes=30),
     "REACTIVATION_WINDOW": timedelta(days=int(env("REACTIVATION_WINDOW_DAYS", "90"))),
     "BULK_MAX_ITEMS": 1000,
+    # A console bulk action on more terminals than this runs as a background job with a progress bar.
+    "BULK_SYNC_MAX": int(env("BULK_SYNC_MAX", "50")),
     "IDEMPOTENCY_LEASE": timedelta(minutes=5),
     "IDEMPOTENCY_RETENTION": timedelta(days=1),
     "DEMO_MODE": env_bool("DEMO_MODE", False),
@@ -276,8 +281,41 @@ POSFLEET_AUDIT_DB_GUARD = True
 
 # ---------------------------------------------------------------------------------------------
 # Background work (ADR 0012): django.tasks on the database backend (`posfleet worker`), sweeps enqueued by
-# `posfleet scheduler` (config/schedule.py). The scale tier swaps the backend in settings only.
-TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+# `posfleet scheduler` (config/schedule.py). The scale tier swaps the backend in settings only (ADR 0014):
+# POSFLEET_TASKS=celery runs the same tasks on Celery workers over POSFLEET_BROKER_URL (Redis, or RabbitMQ
+# with an amqp:// URL) and the scheduler holds its one-instance lock in Redis.
+TASKS_TIER = env("TASKS", "db")
+TASKS: dict[str, dict[str, object]] = {
+    "default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}
+}
+if TASKS_TIER == "celery":
+    TASKS = {
+        "default": {
+            "BACKEND": "django_tasks_celery.CeleryBackend",
+            "QUEUES": ["default"],
+            "OPTIONS": {"CELERY_APP": "posfleet.config.celery.app"},
+        }
+    }
+    CELERY_BROKER_URL = env("BROKER_URL", "redis://127.0.0.1:6379/0")
+    _redis_broker = CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+    # Results (the tasks' return values, `Task.get_result`) live a day in Redis.
+    CELERY_RESULT_BACKEND = env("RESULT_BACKEND", CELERY_BROKER_URL if _redis_broker else "") or None
+    CELERY_RESULT_EXTENDED = True
+    CELERY_RESULT_EXPIRES = timedelta(days=1)
+    # Every task is an idempotent sweep: acknowledged when done, so a worker that dies mid-task leaves it
+    # to another; one task at a time per process, so a long settlement does not hold short ones back.
+    CELERY_TASK_ACKS_LATE = True
+    CELERY_TASK_REJECT_ON_WORKER_LOST = True
+    CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+    # Enqueueing happens after commit (robust): a broker that is down costs a second, not the request;
+    # the scheduler's minute sweep picks up what was not enqueued.
+    CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
+    CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+    CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # LOGGING below (with its redaction filter) applies
+    # django-crontask's leader lock: one `posfleet scheduler` per deployment across all nodes.
+    CRONTASK = {"REDIS_URL": env("SCHEDULER_LOCK_URL", CELERY_BROKER_URL if _redis_broker else "") or None}
+elif TASKS_TIER != "db":
+    raise ValueError(f"POSFLEET_TASKS must be 'db' or 'celery', not {TASKS_TIER!r}")
 
 # E-mail over SMTP (notifications), Django 6.1's MAILERS. The password comes from the environment.
 MAILERS = {
@@ -306,6 +344,7 @@ class NotifyPolicy(TypedDict):
     SMS_URL: str
     SMS_SECRET: str
     WEBHOOK_ALLOW_HTTP: bool
+    WEBHOOK_ALLOW_PRIVATE: bool
 
 
 POSFLEET_NOTIFY: NotifyPolicy = {
@@ -320,6 +359,8 @@ POSFLEET_NOTIFY: NotifyPolicy = {
     "SMS_URL": env("SMS_URL"),
     "SMS_SECRET": env("SMS_SECRET"),
     "WEBHOOK_ALLOW_HTTP": env_bool("WEBHOOK_ALLOW_HTTP", False),
+    # Webhooks to loopback or private addresses (SSRF) are refused unless this is set (tests, labs).
+    "WEBHOOK_ALLOW_PRIVATE": env_bool("WEBHOOK_ALLOW_PRIVATE", False),
 }
 
 
@@ -333,3 +374,56 @@ POSFLEET_EXPIRY: ExpiryPolicy = {
     "NOTICE_DAYS": tuple(int(d) for d in env("EXPIRY_NOTICE_DAYS", "30,7,1").split(",") if d.strip()),
     "GRACE_DAYS": int(env("EXPIRY_GRACE_DAYS", "15")),
 }
+
+
+def _master_keys() -> dict[str, str]:
+    """Master keys that wrap the per-subject data keys. ``POSFLEET_MASTER_KEYS`` is ``id=base64,...``;
+    without it (development, tests) one key is derived from SECRET_KEY. Production requires it."""
+    given = env("MASTER_KEYS")
+    if given:
+        return dict(item.strip().split("=", 1) for item in given.split(",") if item.strip())
+    derived = hashlib.sha256(f"posfleet-keyring:{SECRET_KEY}".encode()).digest()
+    return {"dev": base64.urlsafe_b64encode(derived).decode()}
+
+
+class Keyring(TypedDict):
+    CURRENT: str
+    KEYS: dict[str, str]
+
+
+# Personal data (KYC) is sealed per data subject (platform/keyring.py).
+POSFLEET_KEYRING: Keyring = {"KEYS": _master_keys(), "CURRENT": ""}
+POSFLEET_KEYRING["CURRENT"] = env("MASTER_KEY_CURRENT") or next(iter(POSFLEET_KEYRING["KEYS"]))
+
+
+class ApplicationPolicy(TypedDict):
+    REVIEW_SLA_HOURS: int
+    REMIND_BEFORE_HOURS: int
+    DOCUMENT_MAX_BYTES: int
+    MAX_TERMINALS: int
+    OFFER: dict[str, object]
+
+
+# Applications (申请): the review clock, uploads, and the standard contract offer shown before submitting.
+POSFLEET_APPLICATIONS: ApplicationPolicy = {
+    "REVIEW_SLA_HOURS": int(env("APPLICATION_REVIEW_SLA_HOURS", "48")),
+    "REMIND_BEFORE_HOURS": int(env("APPLICATION_REMIND_BEFORE_HOURS", "8")),
+    "DOCUMENT_MAX_BYTES": 5 * 1024 * 1024,
+    "MAX_TERMINALS": 50,
+    "OFFER": {
+        "term_months": 12,
+        "annual_fee_fen": 9_900,
+        "deposit_fen": 29_900,
+        "min_term_months": 12,
+        "penalty_rule": "remaining_months",
+        "penalty_monthly_fen": 1_000,
+        "penalty_cap_fen": 12_000,
+        "recovery_fee_fen": 5_000,
+        "damage_prices": {"A": 0, "B": 5_000, "C": 30_000},
+    },
+}
+
+# Uploads (KYC documents) stay in memory and are sealed before anything is written: no plaintext
+# temporary file on disk. A file above the limit is not accepted at all.
+FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.MemoryFileUploadHandler"]
+FILE_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024

@@ -10,6 +10,8 @@ if "insecure" in SECRET_KEY:
     raise ImproperlyConfigured("POSFLEET_SECRET_KEY must be set in production")
 if not env("AUDIT_KEY"):
     raise ImproperlyConfigured("POSFLEET_AUDIT_KEY must be set in production")
+if not env("MASTER_KEYS"):
+    raise ImproperlyConfigured("POSFLEET_MASTER_KEYS must be set in production (id=base64 key, ...)")
 
 SECURE_SSL_REDIRECT = env_bool("SSL_REDIRECT", True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -42,3 +42,7 @@ POSFLEET_AUDIT_DB_GUARD = False
 # (or a real `posfleet worker --batch` on the database backend, notifications/tests/test_worker.py).
 TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
 POSFLEET_NOTIFY["WEBHOOK_ALLOW_HTTP"] = True
+POSFLEET_NOTIFY["WEBHOOK_ALLOW_PRIVATE"] = True  # the tests' receivers listen on 127.0.0.1
+
+# Files the tests' jobs write (exports, uploads) go to a scratch folder, not the checkout's var/.
+VAR_DIR = Path(tempfile.mkdtemp(prefix="posfleet-test-var-"))

@@ -63,3 +63,39 @@ def test_renewal_refusals_change_nothing(expiring, login):
     no_contract = login("agent_a").post("/console/expiry/renew/", {"sn": SN_A1}, follow=True)
     assert "no active service contract" in no_contract.content.decode()
     assert Terminal.objects.get(sn=SN_A).service_expires_on == before
+
+
+def test_renewal_offers_go_once_per_expiry_to_the_merchants_of_the_ticked_terminals(expiring, login):
+    from posfleet.notifications.models import Delivery
+    from posfleet.notifications.services import content
+    from posfleet.platform.models import OutboxMessage
+    from posfleet.platform.outbox import dispatch_outbox
+
+    agent = login("agent_a")
+    page = agent.get("/console/expiry/").content.decode()
+    assert 'data-testid="send-offers"' in page
+    done = agent.post("/console/expiry/offers/", {"sn": [SN_A, SN_A1, SN_B]}, follow=True).content.decode()
+    assert "Renewal offers sent for 1 terminals; 0 had one" in done
+    assert SN_A1 in done  # not offered: no contract (and SN_B is another agent's)
+    offers = OutboxMessage.objects.filter(event_type="service.renewal_offered")
+    assert [m.aggregate_id for m in offers] == [SN_A]
+    again = agent.post("/console/expiry/offers/", {"sn": [SN_A]}, follow=True).content.decode()
+    assert "Renewal offers sent for 0 terminals; 1 had one" in again
+    assert offers.count() == 1
+
+    dispatch_outbox()
+    mail = Delivery.objects.filter(notice="service.renewal_offered", channel="inbox").first()
+    assert mail is not None
+    assert "¥99.00" in content(mail)[1]
+    assert login("merchant_a").post("/console/expiry/offers/", {"sn": [SN_A]}).status_code == 403
+
+
+def test_the_merchant_renews_several_at_once(expiring, login, terminals):
+    signed_contract(terminals[SN_A1], deposit_fen=0)
+    before = {sn: Terminal.objects.get(sn=sn).service_expires_on for sn in (SN_A, SN_A1)}
+    page = login("agent_a").post("/console/expiry/renew/", {"sn": [SN_A, SN_A1, SN_B]}, follow=True)
+    html = page.content.decode()
+    assert "2 terminals renewed for a year" in html
+    assert f"{SN_B}: not found" in html
+    for sn in (SN_A, SN_A1):
+        assert Terminal.objects.get(sn=sn).service_expires_on.year == before[sn].year + 1

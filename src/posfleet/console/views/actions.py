@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
@@ -18,10 +19,12 @@ from posfleet.console.commands import commands_for_role, parse_sns, preview
 from posfleet.console.forms import ActionForm
 from posfleet.console.presentation import command_view
 from posfleet.console.views.base import console_login_required, is_htmx, render_page
+from posfleet.fleet.jobs import BULK, actor_params
 from posfleet.fleet.services import terminals_bulk_transition
 from posfleet.fleet.states import SPECS, Command
 from posfleet.iam.models import User
 from posfleet.iam.web import actor_from_form, step_up_remaining_seconds
+from posfleet.platform import jobs
 from posfleet.platform.errors import DomainError
 
 TEMPLATE = "console/actions/dialog.html"
@@ -65,6 +68,23 @@ def terminal_action(request: HttpRequest, command: str) -> HttpResponse:
             form.add_error(None, _("Select at least one terminal."))
         elif form.is_valid():
             actor = actor_from_form(request, form)
+            if actor is not None and len(sns) > settings.POSFLEET["BULK_SYNC_MAX"]:
+                # Hundreds of terminals: the worker runs it, the dialog shows a live progress bar.
+                job = jobs.start(
+                    BULK,
+                    user_id=user.pk,
+                    total=len(sns),
+                    params={
+                        "sns": sns,
+                        "action": cmd.value,
+                        "reason": form.cleaned_data.get("reason", ""),
+                        "note": form.cleaned_data.get("note", ""),
+                        "params": form.params(),
+                        **actor_params(actor),
+                    },
+                )
+                context["job"] = job
+                return render_page(request, TEMPLATE, context, partial="running")
             if actor is not None:
                 try:
                     results = terminals_bulk_transition(

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from posfleet.console.views.base import console_login_required, render_page
 from posfleet.console.views.money.common import forbidden, signed_in
 from posfleet.enrollment.expiry import NOTIFIED, grace_days, service_renew
+from posfleet.enrollment.offers import renewal_offers
 from posfleet.fleet.models import Terminal
 from posfleet.fleet.selectors import terminals_visible_to
 from posfleet.iam.models import Role
@@ -27,6 +28,7 @@ from posfleet.platform.money import format_fen
 
 WEEKS = 12
 RENEWERS = {Role.ADMIN, Role.AGENT, Role.MERCHANT}
+OFFERERS = {Role.ADMIN, Role.AGENT}
 PAGE = 50
 
 
@@ -63,6 +65,7 @@ def expiry_calendar(request: HttpRequest) -> HttpResponse:
             "rows": rows,
             # Who may renew at all (the service decides per terminal: the signing agent, the merchant).
             "may_renew": user.role in RENEWERS,
+            "may_offer": user.role in OFFERERS,
             "grace_days": grace_days(),
             "chart": {
                 "labels": [formats.date_format(start, "m-d") for start in weeks],
@@ -89,16 +92,30 @@ def _row(terminal: Terminal, day: date) -> dict[str, object]:
 @console_login_required
 @require_POST
 def expiry_renew(request: HttpRequest) -> HttpResponse:
-    sn = request.POST.get("sn", "").strip()[:32]
-    try:
-        renewal = service_renew(actor=actor_from_request(request), sn=sn, years=1)
-    except NotFound as exc:
-        raise Http404 from exc
-    except PermissionDenied:
-        return forbidden(request, _("You may not renew this terminal's service."))
-    except DomainError as exc:
-        messages.error(request, str(exc.detail))
-    else:
+    """Renew one terminal (its row's button) or every ticked one, a year each; each on its own."""
+    sns = [sn.strip()[:32] for sn in request.POST.getlist("sn") if sn.strip()][:200]
+    if not sns:
+        messages.error(request, _("Tick at least one terminal."))
+        return HttpResponseRedirect(reverse("console:expiry"))
+    actor = actor_from_request(request)
+    renewed, refused = [], []
+    for sn in sns:
+        try:
+            renewal = service_renew(actor=actor, sn=sn, years=1)
+        except NotFound as exc:
+            if len(sns) == 1:
+                raise Http404 from exc
+            refused.append(f"{sn}: {_('not found')}")
+        except PermissionDenied:
+            if len(sns) == 1:
+                return forbidden(request, _("You may not renew this terminal's service."))
+            refused.append(f"{sn}: {_('not allowed')}")
+        except DomainError as exc:
+            refused.append(f"{sn}: {exc.detail}")
+        else:
+            renewed.append(renewal)
+    if len(renewed) == 1 and not refused:
+        renewal = renewed[0]
         messages.success(
             request,
             _("Terminal %(sn)s renewed until %(day)s; the fee of %(fee)s is charged to the merchant.")
@@ -107,5 +124,38 @@ def expiry_renew(request: HttpRequest) -> HttpResponse:
                 "day": renewal.expires_on.isoformat(),
                 "fee": format_fen(renewal.fee_fen),
             },
+        )
+    elif renewed:
+        messages.success(
+            request,
+            _("%(n)s terminals renewed for a year; %(fee)s in fees is charged to their merchants.")
+            % {"n": len(renewed), "fee": format_fen(sum(r.fee_fen for r in renewed))},
+        )
+    for line in refused:
+        messages.error(request, line)
+    return HttpResponseRedirect(reverse("console:expiry"))
+
+
+@console_login_required
+@require_POST
+def expiry_offers(request: HttpRequest) -> HttpResponse:
+    """Offer the renewal, with its price, to the merchants of the ticked terminals (once per expiry)."""
+    try:
+        result = renewal_offers(actor=actor_from_request(request), sns=request.POST.getlist("sn"))
+    except PermissionDenied:
+        return forbidden(request, _("Renewal offers are sent by platform admins and agents."))
+    except DomainError as exc:
+        messages.error(request, str(exc.detail))
+        return HttpResponseRedirect(reverse("console:expiry"))
+    messages.success(
+        request,
+        _("Renewal offers sent for %(sent)s terminals; %(already)s had one for this expiry already.")
+        % {"sent": len(result.sent), "already": len(result.already)},
+    )
+    if result.skipped:
+        messages.warning(
+            request,
+            _("Not offered (not yours, not in service, or without a contract): %(sns)s")
+            % {"sns": ", ".join(result.skipped[:20])},
         )
     return HttpResponseRedirect(reverse("console:expiry"))

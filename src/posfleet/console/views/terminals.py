@@ -14,6 +14,7 @@ from posfleet.console.commands import commands_for_role
 from posfleet.console.forms import PAGE_SIZE, TerminalFilterForm
 from posfleet.console.presentation import CommandView, command_views, timeline_row
 from posfleet.console.views.base import console_login_required, is_htmx, render_page
+from posfleet.enrollment.replacement import may_replace
 from posfleet.fleet import selectors as fleet
 from posfleet.fleet.models import Capability, Terminal
 from posfleet.fleet.states import Status
@@ -82,6 +83,7 @@ def terminal_list(request: HttpRequest) -> HttpResponse:
         "status_choices": Status.choices,
         "selected_statuses": set(form.value("status")),
         "bulk_commands": command_views(commands_for_role(user)),
+        "may_import": user.has_perm("fleet.import_terminals"),
         "page_range": page.paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1),
     }
     response = render_page(request, "console/terminals/list.html", context, partial="table")
@@ -119,6 +121,7 @@ def terminal_detail(request: HttpRequest, sn: str) -> HttpResponse:
     if terminal.import_batch:
         subjects.append(("import_batch", terminal.import_batch))
     events = audit.events_for_any(subjects).order_by("-seq")
+    replaces, replaced_by = fleet.replacement_links(user, terminal)
     capabilities = []
     for value in terminal.model.capabilities or []:
         try:
@@ -132,5 +135,8 @@ def terminal_detail(request: HttpRequest, sn: str) -> HttpResponse:
         "provider": provider(),
         "agents": _agent_chain(user, terminal),
         "timeline": [timeline_row(e) for e in events],
+        "may_replace": may_replace(user, terminal),
+        "replaces": replaces,
+        "replaced_by": replaced_by,
     }
     return render_page(request, "console/terminals/detail.html", context, partial="body")

@@ -78,6 +78,7 @@ def test_the_scheduler_lists_its_jobs():
         "settle_yesterday_task": "30 2 * * *",
         "expiry_sweep_task": "5 * * * *",
         "expiry_suspend_task": "10 * * * *",
+        "review_remind_task": "15 * * * *",
     }
 
 

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from rich.console import Console
 from rich.table import Table
 
+from posfleet.demo.applications import build_applications
 from posfleet.demo.build import (
     DEFAULT_MONEY_DAYS,
     DEFAULT_SALES_PER_DAY,
@@ -81,6 +82,7 @@ class Command(BaseCommand):
         # the history above is the past; this is the first thing that happens today.
         if options["today"] is None:
             summary.expiry_notices = expiry_sweep(actor=Actor.job("expiry_sweep")).found
+        applications = build_applications(write=self.stdout.write)
 
         console = Console(file=raw_stream(self.stdout), force_terminal=self.stdout.isatty())
         created = Table("created", "count", title=f"Demo fleet ({summary.seconds:.1f} s)")
@@ -91,6 +93,10 @@ class Command(BaseCommand):
         created.add_row("service expiring within 30 days", f"{summary.expiring_30_days:,}")
         notices = ", ".join(f"{m} {n:,}" for m, n in summary.expiry_notices.items() if n)
         created.add_row("expiry notices due today (the worker sends them)", notices or "0")
+        if applications:
+            created.add_row(
+                "applications (by status)", ", ".join(f"{name} {n}" for name, n in applications.items() if n)
+            )
         console.print(created)
         if summary.money:
             money = Table("money", "", title=f"Money ({summary.money_seconds:.1f} s)")

@@ -1,0 +1,169 @@
+"""Application pages: the form (with files), the progress picture and next step, the reviewer's
+decision, KYC shown only to reviewers (audited), each step's button, and who sees what."""
+
+from __future__ import annotations
+
+import pytest
+
+from posfleet.audit.models import AuditEvent
+from posfleet.console.tests.helpers import PERSONAS
+from posfleet.enrollment.models import Application
+from posfleet.testing.applications import KYC, PDF, new_merchant_request, png, stock, walk
+
+pytestmark = pytest.mark.django_db
+
+FORM = {
+    "merchant_kind": "enterprise",
+    "shop_name": "小明便利店",
+    "legal_name": "小明便利店有限公司",
+    "mcc": "5411",
+    "contact_name": "李经理",
+    "contact_phone": "13800138000",
+    "contact_email": "",
+    "store_name": "朝阳店",
+    "city": "北京",
+    "address": "建国路 1 号",
+    "terminal_kind": "smart",
+    "terminal_count": "1",
+    "plan": "standard",
+    **KYC,
+    "accept_offer": "on",
+}
+
+
+def files() -> dict:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return {
+        "id_card": SimpleUploadedFile("id.png", png(), "image/png"),
+        "business_licence": SimpleUploadedFile("licence.pdf", PDF, "application/pdf"),
+        "bank_proof": SimpleUploadedFile("bank.pdf", PDF, "application/pdf"),
+    }
+
+
+def test_an_agent_applies_through_the_form_and_the_reviewer_approves(world, login):
+    new_merchant_request()  # the standard plan
+    agent = login("agent_a")
+    page = agent.get("/console/applications/new/")
+    assert page.status_code == 200
+    assert "¥299.00" in page.content.decode()  # the deposit of the offer, shown before submitting
+
+    refused = agent.post("/console/applications/new/", {**FORM, "accept_offer": "", **files()})
+    assert refused.status_code == 200
+    assert 'data-testid="form-invalid"' in refused.content.decode()
+    assert Application.objects.count() == 0
+
+    response = agent.post("/console/applications/new/", {**FORM, **files()})
+    application = Application.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == f"/console/applications/{application.number}/"
+    assert application.documents.count() == 3
+
+    html = agent.get(response["Location"]).content.decode()
+    assert 'data-testid="application-steps"' in html
+    assert 'data-testid="next-step"' in html
+    assert KYC["id_number"] not in html
+    assert 'data-testid="reveal-kyc"' not in html  # the agent does not read KYC back
+    assert 'data-testid="review-form"' not in html
+
+    reviewer = login("reviewer")
+    html = reviewer.get(f"/console/applications/{application.number}/").content.decode()
+    assert 'data-testid="review-form"' in html
+    assert KYC["id_number"] not in html  # only on request
+    shown = reviewer.post(f"/console/applications/{application.number}/kyc/").content.decode()
+    assert KYC["id_number"] in shown
+    assert KYC["bank_account"] in shown
+    assert AuditEvent.objects.filter(event_type="kyc.viewed", actor_label="reviewer").count() == 1
+    document = application.documents.get(kind="id_card")
+    download = reviewer.get(f"/console/applications/{application.number}/documents/{document.pk}/")
+    assert download.content == png()
+    assert download["Content-Type"] == "image/png"
+    assert "id.png" not in download["Content-Disposition"]
+    assert (
+        agent.get(f"/console/applications/{application.number}/documents/{document.pk}/").status_code == 403
+    )
+
+    reviewer.post(
+        f"/console/applications/{application.number}/review/",
+        {"decision": "approve", "reason": "KYC checked"},
+    )
+    application.refresh_from_db()
+    assert application.status == "approved"
+    assert application.merchant is not None
+
+
+def test_the_steps_through_the_pages(world, login, actor_of):
+    stock(world, 2)
+    application = walk(world, actor_of, "approved")
+    agent = login("agent_a")
+    url = f"/console/applications/{application.number}/"
+    assert 'data-testid="stock"' in agent.get(url).content.decode()
+    agent.post(url + "allocate/", {"sns": ""})
+    agent.post(url + "ship/", {"carrier": "", "tracking_no": "X"})  # refused: no carrier
+    application.refresh_from_db()
+    assert application.status == "allocated"
+    agent.post(url + "ship/", {"carrier": "顺丰", "tracking_no": "SF0001"})
+    agent.post(url + "deliver/")
+    application.refresh_from_db()
+    assert application.status == "delivered"
+    for line in application.lines.select_related("terminal"):
+        sn = line.terminal.sn
+        agent.post(url + "install/", {"sn": sn})
+        agent.post(url + "test/", {"sn": sn, "swipe": "on", "scan": "on"})  # print failed
+        assert application.lines.get(pk=line.pk).activated_at is None
+        agent.post(url + "test/", {"sn": sn, "swipe": "on", "scan": "on", "print": "on"})
+    application.refresh_from_db()
+    assert application.status == "completed"
+    html = agent.get(url).content.decode()
+    assert html.count("app-step-done") == 8
+
+
+@pytest.mark.parametrize("name", PERSONAS)
+def test_who_sees_an_application(world, login, actor_of, name):
+    application = walk(world, actor_of, "submitted")
+    expected = {
+        "admin": 200,
+        "reviewer": 200,
+        "warehouse": 200,
+        "agent_a": 200,
+        "agent_a1": 404,
+        "agent_b": 404,
+        "merchant_a": 404,
+        "merchant_b": 404,
+    }[name]
+    client = login(name)
+    assert client.get(f"/console/applications/{application.number}/").status_code == expected
+    listed = application.number in client.get("/console/applications/?tab=all").content.decode()
+    assert listed == (expected == 200)
+    kyc = client.post(f"/console/applications/{application.number}/kyc/")
+    assert kyc.status_code == {"admin": 200, "reviewer": 200}.get(name, 403 if expected == 200 else 404)
+    review = client.post(
+        f"/console/applications/{application.number}/review/", {"decision": "reject", "reason": "no"}
+    )
+    assert review.status_code == (302 if name in {"admin", "reviewer"} else 403 if expected == 200 else 404)
+
+
+def test_a_merchant_applies_for_more_terminals_in_chinese(world, login):
+    new_merchant_request()
+    merchant = login("merchant_a", HTTP_ACCEPT_LANGUAGE="zh-hans")
+    page = merchant.get("/console/applications/new/").content.decode()
+    assert "提交申请" in page or "Submit the application" in page
+    response = merchant.post(
+        "/console/applications/new/",
+        {
+            "contact_name": "陈女士",
+            "contact_phone": "021-5555-0101",
+            "store_name": "二号店",
+            "city": "上海",
+            "address": "南京路 2 号",
+            "terminal_kind": "smart",
+            "terminal_count": "1",
+            "plan": "standard",
+            "accept_offer": "on",
+        },
+    )
+    application = Application.objects.get()
+    assert response.status_code == 302
+    assert application.kind == "more_terminals"
+    assert application.merchant == world.merchant_a
+    assert application.shop_name == "Shop A"  # from the merchant's record, not from the (disabled) fields

@@ -1,0 +1,492 @@
+"""Applications in the console: the merchant's and agent's "where is my application" page with a
+progress picture and what happens next, the reviewer's queue with its clock, the application form
+(merchant data, KYC values and files, terminals, the contract offer), and each step's button.
+
+Every step calls its one service function (``enrollment.applications`` / ``enrollment.fulfilment``);
+a refusal shows its message and changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from posfleet.billing.models import RatePlan
+from posfleet.console.views.base import console_login_required, render_page
+from posfleet.console.views.money.common import forbidden, own_merchant, signed_in
+from posfleet.enrollment import applications as apps
+from posfleet.enrollment import fulfilment
+from posfleet.enrollment.kyc import Kyc, Upload
+from posfleet.enrollment.models import Application, ApplicationStatus, DocumentKind, KycDocument
+from posfleet.fleet.models import Kind
+from posfleet.iam.models import Role, User
+from posfleet.iam.web import actor_from_request
+from posfleet.parties.selectors import Merchant, MerchantKind
+from posfleet.platform.clock import now
+from posfleet.platform.errors import DomainError, NotFound, PermissionDenied
+from posfleet.platform.money import format_fen
+
+S = ApplicationStatus
+PAGE = 25
+# The picture: the steps an application goes through, in order.
+STEPS: tuple[tuple[str, Any], ...] = (
+    (S.SUBMITTED, gettext_lazy("Submitted")),
+    ("review", gettext_lazy("Review")),
+    (S.APPROVED, gettext_lazy("Approved")),
+    (S.ALLOCATED, gettext_lazy("Terminals reserved")),
+    (S.SHIPPED, gettext_lazy("Shipped")),
+    (S.DELIVERED, gettext_lazy("Delivered")),
+    ("installed", gettext_lazy("Installed and tested")),
+    (S.COMPLETED, gettext_lazy("Active")),
+)
+REACHED: dict[str, int] = {
+    S.SUBMITTED: 1,
+    S.NEEDS_INFO: 1,
+    S.REJECTED: 1,
+    S.APPROVED: 2,
+    S.ALLOCATED: 3,
+    S.SHIPPED: 4,
+    S.DELIVERED: 5,
+    S.COMPLETED: 7,
+}
+TABS = {
+    "open": (S.SUBMITTED, S.NEEDS_INFO),
+    "fulfilment": (S.APPROVED, S.ALLOCATED, S.SHIPPED, S.DELIVERED),
+    "done": (S.COMPLETED, S.REJECTED),
+}
+
+
+def _next_step(application: Application, user: User) -> str:
+    """What happens next, in plain words for whoever looks."""
+    status = application.status
+    if status == S.SUBMITTED:
+        return _("A reviewer checks the application and its documents, usually by %(due)s.") % {
+            "due": _local(application.review_due_at)
+        }
+    if status == S.NEEDS_INFO:
+        return _(
+            "The reviewer needs more information: “%(what)s”. Add it below and send the application back."
+        ) % {"what": application.info_request}
+    if status == S.REJECTED:
+        return _("The application was rejected: %(why)s") % {"why": application.decision_reason}
+    if status == S.APPROVED:
+        return ngettext(
+            "Approved. The agent now reserves %(n)s terminal from its stock.",
+            "Approved. The agent now reserves %(n)s terminals from its stock.",
+            application.terminal_count,
+        ) % {"n": application.terminal_count}
+    if status == S.ALLOCATED:
+        return _("The terminals are reserved and are being packed for shipping.")
+    if status == S.SHIPPED:
+        return _(
+            "On its way with %(carrier)s, tracking number %(no)s. Confirm delivery when the parcel arrives."
+        ) % {
+            "carrier": application.carrier,
+            "no": application.tracking_no,
+        }
+    if status == S.DELIVERED:
+        return _(
+            "Delivered. The agent installs each terminal and runs the test transaction (swipe, scan, print); "
+            "a terminal that passes takes payments at once."
+        )
+    return _("All terminals are active. Statements and renewals appear under Money and Expiry calendar.")
+
+
+def _local(moment: Any) -> str:
+    from django.utils import formats, timezone
+
+    return formats.date_format(timezone.localtime(moment), "DATETIME_FORMAT") if moment else "—"
+
+
+# -- list ---------------------------------------------------------------------------------------------
+
+
+@console_login_required
+@require_GET
+def application_list(request: HttpRequest) -> HttpResponse:
+    user = signed_in(request)
+    qs = apps.visible_applications(user)
+    tab = request.GET.get("tab", "open" if user.role in {Role.ADMIN, Role.REVIEWER} else "all")
+    if tab in TABS:
+        qs = qs.filter(status__in=TABS[tab])
+    order = ("review_due_at", "id") if tab == "open" else ("-submitted_at", "-id")
+    page = Paginator(qs.order_by(*order), PAGE).get_page(request.GET.get("page"))
+    moment = now()
+    rows = [
+        {
+            "application": a,
+            "reached": REACHED.get(a.status, 0),
+            "overdue": a.status == S.SUBMITTED and a.review_due_at < moment,
+            "hours_left": int((a.review_due_at - moment).total_seconds() // 3600)
+            if a.status == S.SUBMITTED
+            else None,
+        }
+        for a in page.object_list
+    ]
+    return render_page(
+        request,
+        "console/applications/list.html",
+        {
+            "page": page,
+            "rows": rows,
+            "tab": tab,
+            "tabs": [
+                ("open", _("Waiting for review")),
+                ("fulfilment", _("Being fulfilled")),
+                ("done", _("Done")),
+                ("all", _("All")),
+            ],
+            "may_apply": user.has_perm("enrollment.submit_application"),
+            "step_count": len(STEPS),
+        },
+    )
+
+
+# -- the form ------------------------------------------------------------------------------------------
+
+
+class ApplicationForm(forms.Form):
+    merchant_kind = forms.ChoiceField(label=gettext_lazy("Merchant kind"), choices=MerchantKind.choices)
+    shop_name = forms.CharField(label=gettext_lazy("Shop name"), max_length=200)
+    legal_name = forms.CharField(label=gettext_lazy("Legal name"), max_length=200)
+    mcc = forms.CharField(
+        label=gettext_lazy("MCC"), max_length=4, help_text=gettext_lazy("4 digits, e.g. 5411 for a grocery.")
+    )
+    contact_name = forms.CharField(label=gettext_lazy("Contact"), max_length=100)
+    contact_phone = forms.CharField(label=gettext_lazy("Contact phone"), max_length=32)
+    contact_email = forms.EmailField(label=gettext_lazy("Contact e-mail"), required=False)
+    store_name = forms.CharField(label=gettext_lazy("Store"), max_length=200)
+    city = forms.CharField(label=gettext_lazy("City"), max_length=64)
+    address = forms.CharField(label=gettext_lazy("Delivery and installation address"), max_length=255)
+    terminal_kind = forms.ChoiceField(
+        label=gettext_lazy("Terminal kind"), choices=Kind.choices, initial=Kind.SMART
+    )
+    terminal_count = forms.IntegerField(
+        label=gettext_lazy("How many terminals"), min_value=1, max_value=50, initial=1
+    )
+    plan = forms.ChoiceField(label=gettext_lazy("Rate plan"))
+    legal_person = forms.CharField(label=gettext_lazy("Legal representative"), max_length=100, required=False)
+    id_number = forms.CharField(label=gettext_lazy("ID card number"), max_length=18, required=False)
+    licence_no = forms.CharField(
+        label=gettext_lazy("Unified social credit code"),
+        max_length=18,
+        required=False,
+        help_text=gettext_lazy(
+            "On the business licence; an individual business without one leaves it empty."
+        ),
+    )
+    bank_name = forms.CharField(label=gettext_lazy("Bank and branch"), max_length=100, required=False)
+    bank_account = forms.CharField(
+        label=gettext_lazy("Settlement account number"), max_length=40, required=False
+    )
+    account_holder = forms.CharField(label=gettext_lazy("Account holder"), max_length=100, required=False)
+    id_card = forms.FileField(label=DocumentKind.ID_CARD.label, required=False)
+    business_licence = forms.FileField(label=DocumentKind.BUSINESS_LICENCE.label, required=False)
+    bank_proof = forms.FileField(label=DocumentKind.BANK_PROOF.label, required=False)
+    agent = forms.CharField(label=gettext_lazy("Agent code"), max_length=16, required=False)
+    accept_offer = forms.BooleanField(
+        label=gettext_lazy("I have read the contract offer and accept it."), required=False
+    )
+
+    def __init__(self, *args: Any, merchant: Merchant | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        plan = self.fields["plan"]
+        assert isinstance(plan, forms.ChoiceField)
+        plan.choices = [
+            (p.code, p.name) for p in RatePlan.objects.filter(is_competitor=False).order_by("code")
+        ]
+        self.merchant = merchant
+        if merchant is not None:  # a merchant applies for itself: its record fills the merchant part
+            for name in ("merchant_kind", "shop_name", "legal_name", "mcc"):
+                self.fields[name].required = False
+                self.fields[name].disabled = True
+            self.initial.update(
+                merchant_kind=merchant.kind,
+                shop_name=merchant.name,
+                legal_name=merchant.legal_name,
+                mcc=merchant.mcc,
+                contact_name=merchant.contact_name,
+                contact_phone=merchant.contact_phone,
+                contact_email=merchant.contact_email,
+            )
+        for field in self.fields.values():
+            widget = field.widget
+            css = (
+                "form-check-input"
+                if isinstance(widget, forms.CheckboxInput)
+                else ("form-select" if isinstance(widget, forms.Select) else "form-control")
+            )
+            widget.attrs.setdefault("class", css)
+
+    def request(self) -> apps.Request:
+        data = self.cleaned_data
+        applicant = apps.Applicant(
+            **{name: str(data.get(name) or "") for name in apps.Applicant.__dataclass_fields__}
+        )
+        kyc = {name: data.get(name) or "" for name in Kyc.field_names()}
+        uploads = []
+        for kind in DocumentKind.values:
+            upload = data.get(kind)
+            if upload:
+                uploads.append(Upload(kind, upload.name, upload.read()))
+        return apps.Request(
+            applicant=applicant,
+            terminal_kind=data["terminal_kind"],
+            terminal_count=data["terminal_count"],
+            accept_offer=bool(data.get("accept_offer")),
+            plan_code=data["plan"],
+            kyc=kyc if any(kyc.values()) else None,
+            documents=uploads,
+            agent_code=data.get("agent") or "",
+        )
+
+
+def _months(n: int) -> str:
+    return ngettext("%(n)s month", "%(n)s months", n) % {"n": n}
+
+
+def _offer_rows() -> list[tuple[str, str]]:
+    offer = apps.standard_offer()
+    return [
+        (_("Term"), _months(offer.term_months)),
+        (_("Annual service and SIM fee"), format_fen(offer.annual_fee_fen)),
+        (_("Deposit (refunded at closure, less what is owed)"), format_fen(offer.deposit_fen)),
+        (_("Minimum term"), _months(offer.min_term_months)),
+        (
+            _("Ending before the minimum term"),
+            _("%(fee)s for each remaining month, at most %(cap)s")
+            % {"fee": format_fen(offer.penalty_monthly_fen), "cap": format_fen(offer.penalty_cap_fen or 0)},
+        ),
+        (_("Device recovery fee"), format_fen(offer.recovery_fee_fen)),
+        (
+            _("Damage (inspection grade A / B / C)"),
+            " / ".join(format_fen(v) for v in (offer.damage_prices or {}).values()),
+        ),
+    ]
+
+
+@console_login_required
+@require_http_methods(["GET", "POST"])
+def application_new(request: HttpRequest) -> HttpResponse:
+    user = signed_in(request)
+    if not user.has_perm("enrollment.submit_application"):
+        return forbidden(request, _("Applications are made by merchants, their agents and platform admins."))
+    merchant = own_merchant(user)
+    form = ApplicationForm(request.POST or None, request.FILES or None, merchant=merchant)
+    if request.method == "POST" and form.is_valid():
+        try:
+            application = apps.application_submit(actor=actor_from_request(request), request=form.request())
+        except DomainError as exc:
+            field = exc.params.get("field")
+            form.add_error(field if field in form.fields else None, str(exc.detail))
+        else:
+            messages.success(
+                request,
+                _("Application %(number)s is submitted. You can follow it on this page.")
+                % {"number": application.number},
+            )
+            return HttpResponseRedirect(reverse("console:application", args=[application.number]))
+    return render_page(
+        request,
+        "console/applications/form.html",
+        {
+            "form": form,
+            "offer": _offer_rows(),
+            "merchant": merchant,
+            "show_agent": user.role in {Role.ADMIN, Role.AGENT},
+        },
+    )
+
+
+# -- one application -------------------------------------------------------------------------------------
+
+
+def _application(request: HttpRequest, number: str) -> Application:
+    try:
+        return apps.application_for(actor_from_request(request), number)
+    except NotFound as exc:
+        raise Http404 from exc
+
+
+def _detail_context(request: HttpRequest, application: Application, **extra: Any) -> dict[str, Any]:
+    user = signed_in(request)
+    reached = REACHED.get(application.status, 0)
+    lines = list(application.lines.select_related("terminal", "contract").order_by("terminal__sn"))
+    if application.status == S.DELIVERED and any(line.installed_at for line in lines):
+        reached = 6
+    steps = [
+        {
+            "label": label,
+            "state": "done"
+            if i < reached or application.status == S.COMPLETED
+            else ("current" if i == reached else "todo"),
+        }
+        for i, (_key, label) in enumerate(STEPS)
+    ]
+    if application.status == S.REJECTED:
+        steps[1]["state"] = "failed"
+    documents = list(KycDocument.objects.filter(application=application, replaced=False).order_by("kind"))
+    may = {
+        "review": user.has_perm("enrollment.review_application", application)
+        and application.submitted_by_id != user.pk,
+        "kyc": user.has_perm("enrollment.view_kyc", application),
+        "respond": user.has_perm("enrollment.respond_application", application),
+        "fulfil": user.has_perm("enrollment.fulfil_application", application),
+        "deliver": user.has_perm("enrollment.confirm_delivery", application),
+        "install": user.has_perm("enrollment.install_application", application),
+    }
+    stock = (
+        fulfilment.stock_for(application).count()
+        if application.status == S.APPROVED and may["fulfil"]
+        else None
+    )
+    return {
+        "application": application,
+        "steps": steps,
+        "next_step": _next_step(application, user),
+        "lines": lines,
+        "documents": documents,
+        "missing": [DocumentKind(k).label for k in apps.missing_documents(application)],
+        "may": may,
+        "stock": stock,
+        "kinds": DocumentKind.choices,
+        "checks": [(name, fulfilment.CHECK_LABELS[name]) for name in fulfilment.CHECKS],
+        "check_labels": fulfilment.CHECK_LABELS,
+        "eligibility": _assessment(application),
+        "overdue": application.status == S.SUBMITTED and application.review_due_at < now(),
+        "offer": [(k, v) for k, v in (application.offer or {}).items()],
+        **extra,
+    }
+
+
+def _assessment(application: Application) -> Any:
+    """The stored re-application decision, rebuilt with its policy version so it reads in the viewer's
+    language (None when there is none, or it can no longer be rebuilt)."""
+    if not application.eligibility:
+        return None
+    from posfleet.enrollment.eligibility import Assessment
+
+    try:
+        return Assessment.from_json(application.eligibility)
+    except ValueError:  # PolicyError is a ValueError: that version's file changed since
+        return None
+
+
+@console_login_required
+@require_GET
+def application_detail(request: HttpRequest, number: str) -> HttpResponse:
+    application = _application(request, number)
+    return render_page(request, "console/applications/detail.html", _detail_context(request, application))
+
+
+def _uploads(request: HttpRequest) -> list[Upload]:
+    return [
+        Upload(kind, f.name or kind, f.read())
+        for kind in DocumentKind.values
+        if (f := request.FILES.get(kind))
+    ]
+
+
+@console_login_required
+@require_POST
+def application_step(request: HttpRequest, number: str, step: str) -> HttpResponse:
+    """One step's button: review, respond, upload, allocate, ship, deliver, install, test, or reveal KYC."""
+    actor = actor_from_request(request)
+    post = request.POST
+    try:
+        if step == "kyc":
+            values = apps.kyc_reveal(actor=actor, number=number)
+            application = _application(request, number)
+            return render_page(
+                request, "console/applications/detail.html", _detail_context(request, application, kyc=values)
+            )
+        if step == "review":
+            apps.application_review(
+                actor=actor, number=number, decision=post.get("decision", ""), reason=post.get("reason", "")
+            )
+            done = _("Decision recorded.")
+        elif step == "respond":
+            apps.application_respond(
+                actor=actor, number=number, note=post.get("note", ""), documents=_uploads(request)
+            )
+            done = _("Sent back for review.")
+        elif step == "upload":
+            for upload in _uploads(request):
+                apps.document_upload(actor=actor, number=number, upload=upload)
+            done = _("Documents added.")
+        elif step == "allocate":
+            sns = [sn for sn in post.get("sns", "").replace(",", " ").split() if sn]
+            fulfilment.application_allocate(actor=actor, number=number, sns=sns or None)
+            done = _("Terminals reserved.")
+        elif step == "ship":
+            fulfilment.application_ship(
+                actor=actor,
+                number=number,
+                carrier=post.get("carrier", ""),
+                tracking_no=post.get("tracking_no", ""),
+            )
+            done = _("Marked as shipped; the merchant is told the tracking number.")
+        elif step == "deliver":
+            fulfilment.application_deliver(actor=actor, number=number)
+            done = _("Delivery confirmed.")
+        elif step == "install":
+            line = fulfilment.application_install(actor=actor, number=number, sn=post.get("sn", ""))
+            done = _("Terminal %(sn)s installed with TID %(tid)s; run its test transaction next.") % {
+                "sn": line.terminal.sn,
+                "tid": line.terminal.tid,
+            }
+        elif step == "test":
+            result = fulfilment.application_test(
+                actor=actor,
+                number=number,
+                sn=post.get("sn", ""),
+                checks={name: post.get(name) == "on" for name in fulfilment.CHECKS},
+            )
+            if not result.passed:
+                messages.warning(
+                    request,
+                    _(
+                        "The test did not pass (%(failed)s). The terminal stays inactive; "
+                        "fix it and test again."
+                    )
+                    % {"failed": ", ".join(str(fulfilment.CHECK_LABELS[name]) for name in result.failed)},
+                )
+                return HttpResponseRedirect(reverse("console:application", args=[number]))
+            done = _("The terminal passed its test and is active.")
+        else:
+            raise Http404
+    except NotFound as exc:
+        raise Http404 from exc
+    except PermissionDenied as exc:
+        return forbidden(request, str(exc.detail))
+    except DomainError as exc:
+        messages.error(request, str(exc.detail))
+    else:
+        messages.success(request, done)
+    return HttpResponseRedirect(reverse("console:application", args=[number]))
+
+
+@console_login_required
+@require_GET
+def application_document(request: HttpRequest, number: str, document_id: int) -> HttpResponse:
+    try:
+        _name, content_type, content = apps.kyc_document_read(
+            actor=actor_from_request(request), number=number, document_id=document_id
+        )
+    except NotFound as exc:
+        raise Http404 from exc
+    except PermissionDenied:
+        return forbidden(request, _("Only reviewers and admins open KYC documents."))
+    response = HttpResponse(content, content_type=content_type)
+    extension = {"application/pdf": "pdf", "image/png": "png", "image/jpeg": "jpg"}.get(content_type, "bin")
+    response["Content-Disposition"] = f'inline; filename="{number}-{document_id}.{extension}"'
+    response["Cache-Control"] = "no-store"
+    return response

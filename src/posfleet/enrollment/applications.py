@@ -1,0 +1,644 @@
+"""Applications (申请): submit, review with maker-checker and a needs-info loop, the review clock.
+
+Each function is the one path for its step (STYLE.md §1-§7): scope (404) → permission (403) → state
+(409) → input (422) → one transaction that compare-and-sets ``status``, writes the audit row and the
+outbox event. A refusal raises before anything is written. Fulfilment (allocate, ship, deliver,
+install, test) is in ``enrollment.fulfilment``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils.translation import gettext as _
+
+from posfleet.audit.services import Entry, clean_text, record
+from posfleet.audit.vocabulary import EventType
+from posfleet.billing.models import RatePlan
+from posfleet.billing.services.contracts import Terms, _check_terms
+from posfleet.enrollment import kyc as kyc_data
+from posfleet.enrollment.events import ApplicationProgressed
+from posfleet.enrollment.models import (
+    Application,
+    ApplicationKind,
+    ApplicationStatus,
+    DocumentKind,
+    KycDocument,
+)
+from posfleet.fleet.models import Kind, Terminal
+from posfleet.fleet.states import Status
+from posfleet.iam.models import Role, User
+from posfleet.iam.selectors import provider
+from posfleet.parties import selectors as parties
+from posfleet.parties.selectors import Agent, Merchant, MerchantKind, MerchantStatus
+from posfleet.platform import counters, keyring
+from posfleet.platform.clock import now, today
+from posfleet.platform.context import Actor
+from posfleet.platform.errors import (
+    Conflict,
+    GuardFailed,
+    NotFound,
+    PermissionDenied,
+    TransitionNotAllowed,
+    ValidationFailed,
+)
+from posfleet.platform.events import publish
+
+S = ApplicationStatus
+NUMBER_COUNTER = "application_number"
+OPEN = (S.SUBMITTED, S.NEEDS_INFO)
+PHONE = re.compile(r"^\+?[0-9][0-9 -]{6,19}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def policy() -> dict[str, Any]:
+    return dict(settings.POSFLEET_APPLICATIONS)
+
+
+def standard_offer(starts_on: Any = None) -> Terms:
+    """The contract offer shown before submitting (settings ``POSFLEET_APPLICATIONS["OFFER"]``)."""
+    offer = dict(policy()["OFFER"])
+    return Terms(starts_on=starts_on or today(), **offer)
+
+
+def required_documents(merchant_kind: str) -> list[str]:
+    kinds = [DocumentKind.ID_CARD.value, DocumentKind.BANK_PROOF.value]
+    if merchant_kind == MerchantKind.ENTERPRISE:
+        kinds.insert(1, DocumentKind.BUSINESS_LICENCE.value)
+    return kinds
+
+
+# -- who sees what ----------------------------------------------------------------------------------
+
+
+def visible_applications(user: User) -> QuerySet[Application]:
+    qs = Application.objects.select_related(
+        "agent", "agent__organisation", "merchant", "previous_merchant", "plan", "submitted_by"
+    )
+    if user.role in {Role.ADMIN, Role.REVIEWER, Role.WAREHOUSE}:
+        return qs
+    org = user.organisation
+    if org is None:
+        return qs.none()
+    if user.role == Role.AGENT:
+        return qs.filter(agent__organisation__path__startswith=org.path)
+    if user.role == Role.MERCHANT:
+        return qs.filter(
+            Q(merchant__organisation=org)
+            | Q(previous_merchant__organisation=org)
+            | Q(submitted_by__organisation=org)
+        )
+    return qs.none()
+
+
+def application_for(actor: Actor, number: str, *, lock: bool = False) -> Application:
+    """Application ``number`` as ``actor`` may see it; others' answer NotFound (404)."""
+    qs = Application.objects.select_related(
+        "agent",
+        "agent__organisation",
+        "merchant",
+        "merchant__organisation",
+        "previous_merchant",
+        "previous_merchant__organisation",
+        "plan",
+        "submitted_by",
+        "data_key",
+    )
+    if lock:
+        qs = qs.select_for_update(of=("self",))
+    application = qs.filter(number=str(number).strip().upper()[:20]).first()
+    if application is None:
+        raise NotFound()
+    if actor.kind in {"job", "system"}:
+        return application
+    if actor.user is None or not actor.user.has_perm("enrollment.view_application", application):
+        raise NotFound()
+    return application
+
+
+def _user(actor: Actor, perm: str, obj: Any = None) -> User:
+    if actor.read_only:
+        raise PermissionDenied(_("This API token is read-only."))
+    user = actor.user
+    if user is None or not user.has_perm(perm, obj):
+        raise PermissionDenied()
+    return user
+
+
+def organisations_of(application: Application) -> tuple[int, ...]:
+    """Who may hear of this application: the provider, the agent chain above it, the merchant."""
+    ids: list[int] = []
+    root = provider()
+    if root is not None:
+        ids.append(root.pk)
+    path = application.agent.organisation.path
+    ids.extend(int(part) for part in path.strip("/").split("/")[1:] if part.isdigit())
+    if application.agent.organisation_id not in ids:
+        ids.append(application.agent.organisation_id)
+    if application.merchant is not None:
+        ids.append(application.merchant.organisation_id)
+    return tuple(dict.fromkeys(ids))
+
+
+def progressed(application: Application, step: str, **extra: Any) -> None:
+    """Write the outbox event of ``step`` (inside the step's transaction)."""
+    publish(
+        [
+            ApplicationProgressed(
+                aggregate_id=application.number,
+                organisation_ids=organisations_of(application),
+                step=step,
+                status=application.status,
+                kind=application.kind,
+                shop_name=application.shop_name,
+                terminal_count=application.terminal_count,
+                merchant=application.merchant.mid if application.merchant else None,
+                agent=application.agent.code,
+                review_due_at=application.review_due_at.isoformat() if application.review_due_at else "",
+                **extra,
+            )
+        ]
+    )
+
+
+def move(application: Application, source: Sequence[str], target: str, **fields: Any) -> None:
+    """Compare-and-set the status (``UPDATE … WHERE status IN source``); a lost race is a Conflict."""
+    if application.status not in source:
+        raise TransitionNotAllowed(
+            _("This is not possible while the application is “%(status)s”.")
+            % {"status": ApplicationStatus(application.status).label},
+            current_status=application.status,
+        )
+    changed = Application.objects.filter(pk=application.pk, status__in=list(source)).update(
+        status=target, updated_at=now(), **fields
+    )
+    if not changed:
+        raise Conflict()
+    application.status = target
+    for name, value in fields.items():
+        setattr(application, name, value)
+
+
+def audit(actor: Actor, application: Application, event: EventType, **after: Any) -> None:
+    record(
+        actor,
+        Entry(
+            event_type=event,
+            subject_type="application",
+            subject_id=application.number,
+            reason=str(after.pop("reason", "")),
+            note=str(after.pop("note", "")),
+            outcome=str(after.pop("outcome", "success")),
+            after={"status": application.status, **after},
+        ),
+    )
+
+
+# -- submit ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Applicant:
+    """The merchant as it will be registered, and where the terminals go."""
+
+    merchant_kind: str = ""
+    shop_name: str = ""
+    legal_name: str = ""
+    mcc: str = ""
+    contact_name: str = ""
+    contact_phone: str = ""
+    contact_email: str = ""
+    store_name: str = ""
+    city: str = ""
+    address: str = ""
+
+
+@dataclass(frozen=True)
+class Request:
+    applicant: Applicant
+    terminal_kind: str
+    terminal_count: int
+    accept_offer: bool
+    plan_code: str = "standard"
+    kyc: dict[str, Any] | None = None
+    documents: Sequence[kyc_data.Upload] = field(default_factory=tuple)
+    agent_code: str = ""  # an agent applying through one of its sub-agents; an admin naming the agent
+    merchant_mid: str = ""  # more terminals for, or re-application of, an existing merchant
+
+
+def _from_merchant(applicant: Applicant, merchant: Merchant) -> Applicant:
+    """The applicant's data, completed from the merchant's record where left empty."""
+    values = {name: getattr(applicant, name) for name in Applicant.__dataclass_fields__}
+    values["merchant_kind"] = values["merchant_kind"] or merchant.kind
+    values["shop_name"] = values["shop_name"] or merchant.name
+    values["legal_name"] = values["legal_name"] or merchant.legal_name
+    values["mcc"] = values["mcc"] or merchant.mcc
+    values["contact_name"] = values["contact_name"] or merchant.contact_name
+    values["contact_phone"] = values["contact_phone"] or merchant.contact_phone
+    values["contact_email"] = values["contact_email"] or merchant.contact_email
+    values["store_name"] = values["store_name"] or merchant.name
+    return Applicant(**values)
+
+
+def _clean_applicant(applicant: Applicant) -> Applicant:
+    values = {
+        name: clean_text(str(getattr(applicant, name) or ""), 255) for name in Applicant.__dataclass_fields__
+    }
+    if values["merchant_kind"] not in MerchantKind.values:
+        raise ValidationFailed(
+            _("Choose individual or enterprise."), field="merchant_kind", allowed=list(MerchantKind.values)
+        )
+    for name in ("shop_name", "legal_name", "contact_name", "contact_phone", "store_name", "city", "address"):
+        if not values[name]:
+            raise ValidationFailed(_("This field is required."), field=name)
+    for name, limit in (
+        ("shop_name", 200),
+        ("legal_name", 200),
+        ("contact_name", 100),
+        ("store_name", 200),
+        ("city", 64),
+    ):
+        if len(values[name]) > limit:
+            raise ValidationFailed(_("At most %(n)s characters.") % {"n": limit}, field=name)
+    if not parties.mcc_valid(values["mcc"]):
+        raise ValidationFailed(_("An MCC is 4 digits."), field="mcc")
+    if not PHONE.match(values["contact_phone"]):
+        raise ValidationFailed(_("Give a phone number of 7 to 20 digits."), field="contact_phone")
+    if values["contact_email"] and not EMAIL.match(values["contact_email"]):
+        raise ValidationFailed(_("This is not an e-mail address."), field="contact_email")
+    return Applicant(**values)
+
+
+def _whose(actor: Actor, user: User, request: Request) -> tuple[Agent, Merchant | None]:
+    """The agent the application goes through and the existing merchant it concerns, if any."""
+    merchant: Merchant | None = None
+    if user.role == Role.MERCHANT and user.organisation_id is not None:
+        merchant = parties.merchant_of_organisation(user.organisation_id)
+        if merchant is None:
+            raise PermissionDenied()
+        return merchant.agent, merchant
+    if request.merchant_mid:
+        try:
+            merchant = parties.merchant_for(user, request.merchant_mid.strip().upper())
+        except NotFound as exc:
+            raise ValidationFailed(
+                _("Unknown merchant “%(mid)s”.") % {"mid": request.merchant_mid[:15]}, field="merchant"
+            ) from exc
+        return merchant.agent, merchant
+    if request.agent_code:
+        try:
+            return parties.agent_for(user, request.agent_code.strip()), None
+        except NotFound as exc:
+            raise ValidationFailed(
+                _("Unknown agent “%(code)s”.") % {"code": request.agent_code[:16]}, field="agent"
+            ) from exc
+    if user.role == Role.AGENT and user.organisation_id is not None:
+        agent = parties.agent_of_organisation(user.organisation_id)
+        if agent is not None:
+            return agent, None
+    raise ValidationFailed(_("Choose the agent the application goes through."), field="agent")
+
+
+def _in_service(merchant: Merchant) -> bool:
+    """Whether the merchant holds a terminal that is not closed (on its way, bound, in use or paused)."""
+    held = (Status.SHIPPED, Status.BOUND, Status.ACTIVE, Status.SUSPENDED, Status.DEACTIVATED)
+    return Terminal.objects.filter(merchant_id=merchant.pk, status__in=held).exists()
+
+
+def _eligibility(merchant: Merchant) -> dict[str, Any] | None:
+    """For a merchant whose terminals are all closed: the re-application decision (None: not closed,
+    so this is a request for more terminals). Too early or money owed refuses the submission, in the
+    same plain words the merchant reads."""
+    from posfleet.enrollment.eligibility import MerchantNotClosed, Outcome, assess
+
+    try:
+        assessment = assess(merchant, kyc_checked_on=today())
+    except MerchantNotClosed:
+        if merchant.status == MerchantStatus.CLOSED:
+            raise
+        return None
+    if assessment.outcome == Outcome.TOO_EARLY:
+        raise GuardFailed(
+            str(assessment.merchant_text), guard="waiting_period", on=str(assessment.waiting_ends_on)
+        )
+    if assessment.outcome == Outcome.BLOCKED:
+        raise GuardFailed(str(assessment.merchant_text), guard="outstanding_debt")
+    return assessment.as_json()
+
+
+def application_submit(*, actor: Actor, request: Request) -> Application:
+    user = _user(actor, "enrollment.submit_application")
+    agent, merchant = _whose(actor, user, request)
+    kind = ApplicationKind.NEW_MERCHANT
+    eligibility = None
+    if merchant is not None:
+        kind = ApplicationKind.MORE_TERMINALS
+        if not _in_service(merchant):
+            eligibility = _eligibility(merchant)
+            if eligibility is not None:
+                kind = ApplicationKind.REAPPLICATION
+    applicant = _clean_applicant(
+        _from_merchant(request.applicant, merchant) if merchant else request.applicant
+    )
+    if request.terminal_kind not in Kind.values:
+        raise ValidationFailed(_("Choose a terminal kind."), field="terminal_kind", allowed=list(Kind.values))
+    limit = policy()["MAX_TERMINALS"]
+    if isinstance(request.terminal_count, bool) or not 1 <= int(request.terminal_count) <= limit:
+        raise ValidationFailed(_("Ask for 1 to %(n)s terminals.") % {"n": limit}, field="terminal_count")
+    plan = RatePlan.objects.filter(code=request.plan_code, is_competitor=False).first()
+    if plan is None:
+        raise ValidationFailed(_("Unknown rate plan."), field="plan")
+    if not request.accept_offer:
+        raise ValidationFailed(_("Read and accept the contract offer to apply."), field="accept_offer")
+    needs_kyc = kind != ApplicationKind.MORE_TERMINALS
+    kyc = None
+    if request.kyc or needs_kyc:
+        kyc = kyc_data.clean_kyc(
+            request.kyc or {}, enterprise=applicant.merchant_kind == MerchantKind.ENTERPRISE
+        )
+    uploads = list(request.documents)
+    types = [kyc_data.check_upload(u) for u in uploads]
+    if len({u.kind for u in uploads}) != len(uploads):
+        raise ValidationFailed(_("Each document once."), field="documents")
+    offer = standard_offer()
+    _check_terms(offer)
+
+    with transaction.atomic():
+        at = now()
+        number = f"AP{at:%y%m}{counters.next_values(NUMBER_COUNTER)[0]:06d}"
+        data_key = (
+            merchant.data_key
+            if merchant is not None and merchant.data_key and kind == ApplicationKind.MORE_TERMINALS
+            else None
+        )
+        application = Application(
+            number=number,
+            kind=kind,
+            agent=agent,
+            merchant=merchant if kind == ApplicationKind.MORE_TERMINALS else None,
+            previous_merchant=merchant if kind == ApplicationKind.REAPPLICATION else None,
+            **{name: getattr(applicant, name) for name in Applicant.__dataclass_fields__},
+            terminal_kind=request.terminal_kind,
+            terminal_count=int(request.terminal_count),
+            plan=plan,
+            offer={k: v for k, v in offer.__dict__.items() if k != "starts_on"},
+            data_key=data_key or keyring.new_key(),
+            eligibility=eligibility,
+            submitted_by=user,
+            submitted_at=at,
+            review_due_at=at + timedelta(hours=policy()["REVIEW_SLA_HOURS"]),
+        )
+        if kyc is not None:
+            application.kyc_sealed = kyc_data.seal_kyc(application, kyc)
+            application.kyc_checked_on = today()
+        application.save()
+        KycDocument.objects.bulk_create(
+            [
+                kyc_data.sealed_document(application, u, t, user.pk, at)
+                for u, t in zip(uploads, types, strict=True)
+            ]
+        )
+        audit(
+            actor,
+            application,
+            EventType.APPLICATION_SUBMITTED,
+            kind=kind,
+            agent=agent.code,
+            merchant=merchant.mid if merchant else None,
+            terminal_kind=request.terminal_kind,
+            terminal_count=application.terminal_count,
+            plan=plan.code,
+            kyc_given=kyc is not None,
+            documents=sorted(u.kind for u in uploads),
+            eligibility=(eligibility or {}).get("outcome"),
+        )
+        progressed(application, "submitted")
+    return application
+
+
+# -- documents and the needs-info loop -----------------------------------------------------------------
+
+
+def _may_add_information(actor: Actor, application: Application) -> User:
+    user = _user(actor, "enrollment.respond_application", application)
+    if application.status not in OPEN:
+        raise TransitionNotAllowed(
+            _("Documents can be added only while the application is waiting for review or for information."),
+            current_status=application.status,
+        )
+    return user
+
+
+def document_upload(*, actor: Actor, number: str, upload: kyc_data.Upload) -> KycDocument:
+    """Add (or replace) one KYC document while the application is open."""
+    content_type = kyc_data.check_upload(upload)
+    with transaction.atomic():
+        application = application_for(actor, number, lock=True)
+        user = _may_add_information(actor, application)
+        KycDocument.objects.filter(application=application, kind=upload.kind, replaced=False).update(
+            replaced=True
+        )
+        document = kyc_data.sealed_document(application, upload, content_type, user.pk, now())
+        document.save()
+        record(
+            actor,
+            Entry(
+                event_type=EventType.KYC_DOCUMENT_UPLOADED,
+                subject_type="application",
+                subject_id=application.number,
+                after={"kind": upload.kind, "size": document.size, "content_type": content_type},
+            ),
+        )
+    return document
+
+
+def application_respond(
+    *,
+    actor: Actor,
+    number: str,
+    note: str,
+    kyc: dict[str, Any] | None = None,
+    documents: Sequence[kyc_data.Upload] = (),
+) -> Application:
+    """Answer a request for more information: the application goes back to the review queue and its
+    review clock starts again."""
+    note = clean_text(note).strip()
+    if not note:
+        raise ValidationFailed(_("Say what you changed or added."), field="note")
+    types = [kyc_data.check_upload(u) for u in documents]
+    with transaction.atomic():
+        application = application_for(actor, number, lock=True)
+        user = _may_add_information(actor, application)
+        if application.status != S.NEEDS_INFO:
+            raise TransitionNotAllowed(
+                _("Nobody asked for more information on this application."), current_status=application.status
+            )
+        fields: dict[str, Any] = {
+            "review_due_at": now() + timedelta(hours=policy()["REVIEW_SLA_HOURS"]),
+            "reminded_at": None,
+        }
+        if kyc:
+            cleaned = kyc_data.clean_kyc(kyc, enterprise=application.merchant_kind == MerchantKind.ENTERPRISE)
+            fields["kyc_sealed"] = kyc_data.seal_kyc(application, cleaned)
+            fields["kyc_checked_on"] = today()
+        for upload, content_type in zip(documents, types, strict=True):
+            KycDocument.objects.filter(application=application, kind=upload.kind, replaced=False).update(
+                replaced=True
+            )
+            kyc_data.sealed_document(application, upload, content_type, user.pk, now()).save()
+        move(application, [S.NEEDS_INFO], S.SUBMITTED, **fields)
+        audit(
+            actor,
+            application,
+            EventType.APPLICATION_INFO_GIVEN,
+            note=note,
+            kyc_changed=bool(kyc),
+            documents=sorted(u.kind for u in documents),
+        )
+        progressed(application, "info_given")
+    return application
+
+
+# -- review (maker-checker) ------------------------------------------------------------------------------
+
+
+class Decision:
+    APPROVE = "approve"
+    REJECT = "reject"
+    NEEDS_INFO = "needs_info"
+    ALL = (APPROVE, REJECT, NEEDS_INFO)
+
+
+def missing_documents(application: Application) -> list[str]:
+    have = set(
+        KycDocument.objects.filter(application=application, replaced=False).values_list("kind", flat=True)
+    )
+    needed = (
+        required_documents(application.merchant_kind)
+        if application.kind != ApplicationKind.MORE_TERMINALS
+        else []
+    )
+    return [kind for kind in needed if kind not in have]
+
+
+def application_review(*, actor: Actor, number: str, decision: str, reason: str) -> Application:
+    """A reviewer decides. Never on an application they submitted; a reason is always given."""
+    reason = clean_text(reason).strip()
+    if decision not in Decision.ALL:
+        raise ValidationFailed(_("Unknown decision."), field="decision", allowed=list(Decision.ALL))
+    if not reason:
+        raise ValidationFailed(
+            _("Give the reason (for a request for information: what is missing)."), field="reason"
+        )
+    with transaction.atomic():
+        application = application_for(actor, number, lock=True)
+        user = _user(actor, "enrollment.review_application", application)
+        if application.submitted_by_id == user.pk:
+            raise PermissionDenied(_("You cannot review an application you submitted (maker-checker)."))
+        if application.status != S.SUBMITTED:
+            raise TransitionNotAllowed(
+                _("Only an application waiting for review can be decided."), current_status=application.status
+            )
+        decided = {"reviewed_by": user, "decided_at": now(), "decision_reason": reason}
+        if decision == Decision.NEEDS_INFO:
+            move(application, [S.SUBMITTED], S.NEEDS_INFO, info_request=reason, reviewed_by=user)
+            audit(actor, application, EventType.APPLICATION_INFO_REQUESTED, reason=reason)
+            progressed(application, "info_requested", reason=reason)
+        elif decision == Decision.REJECT:
+            move(application, [S.SUBMITTED], S.REJECTED, **decided)
+            audit(actor, application, EventType.APPLICATION_REJECTED, reason=reason)
+            progressed(application, "rejected", reason=reason)
+        else:
+            missing = missing_documents(application)
+            if missing:
+                raise GuardFailed(
+                    _("Documents are missing: %(kinds)s. Ask for them instead.")
+                    % {"kinds": ", ".join(str(DocumentKind(k).label) for k in missing)},
+                    guard="documents_complete",
+                    missing=missing,
+                )
+            from posfleet.enrollment.fulfilment import open_merchant
+
+            move(application, [S.SUBMITTED], S.APPROVED, **decided)
+            open_merchant(application)
+            audit(
+                actor,
+                application,
+                EventType.APPLICATION_APPROVED,
+                reason=reason,
+                merchant=application.merchant.mid if application.merchant else None,
+            )
+            progressed(application, "approved", reason=reason)
+    return application
+
+
+def review_remind_sweep(*, actor: Actor) -> int:
+    """Remind reviewers, once per review clock, of applications whose review is due within
+    ``REMIND_BEFORE_HOURS`` (or overdue). Safe to run any number of times."""
+    horizon = now() + timedelta(hours=policy()["REMIND_BEFORE_HOURS"])
+    due = list(
+        Application.objects.filter(status=S.SUBMITTED, reminded_at__isnull=True, review_due_at__lte=horizon)
+        .select_related("agent", "agent__organisation", "merchant")
+        .order_by("review_due_at")[:500]
+    )
+    sent = 0
+    for application in due:
+        with transaction.atomic():
+            claimed = Application.objects.filter(
+                pk=application.pk, reminded_at__isnull=True, status=S.SUBMITTED
+            ).update(reminded_at=now())
+            if not claimed:
+                continue
+            audit(
+                actor,
+                application,
+                EventType.APPLICATION_REMINDED,
+                review_due_at=application.review_due_at.isoformat(),
+            )
+            progressed(application, "review_reminded")
+            sent += 1
+    return sent
+
+
+# -- reading personal data (audited) ----------------------------------------------------------------------
+
+
+def kyc_reveal(*, actor: Actor, number: str) -> kyc_data.Kyc | None:
+    """The application's KYC values, for those who must check them; the read is an audit row."""
+    with transaction.atomic():
+        application = application_for(actor, number)
+        _user(actor, "enrollment.view_kyc", application)
+        values = kyc_data.open_kyc(application)
+        record(
+            actor,
+            Entry(event_type=EventType.KYC_VIEWED, subject_type="application", subject_id=application.number),
+        )
+    return values
+
+
+def kyc_document_read(*, actor: Actor, number: str, document_id: int) -> tuple[str, str, bytes]:
+    """(file name, content type, content) of one document; the read is an audit row."""
+    with transaction.atomic():
+        application = application_for(actor, number)
+        _user(actor, "enrollment.view_kyc", application)
+        document = KycDocument.objects.filter(application=application, pk=document_id).first()
+        if document is None:
+            raise NotFound()
+        name, content = kyc_data.open_document(document)
+        record(
+            actor,
+            Entry(
+                event_type=EventType.KYC_DOCUMENT_VIEWED,
+                subject_type="application",
+                subject_id=application.number,
+                after={"kind": document.kind, "document": document.pk},
+            ),
+        )
+    return name, document.content_type, content

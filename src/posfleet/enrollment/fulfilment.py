@@ -1,0 +1,358 @@
+"""From an approved application to active terminals: open the merchant, allocate SNs from the agent's
+stock, ship (carrier, tracking number), confirm delivery, install (bind + contract) and the test
+transaction (swipe, scan, print) that activates each terminal.
+
+Terminal status changes go through the fleet's own service functions, in the same transaction as the
+application's step, so a refused terminal command leaves the application untouched too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
+
+from posfleet.audit.services import clean_text
+from posfleet.audit.vocabulary import EventType
+from posfleet.billing.services.contracts import Terms, add_months, contract_accept, contract_offer
+from posfleet.billing.services.plans import plan_assign
+from posfleet.enrollment.applications import application_for, audit, move, progressed
+from posfleet.enrollment.models import Application, ApplicationKind, ApplicationTerminal
+from posfleet.enrollment.models import ApplicationStatus as S
+from posfleet.fleet import services as fleet
+from posfleet.fleet.models import Terminal
+from posfleet.fleet.states import Status
+from posfleet.iam.models import User
+from posfleet.parties import selectors as parties
+from posfleet.parties.selectors import Store
+from posfleet.parties.services import merchant_create, store_create
+from posfleet.platform import counters
+from posfleet.platform.clock import now, today
+from posfleet.platform.context import Actor
+from posfleet.platform.errors import GuardFailed, PermissionDenied, ValidationFailed
+
+MID_COUNTER = "merchant_mid"
+MID_PREFIX = "898"  # 3 + 12 digits = the 15 characters of ISO 8583 field 42
+CHECKS = ("swipe", "scan", "print")
+CHECK_LABELS = {
+    "swipe": gettext_lazy("card swipe"),
+    "scan": gettext_lazy("QR scan"),
+    "print": gettext_lazy("receipt print"),
+}
+
+
+def _user(actor: Actor, perm: str, application: Application) -> User:
+    if actor.read_only:
+        raise PermissionDenied(_("This API token is read-only."))
+    user = actor.user
+    if user is None or not user.has_perm(perm, application):
+        raise PermissionDenied()
+    return user
+
+
+def _system(application: Application) -> Actor:
+    """The application itself as the actor of the steps it implies (opening the merchant, signing the
+    contract the applicant accepted when submitting)."""
+    return Actor.job(f"application:{application.number}")
+
+
+def _new_mid() -> str:
+    while True:
+        mid = f"{MID_PREFIX}{counters.next_values(MID_COUNTER)[0]:012d}"
+        if not parties.mid_taken(mid):
+            return mid
+
+
+def open_merchant(application: Application) -> None:
+    """On approval: register the merchant (new MID, with the application's data key) and its store;
+    for more terminals, the store is added to the existing merchant. Called inside the approval."""
+    system = _system(application)
+    merchant = application.merchant
+    if merchant is None:
+        merchant = merchant_create(
+            actor=system,
+            agent=application.agent,
+            mid=_new_mid(),
+            kind=application.merchant_kind,
+            name=application.shop_name,
+            legal_name=application.legal_name,
+            mcc=application.mcc,
+            contact_name=application.contact_name,
+            contact_phone=application.contact_phone,
+            contact_email=application.contact_email,
+            data_key=application.data_key,
+        )
+        plan_assign(
+            actor=system,
+            merchant_id=merchant.pk,
+            merchant_mid=merchant.mid,
+            plan=application.plan,
+            effective_from=today(),
+        )
+        Application.objects.filter(pk=application.pk).update(merchant=merchant)
+        application.merchant = merchant
+    if parties.store_at(merchant, application.store_name, application.address) is None:
+        store_create(
+            actor=system,
+            merchant=merchant,
+            code=parties.free_store_code(merchant),
+            name=application.store_name,
+            city=application.city,
+            address=application.address,
+        )
+
+
+def store_of(application: Application) -> Store:
+    assert application.merchant is not None
+    store = parties.store_at(application.merchant, application.store_name, application.address)
+    assert store is not None, "approval opens the store"
+    return store
+
+
+# -- allocate ----------------------------------------------------------------------------------------
+
+
+def stock_for(application: Application) -> Any:
+    """Terminals of the asked kind in the agent's stock and promised to no open application."""
+    return (
+        Terminal.objects.filter(
+            agent=application.agent,
+            status=Status.ALLOCATED,
+            merchant__isnull=True,
+            model__kind=application.terminal_kind,
+        )
+        .exclude(pk__in=ApplicationTerminal.objects.filter(activated_at__isnull=True).values("terminal_id"))
+        .order_by("sn")
+    )
+
+
+def application_allocate(*, actor: Actor, number: str, sns: list[str] | None = None) -> Application:
+    """Promise terminals from the agent's stock: the given SNs, or the first free ones of the kind."""
+    with transaction.atomic():
+        application = application_for(actor, number, lock=True)
+        _user(actor, "enrollment.fulfil_application", application)
+        if application.status != S.APPROVED:
+            move(application, [S.APPROVED], S.ALLOCATED)  # raises the clear refusal
+        stock = stock_for(application)
+        if connection.features.has_select_for_update_skip_locked:
+            stock = stock.select_for_update(skip_locked=True, of=("self",))
+        if sns:
+            wanted = sorted({sn.strip().upper() for sn in sns if sn.strip()})
+            if len(wanted) != application.terminal_count:
+                raise ValidationFailed(
+                    ngettext(
+                        "Choose exactly %(n)s terminal.",
+                        "Choose exactly %(n)s terminals.",
+                        application.terminal_count,
+                    )
+                    % {"n": application.terminal_count},
+                    field="sns",
+                )
+            chosen = list(stock.filter(sn__in=wanted))
+            if len(chosen) != len(wanted):
+                missing = sorted(set(wanted) - {t.sn for t in chosen})
+                raise GuardFailed(
+                    _("Not in the agent's free stock of this kind: %(sns)s.")
+                    % {"sns": ", ".join(missing[:10])},
+                    guard="in_agent_stock",
+                    missing=missing,
+                )
+        else:
+            chosen = list(stock[: application.terminal_count])
+            if len(chosen) < application.terminal_count:
+                raise GuardFailed(
+                    _(
+                        "Agent %(agent)s has %(have)s free terminals of this kind and the application needs "
+                        "%(need)s. Ask the warehouse to allocate more to the agent."
+                    )
+                    % {
+                        "agent": application.agent.code,
+                        "have": len(chosen),
+                        "need": application.terminal_count,
+                    },
+                    guard="in_agent_stock",
+                    have=len(chosen),
+                    need=application.terminal_count,
+                )
+        at = now()
+        ApplicationTerminal.objects.bulk_create(
+            [ApplicationTerminal(application=application, terminal=t, allocated_at=at) for t in chosen]
+        )
+        move(application, [S.APPROVED], S.ALLOCATED)
+        audit(actor, application, EventType.APPLICATION_ALLOCATED, sns=[t.sn for t in chosen])
+        progressed(application, "allocated")
+    return application
+
+
+# -- ship and deliver --------------------------------------------------------------------------------
+
+
+def application_ship(*, actor: Actor, number: str, carrier: str, tracking_no: str) -> Application:
+    carrier, tracking_no = clean_text(carrier, 64), clean_text(tracking_no, 64)
+    if not carrier:
+        raise ValidationFailed(_("Name the carrier."), field="carrier")
+    if not tracking_no:
+        raise ValidationFailed(_("Give the tracking number."), field="tracking_no")
+    with transaction.atomic():
+        application = application_for(actor, number, lock=True)
+        _user(actor, "enrollment.fulfil_application", application)
+        if application.status != S.ALLOCATED:
+            move(application, [S.ALLOCATED], S.SHIPPED)
+        for line in application.lines.select_related("terminal"):
+            fleet.terminal_ship(
+                actor=actor,
+                sn=line.terminal.sn,
+                carrier=carrier,
+                tracking_no=tracking_no,
+                note=application.number,
+            )
+        move(
+            application, [S.ALLOCATED], S.SHIPPED, carrier=carrier, tracking_no=tracking_no, shipped_at=now()
+        )
+        audit(actor, application, EventType.APPLICATION_SHIPPED, carrier=carrier, tracking_no=tracking_no)
+        progressed(application, "shipped", carrier=carrier, tracking_no=tracking_no)
+    return application
+
+
+def application_deliver(*, actor: Actor, number: str) -> Application:
+    """The merchant (or its agent) confirms the parcel arrived."""
+    with transaction.atomic():
+        application = application_for(actor, number, lock=True)
+        _user(actor, "enrollment.confirm_delivery", application)
+        move(application, [S.SHIPPED], S.DELIVERED, delivered_at=now())
+        audit(actor, application, EventType.APPLICATION_DELIVERED)
+        progressed(application, "delivered")
+    return application
+
+
+# -- install and test ---------------------------------------------------------------------------------
+
+
+def _line(application: Application, sn: str) -> ApplicationTerminal:
+    line = (
+        application.lines.select_for_update(of=("self",))
+        .select_related("terminal")
+        .filter(terminal__sn=sn.strip().upper())
+        .first()
+    )
+    if line is None:
+        raise ValidationFailed(_("This terminal is not part of the application."), field="sn")
+    return line
+
+
+def application_install(*, actor: Actor, number: str, sn: str) -> ApplicationTerminal:
+    """Bind the delivered terminal to the merchant's store and sign its service contract (the offer
+    the applicant accepted). The terminal is then ``bound`` and waits for its test transaction."""
+    with transaction.atomic():
+        application = application_for(actor, number, lock=True)
+        _user(actor, "enrollment.install_application", application)
+        if application.status != S.DELIVERED:
+            raise GuardFailed(
+                _("Install after the delivery is confirmed."),
+                guard="delivered",
+                current_status=application.status,
+            )
+        line = _line(application, sn)
+        if line.installed_at is not None:
+            raise GuardFailed(_("This terminal is already installed."), guard="not_installed")
+        merchant = application.merchant
+        assert merchant is not None
+        store = store_of(application)
+        terminal = fleet.terminal_bind(
+            actor=actor,
+            sn=line.terminal.sn,
+            merchant_mid=merchant.mid,
+            store_code=store.code,
+            note=application.number,
+        )
+        system = _system(application)
+        offer = dict(application.offer)
+        contract = contract_offer(
+            actor=system,
+            terminal_id=terminal.pk,
+            merchant=merchant,
+            plan=application.plan,
+            terms=Terms(starts_on=today(), **offer),
+        )
+        contract_accept(actor=system, contract=contract)
+        line.installed_at = now()
+        line.contract = contract
+        line.save(update_fields=["installed_at", "contract"])
+        audit(
+            actor,
+            application,
+            EventType.APPLICATION_INSTALLED,
+            sn=terminal.sn,
+            tid=terminal.tid,
+            contract=contract.pk,
+        )
+        progressed(application, "installed")
+    return line
+
+
+@dataclass(frozen=True)
+class TestResult:
+    line: ApplicationTerminal
+    passed: bool
+    failed: list[str]
+    completed: bool
+
+
+def application_test(
+    *, actor: Actor, number: str, sn: str, checks: dict[str, bool], note: str = ""
+) -> TestResult:
+    """Record the test transaction. All of swipe, scan and print passed → the terminal is activated
+    (its service runs for the contract's term); when the last one is active the application is done.
+    A failed check is recorded and changes nothing else: fix and test again."""
+    unknown = set(checks) - set(CHECKS)
+    if unknown:
+        raise ValidationFailed(_("Unknown check."), field="checks", allowed=list(CHECKS))
+    results = {name: bool(checks.get(name)) for name in CHECKS}
+    failed = [name for name, ok in results.items() if not ok]
+    with transaction.atomic():
+        application = application_for(actor, number, lock=True)
+        _user(actor, "enrollment.install_application", application)
+        if application.status != S.DELIVERED:
+            raise GuardFailed(
+                _("Test after installing."), guard="delivered", current_status=application.status
+            )
+        line = _line(application, sn)
+        if line.installed_at is None:
+            raise GuardFailed(_("Install the terminal before its test transaction."), guard="installed")
+        if line.activated_at is not None:
+            raise GuardFailed(_("This terminal is already active."), guard="not_active")
+        line.checks = results
+        completed = False
+        if not failed:
+            fleet.terminal_activate(
+                actor=actor, sn=line.terminal.sn, note=clean_text(note) or application.number
+            )
+            ends = add_months(line.contract.starts_on, line.contract.term_months) if line.contract else None
+            current = line.terminal.service_expires_on
+            if ends is not None and (current is None or ends > current):  # a longer prepaid SIM stays
+                fleet.terminal_service_extend(
+                    actor=_system(application), sn=line.terminal.sn, expires_on=ends
+                )
+            line.activated_at = now()
+        line.save(update_fields=["checks", "activated_at"])
+        audit(
+            actor,
+            application,
+            EventType.APPLICATION_TESTED,
+            sn=line.terminal.sn,
+            checks=results,
+            outcome="success" if not failed else "failure",
+        )
+        if not failed and not application.lines.filter(activated_at__isnull=True).exists():
+            move(application, [S.DELIVERED], S.COMPLETED, completed_at=now())
+            audit(actor, application, EventType.APPLICATION_COMPLETED)
+            progressed(application, "completed")
+            completed = True
+    return TestResult(line=line, passed=not failed, failed=failed, completed=completed)
+
+
+def is_reapplication(application: Application) -> bool:
+    return application.kind == ApplicationKind.REAPPLICATION
