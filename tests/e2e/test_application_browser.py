@@ -14,7 +14,8 @@ from posfleet.enrollment import fulfilment
 from posfleet.enrollment.models import Application
 from posfleet.platform.context import Actor
 from posfleet.testing.applications import new_merchant_request, stock
-from posfleet.testing.personas import PASSWORD, build_world
+from posfleet.testing.browser import log_in
+from posfleet.testing.personas import build_world
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -28,14 +29,6 @@ def world():
     merchant.language = "zh-hans"
     merchant.save(update_fields=["language"])
     return world
-
-
-def log_in(page, base: str, username: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("[data-testid=login-submit]")
-    page.wait_for_url(re.compile(r"/console/"))
 
 
 def test_a_merchant_applies_in_chinese_and_tracks_the_application(page, live_server, world):
@@ -73,7 +66,7 @@ def test_a_merchant_applies_in_chinese_and_tracks_the_application(page, live_ser
     )
 
     page.reload()
-    expect(steps.locator(".app-step-done")).to_have_count(4)
+    expect(steps.locator(".app-step-done")).to_have_count(5)  # up to "shipped"; "delivered" is next
     expect(page.get_by_test_id("next-step")).to_contain_text("SF20261123")
     page.get_by_test_id("deliver").click()
     expect(page.get_by_test_id("application-status")).to_have_text(str(_zh("delivered")))

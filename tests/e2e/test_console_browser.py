@@ -3,7 +3,6 @@ code, see the new status and the timeline, switch to English."""
 
 from __future__ import annotations
 
-import re
 import time
 
 import pytest
@@ -14,7 +13,8 @@ from posfleet.audit.verify import verify_chain
 from posfleet.audit.vocabulary import EventType
 from posfleet.fleet.models import Terminal
 from posfleet.fleet.states import Status
-from posfleet.testing.personas import PASSWORD, build_world, make_terminal
+from posfleet.testing.browser import log_in
+from posfleet.testing.personas import build_world, make_terminal
 from posfleet.testing.totp import code_at
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -30,14 +30,6 @@ def fleet():
         make_terminal(world, f"SN-E2E-{i:04d}", Status.ACTIVE)
     make_terminal(world, "SN-OTHER-0001", Status.ACTIVE, merchant=world.merchant_b)
     return world
-
-
-def log_in(page, base: str, username: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("[data-testid=login-submit]")
-    page.wait_for_url(re.compile(r"/console/"))
 
 
 def fresh_code() -> str:

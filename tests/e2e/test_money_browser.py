@@ -22,6 +22,7 @@ from posfleet.iam.models import User
 from posfleet.parties.models import Merchant
 from posfleet.platform.clock import today
 from posfleet.platform.money import format_fen
+from posfleet.testing.browser import log_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -31,14 +32,6 @@ def demo():
     # Today's date, as `make run` does: 45 days of money always hold one whole past month.
     build_demo(agents=2, merchants=20, terminals=200, seed=4242, money_days=45, sales_per_day=2.0)
     return Merchant.objects.get(organisation=User.objects.get(username="merchant1").organisation)
-
-
-def log_in(page, base: str, username: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)  # the demo's, as README says
-    page.click("[data-testid=login-submit]")
-    page.wait_for_url(re.compile(r"/console/"))
 
 
 def pdf_text(content: bytes) -> str:
@@ -54,7 +47,7 @@ def test_a_merchant_reads_its_money_statement_and_comparison_in_chinese(page, li
     assert statement.totals.sales_fen > 0
     assert statement.settlement_totals.payout_fen > 0
 
-    log_in(page, base, "merchant1")
+    log_in(page, base, "merchant1", PASSWORD)  # the demo's, as README says
     page.goto(f"{base}/console/money/")
     expect(page.locator("html")).to_have_attribute("lang", re.compile("zh"))
     expect(page.get_by_test_id("recent-settlements")).to_be_visible()

@@ -549,11 +549,11 @@ def application_review(*, actor: Actor, number: str, decision: str, reason: str)
         decided = {"reviewed_by": user, "decided_at": now(), "decision_reason": reason}
         if decision == Decision.NEEDS_INFO:
             move(application, [S.SUBMITTED], S.NEEDS_INFO, info_request=reason, reviewed_by=user)
-            audit(actor, application, EventType.APPLICATION_INFO_REQUESTED, reason=reason)
+            audit(actor, application, EventType.APPLICATION_INFO_REQUESTED, note=reason)
             progressed(application, "info_requested", reason=reason)
         elif decision == Decision.REJECT:
             move(application, [S.SUBMITTED], S.REJECTED, **decided)
-            audit(actor, application, EventType.APPLICATION_REJECTED, reason=reason)
+            audit(actor, application, EventType.APPLICATION_REJECTED, note=reason)
             progressed(application, "rejected", reason=reason)
         else:
             missing = missing_documents(application)
@@ -572,7 +572,7 @@ def application_review(*, actor: Actor, number: str, decision: str, reason: str)
                 actor,
                 application,
                 EventType.APPLICATION_APPROVED,
-                reason=reason,
+                note=reason,
                 merchant=application.merchant.mid if application.merchant else None,
             )
             progressed(application, "approved", reason=reason)

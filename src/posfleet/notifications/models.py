@@ -113,8 +113,11 @@ class WebhookEndpoint(models.Model):
     description = models.CharField(_("description"), max_length=200, blank=True)
     # Event types to send; empty means every event of the organisation.
     event_types = models.JSONField(_("event types"), default=list, blank=True)
-    secret = models.CharField(max_length=100, editable=False)
-    previous_secret = models.CharField(max_length=100, blank=True, editable=False)
+    # The signing secrets, sealed with the endpoint's own data key (platform.keyring): a copy of the
+    # database alone cannot sign (or forge) deliveries. See notifications.services.endpoint_secrets.
+    data_key = models.ForeignKey("platform.DataKey", on_delete=models.PROTECT, related_name="+")
+    secret_sealed = models.BinaryField(editable=False)
+    previous_secret_sealed = models.BinaryField(default=b"", blank=True, editable=False)
     previous_valid_until = models.DateTimeField(null=True, blank=True, editable=False)
     active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(auto_now_add=True)

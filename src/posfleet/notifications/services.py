@@ -34,11 +34,12 @@ from posfleet.notifications.models import Channel, Delivery, InboxItem, WebhookE
 from posfleet.notifications.notices import AGENT, MERCHANT, STAFF, notices_for, render
 from posfleet.notifications.selectors import endpoints_of
 from posfleet.parties.selectors import merchant_of_organisation
+from posfleet.platform import keyring
 from posfleet.platform.clock import now
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from posfleet.platform.events import REGISTRY
-from posfleet.platform.models import OutboxMessage
+from posfleet.platform.models import DataKey, OutboxMessage
 from posfleet.platform.money import format_fen
 from posfleet.platform.outbox import backoff
 
@@ -403,9 +404,13 @@ def delivery_resend(*, actor: Actor, delivery_id: int) -> Delivery:
 
 
 def endpoint_secrets(endpoint: WebhookEndpoint) -> list[str]:
-    valid = [endpoint.secret]
-    if endpoint.previous_secret and endpoint.previous_valid_until and endpoint.previous_valid_until > now():
-        valid.append(endpoint.previous_secret)
+    valid = [_unseal_secret(endpoint, endpoint.secret_sealed, "secret")]
+    if (
+        endpoint.previous_secret_sealed
+        and endpoint.previous_valid_until
+        and endpoint.previous_valid_until > now()
+    ):
+        valid.append(_unseal_secret(endpoint, endpoint.previous_secret_sealed, "previous"))
     return valid
 
 
@@ -453,6 +458,16 @@ def _check_endpoint(url: str, event_types: list[str]) -> None:
         )
 
 
+def _seal_secret(key: DataKey, secret: str, which: str) -> bytes:
+    return keyring.seal(key, secret.encode(), f"webhook_endpoint:{key.pk}:{which}")
+
+
+def _unseal_secret(endpoint: WebhookEndpoint, sealed: bytes | memoryview, which: str) -> str:
+    return keyring.unseal(
+        endpoint.data_key, sealed, f"webhook_endpoint:{endpoint.data_key_id}:{which}"
+    ).decode()
+
+
 def webhook_endpoint_create(
     *, actor: Actor, url: str, description: str = "", event_types: list[str] | None = None
 ) -> tuple[WebhookEndpoint, str]:
@@ -464,12 +479,14 @@ def webhook_endpoint_create(
     _check_endpoint(url, types)
     secret = channels.new_webhook_secret()
     with transaction.atomic():
+        key = keyring.new_key()
         endpoint = WebhookEndpoint.objects.create(
             organisation=user.organisation,
             url=url,
             description=description[:200],
             event_types=types,
-            secret=secret,
+            data_key=key,
+            secret_sealed=_seal_secret(key, secret, "secret"),
         )
         record(
             actor,
@@ -495,8 +512,11 @@ def webhook_secret_rotate(
         endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
         secret = channels.new_webhook_secret()
         until = now() + timedelta(hours=overlap_hours)
+        previous = _unseal_secret(endpoint, endpoint.secret_sealed, "secret")
         WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
-            secret=secret, previous_secret=endpoint.secret, previous_valid_until=until
+            secret_sealed=_seal_secret(endpoint.data_key, secret, "secret"),
+            previous_secret_sealed=_seal_secret(endpoint.data_key, previous, "previous"),
+            previous_valid_until=until,
         )
         record(
             actor,

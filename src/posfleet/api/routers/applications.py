@@ -8,6 +8,7 @@ an audit row (written by the service).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -182,6 +183,19 @@ def _kyc(values: a.KycIn | None) -> dict[str, Any] | None:
     return values.model_dump() if values is not None else None
 
 
+def _step(
+    request: HttpRequest, number: str, key: str | None, step: Callable[[Actor], object]
+) -> HttpResponse:
+    """One write on application ``number`` (``step``, run as the caller, idempotent with ``key``),
+    answered 200 with the application's detail as the caller sees it afterwards."""
+
+    def work(who: Actor) -> Outcome:
+        step(who)
+        return Outcome(200, _fresh(who, number))
+
+    return execute(request, actor(request), work, key=key)
+
+
 # -- reading ---------------------------------------------------------------------------------------
 
 
@@ -341,12 +355,12 @@ def applications_respond(
 ) -> HttpResponse:
     """Upload the documents asked for first; then say what changed (and correct the KYC values if
     asked). The application goes back to the review queue and its review clock starts again."""
-
-    def work(who: Actor) -> Outcome:
-        done = apps.application_respond(actor=who, number=number, note=body.note, kyc=_kyc(body.kyc))
-        return Outcome(200, _fresh(who, done.number))
-
-    return execute(request, actor(request), work, key=idempotency_key)
+    return _step(
+        request,
+        number,
+        idempotency_key,
+        lambda who: apps.application_respond(actor=who, number=number, note=body.note, kyc=_kyc(body.kyc)),
+    )
 
 
 @router.post(
@@ -360,12 +374,14 @@ def applications_review(
     """Reviewers and admins, never on an application they submitted (maker-checker). `approve` needs
     every required document and opens the merchant (new MID) and its store; `needs_info` sends it back
     to the applicant with `reason` as what is missing."""
-
-    def work(who: Actor) -> Outcome:
-        done = apps.application_review(actor=who, number=number, decision=body.decision, reason=body.reason)
-        return Outcome(200, _fresh(who, done.number))
-
-    return execute(request, actor(request), work, key=idempotency_key)
+    return _step(
+        request,
+        number,
+        idempotency_key,
+        lambda who: apps.application_review(
+            actor=who, number=number, decision=body.decision, reason=body.reason
+        ),
+    )
 
 
 # -- fulfilment ------------------------------------------------------------------------------------
@@ -384,13 +400,13 @@ def applications_allocate(
 ) -> HttpResponse:
     """The admin, the warehouse or the application's agent, after approval: the given SNs or the first
     free terminals of the kind in the agent's stock."""
-
-    def work(who: Actor) -> Outcome:
-        sns = body.sns if body is not None else None
-        done = fulfilment.application_allocate(actor=who, number=number, sns=sns)
-        return Outcome(200, _fresh(who, done.number))
-
-    return execute(request, actor(request), work, key=idempotency_key)
+    sns = body.sns if body is not None else None
+    return _step(
+        request,
+        number,
+        idempotency_key,
+        lambda who: fulfilment.application_allocate(actor=who, number=number, sns=sns),
+    )
 
 
 @router.post(
@@ -403,14 +419,14 @@ def applications_ship(
 ) -> HttpResponse:
     """The admin, the warehouse or the application's agent. Every terminal is shipped with the carrier
     and tracking number."""
-
-    def work(who: Actor) -> Outcome:
-        done = fulfilment.application_ship(
+    return _step(
+        request,
+        number,
+        idempotency_key,
+        lambda who: fulfilment.application_ship(
             actor=who, number=number, carrier=body.carrier, tracking_no=body.tracking_no
-        )
-        return Outcome(200, _fresh(who, done.number))
-
-    return execute(request, actor(request), work, key=idempotency_key)
+        ),
+    )
 
 
 @router.post(
@@ -422,12 +438,12 @@ def applications_deliver(
     request: HttpRequest, number: str, idempotency_key: IdempotencyKey = None
 ) -> HttpResponse:
     """The merchant, or its agent (a new merchant has no users yet), confirms the parcel arrived."""
-
-    def work(who: Actor) -> Outcome:
-        done = fulfilment.application_deliver(actor=who, number=number)
-        return Outcome(200, _fresh(who, done.number))
-
-    return execute(request, actor(request), work, key=idempotency_key)
+    return _step(
+        request,
+        number,
+        idempotency_key,
+        lambda who: fulfilment.application_deliver(actor=who, number=number),
+    )
 
 
 @router.post(
@@ -440,12 +456,12 @@ def applications_install(
 ) -> HttpResponse:
     """The admin or the application's agent: the terminal is bound to the merchant's store (a TID of
     its own) and its service contract is signed with the accepted offer. Then the test transaction."""
-
-    def work(who: Actor) -> Outcome:
-        fulfilment.application_install(actor=who, number=number, sn=sn)
-        return Outcome(200, _fresh(who, number))
-
-    return execute(request, actor(request), work, key=idempotency_key)
+    return _step(
+        request,
+        number,
+        idempotency_key,
+        lambda who: fulfilment.application_install(actor=who, number=number, sn=sn),
+    )
 
 
 @router.post(

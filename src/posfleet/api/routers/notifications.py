@@ -82,7 +82,7 @@ def endpoint_out(e: WebhookEndpoint) -> n.EndpointOut:
         description=e.description,
         event_types=list(e.event_types),
         active=e.active,
-        previous_secret_valid_until=e.previous_valid_until if e.previous_secret else None,
+        previous_secret_valid_until=e.previous_valid_until if e.previous_secret_sealed else None,
         created_at=e.created_at,
     )
 

@@ -47,15 +47,16 @@ STEPS: tuple[tuple[str, Any], ...] = (
     ("installed", gettext_lazy("Installed and tested")),
     (S.COMPLETED, gettext_lazy("Active")),
 )
+# How many of the steps are behind an application in each status (the next one is "current").
 REACHED: dict[str, int] = {
     S.SUBMITTED: 1,
     S.NEEDS_INFO: 1,
     S.REJECTED: 1,
-    S.APPROVED: 2,
-    S.ALLOCATED: 3,
-    S.SHIPPED: 4,
-    S.DELIVERED: 5,
-    S.COMPLETED: 7,
+    S.APPROVED: 3,
+    S.ALLOCATED: 4,
+    S.SHIPPED: 5,
+    S.DELIVERED: 6,
+    S.COMPLETED: 8,
 }
 TABS = {
     "open": (S.SUBMITTED, S.NEEDS_INFO),
@@ -320,14 +321,10 @@ def _detail_context(request: HttpRequest, application: Application, **extra: Any
     user = signed_in(request)
     reached = REACHED.get(application.status, 0)
     lines = list(application.lines.select_related("terminal", "contract").order_by("terminal__sn"))
-    if application.status == S.DELIVERED and any(line.installed_at for line in lines):
-        reached = 6
     steps = [
         {
             "label": label,
-            "state": "done"
-            if i < reached or application.status == S.COMPLETED
-            else ("current" if i == reached else "todo"),
+            "state": "done" if i < reached else ("current" if i == reached else "todo"),
         }
         for i, (_key, label) in enumerate(STEPS)
     ]
@@ -352,6 +349,9 @@ def _detail_context(request: HttpRequest, application: Application, **extra: Any
         "application": application,
         "steps": steps,
         "next_step": _next_step(application, user),
+        "kind_label": Kind(application.terminal_kind).label
+        if application.terminal_kind in Kind.values
+        else "",
         "lines": lines,
         "documents": documents,
         "missing": [DocumentKind(k).label for k in apps.missing_documents(application)],

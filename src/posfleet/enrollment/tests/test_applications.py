@@ -224,11 +224,14 @@ def test_the_needs_info_loop_restarts_the_review_clock(world, actor_of):
     assert Merchant.objects.filter(name="小明便利店").count() == 0
 
     apps.application_review(
-        actor=reviewer, number=application.number, decision="needs_info", reason="Upload the three documents."
+        actor=reviewer,
+        number=application.number,
+        decision="needs_info",
+        reason="Upload the three documents: ID card, business licence and bank proof.",
     )
     application.refresh_from_db()
     assert application.status == "needs_info"
-    assert application.info_request == "Upload the three documents."
+    assert application.info_request == "Upload the three documents: ID card, business licence and bank proof."
     with pytest.raises(ValidationFailed):
         apps.application_respond(actor=agent, number=application.number, note="  ", documents=documents())
     later = now() + timedelta(hours=30)

@@ -42,3 +42,25 @@ def test_the_sender_checks_again_at_delivery_time(settings):
     assert refused.value.permanent
     assert channels.private_address("127.0.0.1")
     assert not channels.private_address("8.8.8.8")
+
+
+def test_signing_secrets_are_sealed_in_the_database(world, actor_of):
+    from django.db import connection
+
+    from posfleet.notifications.services import (
+        endpoint_secrets,
+        webhook_endpoint_create,
+        webhook_secret_rotate,
+    )
+
+    admin = actor_of(world.user("admin"))
+    endpoint, first = webhook_endpoint_create(actor=admin, url="https://hooks.example.com/in", event_types=[])
+    endpoint, second = webhook_secret_rotate(actor=admin, endpoint_id=endpoint.pk)
+    assert endpoint_secrets(endpoint) == [second, first]  # both sign during the overlap
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM notifications_webhookendpoint")
+        row = cursor.fetchone()
+    stored = b"".join(bytes(v) if isinstance(v, bytes | memoryview) else str(v).encode() for v in row)
+    for secret in (first, second):
+        assert secret.encode() not in stored
+        assert secret.removeprefix("whsec_").encode() not in stored
