@@ -10,6 +10,7 @@ from ninja import Schema
 from pydantic import Field, field_validator
 
 from posfleet.api.money_schemas import MAX_FEN, Day, MerchantQuery
+from posfleet.api.schemas import QueryDate
 from posfleet.billing.models import PaymentMethod, TransactionKind, TransactionStatus
 
 MAX_ITEMS = 10_000
@@ -22,8 +23,8 @@ Text = Annotated[str, Field(max_length=64)]
 class TransactionQuery(MerchantQuery):
     terminal: str = Field("", max_length=32, description="Terminal serial number (SN).")
     tid: str = Field("", max_length=8, description="Terminal ID (TID).")
-    date_from: date | None = Field(None, description="Transaction date, inclusive.")
-    date_to: date | None = None
+    date_from: QueryDate | None = Field(None, description="Transaction date, inclusive.")
+    date_to: QueryDate | None = None
     method: list[PaymentMethod] = Field(default_factory=list)
     kind: list[TransactionKind] = Field(default_factory=list)
     status: list[TransactionStatus] = Field(default_factory=list)
@@ -127,8 +128,10 @@ class IngestOut(Schema):
 
 
 class SettlementQuery(MerchantQuery):
-    date_from: date | None = Field(None, description="Business date (the day of the takings), inclusive.")
-    date_to: date | None = None
+    date_from: QueryDate | None = Field(
+        None, description="Business date (the day of the takings), inclusive."
+    )
+    date_to: QueryDate | None = None
 
 
 class SettlementOut(Schema):

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from ninja import Schema
 from pydantic import ConfigDict, Field, model_validator
 
+from posfleet.api.schemas import QueryDate
 from posfleet.billing.models import AccountKind, JournalKind, PaymentMethod, PenaltyRule
 from posfleet.billing.models.plans import SettlementCycle
 
@@ -267,8 +268,8 @@ class AccountList(Schema):
 
 class LedgerQuery(MerchantQuery):
     kind: list[JournalKind] = Field(default_factory=list)
-    date_from: date | None = Field(None, description="Business date, inclusive.")
-    date_to: date | None = None
+    date_from: QueryDate | None = Field(None, description="Business date, inclusive.")
+    date_to: QueryDate | None = None
 
 
 class EntryOut(Schema):

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from ninja import Schema
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from posfleet.api.problems import Problem
 from posfleet.fleet.states import Command, Status
+
+ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _iso_day(value: object) -> object:
+    """A query date is ``YYYY-MM-DD`` and nothing else: pydantic would read a number as a Unix time."""
+    if isinstance(value, str) and not ISO_DAY.match(value):
+        raise ValueError("a date is written YYYY-MM-DD")
+    if isinstance(value, int | float):
+        raise ValueError("a date is written YYYY-MM-DD")
+    return value
+
+
+# Dates given as filters (query parameters).
+QueryDate = Annotated[date, BeforeValidator(_iso_day)]
 
 # ---------------------------------------------------------------------------------------------
 # Error responses each kind of operation declares (OpenAPI completeness).
@@ -33,8 +49,8 @@ class TerminalQuery(Schema):
     model: str = Field("", max_length=40, description="Terminal model code.")
     agent: str = Field("", max_length=16, description="Agent code.")
     merchant: str = Field("", max_length=15, description="Merchant ID (MID).")
-    sim_expires_from: date | None = None
-    sim_expires_to: date | None = None
+    sim_expires_from: QueryDate | None = None
+    sim_expires_to: QueryDate | None = None
     q: str = Field("", max_length=32, description="Part of an SN or TID.")
 
 

@@ -3,6 +3,7 @@ conservation check that names what is wrong."""
 
 from __future__ import annotations
 
+import pytest
 from django.db.models import F
 
 from posfleet.api.tests.helpers import assert_problem
@@ -109,3 +110,13 @@ def test_verify_reports_conservation_and_names_tampering(money, api_as):
         "but its entries sum to -29900 fen"
     ]
     Account.objects.filter(pk=held.pk).update(balance_fen=F("balance_fen") + 1)  # the fixture checks again
+
+
+@pytest.mark.parametrize("value", ["1.3627679908969257e-58", "0", "20261123", "2026-1-5", "yesterday"])
+def test_a_date_filter_is_written_yyyy_mm_dd(money, api_as, value):
+    """A number would otherwise be read as a Unix time (1970-01-01) and silently filter."""
+    api = api_as("admin")
+    for path in ("/ledger/journals", "/settlements", "/transactions"):
+        answer = api.get(f"{path}?date_to={value}")
+        assert answer.status_code == 422, (path, value, answer.status_code)
+    assert api.get("/ledger/journals?date_to=2026-11-23").status_code == 200
