@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 from posfleet.audit.services import Entry, clean_text, record
 from posfleet.audit.vocabulary import EventType
 from posfleet.billing.models import RatePlan
-from posfleet.billing.services.contracts import Terms, _check_terms
+from posfleet.billing.services.contracts import Terms, check_terms
 from posfleet.enrollment import kyc as kyc_data
 from posfleet.enrollment.events import ApplicationProgressed
 from posfleet.enrollment.models import (
@@ -123,7 +123,7 @@ def application_for(actor: Actor, number: str, *, lock: bool = False) -> Applica
     return application
 
 
-def _user(actor: Actor, perm: str, obj: Any = None) -> User:
+def acting_user(actor: Actor, perm: str, obj: Any = None) -> User:
     if actor.read_only:
         raise PermissionDenied(_("This API token is read-only."))
     user = actor.user
@@ -168,14 +168,19 @@ def progressed(application: Application, step: str, **extra: Any) -> None:
     )
 
 
-def move(application: Application, source: Sequence[str], target: str, **fields: Any) -> None:
-    """Compare-and-set the status (``UPDATE … WHERE status IN source``); a lost race is a Conflict."""
-    if application.status not in source:
+def require_status(application: Application, *allowed: str) -> None:
+    """Refuse (409) unless the application is in one of ``allowed``."""
+    if application.status not in allowed:
         raise TransitionNotAllowed(
             _("This is not possible while the application is “%(status)s”.")
             % {"status": ApplicationStatus(application.status).label},
             current_status=application.status,
         )
+
+
+def move(application: Application, source: Sequence[str], target: str, **fields: Any) -> None:
+    """Compare-and-set the status (``UPDATE … WHERE status IN source``); a lost race is a Conflict."""
+    require_status(application, *source)
     changed = Application.objects.filter(pk=application.pk, status__in=list(source)).update(
         status=target, updated_at=now(), **fields
     )
@@ -334,7 +339,7 @@ def _eligibility(merchant: Merchant) -> dict[str, Any] | None:
 
 
 def application_submit(*, actor: Actor, request: Request) -> Application:
-    user = _user(actor, "enrollment.submit_application")
+    user = acting_user(actor, "enrollment.submit_application")
     agent, merchant = _whose(actor, user, request)
     kind = ApplicationKind.NEW_MERCHANT
     eligibility = None
@@ -368,7 +373,7 @@ def application_submit(*, actor: Actor, request: Request) -> Application:
     if len({u.kind for u in uploads}) != len(uploads):
         raise ValidationFailed(_("Each document once."), field="documents")
     offer = standard_offer()
-    _check_terms(offer)
+    check_terms(offer)
 
     with transaction.atomic():
         at = now()
@@ -427,7 +432,7 @@ def application_submit(*, actor: Actor, request: Request) -> Application:
 
 
 def _may_add_information(actor: Actor, application: Application) -> User:
-    user = _user(actor, "enrollment.respond_application", application)
+    user = acting_user(actor, "enrollment.respond_application", application)
     if application.status not in OPEN:
         raise TransitionNotAllowed(
             _("Documents can be added only while the application is waiting for review or for information."),
@@ -539,7 +544,7 @@ def application_review(*, actor: Actor, number: str, decision: str, reason: str)
         )
     with transaction.atomic():
         application = application_for(actor, number, lock=True)
-        user = _user(actor, "enrollment.review_application", application)
+        user = acting_user(actor, "enrollment.review_application", application)
         if application.submitted_by_id == user.pk:
             raise PermissionDenied(_("You cannot review an application you submitted (maker-checker)."))
         if application.status != S.SUBMITTED:
@@ -614,7 +619,7 @@ def kyc_reveal(*, actor: Actor, number: str) -> kyc_data.Kyc | None:
     """The application's KYC values, for those who must check them; the read is an audit row."""
     with transaction.atomic():
         application = application_for(actor, number)
-        _user(actor, "enrollment.view_kyc", application)
+        acting_user(actor, "enrollment.view_kyc", application)
         values = kyc_data.open_kyc(application)
         record(
             actor,
@@ -627,7 +632,7 @@ def kyc_document_read(*, actor: Actor, number: str, document_id: int) -> tuple[s
     """(file name, content type, content) of one document; the read is an audit row."""
     with transaction.atomic():
         application = application_for(actor, number)
-        _user(actor, "enrollment.view_kyc", application)
+        acting_user(actor, "enrollment.view_kyc", application)
         document = KycDocument.objects.filter(application=application, pk=document_id).first()
         if document is None:
             raise NotFound()

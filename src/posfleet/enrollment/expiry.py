@@ -136,7 +136,7 @@ def expiry_sweep(*, actor: Actor, day: date | None = None) -> SweepResult:
             result.found[str(window.milestone)] = len(rows)
             recorded += [(str(window.milestone), pk, expires) for pk, expires in rows]
         if recorded:
-            owners = _owners([pk for _m, pk, _e in recorded])
+            owners = owners_of([pk for _m, pk, _e in recorded])
             publish_many(
                 ServiceExpiryMilestone,
                 (
@@ -167,7 +167,7 @@ def expiry_sweep(*, actor: Actor, day: date | None = None) -> SweepResult:
     return result
 
 
-def _owners(terminal_ids: list[int]) -> dict[int, dict[str, Any]]:
+def owners_of(terminal_ids: list[int]) -> dict[int, dict[str, Any]]:
     """SN, TID, MID and the organisations that may see each terminal's events (provider, its agent
     chain, its merchant), one query per 5,000 terminals (``= ANY(array)`` on PostgreSQL: a long IN
     list of parameters costs more to plan there than to run)."""
@@ -286,7 +286,7 @@ def service_renew(*, actor: Actor, sn: str, years: int = 1) -> Renewal:
                 action=Command.RESUME,
                 note=f"service renewed until {expires.isoformat()}",
             )
-        owners = _owners([terminal.pk])[terminal.pk]
+        owners = owners_of([terminal.pk])[terminal.pk]
         fee_fen = fee.amount_fen if fee is not None else 0
         record(
             actor,

@@ -19,20 +19,26 @@ from posfleet.audit.services import clean_text
 from posfleet.audit.vocabulary import EventType
 from posfleet.billing.services.contracts import Terms, add_months, contract_accept, contract_offer
 from posfleet.billing.services.plans import plan_assign
-from posfleet.enrollment.applications import application_for, audit, move, progressed
+from posfleet.enrollment.applications import (
+    acting_user,
+    application_for,
+    audit,
+    move,
+    progressed,
+    require_status,
+)
 from posfleet.enrollment.models import Application, ApplicationKind, ApplicationTerminal
 from posfleet.enrollment.models import ApplicationStatus as S
 from posfleet.fleet import services as fleet
 from posfleet.fleet.models import Terminal
 from posfleet.fleet.states import Status
-from posfleet.iam.models import User
 from posfleet.parties import selectors as parties
 from posfleet.parties.selectors import Store
 from posfleet.parties.services import merchant_create, store_create
 from posfleet.platform import counters
 from posfleet.platform.clock import now, today
 from posfleet.platform.context import Actor
-from posfleet.platform.errors import GuardFailed, PermissionDenied, ValidationFailed
+from posfleet.platform.errors import GuardFailed, ValidationFailed
 
 MID_COUNTER = "merchant_mid"
 MID_PREFIX = "898"  # 3 + 12 digits = the 15 characters of ISO 8583 field 42
@@ -42,15 +48,6 @@ CHECK_LABELS = {
     "scan": gettext_lazy("QR scan"),
     "print": gettext_lazy("receipt print"),
 }
-
-
-def _user(actor: Actor, perm: str, application: Application) -> User:
-    if actor.read_only:
-        raise PermissionDenied(_("This API token is read-only."))
-    user = actor.user
-    if user is None or not user.has_perm(perm, application):
-        raise PermissionDenied()
-    return user
 
 
 def _system(application: Application) -> Actor:
@@ -133,9 +130,8 @@ def application_allocate(*, actor: Actor, number: str, sns: list[str] | None = N
     """Promise terminals from the agent's stock: the given SNs, or the first free ones of the kind."""
     with transaction.atomic():
         application = application_for(actor, number, lock=True)
-        _user(actor, "enrollment.fulfil_application", application)
-        if application.status != S.APPROVED:
-            move(application, [S.APPROVED], S.ALLOCATED)  # raises the clear refusal
+        acting_user(actor, "enrollment.fulfil_application", application)
+        require_status(application, S.APPROVED)
         stock = stock_for(application)
         if connection.features.has_select_for_update_skip_locked:
             stock = stock.select_for_update(skip_locked=True, of=("self",))
@@ -198,9 +194,8 @@ def application_ship(*, actor: Actor, number: str, carrier: str, tracking_no: st
         raise ValidationFailed(_("Give the tracking number."), field="tracking_no")
     with transaction.atomic():
         application = application_for(actor, number, lock=True)
-        _user(actor, "enrollment.fulfil_application", application)
-        if application.status != S.ALLOCATED:
-            move(application, [S.ALLOCATED], S.SHIPPED)
+        acting_user(actor, "enrollment.fulfil_application", application)
+        require_status(application, S.ALLOCATED)
         for line in application.lines.select_related("terminal"):
             fleet.terminal_ship(
                 actor=actor,
@@ -221,7 +216,7 @@ def application_deliver(*, actor: Actor, number: str) -> Application:
     """The merchant (or its agent) confirms the parcel arrived."""
     with transaction.atomic():
         application = application_for(actor, number, lock=True)
-        _user(actor, "enrollment.confirm_delivery", application)
+        acting_user(actor, "enrollment.confirm_delivery", application)
         move(application, [S.SHIPPED], S.DELIVERED, delivered_at=now())
         audit(actor, application, EventType.APPLICATION_DELIVERED)
         progressed(application, "delivered")
@@ -248,7 +243,7 @@ def application_install(*, actor: Actor, number: str, sn: str) -> ApplicationTer
     the applicant accepted). The terminal is then ``bound`` and waits for its test transaction."""
     with transaction.atomic():
         application = application_for(actor, number, lock=True)
-        _user(actor, "enrollment.install_application", application)
+        acting_user(actor, "enrollment.install_application", application)
         if application.status != S.DELIVERED:
             raise GuardFailed(
                 _("Install after the delivery is confirmed."),
@@ -314,7 +309,7 @@ def application_test(
     failed = [name for name, ok in results.items() if not ok]
     with transaction.atomic():
         application = application_for(actor, number, lock=True)
-        _user(actor, "enrollment.install_application", application)
+        acting_user(actor, "enrollment.install_application", application)
         if application.status != S.DELIVERED:
             raise GuardFailed(
                 _("Test after installing."), guard="delivered", current_status=application.status

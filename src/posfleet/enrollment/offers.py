@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 from posfleet.audit.services import Entry, record
 from posfleet.audit.vocabulary import EventType
 from posfleet.enrollment.events import RenewalOffered
-from posfleet.enrollment.expiry import NOTIFIED, _owners, active_contract_of
+from posfleet.enrollment.expiry import NOTIFIED, active_contract_of, owners_of
 from posfleet.enrollment.models import ExpiryMilestone
 from posfleet.fleet.models import Terminal
 from posfleet.platform.clock import now, today
@@ -50,6 +50,7 @@ def renewal_offers(*, actor: Actor, sns: Sequence[str]) -> OfferResult:
             "merchant", "merchant__agent", "merchant__agent__organisation", "agent", "agent__organisation"
         )
     }
+    owners = owners_of([t.pk for t in terminals.values()]) if terminals else {}
     with transaction.atomic():
         for sn in wanted:
             terminal = terminals.get(sn)
@@ -79,16 +80,15 @@ def renewal_offers(*, actor: Actor, sns: Sequence[str]) -> OfferResult:
             except IntegrityError:
                 result.already.append(sn)
                 continue
-            owners = _owners([terminal.pk])[terminal.pk]
             publish(
                 [
                     RenewalOffered(
                         aggregate_id=terminal.sn,
-                        organisation_ids=owners["organisations"],
+                        organisation_ids=owners[terminal.pk]["organisations"],
                         expires_on=terminal.service_expires_on.isoformat(),
                         fee_fen=contract.annual_fee_fen,
                         tid=terminal.tid,
-                        merchant=owners["mid"],
+                        merchant=owners[terminal.pk]["mid"],
                     )
                 ]
             )

@@ -44,7 +44,7 @@ from posfleet.billing.models import PlanAssignment, ServiceContract
 from posfleet.billing.services.contracts import contract_transfer
 from posfleet.billing.services.plans import plan_assign
 from posfleet.enrollment.events import TerminalReplaced
-from posfleet.enrollment.expiry import _owners, active_contract_of
+from posfleet.enrollment.expiry import active_contract_of, owners_of
 from posfleet.enrollment.models import ExpiryMilestone
 from posfleet.fleet.models import Replacement, Terminal
 from posfleet.fleet.selectors import terminals_visible_to
@@ -263,7 +263,7 @@ def terminal_replace(
                 occurred_at=replacement.replaced_at,
             ),
         )
-        owners = _owners([old.pk])[old.pk]
+        owners = owners_of([old.pk])[old.pk]
         publish(
             [
                 TerminalReplaced(

@@ -61,7 +61,7 @@ class Terms:
     damage_prices: dict[str, int] | None = None
 
 
-def _check_terms(terms: Terms) -> None:
+def check_terms(terms: Terms) -> None:
     amounts = [
         terms.annual_fee_fen,
         terms.deposit_fen,
@@ -91,7 +91,7 @@ def contract_offer(
     _require(actor, "billing.offer_contract", merchant)
     if plan.is_competitor:
         raise ValidationFailed(_("A competitor's plan is for comparison only."), field="plan")
-    _check_terms(terms)
+    check_terms(terms)
     with transaction.atomic():
         contract = ServiceContract.objects.create(
             terminal_id=terminal_id,
