@@ -245,6 +245,7 @@ def phase_settle() -> dict[str, object]:
 
     django.setup()
     from posfleet.billing.models import SettlementBatch, Transaction
+    from posfleet.billing.selectors import with_settlement
     from posfleet.billing.services.settlement import settlement_run
     from posfleet.billing.verify import verify_ledger
     from posfleet.platform.context import Actor
@@ -267,7 +268,9 @@ def phase_settle() -> dict[str, object]:
     )
     rows = [(m, n, g, r, f, p + s) for m, n, g, r, f, p, s in batches]
     ledger = verify_ledger()
-    left = Transaction.objects.filter(status="approved", daily_total__settlement_batch__isnull=True).count()
+    left = (
+        with_settlement(Transaction.objects.filter(status="approved")).filter(settled_by__isnull=True).count()
+    )
     return {
         "seconds": seconds,
         "baseline_kb": baseline,
@@ -320,21 +323,12 @@ SELECT merchant_id, {day}, {paid}, {run}, n, gross, refunds, fees, 0, gross - re
   FROM ({aggregate}) AS totals
  WHERE gross - refunds - fees > 0
 """
-RAW_MARK = """
-UPDATE billing_dailytotal
-   SET settlement_batch_id = (SELECT b.id FROM billing_settlementbatch b
-                               WHERE b.merchant_id = billing_dailytotal.merchant_id
-                                 AND b.business_date = {day})
- WHERE settlement_batch_id IS NULL AND txn_date <= {day}
-   AND merchant_id IN (SELECT merchant_id FROM billing_settlementbatch WHERE business_date = {day})
-"""
 
 
 def phase_rawsettle(db_url: str) -> dict[str, object]:
     """The SQL floor of the settlement's own writes: one batch per merchant (INSERT … SELECT … GROUP
-    BY over the open day totals) and those totals closed with its batch (one UPDATE), in one
-    transaction. No journals, no ledger, no service fees, no progress: what any settlement of this
-    schema must at least do."""
+    BY over the day totals of the day's window), in one transaction. No journals, no ledger, no
+    service fees, no progress: what any settlement of this schema must at least do."""
     postgres = db_url.startswith("postgres")
     if postgres:
         import psycopg
@@ -359,8 +353,7 @@ def phase_rawsettle(db_url: str) -> dict[str, object]:
     conn.commit()
     aggregate = (
         "SELECT merchant_id, SUM(txn_count) AS n, SUM(gross_fen) AS gross, SUM(refunds_fen) AS refunds,"
-        " SUM(fees_fen) AS fees FROM billing_dailytotal WHERE settlement_batch_id IS NULL"
-        f" AND txn_date <= {mark} GROUP BY merchant_id"
+        f" SUM(fees_fen) AS fees FROM billing_dailytotal WHERE settle_day <= {mark} GROUP BY merchant_id"
     )
     baseline = rss_kb()
     started = time.perf_counter()
@@ -368,7 +361,6 @@ def phase_rawsettle(db_url: str) -> dict[str, object]:
         RAW_BATCHES.format(day=mark, paid=mark, run=mark, now=mark, aggregate=aggregate),
         [day, paid, run, stamp, day],
     )
-    marked = conn.execute(RAW_MARK.format(day=mark), [day, day, day]).rowcount
     conn.commit()
     seconds = time.perf_counter() - started
     batches = conn.execute(
@@ -379,7 +371,6 @@ def phase_rawsettle(db_url: str) -> dict[str, object]:
     return {
         "seconds": seconds,
         "baseline_kb": baseline,
-        "marked": marked,
         **digest([tuple(b) for b in batches]),
     }
 
@@ -489,7 +480,7 @@ def main() -> None:
     print()
     print(
         "| engine | transactions | merchants | ingest rows/s | settlement s | raw aggregate s "
-        "| ratio settle/aggregate | raw settle (batches + marks) s | ratio settle/raw settle "
+        "| ratio settle/aggregate | raw settle (batches) s | ratio settle/raw settle "
         "| totals identical | peak RSS ingest / settle / raw |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")

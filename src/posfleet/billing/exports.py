@@ -61,7 +61,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("card_masked", "card_masked"),
     ("response_code", "response_code"),
     ("original_id", "original_id"),
-    ("settlement_batch_id", "daily_total__settlement_batch_id"),
+    ("settlement_batch_id", "settled_by"),
     ("external_id", "external_id"),
 )
 _VALUES = tuple(value for _name, value in COLUMNS if value != "currency")

@@ -123,11 +123,21 @@ class TransactionFilters:
     statuses: tuple[str, ...] = ()
 
 
-def transactions_visible_to(user: User) -> QuerySet[Transaction]:
-    qs = Transaction.objects.select_related(
-        "merchant", "terminal", "plan_version", "plan_version__plan", "daily_total"
+def with_settlement(qs: QuerySet[Transaction]) -> QuerySet[Transaction]:
+    """Each transaction annotated with the batch that paid it (``settled_by``, ``settled_on``: its
+    merchant's first batch on or after its day total's settlement day), or None while unpaid."""
+    paid_by = SettlementBatch.objects.filter(
+        merchant_id=OuterRef("daily_total__merchant_id"),
+        business_date__gte=OuterRef("daily_total__settle_day"),
+    ).order_by("business_date")
+    return qs.annotate(
+        settled_by=Subquery(paid_by.values("pk")[:1]), settled_on=Subquery(paid_by.values("paid_on")[:1])
     )
-    return _scoped(qs, user)
+
+
+def transactions_visible_to(user: User) -> QuerySet[Transaction]:
+    qs = Transaction.objects.select_related("merchant", "terminal", "plan_version", "plan_version__plan")
+    return with_settlement(_scoped(qs, user))
 
 
 def search_transactions(user: User, filters: TransactionFilters) -> QuerySet[Transaction]:
@@ -239,7 +249,8 @@ def find_transactions(
     if search.amount_max_fen is not None:
         qs = qs.filter(amount_fen__lte=search.amount_max_fen)
     if search.batch_id is not None:
-        qs = qs.filter(daily_total__settlement_batch_id=search.batch_id)
+        batch = SettlementBatch.objects.filter(pk=search.batch_id).first()
+        qs = qs.filter(batch.pays("daily_total__")) if batch is not None else qs.none()
     return qs.order_by(*TRANSACTION_SORTS.get(sort, TRANSACTION_SORTS[DEFAULT_TRANSACTION_SORT]))
 
 

@@ -1,12 +1,15 @@
 """`posfleet ledger verify`: every journal balances and is complete, every balance equals its entries,
 and money is conserved (all entries sum to zero); and what settlement pays adds up: every day total
-equals its transactions, every settlement batch the day totals it closed."""
+equals its transactions, every settlement batch the day totals of its days, and every day total up to
+the last finished run is paid by exactly one batch."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
-from django.db.models import Count, F, Q, Sum
+from django.db import connection
+from django.db.models import Count, F, Max, Q, Sum
 
 from posfleet.billing.models import (
     Account,
@@ -14,9 +17,30 @@ from posfleet.billing.models import (
     Deposit,
     Entry,
     Journal,
-    SettlementBatch,
+    SettlementRun,
     Transaction,
 )
+
+# A batch pays its merchant's day totals with settle_day in (covers_after, business_date].
+_PAYS = (
+    "t.merchant_id = b.merchant_id AND t.settle_day <= b.business_date"
+    " AND (b.covers_after IS NULL OR t.settle_day > b.covers_after)"
+)
+BATCH_SUMS = f"""
+SELECT b.id, b.merchant_id, b.business_date, b.txn_count, b.gross_fen, b.refunds_fen, b.fees_fen,
+       COALESCE(SUM(t.txn_count), 0), COALESCE(SUM(t.gross_fen), 0), COALESCE(SUM(t.refunds_fen), 0),
+       COALESCE(SUM(t.fees_fen), 0)
+  FROM billing_settlementbatch AS b LEFT JOIN billing_dailytotal AS t ON {_PAYS}
+ GROUP BY b.id, b.merchant_id, b.business_date, b.txn_count, b.gross_fen, b.refunds_fen, b.fees_fen
+ ORDER BY b.id
+"""  # noqa: S608 (constant text, no input)
+PAID_BY = f"""
+SELECT t.id, t.merchant_id, t.txn_date, t.settle_day, COUNT(b.id)
+  FROM billing_dailytotal AS t LEFT JOIN billing_settlementbatch AS b ON {_PAYS}
+ GROUP BY t.id, t.merchant_id, t.txn_date, t.settle_day
+HAVING COUNT(b.id) > 1 OR (COUNT(b.id) = 0 AND t.settle_day <= %s)
+ ORDER BY t.id
+"""  # noqa: S608 (constant text, no input)
 
 
 @dataclass
@@ -92,25 +116,23 @@ def _settlement_problems(limit: int) -> list[str]:
         if list(found.pop(pk, [0, 0, 0, 0])) != stored:
             problems.append(f"day total {pk} (merchant {merchant}, {day}) does not equal its transactions")
     problems.extend(f"transactions point at a missing day total {pk}" for pk in sorted(found))
-    closed = (
-        DailyTotal.objects.filter(settlement_batch__isnull=False)
-        .order_by()
-        .values("settlement_batch_id")
-        .annotate(
-            n=Sum("txn_count"), gross=Sum("gross_fen"), refunds=Sum("refunds_fen"), fees=Sum("fees_fen")
-        )
-        .values_list("settlement_batch_id", "n", "gross", "refunds", "fees")
-    )
-    paid = {pk: rest for pk, *rest in closed}
-    for pk, merchant, day, *stored in (
-        SettlementBatch.objects.order_by("id")
-        .values_list(
-            "id", "merchant_id", "business_date", "txn_count", "gross_fen", "refunds_fen", "fees_fen"
-        )
-        .iterator(chunk_size=5000)
-    ):
-        if list(paid.get(pk, [0, 0, 0, 0])) != stored:
-            problems.append(
-                f"settlement batch {pk} (merchant {merchant}, {day}) does not equal its day totals"
-            )
+    with connection.cursor() as cursor:
+        cursor.execute(BATCH_SUMS)
+        for pk, merchant, day, *sums in cursor.fetchall():
+            stored, paid = [int(v) for v in sums[:4]], [int(v) for v in sums[4:]]
+            if stored != paid:
+                problems.append(
+                    f"settlement batch {pk} (merchant {merchant}, {day}) does not equal its day totals"
+                )
+        finished = SettlementRun.objects.filter(status=SettlementRun.Status.DONE).aggregate(
+            day=Max("business_date")
+        )["day"]
+        cursor.execute(PAID_BY, [finished or date.min])
+        for pk, merchant, day, settle_day, batches in cursor.fetchall():
+            if batches:
+                problems.append(f"day total {pk} (merchant {merchant}, {day}) is paid by {batches} batches")
+            else:
+                problems.append(
+                    f"day total {pk} (merchant {merchant}, {day}) was due on {settle_day} and is not paid"
+                )
     return problems[:limit]

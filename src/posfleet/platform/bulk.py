@@ -16,13 +16,14 @@ def insert_rows(
 ) -> int:
     """INSERT many rows of ``model`` with one statement per few thousand rows: COPY on PostgreSQL,
     executemany elsewhere. ``varying`` names the fields given per row (in that order), ``constant``
-    fields the same for all; every other field takes its default (prepared once from a template
+    fields the same for all (the primary key only when named in ``varying``: ids taken from the
+    sequence beforehand); every other field takes its default (prepared once from a template
     instance, so a new field with a default needs no change here). Like ``bulk_create`` it sends no
     signals and runs no model validation; the database's constraints and triggers all apply.
     ``Model(...)`` + ``bulk_create`` cost about 100 µs a row in Django's per-field SQL compilation
     (bench/settlement.py), several times the insert itself. Returns the number of rows."""
     db = connection
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key or f.name in varying]
     template = model()
     base: list[Any] = []
     for f in fields:

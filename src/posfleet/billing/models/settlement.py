@@ -34,7 +34,12 @@ class SettlementRun(models.Model):
 
 
 class SettlementBatch(models.Model):
-    merchant = models.ForeignKey("parties.Merchant", on_delete=models.PROTECT, related_name="settlements")
+    merchant = models.ForeignKey(
+        "parties.Merchant",
+        on_delete=models.PROTECT,
+        related_name="settlements",
+        db_index=False,  # settlement_once_per_day starts with the merchant
+    )
     business_date = models.DateField(_("transactions of"))
     paid_on = models.DateField(_("paid on"))
     run = models.ForeignKey(SettlementRun, on_delete=models.PROTECT, related_name="batches")
@@ -47,6 +52,9 @@ class SettlementBatch(models.Model):
     journal = models.OneToOneField(
         "billing.Journal", on_delete=models.PROTECT, null=True, blank=True, related_name="settlement"
     )
+    # It pays the merchant's day totals with settle_day in (covers_after, business_date]: the days
+    # since the previous run (none: every day up to business_date).
+    covers_after = models.DateField(_("pays the days after"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -72,24 +80,38 @@ class SettlementBatch(models.Model):
     def __str__(self) -> str:
         return f"settlement {self.merchant_id} {self.business_date}"
 
+    def pays(self, prefix: str = "") -> models.Q:
+        """The day totals this batch paid (``prefix``: the path to them, e.g. ``"daily_total__"``)."""
+        q = models.Q(
+            **{
+                f"{prefix}merchant_id": self.merchant_id,
+                f"{prefix}settle_day__lte": self.business_date,
+            }
+        )
+        if self.covers_after is not None:
+            q &= models.Q(**{f"{prefix}settle_day__gt": self.covers_after})
+        return q
+
 
 class DailyTotal(models.Model):
-    """A merchant's approved transactions of one day, summed as they are ingested: what settlement
-    pays. Ingest adds each accepted transaction to the open total of its merchant and date (one per
-    merchant and date: unique while unsettled), and the transaction points at it; settlement pays
-    the open totals up to its day and closes them by setting ``settlement_batch`` — a few rows per
-    merchant instead of every transaction row (ADR 0009). A transaction arriving after its day was
-    settled opens a new total, paid by the next run."""
+    """A merchant's approved transactions of one date, summed as they are ingested, and the day whose
+    run pays them (``settle_day``): what settlement pays. Ingest adds each accepted transaction to the
+    total of its merchant, date and settlement day, and the transaction points at it.
+
+    ``settle_day`` is the transaction's date, or the day after the latest settlement run when that
+    date's run has begun already (a late arrival waits for the next run). So a run never meets a new
+    total of its own days, and the batch of merchant M for day D pays exactly M's totals with
+    ``settle_day`` in (``covers_after``, D], the days since the previous run: settlement writes one
+    batch per merchant and never touches the totals (ADR 0009). A merchant whose net is not positive
+    waits: its totals move on to the next day."""
 
     merchant = models.ForeignKey("parties.Merchant", on_delete=models.PROTECT, related_name="daily_totals")
     txn_date = models.DateField(_("date"))
+    settle_day = models.DateField(_("settled by the run of"))
     txn_count = models.PositiveIntegerField(_("transactions"), default=0)
     gross_fen = models.BigIntegerField(_("sales (fen)"), default=0)
     refunds_fen = models.BigIntegerField(_("refunds and reversals (fen)"), default=0)
     fees_fen = models.BigIntegerField(_("fees (fen)"), default=0)  # sale fees less the fees refunds gave back
-    settlement_batch = models.ForeignKey(
-        SettlementBatch, on_delete=models.PROTECT, null=True, blank=True, related_name="daily_totals"
-    )
 
     class Meta:
         ordering = ["txn_date", "merchant_id"]
@@ -97,11 +119,14 @@ class DailyTotal(models.Model):
         verbose_name_plural = _("daily totals")
         constraints = [
             models.UniqueConstraint(
-                fields=["merchant", "txn_date"],
-                condition=models.Q(settlement_batch__isnull=True),
-                name="daily_total_one_open",
+                fields=["merchant", "txn_date", "settle_day"], name="daily_total_one_per_settle_day"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(settle_day__gte=models.F("txn_date")), name="daily_total_settled_after"
             ),
         ]
+        # The run reads the totals of its days (settle_day in (previous run, D]), merchants in order.
+        indexes = [models.Index(fields=["settle_day", "merchant"], name="daily_total_settle_idx")]
 
     def __str__(self) -> str:
         return f"daily total {self.merchant_id} {self.txn_date}"

@@ -108,12 +108,32 @@ class Transaction(models.Model):
 
     @property
     def settlement_batch_id(self) -> int | None:
-        """The batch that paid it, if any (through its day total: ``select_related("daily_total")``)."""
-        total = self.daily_total
-        return total.settlement_batch_id if total is not None else None
+        """The batch that paid it, if any: annotated as ``settled_by`` by
+        ``billing.selectors.with_settlement()`` where many are shown, else looked up."""
+        if "settled_by" in self.__dict__:
+            return self.__dict__["settled_by"]
+        batch = self.settlement_batch
+        return batch.pk if batch is not None else None
 
     @property
     def settlement_batch(self) -> SettlementBatch | None:
-        """``select_related("daily_total__settlement_batch")`` where it is shown for many."""
-        total = self.daily_total
-        return total.settlement_batch if total is not None else None
+        """The first batch of its merchant on or after its day total's settlement day (a batch pays
+        the days since the previous run; ADR 0009)."""
+        if "_settlement_batch" in self.__dict__:
+            return self.__dict__["_settlement_batch"]
+        from posfleet.billing.models.settlement import SettlementBatch
+
+        batch = None
+        if "settled_by" in self.__dict__:
+            if self.__dict__["settled_by"] is not None:
+                batch = SettlementBatch.objects.filter(pk=self.__dict__["settled_by"]).first()
+        elif (total := self.daily_total) is not None:
+            batch = (
+                SettlementBatch.objects.filter(
+                    merchant_id=total.merchant_id, business_date__gte=total.settle_day
+                )
+                .order_by("business_date")
+                .first()
+            )
+        self.__dict__["_settlement_batch"] = batch
+        return batch

@@ -6,10 +6,12 @@ same transaction as the chunk's batches, journals and marks, so a run that died 
 last committed chunk ended and nothing is paid twice. Per merchant and day at most one batch (unique
 constraint) and one journal (unique reference ``settlement:D:MID``).
 
-What is paid is the merchants' open day totals (``DailyTotal``, kept by ingest) up to D: each chunk
-sums them under the money lock (so nothing can arrive between the sum and the payment), writes one
-INSERT of journals, one of batches, and closes the totals with one UPDATE — a few rows per merchant,
-never the transaction rows themselves. See docs/adr/0009-transactions-and-settlement.md.
+What is paid is the merchants' day totals (``DailyTotal``, kept by ingest) whose settlement day is in
+(the previous run's day, D]. Once the run of D has begun, ingest gives new totals a later settlement
+day, so these totals no longer change: each chunk sums them, writes one INSERT of journals, one of
+entries, one of batches and one UPDATE of balances — and nothing on the totals, which belong to the
+batch by its merchant and days (``SettlementBatch.pays``). A merchant whose net is not positive
+waits: its totals move on to the next day. See docs/adr/0009-transactions-and-settlement.md.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from datetime import date, datetime, timedelta
 from typing import NamedTuple
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils.translation import gettext as _
 
 from posfleet.audit.services import Entry, record
@@ -33,6 +35,7 @@ from posfleet.billing.models import (
     ServiceFeeDue,
     SettlementBatch,
     SettlementRun,
+    Transaction,
 )
 from posfleet.billing.services.contracts import charge_fees_due
 from posfleet.billing.services.plans import _require
@@ -86,8 +89,8 @@ def settlement_run(
         return run
     try:
         charge_service_fees(actor=actor, up_to=business_date)
-        candidates = list(  # who has something open up to the day (the sums come chunk by chunk)
-            DailyTotal.objects.filter(_unsettled(business_date), merchant_id__gt=run.last_merchant_id)
+        candidates = list(  # who has something to be paid (the sums come chunk by chunk)
+            DailyTotal.objects.filter(_days_of(run), merchant_id__gt=run.last_merchant_id)
             .order_by("merchant_id")
             .values_list("merchant_id", flat=True)
             .distinct()
@@ -126,6 +129,7 @@ def _begin(business_date: date) -> SettlementRun:
         run = SettlementRun.objects.select_for_update().filter(business_date=business_date).first()
         if run is None:
             _one_day_at_a_time(business_date)
+            _in_date_order(business_date)
             try:
                 with transaction.atomic():
                     return SettlementRun.objects.create(business_date=business_date, started_at=now())
@@ -152,8 +156,30 @@ def _one_day_at_a_time(business_date: date) -> None:
         )
 
 
-def _unsettled(business_date: date) -> Q:
-    return Q(settlement_batch__isnull=True, txn_date__lte=business_date)
+def _in_date_order(business_date: date) -> None:
+    """Days are settled in date order: a run pays everything up to its day, so once a later day has
+    run an earlier one has nothing left (a transaction of it arriving late waits for the next run)."""
+    later = SettlementRun.objects.filter(business_date__gt=business_date).aggregate(day=Max("business_date"))
+    if later["day"] is not None:
+        raise Conflict(
+            _("Days up to %(day)s have been settled already; a late transaction is paid by the next run.")
+            % {"day": later["day"]},
+            business_date=str(later["day"]),
+        )
+
+
+def previous_run_day(business_date: date) -> date | None:
+    """The day of the run before ``business_date``'s: its batches pay the days after it."""
+    return SettlementRun.objects.filter(business_date__lt=business_date).aggregate(day=Max("business_date"))[
+        "day"
+    ]
+
+
+def _days_of(run: SettlementRun) -> Q:
+    """The day totals the run pays: settlement days in (previous run, its day]."""
+    q = Q(settle_day__lte=run.business_date)
+    after = previous_run_day(run.business_date)
+    return q & Q(settle_day__gt=after) if after is not None else q
 
 
 class Totals(NamedTuple):
@@ -171,11 +197,18 @@ class Totals(NamedTuple):
 
 
 def unsettled_totals(business_date: date, first: int = 0, last: int | None = None) -> dict[int, Totals]:
-    """Per merchant (ids in (first, last]), the approved, unsettled transactions up to the day: the sum
-    of its open day totals (one GROUP BY over a few rows per merchant and day)."""
-    qs = DailyTotal.objects.filter(_unsettled(business_date), merchant_id__gt=first)
+    """Per merchant (ids in (first, last]), the approved transactions dated up to the day that no batch
+    has paid yet (a day total is paid by its merchant's first batch on or after its settlement day)."""
+    paid = SettlementBatch.objects.filter(
+        merchant_id=OuterRef("merchant_id"), business_date__gte=OuterRef("settle_day")
+    )
+    qs = DailyTotal.objects.filter(txn_date__lte=business_date, merchant_id__gt=first).exclude(Exists(paid))
     if last is not None:
         qs = qs.filter(merchant_id__lte=last)
+    return _sums(qs)
+
+
+def _sums(qs: QuerySet[DailyTotal]) -> dict[int, Totals]:
     rows = (
         qs.order_by()
         .values("merchant_id")
@@ -190,15 +223,21 @@ def unsettled_totals(business_date: date, first: int = 0, last: int | None = Non
     return {m: Totals(m, n, gross, refunds, fees) for m, n, gross, refunds, fees in rows}
 
 
+def run_totals(run: SettlementRun, first: int, last: int) -> dict[int, Totals]:
+    """What the run pays the merchants with ids in (first, last]: their totals of the run's days."""
+    return _sums(DailyTotal.objects.filter(_days_of(run), merchant_id__gt=first, merchant_id__lte=last))
+
+
 def _settle_chunk(run: SettlementRun, last: int, pause_ms: int) -> SettlementRun:
     """Pay the merchants with ids in (the run's last merchant, ``last``] in one transaction, under the
-    money lock: their day totals are summed here, so a late arrival is either in the sum or waits for
-    the next run, never paid twice or lost."""
+    money lock (no other writer of money meanwhile). A late arrival never lands in these sums: since
+    the run began, ingest gives new totals a later settlement day."""
     first = run.last_merchant_id
     with transaction.atomic():
         provider = money_lock()
-        chunk = list(unsettled_totals(run.business_date, first, last).values())
+        chunk = list(run_totals(run, first, last).values())
         _pay(run, chunk, (first, last), provider)
+        _carry_over(run, [t.merchant_id for t in chunk if t.net_fen <= 0])
         if pause_ms:
             time.sleep(pause_ms * len(chunk) / 1000)
         moved = SettlementRun.objects.filter(pk=run.pk, status=RUNNING, last_merchant_id=first).update(
@@ -219,21 +258,30 @@ def _pay(run: SettlementRun, chunk: list[Totals], ids_in: tuple[int, int], provi
         return
     day = run.business_date
     first, last = ids_in
+    # The chunk's merchants and accounts by their id range, not by lists of 2,000 ids (PostgreSQL
+    # plans a long IN list slowly): one query each.
+    in_chunk = _Merchant._default_manager.filter(pk__gt=first, pk__lte=last)
     refs, mids = {}, {}
-    merchants = _Merchant._default_manager.filter(pk__in=[t.merchant_id for t in payable])
-    for pk, org, mid in merchants.values_list("pk", "organisation_id", "mid"):
+    for pk, org, mid in in_chunk.values_list("pk", "organisation_id", "mid"):
         refs[pk], mids[pk] = org, mid
-    ids = accounts(
-        [(provider, AccountKind.BANK_CLEARING)]
-        + [(refs[t.merchant_id], AccountKind.SETTLEMENT_PAYABLE) for t in payable]
-    )
+    orgs = Subquery(in_chunk.values("organisation_id"))
+    ids = {
+        (org, kind): pk
+        for pk, org, kind in Account.objects.filter(
+            Q(organisation_id__in=orgs, kind=AccountKind.SETTLEMENT_PAYABLE)
+            | Q(organisation_id=provider, kind=AccountKind.BANK_CLEARING)
+        ).values_list("pk", "organisation_id", "kind")
+    }
+    wanted = [(provider, AccountKind.BANK_CLEARING)] + [
+        (refs[t.merchant_id], AccountKind.SETTLEMENT_PAYABLE) for t in payable
+    ]
+    if any(key not in ids for key in wanted):  # only a merchant that never captured lacks one
+        ids.update(accounts(wanted))
     # What each merchant owes in fees (only those who ever owed have the account): deducted first.
     owed = {
         org: (pk, balance)
         for pk, org, balance in Account.objects.filter(
-            organisation_id__in=sorted(set(refs.values())),
-            kind=AccountKind.FEES_RECEIVABLE,
-            balance_fen__gt=0,
+            organisation_id__in=orgs, kind=AccountKind.FEES_RECEIVABLE, balance_fen__gt=0
         ).values_list("pk", "organisation_id", "balance_fen")
     }
     bank = ids[(provider, AccountKind.BANK_CLEARING)]
@@ -273,17 +321,42 @@ def _pay(run: SettlementRun, chunk: list[Totals], ids_in: tuple[int, int], provi
         ((*batch, journal) for batch, journal in zip(batches, journals, strict=True)),
         business_date=day,
         paid_on=day + timedelta(days=1),
+        covers_after=previous_run_day(day),
         run=run.pk,
     )
-    waiting = [t.merchant_id for t in chunk if t.net_fen <= 0]
-    batch_of = SettlementBatch.objects.filter(merchant_id=OuterRef("merchant_id"), business_date=day)
-    closed = (
-        DailyTotal.objects.filter(_unsettled(day), merchant_id__gt=first, merchant_id__lte=last)
-        .exclude(merchant_id__in=waiting)
-        .update(settlement_batch_id=Subquery(batch_of.values("pk")[:1]))
+
+
+def _carry_over(run: SettlementRun, waiting: list[int]) -> None:
+    """The totals of merchants whose net is not positive wait for the next run: their settlement
+    day moves to the next day, added to a total already there (a transaction that arrived during
+    this run) and its transactions moved with it. Rare: a day of refunds only."""
+    if not waiting:
+        return
+    next_day = run.business_date + timedelta(days=1)
+    moving = list(
+        DailyTotal.objects.filter(_days_of(run), merchant_id__in=waiting).values_list(
+            "pk", "merchant_id", "txn_date", "txn_count", "gross_fen", "refunds_fen", "fees_fen"
+        )
     )
-    if closed < len(payable):  # cannot happen under the money lock: never pay what was not summed
-        raise RuntimeError(f"settlement of {day}: {len(payable)} merchants paid, {closed} day totals closed")
+    there = {
+        (m, d): pk
+        for pk, m, d in DailyTotal.objects.filter(merchant_id__in=waiting, settle_day=next_day).values_list(
+            "pk", "merchant_id", "txn_date"
+        )
+    }
+    for pk, merchant, txn_date, n, gross, refunds, fees in moving:
+        target = there.get((merchant, txn_date))
+        if target is None:
+            DailyTotal.objects.filter(pk=pk).update(settle_day=next_day)
+            continue
+        DailyTotal.objects.filter(pk=target).update(
+            txn_count=F("txn_count") + n,
+            gross_fen=F("gross_fen") + gross,
+            refunds_fen=F("refunds_fen") + refunds,
+            fees_fen=F("fees_fen") + fees,
+        )
+        Transaction.objects.filter(daily_total_id=pk).update(daily_total_id=target)
+        DailyTotal.objects.filter(pk=pk).delete()
 
 
 def _finish(run: SettlementRun, actor: Actor) -> SettlementRun:

@@ -45,7 +45,7 @@ class BatchDetail:
 
 
 def batch_transactions(batch: SettlementBatch) -> QuerySet[Transaction]:
-    return Transaction.objects.filter(daily_total__settlement_batch=batch)
+    return Transaction.objects.filter(batch.pays("daily_total__"))
 
 
 def batch_detail(batch: SettlementBatch, *, listed: int = LISTED_MAX) -> BatchDetail:

@@ -176,7 +176,7 @@ def test_the_comparison_is_a_fixed_number_of_queries_however_many_transactions(w
     for n in range(20_000):
         day = date(2026, 5 + n % 6, 1 + n % 28)
         amount = 100 + (n * 7919) % 400_000
-        total = totals.setdefault(day, DailyTotal(merchant=world.merchant_a, txn_date=day))
+        total = totals.setdefault(day, DailyTotal(merchant=world.merchant_a, txn_date=day, settle_day=day))
         total.txn_count += 1
         total.gross_fen += amount
         rows.append(

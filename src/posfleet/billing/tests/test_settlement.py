@@ -22,6 +22,7 @@ from posfleet.billing.models import (
     SettlementRun,
     Transaction,
 )
+from posfleet.billing.selectors import with_settlement
 from posfleet.billing.services.settlement import SettlementInterrupted, settlement_run, unsettled_totals
 from posfleet.billing.services.transactions import transactions_ingest
 from posfleet.billing.tasks import settle_yesterday
@@ -51,6 +52,11 @@ def shops(world):
     on_standard_plan(world.merchant_a)
     on_standard_plan(world.merchant_b)
     return active_terminal(world, "SN-SET-A1"), active_terminal(world, "SN-SET-B1", merchant=world.merchant_b)
+
+
+def unpaid():
+    """Transactions no batch has paid (declines included: they are never paid)."""
+    return with_settlement(Transaction.objects.all()).filter(settled_by__isnull=True)
 
 
 def ingest(*items):
@@ -95,10 +101,8 @@ def test_each_merchant_gets_one_exact_batch_and_journal(world, shops):
     assert (batch.paid_on, batch.run_id) == (NEXT, run.pk)
     assert batch.journal.reference == f"settlement:2026-11-03:{world.merchant_a.mid}"
     assert sorted(batch.journal.entries.values_list("amount_fen", flat=True)) == [-515407, 515407]
-    assert Transaction.objects.filter(daily_total__settlement_batch=batch).count() == 4
-    assert (
-        Transaction.objects.exclude(daily_total__settlement_batch__isnull=False).count() == 2
-    )  # the decline, tomorrow's
+    assert Transaction.objects.filter(batch.pays("daily_total__")).count() == 4
+    assert unpaid().count() == 2  # the decline, tomorrow's
     # What stays owed to A is tomorrow's sale; B is paid in full.
     assert balance(world.merchant_a.organisation_id, AccountKind.SETTLEMENT_PAYABLE) == 10000 - 60
     assert balance(world.merchant_b.organisation_id, AccountKind.SETTLEMENT_PAYABLE) == 0
@@ -164,6 +168,55 @@ def test_a_merchant_whose_net_is_not_positive_waits(world, shops):
     assert verify_ledger().ok
 
 
+def test_a_waiting_merchants_totals_join_a_late_arrival_of_the_same_date(world, shops, monkeypatch):
+    """A merchant that waits (net not positive) carries its totals to the next day; one that arrived
+    during the run for the same date and merchant is already there: the two become one total, with
+    every transaction in it, and the next run pays them together."""
+    from posfleet.billing.services import settlement
+
+    a, _b = shops
+    sale = txn(a, 1, 10000)
+    ingest(sale)
+    settlement_run(actor=JOB, business_date=DAY)
+    ingest(refund_of(sale, 2, 4000, txn_date=NEXT, occurred_at=at(NEXT)))  # only a refund on NEXT
+    summed = settlement.run_totals
+
+    def late_sale(*args, **kwargs):
+        ingest(txn(a, 3, 1000, day=NEXT, occurred_at=at(NEXT)))  # NEXT's run has begun: settled after
+        return summed(*args, **kwargs)
+
+    monkeypatch.setattr(settlement, "run_totals", late_sale)
+    settlement_run(actor=JOB, business_date=NEXT)
+    monkeypatch.setattr(settlement, "run_totals", summed)
+    third = NEXT + timedelta(days=1)
+    totals = DailyTotal.objects.filter(merchant=world.merchant_a, txn_date=NEXT)
+    assert [(t.settle_day, t.txn_count, t.gross_fen, t.refunds_fen) for t in totals] == [
+        (third, 2, 1000, 4000)
+    ]
+    assert set(
+        Transaction.objects.filter(trace_no__in=["000002", "000003"]).values_list("daily_total", flat=True)
+    ) == {totals.get().pk}
+    assert verify_ledger().ok
+    ingest(txn(a, 4, 5000, day=third, occurred_at=at(third)))
+    settlement_run(actor=JOB, business_date=third)
+    assert amounts(batch_of(world.merchant_a, third)) == (3, 6000, 4000, 30 + 6 - 24, 0, 6000 - 4000 - 12)
+    assert unpaid().count() == 0
+    assert verify_ledger().ok
+
+
+def test_an_earlier_day_is_refused_once_a_later_one_has_run(world, shops):
+    a, _b = shops
+    ingest(txn(a, 1, 10000, day=NEXT, occurred_at=at(NEXT)))
+    settlement_run(actor=JOB, business_date=NEXT)
+    before = (ledger_state(), SettlementBatch.objects.count(), SettlementRun.objects.count())
+    with override("en"), pytest.raises(Conflict) as late:
+        settlement_run(actor=JOB, business_date=DAY)
+    assert str(late.value.detail) == (
+        f"Days up to {NEXT} have been settled already; a late transaction is paid by the next run."
+    )
+    assert (ledger_state(), SettlementBatch.objects.count(), SettlementRun.objects.count()) == before
+
+
 def test_a_second_run_changes_nothing_and_late_arrivals_settle_next_day(world, shops):
     a, b = shops
     ingest(txn(a, 1, 10000), txn(b, 2, 10000))
@@ -219,7 +272,7 @@ def test_a_stopped_run_resumes_to_the_same_result(world):
     assert (run.status, run.merchants_done, run.attempts) == ("done", 5, 3)
     assert dict(SettlementBatch.objects.values_list("merchant_id", "payout_fen")) == expected
     assert Journal.objects.filter(kind="settlement").count() == 5
-    assert Transaction.objects.exclude(daily_total__settlement_batch__isnull=False).count() == 0
+    assert unpaid().count() == 0
     assert AuditEvent.objects.get(event_type=EventType.SETTLEMENT_RUN).after["batches"] == 5
     assert verify_ledger().ok
 
@@ -273,14 +326,15 @@ def test_the_command_stops_on_request_and_resumes(world, capsys):
     assert verify_ledger().ok
 
 
-def test_a_late_arrival_while_settling_is_paid_with_its_chunk(world, shops, monkeypatch):
-    """A transaction that arrives after the run listed its merchants and before their chunk is paid
-    with the chunk: the chunk sums its merchants' day totals under the money lock, then pays them."""
+def test_a_late_arrival_while_settling_waits_for_the_next_run(world, shops, monkeypatch):
+    """A transaction of the day that arrives once the day's run has begun (here after the run listed
+    its merchants, before their chunk) is not in the run's sums: ingest gives it the next day, so
+    the run pays what it listed, and the next run pays the late one."""
     from posfleet.billing.services import settlement
 
     a, b = shops
     ingest(txn(a, 1, 10000), txn(b, 2, 10000))
-    summed = settlement.unsettled_totals
+    summed = settlement.run_totals
     calls = []
 
     def late_arrival(*args, **kwargs):
@@ -289,12 +343,15 @@ def test_a_late_arrival_while_settling_is_paid_with_its_chunk(world, shops, monk
         calls.append(args)
         return summed(*args, **kwargs)
 
-    monkeypatch.setattr(settlement, "unsettled_totals", late_arrival)
+    monkeypatch.setattr(settlement, "run_totals", late_arrival)
     settlement_run(actor=JOB, business_date=DAY)
     assert len(calls) == 1  # one chunk
-    assert amounts(batch_of(world.merchant_a)) == (2, 15000, 0, 90, 0, 14910)
+    assert amounts(batch_of(world.merchant_a)) == (1, 10000, 0, 60, 0, 9940)
     assert amounts(batch_of(world.merchant_b)) == (1, 10000, 0, 60, 0, 9940)
-    assert Transaction.objects.exclude(daily_total__settlement_batch__isnull=False).count() == 0
+    assert unpaid().count() == 1  # the late one, for the next run
+    settlement_run(actor=JOB, business_date=NEXT)
+    assert amounts(batch_of(world.merchant_a, NEXT)) == (1, 5000, 0, 30, 0, 4970)
+    assert unpaid().count() == 0
     assert verify_ledger().ok
 
 
@@ -325,14 +382,15 @@ def test_day_totals_add_up_and_close_once(world, shops):
     assert (total.txn_count, total.gross_fen, total.refunds_fen, total.fees_fen) == (2, 15000, 0, 60 + 24)
     assert Transaction.objects.get(trace_no="000004").daily_total is None  # a decline moves no money
     settlement_run(actor=JOB, business_date=DAY)
-    total.refresh_from_db()
-    assert total.settlement_batch == batch_of(world.merchant_a)
+    assert total.settle_day == DAY
+    assert Transaction.objects.get(trace_no="000003").settlement_batch == batch_of(world.merchant_a)
     ingest(txn(a, 5, 2000))  # dated DAY, after DAY was settled
-    late = DailyTotal.objects.get(merchant=world.merchant_a, txn_date=DAY, settlement_batch__isnull=True)
+    late = DailyTotal.objects.get(merchant=world.merchant_a, txn_date=DAY, settle_day=NEXT)
     assert (late.txn_count, late.gross_fen) == (1, 2000)
+    assert Transaction.objects.get(trace_no="000005").settlement_batch is None
     settlement_run(actor=JOB, business_date=NEXT)
-    late.refresh_from_db()
-    assert late.settlement_batch == batch_of(world.merchant_a, NEXT)
+    assert Transaction.objects.get(trace_no="000005").settlement_batch == batch_of(world.merchant_a, NEXT)
+    assert Transaction.objects.get(trace_no="000003").settlement_batch == batch_of(world.merchant_a)
     assert amounts(batch_of(world.merchant_a, NEXT)) == (1, 2000, 0, 12, 0, 1988)
     assert verify_ledger().ok
 

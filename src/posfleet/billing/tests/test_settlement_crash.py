@@ -96,10 +96,13 @@ SNAPSHOT = {
     " ORDER BY a.organisation_id, a.kind",
     "marks": "SELECT t.id, b.merchant_id, b.business_date FROM billing_transaction t"
     " LEFT JOIN billing_dailytotal d ON d.id = t.daily_total_id"
-    " LEFT JOIN billing_settlementbatch b ON b.id = d.settlement_batch_id ORDER BY t.id",
-    "daily_totals": "SELECT d.merchant_id, d.txn_date, d.txn_count, d.gross_fen, d.refunds_fen, d.fees_fen,"
-    " b.business_date FROM billing_dailytotal d"
-    " LEFT JOIN billing_settlementbatch b ON b.id = d.settlement_batch_id"
+    " LEFT JOIN billing_settlementbatch b ON b.merchant_id = d.merchant_id"
+    " AND d.settle_day <= b.business_date AND (b.covers_after IS NULL OR d.settle_day > b.covers_after)"
+    " ORDER BY t.id",
+    "daily_totals": "SELECT d.merchant_id, d.txn_date, d.settle_day, d.txn_count, d.gross_fen, d.refunds_fen,"
+    " d.fees_fen, b.business_date FROM billing_dailytotal d"
+    " LEFT JOIN billing_settlementbatch b ON b.merchant_id = d.merchant_id"
+    " AND d.settle_day <= b.business_date AND (b.covers_after IS NULL OR d.settle_day > b.covers_after)"
     " ORDER BY d.merchant_id, d.txn_date, b.business_date",
     "fees_due": "SELECT d.id, j.reference FROM billing_servicefeedue d"
     " LEFT JOIN billing_journal j ON j.id = d.journal_id ORDER BY d.id",

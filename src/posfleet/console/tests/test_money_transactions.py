@@ -27,9 +27,11 @@ def shown(html: str) -> list[int]:
     return [int(pk) for pk in re.findall(r'data-txn="(\d+)"', html)]
 
 
-def ids(**filters) -> list[int]:
+def ids(*conditions, **filters) -> list[int]:
     return list(
-        Transaction.objects.filter(**filters).order_by("-occurred_at", "-id").values_list("pk", flat=True)
+        Transaction.objects.filter(*conditions, **filters)
+        .order_by("-occurred_at", "-id")
+        .values_list("pk", flat=True)
     )
 
 
@@ -78,7 +80,7 @@ def test_the_tid_the_batch_and_the_merchant_filters(money, login):  # noqa: F811
         terminal=money.terminal_a
     )
     assert shown(client.get(URL, {"batch": money.batch.pk}).content.decode()) == ids(
-        daily_total__settlement_batch=money.batch
+        money.batch.pays("daily_total__")
     )
     assert shown(client.get(URL, {"merchant": MID_B}).content.decode()) == ids(merchant__mid=MID_B)
 

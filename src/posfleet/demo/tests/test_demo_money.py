@@ -30,6 +30,7 @@ from posfleet.billing.models import (
     SettlementRun,
     Transaction,
 )
+from posfleet.billing.selectors import with_settlement
 from posfleet.billing.services.contracts import Terms, contract_accept, contract_offer
 from posfleet.billing.services.deposits import deposit_release
 from posfleet.billing.services.settlement import unsettled_totals
@@ -210,12 +211,12 @@ def check_settled_up_to_the_day_before_yesterday():
     assert max(runs) == SETTLED_UNTIL
     yesterday = Transaction.objects.filter(txn_date=YESTERDAY, status="approved")
     assert yesterday.exists()
-    assert not yesterday.filter(daily_total__settlement_batch__isnull=False).exists()  # T+1: tomorrow
+    assert not with_settlement(yesterday).filter(settled_by__isnull=False).exists()  # T+1: tomorrow
     waiting = unsettled_totals(SETTLED_UNTIL)  # only merchants whose net is not positive wait
     assert all(t.net_fen <= 0 for t in waiting.values())
     assert not Transaction.objects.filter(status="declined", daily_total__isnull=False).exists()
     for batch in SettlementBatch.objects.all():
-        sums = Transaction.objects.filter(daily_total__settlement_batch=batch).aggregate(
+        sums = Transaction.objects.filter(batch.pays("daily_total__")).aggregate(
             gross=Sum("amount_fen", filter=Q(kind="sale"), default=0),
             back=Sum("amount_fen", filter=~Q(kind="sale"), default=0),
         )
@@ -494,7 +495,7 @@ def money_snapshot():
             "original__trace_no",
             "merchant__mid",
             "plan_version__plan__code",
-            "daily_total__settlement_batch__business_date",
+            "daily_total__settle_day",
         )
     )
     owners = {m.organisation_id: m.mid for m in Merchant.objects.all()}

@@ -1,17 +1,20 @@
-"""Day totals at ingest: each accepted approved transaction is added to the open total of its merchant
-and date (created when there is none), and points at it. Settlement then pays and closes totals, not
-transaction rows (``billing.services.settlement``; ADR 0009). Runs under the money lock, inside the
-ingest call's transaction, so no other writer can open or close a total meanwhile."""
+"""Day totals at ingest: each accepted approved transaction is added to the total of its merchant, date
+and settlement day (created when there is none), and points at it. The settlement day is the date,
+or the day after the latest settlement run when that run's day has come already: a run never meets
+a new total of its own days, so it pays totals without marking them (``billing.services.settlement``;
+ADR 0009). Runs under the money lock, inside the ingest call's transaction, so no run can begin
+between reading the latest run and adding to its totals."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, timedelta
 
 from django.db import connection
+from django.db.models import Max
 
-from posfleet.billing.models import DailyTotal, TransactionKind, TransactionStatus
+from posfleet.billing.models import DailyTotal, SettlementRun, TransactionKind, TransactionStatus
 from posfleet.platform.bulk import insert_rows
 
 Day = tuple[int, date]  # (merchant id, transaction date)
@@ -34,7 +37,8 @@ def add_to_daily_totals(rows: Iterable[tuple[int, date, str, str, int, int]]) ->
             line[3] -= fee
     if not sums:
         return {}
-    found = _open(sums)
+    after = first_open_day()
+    found = _open(sums, after)
     if found:
         table = connection.ops.quote_name(DailyTotal._meta.db_table)
         with connection.cursor() as cursor:
@@ -47,22 +51,30 @@ def add_to_daily_totals(rows: Iterable[tuple[int, date, str, str, int, int]]) ->
     if missing:
         insert_rows(
             DailyTotal,
-            ("merchant", "txn_date", "txn_count", "gross_fen", "refunds_fen", "fees_fen"),
-            ((merchant, day, *sums[(merchant, day)]) for merchant, day in missing),
+            ("merchant", "txn_date", "settle_day", "txn_count", "gross_fen", "refunds_fen", "fees_fen"),
+            ((merchant, day, max(day, after), *sums[(merchant, day)]) for merchant, day in missing),
         )
-        found.update(_open(dict.fromkeys(missing)))
+        found.update(_open(dict.fromkeys(missing), after))
     return found
 
 
-def _open(keys: Iterable[Day]) -> dict[Day, int]:
-    """The open (unsettled) totals of these (merchant, date) pairs."""
+def first_open_day() -> date:
+    """The first day no settlement run has begun for: the day after the latest run (runs go in date
+    order), or the earliest date when there has been none."""
+    latest = SettlementRun.objects.aggregate(day=Max("business_date"))["day"]
+    return latest + timedelta(days=1) if latest is not None else date.min
+
+
+def _open(keys: Iterable[Day], after: date) -> dict[Day, int]:
+    """The unpaid totals of these (merchant, date) pairs: the ones settled on the date, or on
+    ``after`` (the first open day) when the date's run has begun."""
     wanted = set(keys)
     merchants = sorted({m for m, _d in wanted})
     days = sorted({d for _m, d in wanted})
     found: dict[Day, int] = {}
     for start in range(0, len(merchants), 5000):
         rows = DailyTotal.objects.filter(
-            settlement_batch__isnull=True, merchant_id__in=merchants[start : start + 5000], txn_date__in=days
-        ).values_list("merchant_id", "txn_date", "pk")
-        found.update({(m, d): pk for m, d, pk in rows if (m, d) in wanted})
+            merchant_id__in=merchants[start : start + 5000], txn_date__in=days, settle_day__gte=after
+        ).values_list("merchant_id", "txn_date", "settle_day", "pk")
+        found.update({(m, d): pk for m, d, s, pk in rows if (m, d) in wanted and s == max(d, after)})
     return found

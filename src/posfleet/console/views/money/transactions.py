@@ -57,7 +57,7 @@ def transaction_list(request: HttpRequest) -> HttpResponse:
     user = signed_in(request)
     form = TransactionFilterForm(request.GET, user=user)
     transactions = find_transactions(user, form.search(), form.sort_key()).select_related(
-        "merchant", "terminal", "daily_total__settlement_batch"
+        "merchant", "terminal"
     )
     page = Paginator(transactions, PAGE_SIZE).get_page(form.page_number())
     query = form.canonical()
