@@ -19,7 +19,7 @@ are its own:
   earlier sales. Only the service calls are timed (generating the items is not). Every item must be
   accepted.
 - settle: one ``billing.services.settlement.settlement_run`` for the business date (the real code:
-  service fees charged, per-merchant aggregates, batches, journals, marking), on a fresh copy of the
+  service fees charged, per-merchant aggregates, batches, journals), on a fresh copy of the
   ingested database. Afterwards (untimed) the per-merchant batch totals are digested and
   ``verify_ledger`` must pass.
 - raw: the same per-merchant totals (count, gross, refunds, fees, net) with one GROUP BY through a
