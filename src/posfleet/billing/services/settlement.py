@@ -22,16 +22,14 @@ from datetime import date, datetime, timedelta
 from typing import NamedTuple
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet, Sum
 from django.utils.translation import gettext as _
 
 from posfleet.audit.services import Entry, record
 from posfleet.audit.vocabulary import EventType
 from posfleet.billing.models import (
-    Account,
     AccountKind,
     DailyTotal,
-    JournalKind,
     ServiceFeeDue,
     SettlementBatch,
     SettlementRun,
@@ -39,21 +37,17 @@ from posfleet.billing.models import (
 )
 from posfleet.billing.services.contracts import charge_fees_due
 from posfleet.billing.services.plans import _require
+from posfleet.billing.services.settlement_chunk import pay_chunk
 from posfleet.billing.services.transactions.posting import (
-    JournalSpec,
     accounts,
     money_lock,
-    post_many,
 )
-from posfleet.platform.bulk import insert_rows
 from posfleet.platform.clock import now, today
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import Conflict, ValidationFailed
 
 CHUNK = 2000  # merchants per database transaction
 FEE_CHUNK = 500  # service fees charged per database transaction
-# The merchants' table, through the relation (billing reads parties only through relations).
-_Merchant = DailyTotal._meta.get_field("merchant").related_model
 RUNNING, DONE, FAILED = SettlementRun.Status.RUNNING, SettlementRun.Status.DONE, SettlementRun.Status.FAILED
 
 Progress = Callable[[int, int], None]
@@ -223,11 +217,6 @@ def _sums(qs: QuerySet[DailyTotal]) -> dict[int, Totals]:
     return {m: Totals(m, n, gross, refunds, fees) for m, n, gross, refunds, fees in rows}
 
 
-def run_totals(run: SettlementRun, first: int, last: int) -> dict[int, Totals]:
-    """What the run pays the merchants with ids in (first, last]: their totals of the run's days."""
-    return _sums(DailyTotal.objects.filter(_days_of(run), merchant_id__gt=first, merchant_id__lte=last))
-
-
 def _settle_chunk(run: SettlementRun, last: int, pause_ms: int) -> SettlementRun:
     """Pay the merchants with ids in (the run's last merchant, ``last``] in one transaction, under the
     money lock (no other writer of money meanwhile). A late arrival never lands in these sums: since
@@ -235,95 +224,26 @@ def _settle_chunk(run: SettlementRun, last: int, pause_ms: int) -> SettlementRun
     first = run.last_merchant_id
     with transaction.atomic():
         provider = money_lock()
-        chunk = list(run_totals(run, first, last).values())
-        _pay(run, chunk, (first, last), provider)
-        _carry_over(run, [t.merchant_id for t in chunk if t.net_fen <= 0])
+        bank = accounts([(provider, AccountKind.BANK_CLEARING)])[(provider, AccountKind.BANK_CLEARING)]
+        paid, waiting = pay_chunk(
+            run_id=run.pk,
+            day=run.business_date,
+            after=previous_run_day(run.business_date),
+            ids_in=(first, last),
+            bank_id=bank,
+            at=now(),
+        )
+        _carry_over(run, waiting)
+        merchants = paid + len(waiting)
         if pause_ms:
-            time.sleep(pause_ms * len(chunk) / 1000)
+            time.sleep(pause_ms * merchants / 1000)
         moved = SettlementRun.objects.filter(pk=run.pk, status=RUNNING, last_merchant_id=first).update(
-            last_merchant_id=last, merchants_done=F("merchants_done") + len(chunk)
+            last_merchant_id=last, merchants_done=F("merchants_done") + merchants
         )
         if moved != 1:  # another process is running this day's settlement: leave it to it
             raise Conflict(_("Another process is settling this day; try again when it has finished."))
     run.refresh_from_db()
     return run
-
-
-def _pay(run: SettlementRun, chunk: list[Totals], ids_in: tuple[int, int], provider: int) -> None:
-    """One journal and one batch per merchant of the chunk whose net is positive, and its open day
-    totals up to the day closed; the others wait for a later day. ``ids_in``: the chunk's merchant
-    ids, (first, last], the range whose open totals were summed."""
-    payable = [t for t in chunk if t.net_fen > 0]
-    if not payable:
-        return
-    day = run.business_date
-    first, last = ids_in
-    # The chunk's merchants and accounts by their id range, not by lists of 2,000 ids (PostgreSQL
-    # plans a long IN list slowly): one query each.
-    in_chunk = _Merchant._default_manager.filter(pk__gt=first, pk__lte=last)
-    refs, mids = {}, {}
-    for pk, org, mid in in_chunk.values_list("pk", "organisation_id", "mid"):
-        refs[pk], mids[pk] = org, mid
-    orgs = Subquery(in_chunk.values("organisation_id"))
-    ids = {
-        (org, kind): pk
-        for pk, org, kind in Account.objects.filter(
-            Q(organisation_id__in=orgs, kind=AccountKind.SETTLEMENT_PAYABLE)
-            | Q(organisation_id=provider, kind=AccountKind.BANK_CLEARING)
-        ).values_list("pk", "organisation_id", "kind")
-    }
-    wanted = [(provider, AccountKind.BANK_CLEARING)] + [
-        (refs[t.merchant_id], AccountKind.SETTLEMENT_PAYABLE) for t in payable
-    ]
-    if any(key not in ids for key in wanted):  # only a merchant that never captured lacks one
-        ids.update(accounts(wanted))
-    # What each merchant owes in fees (only those who ever owed have the account): deducted first.
-    owed = {
-        org: (pk, balance)
-        for pk, org, balance in Account.objects.filter(
-            organisation_id__in=orgs, kind=AccountKind.FEES_RECEIVABLE, balance_fen__gt=0
-        ).values_list("pk", "organisation_id", "balance_fen")
-    }
-    bank = ids[(provider, AccountKind.BANK_CLEARING)]
-    specs, batches = [], []
-    for t in payable:
-        receivable, balance = owed.get(refs[t.merchant_id], (None, 0))
-        deducted = min(balance, t.net_fen)
-        payout = t.net_fen - deducted
-        specs.append(
-            JournalSpec(
-                kind=JournalKind.SETTLEMENT,
-                reference=f"settlement:{day.isoformat()}:{mids[t.merchant_id]}",
-                business_date=day,
-                merchant_id=t.merchant_id,
-                memo=f"settlement of {day.isoformat()}: {t.txns} transactions",
-                lines=[
-                    (ids[(refs[t.merchant_id], AccountKind.SETTLEMENT_PAYABLE)], t.net_fen),
-                    (bank, -payout),
-                    *([(receivable, -deducted)] if receivable is not None else []),
-                ],
-            )
-        )
-        batches.append((t.merchant_id, t.txns, t.gross_fen, t.refunds_fen, t.fees_fen, deducted, payout))
-    journals = post_many(specs)
-    insert_rows(
-        SettlementBatch,
-        (
-            "merchant",
-            "txn_count",
-            "gross_fen",
-            "refunds_fen",
-            "fees_fen",
-            "service_fees_fen",
-            "payout_fen",
-            "journal",
-        ),
-        ((*batch, journal) for batch, journal in zip(batches, journals, strict=True)),
-        business_date=day,
-        paid_on=day + timedelta(days=1),
-        covers_after=previous_run_day(day),
-        run=run.pk,
-    )
 
 
 def _carry_over(run: SettlementRun, waiting: list[int]) -> None:

@@ -179,15 +179,15 @@ def test_a_waiting_merchants_totals_join_a_late_arrival_of_the_same_date(world, 
     ingest(sale)
     settlement_run(actor=JOB, business_date=DAY)
     ingest(refund_of(sale, 2, 4000, txn_date=NEXT, occurred_at=at(NEXT)))  # only a refund on NEXT
-    summed = settlement.run_totals
+    summed = settlement.pay_chunk
 
     def late_sale(*args, **kwargs):
         ingest(txn(a, 3, 1000, day=NEXT, occurred_at=at(NEXT)))  # NEXT's run has begun: settled after
         return summed(*args, **kwargs)
 
-    monkeypatch.setattr(settlement, "run_totals", late_sale)
+    monkeypatch.setattr(settlement, "pay_chunk", late_sale)
     settlement_run(actor=JOB, business_date=NEXT)
-    monkeypatch.setattr(settlement, "run_totals", summed)
+    monkeypatch.setattr(settlement, "pay_chunk", summed)
     third = NEXT + timedelta(days=1)
     totals = DailyTotal.objects.filter(merchant=world.merchant_a, txn_date=NEXT)
     assert [(t.settle_day, t.txn_count, t.gross_fen, t.refunds_fen) for t in totals] == [
@@ -328,13 +328,13 @@ def test_the_command_stops_on_request_and_resumes(world, capsys):
 
 def test_a_late_arrival_while_settling_waits_for_the_next_run(world, shops, monkeypatch):
     """A transaction of the day that arrives once the day's run has begun (here after the run listed
-    its merchants, before their chunk) is not in the run's sums: ingest gives it the next day, so
+    its merchants, as its chunk begins) is not in the run's sums: ingest gives it the next day, so
     the run pays what it listed, and the next run pays the late one."""
     from posfleet.billing.services import settlement
 
     a, b = shops
     ingest(txn(a, 1, 10000), txn(b, 2, 10000))
-    summed = settlement.run_totals
+    summed = settlement.pay_chunk
     calls = []
 
     def late_arrival(*args, **kwargs):
@@ -343,7 +343,7 @@ def test_a_late_arrival_while_settling_waits_for_the_next_run(world, shops, monk
         calls.append(args)
         return summed(*args, **kwargs)
 
-    monkeypatch.setattr(settlement, "run_totals", late_arrival)
+    monkeypatch.setattr(settlement, "pay_chunk", late_arrival)
     settlement_run(actor=JOB, business_date=DAY)
     assert len(calls) == 1  # one chunk
     assert amounts(batch_of(world.merchant_a)) == (1, 10000, 0, 60, 0, 9940)
