@@ -27,6 +27,7 @@ from posfleet.billing.models import (
     TransactionKind,
     TransactionStatus,
 )
+from posfleet.billing.models.settlement import batches_paying
 from posfleet.billing.statements.periods import Month, months_between
 from posfleet.iam.models import User
 from posfleet.iam.selectors import provider, scope_of
@@ -126,10 +127,7 @@ class TransactionFilters:
 def with_settlement(qs: QuerySet[Transaction]) -> QuerySet[Transaction]:
     """Each transaction annotated with the batch that paid it (``settled_by``, ``settled_on``: its
     merchant's first batch on or after its day total's settlement day), or None while unpaid."""
-    paid_by = SettlementBatch.objects.filter(
-        merchant_id=OuterRef("daily_total__merchant_id"),
-        business_date__gte=OuterRef("daily_total__settle_day"),
-    ).order_by("business_date")
+    paid_by = batches_paying(OuterRef("daily_total__merchant_id"), OuterRef("daily_total__settle_day"))
     return qs.annotate(
         settled_by=Subquery(paid_by.values("pk")[:1]), settled_on=Subquery(paid_by.values("paid_on")[:1])
     )

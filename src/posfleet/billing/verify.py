@@ -1,7 +1,7 @@
 """`posfleet ledger verify`: every journal balances and is complete, every balance equals its entries,
 and money is conserved (all entries sum to zero); and what settlement pays adds up: every day total
-equals its transactions, every settlement batch the day totals of its days, and every day total up to
-the last finished run is paid by exactly one batch."""
+equals its transactions, every settlement batch the day totals of its days, a merchant's batches pay
+disjoint days, and every day total up to the last finished run is paid."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from posfleet.billing.models import (
     Transaction,
 )
 
-# A batch pays its merchant's day totals with settle_day in (covers_after, business_date].
+# A batch pays its merchant's day totals with settle_day in (covers_after, business_date]. Every
+# query below is bounded by one merchant and one window, so verify stays linear in the history.
 _PAYS = (
     "t.merchant_id = b.merchant_id AND t.settle_day <= b.business_date"
     " AND (b.covers_after IS NULL OR t.settle_day > b.covers_after)"
@@ -34,11 +35,20 @@ SELECT b.id, b.merchant_id, b.business_date, b.txn_count, b.gross_fen, b.refunds
  GROUP BY b.id, b.merchant_id, b.business_date, b.txn_count, b.gross_fen, b.refunds_fen, b.fees_fen
  ORDER BY b.id
 """  # noqa: S608 (constant text, no input)
-PAID_BY = f"""
-SELECT t.id, t.merchant_id, t.txn_date, t.settle_day, COUNT(b.id)
-  FROM billing_dailytotal AS t LEFT JOIN billing_settlementbatch AS b ON {_PAYS}
- GROUP BY t.id, t.merchant_id, t.txn_date, t.settle_day
-HAVING COUNT(b.id) > 1 OR (COUNT(b.id) = 0 AND t.settle_day <= %s)
+# A merchant's batches pay disjoint windows: each starts at or after the previous batch's day.
+OVERLAPS = """
+SELECT id, merchant_id, business_date FROM (
+  SELECT id, merchant_id, business_date, covers_after,
+         LAG(business_date) OVER (PARTITION BY merchant_id ORDER BY business_date) AS previous
+    FROM billing_settlementbatch) AS w
+ WHERE previous IS NOT NULL AND (covers_after IS NULL OR covers_after < previous)
+ ORDER BY id
+"""
+# Totals due by the last finished run that no batch pays (the first batch on or after their day).
+UNPAID = f"""
+SELECT t.id, t.merchant_id, t.txn_date, t.settle_day FROM billing_dailytotal AS t
+ WHERE t.settle_day <= %s
+   AND NOT EXISTS (SELECT 1 FROM billing_settlementbatch AS b WHERE {_PAYS})
  ORDER BY t.id
 """  # noqa: S608 (constant text, no input)
 
@@ -124,15 +134,17 @@ def _settlement_problems(limit: int) -> list[str]:
                 problems.append(
                     f"settlement batch {pk} (merchant {merchant}, {day}) does not equal its day totals"
                 )
+        cursor.execute(OVERLAPS)
+        problems.extend(
+            f"settlement batch {pk} (merchant {merchant}, {day}) pays days an earlier batch paid"
+            for pk, merchant, day in cursor.fetchall()
+        )
         finished = SettlementRun.objects.filter(status=SettlementRun.Status.DONE).aggregate(
             day=Max("business_date")
         )["day"]
-        cursor.execute(PAID_BY, [finished or date.min])
-        for pk, merchant, day, settle_day, batches in cursor.fetchall():
-            if batches:
-                problems.append(f"day total {pk} (merchant {merchant}, {day}) is paid by {batches} batches")
-            else:
-                problems.append(
-                    f"day total {pk} (merchant {merchant}, {day}) was due on {settle_day} and is not paid"
-                )
+        cursor.execute(UNPAID, [finished or date.min])
+        problems.extend(
+            f"day total {pk} (merchant {merchant}, {day}) was due on {settle_day} and is not paid"
+            for pk, merchant, day, settle_day in cursor.fetchall()
+        )
     return problems[:limit]

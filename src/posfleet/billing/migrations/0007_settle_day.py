@@ -63,7 +63,7 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name="dailytotal",
             constraint=models.UniqueConstraint(
-                fields=("merchant", "txn_date", "settle_day"), name="daily_total_one_per_settle_day"
+                fields=("merchant", "settle_day", "txn_date"), name="daily_total_one_per_settle_day"
             ),
         ),
         migrations.AddConstraint(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -93,6 +95,14 @@ class SettlementBatch(models.Model):
         return q
 
 
+def batches_paying(merchant_id: Any, settle_day: Any) -> models.QuerySet[SettlementBatch]:
+    """A merchant's batches on or after a settlement day, in date order: the first is the one that
+    pays (or will pay) a day total of that merchant and day. Values or ``OuterRef``s."""
+    return SettlementBatch.objects.filter(merchant_id=merchant_id, business_date__gte=settle_day).order_by(
+        "business_date"
+    )
+
+
 class DailyTotal(models.Model):
     """A merchant's approved transactions of one date, summed as they are ingested, and the day whose
     run pays them (``settle_day``): what settlement pays. Ingest adds each accepted transaction to the
@@ -118,8 +128,9 @@ class DailyTotal(models.Model):
         verbose_name = _("daily total")
         verbose_name_plural = _("daily totals")
         constraints = [
+            # In this order its index also finds a batch's totals: merchant, then the batch's days.
             models.UniqueConstraint(
-                fields=["merchant", "txn_date", "settle_day"], name="daily_total_one_per_settle_day"
+                fields=["merchant", "settle_day", "txn_date"], name="daily_total_one_per_settle_day"
             ),
             models.CheckConstraint(
                 condition=models.Q(settle_day__gte=models.F("txn_date")), name="daily_total_settled_after"

@@ -121,19 +121,13 @@ class Transaction(models.Model):
         the days since the previous run; ADR 0009)."""
         if "_settlement_batch" in self.__dict__:
             return self.__dict__["_settlement_batch"]
-        from posfleet.billing.models.settlement import SettlementBatch
+        from posfleet.billing.models.settlement import SettlementBatch, batches_paying
 
         batch = None
         if "settled_by" in self.__dict__:
             if self.__dict__["settled_by"] is not None:
                 batch = SettlementBatch.objects.filter(pk=self.__dict__["settled_by"]).first()
         elif (total := self.daily_total) is not None:
-            batch = (
-                SettlementBatch.objects.filter(
-                    merchant_id=total.merchant_id, business_date__gte=total.settle_day
-                )
-                .order_by("business_date")
-                .first()
-            )
+            batch = batches_paying(total.merchant_id, total.settle_day).first()
         self.__dict__["_settlement_batch"] = batch
         return batch

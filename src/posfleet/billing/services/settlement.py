@@ -81,10 +81,11 @@ def settlement_run(
     run = _begin(business_date)
     if run.status == DONE:
         return run
+    after = previous_run_day(business_date)  # the run pays settlement days in (after, business_date]
     try:
         charge_service_fees(actor=actor, up_to=business_date)
         candidates = list(  # who has something to be paid (the sums come chunk by chunk)
-            DailyTotal.objects.filter(_days_of(run), merchant_id__gt=run.last_merchant_id)
+            DailyTotal.objects.filter(_days_of(business_date, after), merchant_id__gt=run.last_merchant_id)
             .order_by("merchant_id")
             .values_list("merchant_id", flat=True)
             .distinct()
@@ -101,7 +102,7 @@ def settlement_run(
                     raise SettlementInterrupted(f"settlement stopped after {done_now} merchants (fail_after)")
                 size = min(size, fail_after - done_now)
             chunk = candidates[position : position + size]
-            run = _settle_chunk(run, chunk[-1], pause_ms)
+            run = _settle_chunk(run, after, chunk[-1], pause_ms)
             position += len(chunk)
             done_now += len(chunk)
             if progress:
@@ -169,10 +170,10 @@ def previous_run_day(business_date: date) -> date | None:
     ]
 
 
-def _days_of(run: SettlementRun) -> Q:
-    """The day totals the run pays: settlement days in (previous run, its day]."""
-    q = Q(settle_day__lte=run.business_date)
-    after = previous_run_day(run.business_date)
+def _days_of(day: date, after: date | None) -> Q:
+    """The day totals the run of ``day`` pays: settlement days in (``after``, ``day``], ``after``
+    being the previous run's day."""
+    q = Q(settle_day__lte=day)
     return q & Q(settle_day__gt=after) if after is not None else q
 
 
@@ -217,7 +218,7 @@ def _sums(qs: QuerySet[DailyTotal]) -> dict[int, Totals]:
     return {m: Totals(m, n, gross, refunds, fees) for m, n, gross, refunds, fees in rows}
 
 
-def _settle_chunk(run: SettlementRun, last: int, pause_ms: int) -> SettlementRun:
+def _settle_chunk(run: SettlementRun, after: date | None, last: int, pause_ms: int) -> SettlementRun:
     """Pay the merchants with ids in (the run's last merchant, ``last``] in one transaction, under the
     money lock (no other writer of money meanwhile). A late arrival never lands in these sums: since
     the run began, ingest gives new totals a later settlement day."""
@@ -228,12 +229,12 @@ def _settle_chunk(run: SettlementRun, last: int, pause_ms: int) -> SettlementRun
         paid, waiting = pay_chunk(
             run_id=run.pk,
             day=run.business_date,
-            after=previous_run_day(run.business_date),
+            after=after,
             ids_in=(first, last),
             bank_id=bank,
             at=now(),
         )
-        _carry_over(run, waiting)
+        _carry_over(run.business_date, after, waiting)
         merchants = paid + len(waiting)
         if pause_ms:
             time.sleep(pause_ms * merchants / 1000)
@@ -246,15 +247,15 @@ def _settle_chunk(run: SettlementRun, last: int, pause_ms: int) -> SettlementRun
     return run
 
 
-def _carry_over(run: SettlementRun, waiting: list[int]) -> None:
+def _carry_over(day: date, after: date | None, waiting: list[int]) -> None:
     """The totals of merchants whose net is not positive wait for the next run: their settlement
     day moves to the next day, added to a total already there (a transaction that arrived during
     this run) and its transactions moved with it. Rare: a day of refunds only."""
     if not waiting:
         return
-    next_day = run.business_date + timedelta(days=1)
+    next_day = day + timedelta(days=1)
     moving = list(
-        DailyTotal.objects.filter(_days_of(run), merchant_id__in=waiting).values_list(
+        DailyTotal.objects.filter(_days_of(day, after), merchant_id__in=waiting).values_list(
             "pk", "merchant_id", "txn_date", "txn_count", "gross_fen", "refunds_fen", "fees_fen"
         )
     )

@@ -55,7 +55,7 @@ SELECT DISTINCT m.organisation_id, %s, 0
 """
 
 # The chunk's merchants and their sums (day totals with a settlement day in (after, day], merchant
-# ids in (first, last]; ``{{window}}`` is the lower bound when there is one), their accounts, what is
+# ids in (first, last]; ``{window}`` is the lower bound when there is one), their accounts, what is
 # deducted for fees they owe (their fees receivable, when positive, up to the net), the payout, and
 # (PostgreSQL) the journal id taken from the sequence.
 _SUMS = f"""

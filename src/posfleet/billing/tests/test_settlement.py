@@ -406,12 +406,16 @@ def test_day_totals_add_up_and_close_once(world, shops):
             ),
             "batch",
         ),
+        (lambda: SettlementBatch.objects.update(covers_after=F("business_date")), "is not paid"),
+        (lambda: SettlementBatch.objects.update(covers_after=None), "an earlier batch paid"),
     ],
 )
 def test_verify_finds_settlement_money_that_does_not_add_up(world, shops, change, needle):
     a, _b = shops
     ingest(txn(a, 1, 10000))
     settlement_run(actor=JOB, business_date=DAY)
+    ingest(txn(a, 2, 3000, day=NEXT, occurred_at=at(NEXT)))
+    settlement_run(actor=JOB, business_date=NEXT)  # two batches of merchant a: DAY, then NEXT
     assert verify_ledger().ok
     change()
     report = verify_ledger()
