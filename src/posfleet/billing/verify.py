@@ -1,7 +1,8 @@
 """`posfleet ledger verify`: every journal balances and is complete, every balance equals its entries,
-and money is conserved (all entries sum to zero); and what settlement pays adds up: every day total
-equals its transactions, every settlement batch the day totals of its days, a merchant's batches pay
-disjoint days, and every day total up to the last finished run is paid."""
+money is conserved (all entries sum to zero), and nothing points at a row that is not there; and what
+settlement pays adds up: every day total equals its transactions, every settlement batch the day
+totals of its days, a merchant's batches pay disjoint days, and every day total up to the last
+finished run is paid."""
 
 from __future__ import annotations
 
@@ -53,6 +54,32 @@ SELECT t.id, t.merchant_id, t.txn_date, t.settle_day FROM billing_dailytotal AS 
 """  # noqa: S608 (constant text, no input)
 
 
+# Rows of the ledger that point at a row that is not there. On PostgreSQL these references are kept
+# by the ledger's per-statement guards, not by foreign keys (migration 0009), which a superuser can
+# switch off; this finds what got past them.
+ORPHANS = """
+SELECT 'entry', e.id, 'journal', e.journal_id FROM billing_entry AS e
+ WHERE NOT EXISTS (SELECT 1 FROM billing_journal AS j WHERE j.id = e.journal_id)
+UNION ALL
+SELECT 'entry', e.id, 'account', e.account_id FROM billing_entry AS e
+ WHERE NOT EXISTS (SELECT 1 FROM billing_account AS a WHERE a.id = e.account_id)
+UNION ALL
+SELECT 'journal', j.id, 'merchant', j.merchant_id FROM billing_journal AS j
+ WHERE j.merchant_id IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM parties_merchant AS m WHERE m.id = j.merchant_id)
+UNION ALL
+SELECT 'settlement batch', b.id, 'merchant', b.merchant_id FROM billing_settlementbatch AS b
+ WHERE NOT EXISTS (SELECT 1 FROM parties_merchant AS m WHERE m.id = b.merchant_id)
+UNION ALL
+SELECT 'settlement batch', b.id, 'settlement run', b.run_id FROM billing_settlementbatch AS b
+ WHERE NOT EXISTS (SELECT 1 FROM billing_settlementrun AS r WHERE r.id = b.run_id)
+UNION ALL
+SELECT 'settlement batch', b.id, 'journal', b.journal_id FROM billing_settlementbatch AS b
+ WHERE b.journal_id IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM billing_journal AS j WHERE j.id = b.journal_id)
+"""
+
+
 @dataclass
 class LedgerReport:
     journals: int = 0
@@ -97,6 +124,12 @@ def verify_ledger(limit: int = 20) -> LedgerReport:
         .values_list("id", "status")[:limit]
     ):
         report.problems.append(f"deposit {deposit_id} is {status} without a release journal")
+    with connection.cursor() as cursor:
+        cursor.execute(f"{ORPHANS} LIMIT %s", [limit])
+        report.problems.extend(
+            f"{kind} {pk} points at {target} {target_id}, which does not exist"
+            for kind, pk, target, target_id in cursor.fetchall()
+        )
     report.problems.extend(_settlement_problems(limit))
     return report
 

@@ -1,9 +1,11 @@
 """The double-entry ledger: accounts, journals and their entries, integer fen, append-only.
 
 Sign convention: an entry's ``amount_fen`` is positive for a debit and negative for a credit, so every
-journal's entries sum to zero. The database refuses an unbalanced journal (a trigger checks the sum
-when the journal's last declared entry arrives, on SQLite and PostgreSQL alike; PostgreSQL checks
-again at commit) and refuses any UPDATE or DELETE of an entry. Corrections are reversing journals.
+journal's entries sum to zero. The database refuses an unbalanced or incomplete journal (SQLite: a
+trigger when the journal's last declared entry arrives; PostgreSQL: one check at commit of every
+journal the transaction wrote) and any UPDATE or DELETE of an entry. Corrections are reversing
+journals. On PostgreSQL the references of entries, journals and settlement batches are checked once
+per statement by the ledger's triggers instead of per-row foreign keys (migration 0009, ADR 0018).
 """
 
 from __future__ import annotations
@@ -82,7 +84,9 @@ class Journal(models.Model):
     kind = models.CharField(_("kind"), max_length=20, choices=JournalKind.choices)
     # What makes a posting happen once: "settlement:2026-11-21:<mid>", "deposit_refund:<id>"...
     reference = models.CharField(_("reference"), max_length=120)  # unique: journal_once_per_reference
-    business_date = models.DateField(_("business date"), db_index=True)
+    # No index of its own: a merchant's journals are found by journal_merchant_date_idx, the staff's
+    # list walks the ids; every posting would pay for one (settlement posts 10,000 at a time).
+    business_date = models.DateField(_("business date"))
     occurred_at = models.DateTimeField(_("posted at"))
     merchant = models.ForeignKey(
         "parties.Merchant",
@@ -94,8 +98,10 @@ class Journal(models.Model):
     )
     memo = models.CharField(_("memo"), max_length=255, blank=True)
     entry_count = models.PositiveSmallIntegerField(editable=False)
-    reverses = models.OneToOneField(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="reversed_by"
+    # At most one correction per journal: journal_reversed_once, a partial unique index (only the
+    # few corrections are in it, not a NULL for every other journal).
+    reverses = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="reversed_by", db_index=False
     )
 
     objects = JournalQuerySet.as_manager()
@@ -110,6 +116,9 @@ class Journal(models.Model):
             # A constraint, not unique=True: on PostgreSQL that would add a second, LIKE-pattern index
             # that nothing uses and every posting pays for.
             models.UniqueConstraint(fields=["reference"], name="journal_once_per_reference"),
+            models.UniqueConstraint(
+                fields=["reverses"], condition=models.Q(reverses__isnull=False), name="journal_reversed_once"
+            ),
         ]
 
     def __str__(self) -> str:

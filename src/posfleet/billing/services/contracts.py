@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from django.db import IntegrityError, transaction
+from django.db.models import Case, Value, When
 from django.utils.translation import gettext as _
 
 from posfleet.audit.services import Entry, record, record_many
@@ -245,9 +246,11 @@ def charge_fees_due(*, actor: Actor, fee_ids: list[int], provider_id: int) -> in
             for pk, amount, due_on, period, contract, merchant, org in rows
         ]
     )
-    for row, journal in zip(rows, journals, strict=True):
-        if ServiceFeeDue.objects.filter(pk=row[0], journal__isnull=True).update(journal_id=journal) != 1:
-            raise Conflict(_("This service fee was charged by someone else."))
+    # One compare-and-set for all of them: each fee takes its journal only while it has none.
+    journal_of = Case(*(When(pk=row[0], then=Value(j)) for row, j in zip(rows, journals, strict=True)))
+    charged = ServiceFeeDue.objects.filter(pk__in=[row[0] for row in rows], journal__isnull=True)
+    if charged.update(journal_id=journal_of) != len(rows):
+        raise Conflict(_("This service fee was charged by someone else."))
     record_many(
         actor,
         [

@@ -46,7 +46,9 @@ from posfleet.platform.clock import now, today
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import Conflict, ValidationFailed
 
-CHUNK = 2000  # merchants per database transaction
+# Merchants per database transaction: a chunk is a handful of set-based statements, about 0.4 s for
+# 10,000 merchants on PostgreSQL (bench/settlement.py); a run killed mid-chunk redoes at most that.
+CHUNK = 10_000
 FEE_CHUNK = 500  # service fees charged per database transaction
 RUNNING, DONE, FAILED = SettlementRun.Status.RUNNING, SettlementRun.Status.DONE, SettlementRun.Status.FAILED
 

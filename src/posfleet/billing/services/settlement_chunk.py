@@ -3,16 +3,15 @@ one journal with its entries, the balances moved, and one batch.
 
 The chunk's sums go into a temporary table (one GROUP BY over the day totals of the run's days, with
 the merchants' accounts, what each pays and owes), and every write is one ``INSERT … SELECT`` or
-``UPDATE … FROM`` over it: a few statements per chunk of
-2,000 merchants, whatever their number, with no row built in Python. The same SQL runs on SQLite
-(3.33 or later: ``UPDATE … FROM``) and PostgreSQL.
+``UPDATE … FROM`` over it: a few statements per chunk, whatever its number of merchants, with no
+row built in Python. The same SQL runs on SQLite (3.33 or later: ``UPDATE … FROM``) and PostgreSQL.
 
 What keeps it honest is the same as for every posting: the ledger's database guards (every journal
-balanced, with exactly the entries it declares; migrations 0002/0005), the unique journal reference
-and batch per merchant and day, the batch's CHECK constraints (payout = sales − refunds − fees −
-service fees ≥ 0), and ``posfleet ledger verify``. The entries add up by construction: the merchant's
-payable is debited its net, and the net is credited to the bank (the payout) and to what the merchant
-owed in fees (deducted first).
+balanced, with exactly the entries it declares, and every reference checked; migrations 0002, 0005
+and 0009), the unique journal reference and batch per merchant and day, the batch's CHECK
+constraints (payout = sales − refunds − fees − service fees ≥ 0), and ``posfleet ledger verify``.
+The entries add up by construction: the merchant's payable is debited its net, and the net is
+credited to the bank (the payout) and to what the merchant owed in fees (deducted first).
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ CHUNK_TABLE = "billing_settle_chunk"
 
 _CREATE = f"""
 CREATE TEMPORARY TABLE {CHUNK_TABLE} (
-    merchant_id BIGINT PRIMARY KEY,
+    merchant_id BIGINT NOT NULL,
     organisation_id BIGINT NOT NULL,
     mid VARCHAR(15) NOT NULL,
     txn_count BIGINT NOT NULL,
@@ -43,43 +42,49 @@ CREATE TEMPORARY TABLE {CHUNK_TABLE} (
 )
 """
 
-# Every payable merchant of the chunk has its settlement payable already (its captures credited
-# it); this creates it for one that has not, before the sums look it up.
-_NEW_PAYABLE = """
-INSERT INTO billing_account (organisation_id, kind, balance_fen)
-SELECT DISTINCT m.organisation_id, %s, 0
-  FROM billing_dailytotal AS t JOIN parties_merchant AS m ON m.id = t.merchant_id
- WHERE t.settle_day <= %s {window} AND t.merchant_id > %s AND t.merchant_id <= %s
-   AND NOT EXISTS (SELECT 1 FROM billing_account AS a WHERE a.organisation_id = m.organisation_id
-                                                        AND a.kind = %s)
-"""
-
 # The chunk's merchants and their sums (day totals with a settlement day in (after, day], merchant
-# ids in (first, last]; ``{window}`` is the lower bound when there is one), their accounts, what is
-# deducted for fees they owe (their fees receivable, when positive, up to the net), the payout, and
-# (PostgreSQL) the journal id taken from the sequence.
+# ids in (first, last]; ``{window}`` is the lower bound when there is one; summed before the join,
+# one row per merchant), their accounts, what is deducted for fees they owe (their fees receivable,
+# when positive, up to the net), the payout, and (PostgreSQL) the journal id taken from the sequence.
 _SUMS = f"""
 INSERT INTO {CHUNK_TABLE} (merchant_id, organisation_id, mid, txn_count, gross_fen, refunds_fen,
                            fees_fen, net_fen, payable_id, receivable_id, deducted_fen, payout_fen,
                            journal_id)
-SELECT s.merchant_id, s.organisation_id, s.mid, s.n, s.gross, s.refunds, s.fees, s.net, p.id,
+SELECT s.merchant_id, m.organisation_id, m.mid, s.n, s.gross, s.refunds, s.fees, s.net, p.id,
        CASE WHEN s.net > 0 THEN r.id END,
        CASE WHEN s.net <= 0 OR r.id IS NULL THEN 0 WHEN r.balance_fen < s.net THEN r.balance_fen
             ELSE s.net END,
        CASE WHEN s.net <= 0 THEN 0 WHEN r.id IS NULL THEN s.net WHEN r.balance_fen < s.net
             THEN s.net - r.balance_fen ELSE 0 END,
        {{journal_id}}
-  FROM (SELECT t.merchant_id, m.organisation_id, m.mid, SUM(t.txn_count) AS n, SUM(t.gross_fen) AS gross,
+  FROM (SELECT t.merchant_id, SUM(t.txn_count) AS n, SUM(t.gross_fen) AS gross,
                SUM(t.refunds_fen) AS refunds, SUM(t.fees_fen) AS fees,
                SUM(t.gross_fen) - SUM(t.refunds_fen) - SUM(t.fees_fen) AS net
-          FROM billing_dailytotal AS t JOIN parties_merchant AS m ON m.id = t.merchant_id
+          FROM billing_dailytotal AS t
          WHERE t.settle_day <= %s {{window}} AND t.merchant_id > %s AND t.merchant_id <= %s
-         GROUP BY t.merchant_id, m.organisation_id, m.mid) AS s
-  JOIN billing_account AS p ON p.organisation_id = s.organisation_id AND p.kind = %s
-  LEFT JOIN billing_account AS r ON r.organisation_id = s.organisation_id AND r.kind = %s
+         GROUP BY t.merchant_id) AS s
+  JOIN parties_merchant AS m ON m.id = s.merchant_id
+  LEFT JOIN billing_account AS p ON p.organisation_id = m.organisation_id AND p.kind = %s
+  LEFT JOIN billing_account AS r ON r.organisation_id = m.organisation_id AND r.kind = %s
                                 AND r.balance_fen > 0
 """  # noqa: S608
-_NEXT_JOURNAL_ID = "CASE WHEN s.net > 0 THEN nextval(pg_get_serial_sequence('billing_journal', 'id')) END"
+# The sequence is looked up once (an InitPlan), not once per row.
+_NEXT_JOURNAL_ID = (
+    "CASE WHEN s.net > 0 THEN nextval((SELECT pg_get_serial_sequence('billing_journal', 'id'))::regclass) END"
+)
+
+# Every merchant with takings has its settlement payable already (its captures credited it); one
+# that has none (rare: totals written without captures) gets it here, before anything is posted.
+_NEW_PAYABLES = f"""
+INSERT INTO billing_account (organisation_id, kind, balance_fen)
+SELECT c.organisation_id, %s, 0 FROM {CHUNK_TABLE} AS c WHERE c.payable_id IS NULL
+"""  # noqa: S608
+_PAYABLE_IDS = f"""
+UPDATE {CHUNK_TABLE} SET payable_id = (SELECT a.id FROM billing_account AS a
+                                        WHERE a.organisation_id = {CHUNK_TABLE}.organisation_id
+                                          AND a.kind = %s)
+ WHERE payable_id IS NULL
+"""  # noqa: S608
 
 _JOURNALS = f"""
 INSERT INTO billing_journal ({{id}}kind, reference, business_date, occurred_at, memo, entry_count,
@@ -159,16 +164,18 @@ def pay_chunk(
         cursor.execute(f"DROP TABLE IF EXISTS {CHUNK_TABLE}")
         cursor.execute(_CREATE)
         try:
-            cursor.execute(_NEW_PAYABLE.format(window=window), [payable_kind, *chunk, payable_kind])
             cursor.execute(
                 _SUMS.format(window=window, journal_id=_NEXT_JOURNAL_ID if postgres else "NULL"),
                 [*chunk, payable_kind, receivable_kind],
             )
             cursor.execute(
-                f"SELECT merchant_id, net_fen FROM {CHUNK_TABLE} ORDER BY merchant_id"  # noqa: S608
+                f"SELECT merchant_id, net_fen, payable_id FROM {CHUNK_TABLE} ORDER BY merchant_id"  # noqa: S608
             )
             nets = cursor.fetchall()
-            waiting = [merchant for merchant, net in nets if net <= 0]
+            if any(payable is None for _merchant, _net, payable in nets):
+                cursor.execute(_NEW_PAYABLES, [payable_kind])
+                cursor.execute(_PAYABLE_IDS, [payable_kind])
+            waiting = [merchant for merchant, net, _payable in nets if net <= 0]
             paid = len(nets) - len(waiting)
             if paid:
                 cursor.execute(

@@ -124,7 +124,8 @@ def test_the_database_refuses_an_unbalanced_journal_whatever_the_client(accounts
     with pytest.raises((IntegrityError, DatabaseError)):
         _write_raw("raw-1", 2, [500, -499], [bank.pk, payable.pk], immediate=True)
     with pytest.raises((IntegrityError, DatabaseError)):
-        _write_raw("raw-2", 2, [500, -500, 7], [bank.pk, payable.pk, payable.pk])  # more than declared
+        # more than declared: SQLite refuses the third entry, PostgreSQL the journal at commit
+        _write_raw("raw-2", 2, [500, -500, 7], [bank.pk, payable.pk, payable.pk], immediate=True)
     assert Journal.objects.count() == 0
 
 
@@ -133,6 +134,8 @@ def test_postgresql_refuses_an_incomplete_journal_at_commit(accounts):
     bank, _payable, _ = accounts
     with pytest.raises((IntegrityError, DatabaseError)):
         _write_raw("raw-3", 2, [500], [bank.pk], immediate=True)
+    with pytest.raises((IntegrityError, DatabaseError)):
+        _write_raw("raw-4", 2, [], [], immediate=True)  # no entries at all
     assert Journal.objects.count() == 0
 
 
