@@ -24,6 +24,11 @@ from posfleet.billing.models import AccountKind, JournalKind
 
 CHUNK_TABLE = "billing_settle_chunk"
 
+
+class SettlementCorrupt(RuntimeError):
+    """The data settlement pays breaks an invariant ingest keeps; nothing of the chunk is written."""
+
+
 _CREATE = f"""
 CREATE TEMPORARY TABLE {CHUNK_TABLE} (
     merchant_id BIGINT NOT NULL,
@@ -72,19 +77,6 @@ SELECT s.merchant_id, m.organisation_id, m.mid, s.n, s.gross, s.refunds, s.fees,
 _NEXT_JOURNAL_ID = (
     "CASE WHEN s.net > 0 THEN nextval((SELECT pg_get_serial_sequence('billing_journal', 'id'))::regclass) END"
 )
-
-# Every merchant with takings has its settlement payable already (its captures credited it); one
-# that has none (rare: totals written without captures) gets it here, before anything is posted.
-_NEW_PAYABLES = f"""
-INSERT INTO billing_account (organisation_id, kind, balance_fen)
-SELECT c.organisation_id, %s, 0 FROM {CHUNK_TABLE} AS c WHERE c.payable_id IS NULL
-"""  # noqa: S608
-_PAYABLE_IDS = f"""
-UPDATE {CHUNK_TABLE} SET payable_id = (SELECT a.id FROM billing_account AS a
-                                        WHERE a.organisation_id = {CHUNK_TABLE}.organisation_id
-                                          AND a.kind = %s)
- WHERE payable_id IS NULL
-"""  # noqa: S608
 
 _JOURNALS = f"""
 INSERT INTO billing_journal ({{id}}kind, reference, business_date, occurred_at, memo, entry_count,
@@ -172,9 +164,13 @@ def pay_chunk(
                 f"SELECT merchant_id, net_fen, payable_id FROM {CHUNK_TABLE} ORDER BY merchant_id"  # noqa: S608
             )
             nets = cursor.fetchall()
-            if any(payable is None for _merchant, _net, payable in nets):
-                cursor.execute(_NEW_PAYABLES, [payable_kind])
-                cursor.execute(_PAYABLE_IDS, [payable_kind])
+            # Ingest opens a merchant's settlement payable with its first capture, in the transaction
+            # that writes the day total: a total without one was not written by ingest.
+            orphans = [merchant for merchant, _net, payable in nets if payable is None]
+            if orphans:
+                raise SettlementCorrupt(
+                    f"merchants {orphans[:10]} have day totals but no settlement payable account"
+                )
             waiting = [merchant for merchant, net, _payable in nets if net <= 0]
             paid = len(nets) - len(waiting)
             if paid:

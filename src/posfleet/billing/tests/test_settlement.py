@@ -24,6 +24,7 @@ from posfleet.billing.models import (
 )
 from posfleet.billing.selectors import with_settlement
 from posfleet.billing.services.settlement import SettlementInterrupted, settlement_run, unsettled_totals
+from posfleet.billing.services.settlement_chunk import SettlementCorrupt
 from posfleet.billing.services.transactions import transactions_ingest
 from posfleet.billing.tasks import settle_yesterday
 from posfleet.billing.tests.test_transactions import (
@@ -113,6 +114,25 @@ def test_each_merchant_gets_one_exact_batch_and_journal(world, shops):
         515407 + 19880,
     )
     assert verify_ledger().ok
+
+
+def test_a_day_total_ingest_did_not_write_fails_the_run_and_pays_nothing(world, shops):
+    """Ingest opens a merchant's settlement payable with the day total it writes; a total without
+    one (written by hand) breaks that, and the run says so instead of paying around it."""
+    a, _b = shops
+    ingest(txn(a, 1, 10000))
+    DailyTotal.objects.create(
+        merchant=world.merchant_a1, txn_date=DAY, settle_day=DAY, txn_count=1, gross_fen=500
+    )
+    before = ledger_state()
+    with pytest.raises(
+        SettlementCorrupt, match=rf"merchants \[{world.merchant_a1.pk}\] have day totals but no"
+    ):
+        settlement_run(actor=JOB, business_date=DAY)
+    run = SettlementRun.objects.get(business_date=DAY)
+    assert run.status == "failed"
+    assert "no settlement payable account" in run.error
+    assert (SettlementBatch.objects.count(), ledger_state()) == (0, before)
 
 
 def test_due_service_fees_are_charged_once_and_deducted(world, shops):
