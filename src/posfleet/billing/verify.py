@@ -54,30 +54,23 @@ SELECT t.id, t.merchant_id, t.txn_date, t.settle_day FROM billing_dailytotal AS 
 """  # noqa: S608 (constant text, no input)
 
 
-# Rows of the ledger that point at a row that is not there. On PostgreSQL these references are kept
-# by the ledger's per-statement guards, not by foreign keys (migration 0009), which a superuser can
-# switch off; this finds what got past them.
-ORPHANS = """
-SELECT 'entry', e.id, 'journal', e.journal_id FROM billing_entry AS e
- WHERE NOT EXISTS (SELECT 1 FROM billing_journal AS j WHERE j.id = e.journal_id)
-UNION ALL
-SELECT 'entry', e.id, 'account', e.account_id FROM billing_entry AS e
- WHERE NOT EXISTS (SELECT 1 FROM billing_account AS a WHERE a.id = e.account_id)
-UNION ALL
-SELECT 'journal', j.id, 'merchant', j.merchant_id FROM billing_journal AS j
- WHERE j.merchant_id IS NOT NULL
-   AND NOT EXISTS (SELECT 1 FROM parties_merchant AS m WHERE m.id = j.merchant_id)
-UNION ALL
-SELECT 'settlement batch', b.id, 'merchant', b.merchant_id FROM billing_settlementbatch AS b
- WHERE NOT EXISTS (SELECT 1 FROM parties_merchant AS m WHERE m.id = b.merchant_id)
-UNION ALL
-SELECT 'settlement batch', b.id, 'settlement run', b.run_id FROM billing_settlementbatch AS b
- WHERE NOT EXISTS (SELECT 1 FROM billing_settlementrun AS r WHERE r.id = b.run_id)
-UNION ALL
-SELECT 'settlement batch', b.id, 'journal', b.journal_id FROM billing_settlementbatch AS b
- WHERE b.journal_id IS NOT NULL
-   AND NOT EXISTS (SELECT 1 FROM billing_journal AS j WHERE j.id = b.journal_id)
-"""
+# Rows of the ledger that point at a row that is not there: (what, its table, the column, what it
+# points at, that table). On PostgreSQL these references are kept by the ledger's per-statement
+# guards, not by foreign keys (migration 0009), which a superuser can switch off; this finds what got
+# past them.
+REFERENCES = [
+    ("entry", "billing_entry", "journal_id", "journal", "billing_journal"),
+    ("entry", "billing_entry", "account_id", "account", "billing_account"),
+    ("journal", "billing_journal", "merchant_id", "merchant", "parties_merchant"),
+    ("settlement batch", "billing_settlementbatch", "merchant_id", "merchant", "parties_merchant"),
+    ("settlement batch", "billing_settlementbatch", "run_id", "settlement run", "billing_settlementrun"),
+    ("settlement batch", "billing_settlementbatch", "journal_id", "journal", "billing_journal"),
+]
+ORPHANS = "\nUNION ALL\n".join(
+    f"SELECT '{what}', c.id, '{target}', c.{column} FROM {table} AS c WHERE c.{column} IS NOT NULL"  # noqa: S608
+    f" AND NOT EXISTS (SELECT 1 FROM {parent} AS p WHERE p.id = c.{column})"
+    for what, table, column, target, parent in REFERENCES
+)
 
 
 @dataclass
