@@ -34,13 +34,10 @@ REFERENCES = [
     ("billing_settlementbatch", "journal_id", "billing_journal"),
 ]
 
-# A parent's referencing tables: its row cannot go while one of them points at it.
-PARENTS = {
-    "billing_journal": [("billing_entry", "journal_id"), ("billing_settlementbatch", "journal_id")],
-    "billing_account": [("billing_entry", "account_id")],
-    "billing_settlementrun": [("billing_settlementbatch", "run_id")],
-    "parties_merchant": [("billing_journal", "merchant_id"), ("billing_settlementbatch", "merchant_id")],
-}
+# A parent's referencing (table, column)s: its row cannot go while one of them points at it.
+PARENTS: dict[str, list[tuple[str, str]]] = {}
+for _child, _column, _parent in REFERENCES:
+    PARENTS.setdefault(_parent, []).append((_child, _column))
 
 PENDING = [
     # One row per statement that wrote journals or entries, removed by the commit-time check.

@@ -5,6 +5,7 @@ the same refusals are asserted on both. ``ledger verify`` finds what got past th
 
 from __future__ import annotations
 
+import importlib
 import threading
 import time
 from datetime import date
@@ -138,14 +139,9 @@ def test_a_row_nothing_points_at_can_go(world, ledger):
 def test_postgresql_keeps_these_references_with_the_per_statement_guards(db):
     """The six foreign keys migration 0009 replaced stay replaced: a later AlterField would put a
     per-row check back on every row settlement writes (bench/settlement.py would show it)."""
-    replaced = {
-        ("billing_entry", "journal_id"),
-        ("billing_entry", "account_id"),
-        ("billing_journal", "merchant_id"),
-        ("billing_settlementbatch", "merchant_id"),
-        ("billing_settlementbatch", "run_id"),
-        ("billing_settlementbatch", "journal_id"),
-    }
+    guards = importlib.import_module("posfleet.billing.migrations.0009_ledger_guards_per_statement")
+    replaced = {(table, column) for table, column, _parent in guards.REFERENCES}
+    assert len(replaced) == 6
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT c.conrelid::regclass::text, a.attname FROM pg_constraint AS c"
@@ -160,16 +156,10 @@ def test_postgresql_keeps_these_references_with_the_per_statement_guards(db):
         )
         triggers = {name for (name,) in cursor.fetchall()}
     assert not foreign_keys & replaced
-    assert {
-        "ledger_journals_written_insert",
-        "ledger_entries_written_insert",
-        "ledger_batches_written_insert",
-        "ledger_commit_check",
-        "billing_journal_in_use",
-        "billing_account_in_use",
-        "billing_settlementrun_in_use",
-        "parties_merchant_in_use",
-    } <= triggers
+    installed = {f"{function}_{event.lower()}" for _table, event, function in guards.CHILD_TRIGGERS}
+    installed |= {f"{parent}_in_use" for parent in guards.PARENTS} | {"ledger_commit_check"}
+    assert len(installed) == 11
+    assert installed <= triggers
 
 
 def test_verify_names_rows_that_point_at_nothing(world, ledger):
