@@ -9,9 +9,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from posfleet.enrollment import applications as apps
-from posfleet.enrollment import fulfilment
 from posfleet.enrollment.models import Application
+from posfleet.enrollment.services import applications as apps
+from posfleet.enrollment.services import fulfilment
 from posfleet.platform.context import Actor
 from posfleet.testing.applications import new_merchant_request, stock
 from posfleet.testing.browser import log_in

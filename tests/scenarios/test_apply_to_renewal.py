@@ -14,10 +14,10 @@ import time_machine
 from posfleet.audit.models import AuditEvent
 from posfleet.audit.verify import verify_chain
 from posfleet.billing.verify import verify_ledger
-from posfleet.enrollment import applications as apps
-from posfleet.enrollment import fulfilment
-from posfleet.enrollment.applications import review_remind_sweep
-from posfleet.enrollment.expiry import expiry_suspend_sweep, expiry_sweep, service_renew
+from posfleet.enrollment.services import applications as apps
+from posfleet.enrollment.services import fulfilment
+from posfleet.enrollment.services.applications import review_remind_sweep
+from posfleet.enrollment.services.expiry import expiry_suspend_sweep, expiry_sweep, service_renew
 from posfleet.fleet.models import Terminal
 from posfleet.fleet.states import Status
 from posfleet.notifications.models import InboxItem

@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 
 from ninja import Field, Schema
 
-from posfleet.enrollment.models import ApplicationKind, ApplicationStatus, DocumentKind
+from posfleet.enrollment.models import ApplicationKind, DocumentKind
+from posfleet.enrollment.states import ApplicationCommand, ApplicationStatus
 
 StrictBool = Annotated[bool, Field(strict=True)]
 Sn = Annotated[str, Field(min_length=1, max_length=32)]
@@ -171,6 +172,12 @@ class DocumentOut(Schema):
     uploaded_at: datetime
 
 
+class StepOut(Schema):
+    key: str
+    label: str
+    state: Literal["done", "current", "todo", "failed"]
+
+
 class ApplicationDetailOut(ApplicationOut):
     legal_name: str
     mcc: str
@@ -199,6 +206,12 @@ class ApplicationDetailOut(ApplicationOut):
     )
     offer: OfferOut
     lines: list[LineOut]
+    steps: list[StepOut] = Field(description="The progress picture, in order (the console shows the same).")
+    next_step: str = Field(description="What happens next, in plain words, in the caller's language.")
+    actions: list[ApplicationCommand] = Field(
+        description="The steps the caller may take now (from the application's transition table, the "
+        "caller's permissions and maker-checker): the buttons the console shows."
+    )
 
 
 class DocumentUploadedOut(DocumentOut):

@@ -6,15 +6,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from posfleet.api import schemas as s
-from posfleet.audit.vocabulary import EventType
 from posfleet.fleet.selectors import allowed_commands
 from posfleet.fleet.states import Status
 from posfleet.iam.models import User
 from posfleet.platform.context import Actor
 
 if TYPE_CHECKING:
-    from posfleet.audit.models import AuditEvent
     from posfleet.fleet.models import Terminal, TerminalModel
+    from posfleet.fleet.timeline import TimelineEntry
     from posfleet.iam.models import ApiToken
 
 
@@ -76,16 +75,13 @@ def terminal(t: Terminal, who: Actor) -> s.TerminalOut:
     )
 
 
-def event(e: AuditEvent) -> s.EventOut:
-    try:
-        label = str(EventType(e.event_type).label)
-    except ValueError:
-        label = e.event_type
+def event(e: TimelineEntry) -> s.EventOut:
+    """A timeline row (fleet/timeline.py: the same rows the console shows) as the API gives it."""
     return s.EventOut(
         seq=e.seq,
         occurred_at=e.occurred_at,
         event_type=e.event_type,
-        event_label=label,
+        event_label=str(e.event_label),
         actor_kind=e.actor_kind,
         actor_label=e.actor_label,
         subject_type=e.subject_type,
@@ -93,8 +89,8 @@ def event(e: AuditEvent) -> s.EventOut:
         reason=e.reason,
         note=e.note,
         outcome=e.outcome,
-        before=e.before,
-        after=e.after,
+        before=dict(e.before),
+        after=dict(e.after),
     )
 
 

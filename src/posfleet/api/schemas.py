@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from ninja import Schema
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, model_validator
 
 from posfleet.api.problems import Problem
 from posfleet.fleet.states import Command, Status
-
-ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+from posfleet.platform.dates import check_range, is_iso_day
 
 
 def _iso_day(value: object) -> object:
     """A query date is ``YYYY-MM-DD`` and nothing else: pydantic would read a number as a Unix time."""
-    if isinstance(value, str) and not ISO_DAY.match(value):
+    if isinstance(value, str) and not is_iso_day(value):
         raise ValueError("a date is written YYYY-MM-DD")
     if isinstance(value, int | float):
         raise ValueError("a date is written YYYY-MM-DD")
@@ -26,6 +24,18 @@ def _iso_day(value: object) -> object:
 
 # Dates given as filters (query parameters).
 QueryDate = Annotated[date, BeforeValidator(_iso_day)]
+
+
+def in_order(start: str, end: str) -> Any:
+    """A query schema's validator: its ``start`` day is not after its ``end`` day (platform.dates), or
+    the request is refused with 422 naming ``start``. Use as ``range_in_order = in_order("a", "b")``."""
+
+    def check(query: Any) -> Any:
+        check_range(getattr(query, start), getattr(query, end), field=start)
+        return query
+
+    return model_validator(mode="after")(check)
+
 
 # ---------------------------------------------------------------------------------------------
 # Error responses each kind of operation declares (OpenAPI completeness).
@@ -52,6 +62,8 @@ class TerminalQuery(Schema):
     sim_expires_from: QueryDate | None = None
     sim_expires_to: QueryDate | None = None
     q: str = Field("", max_length=32, description="Part of an SN or TID.")
+
+    range_in_order = in_order("sim_expires_from", "sim_expires_to")
 
 
 class TerminalOut(Schema):

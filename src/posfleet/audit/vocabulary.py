@@ -38,6 +38,8 @@ class EventType(models.TextChoices):
     SETTLEMENT_RUN = "settlement.run", _("settlement run")
     LEDGER_CORRECTED = "ledger.corrected", _("ledger correction")
     TRANSACTIONS_EXPORTED = "transactions.exported", _("transactions exported")
+    # Operations
+    INTEGRITY_VERIFIED = "integrity.verified", _("integrity check run")
     # Enrollment and renewal
     EXPIRY_SWEEP = "expiry.sweep", _("expiry notices recorded")
     TERMINAL_SERVICE_EXTENDED = "terminal.service_extended", _("service period extended")
@@ -67,9 +69,13 @@ class EventType(models.TextChoices):
     # Parties
     AGENT_CREATED = "agent.created", _("agent created")
     MERCHANT_CREATED = "merchant.created", _("merchant created")
+    MERCHANT_SUSPENDED = "merchant.suspended", _("merchant suspended")
+    MERCHANT_RESUMED = "merchant.resumed", _("merchant resumed")
+    MERCHANT_CLOSED = "merchant.closed", _("merchant closed")
     STORE_CREATED = "store.created", _("store created")
     # Identity and access
     LOGIN_SUCCEEDED = "auth.login_succeeded", _("logged in")
+    LOGIN_PASSWORD_ACCEPTED = "auth.password_accepted", _("password accepted")  # the second factor may follow
     LOGIN_FAILED = "auth.login_failed", _("login failed")
     LOGIN_LOCKED = "auth.login_locked", _("login locked after too many failures")
     LOGGED_OUT = "auth.logged_out", _("logged out")
@@ -89,3 +95,17 @@ class ActorKind(models.TextChoices):
     TOKEN = "token", _("API token")
     JOB = "job", _("job")
     SYSTEM = "system", _("system")
+
+
+# The taxonomy of the reason codes an event type carries, named by the context that records it, for
+# readers in lower contexts (a terminal's timeline shows why a terminal was replaced in the replacement's
+# own words). Registered from the recording context's ``AppConfig.ready``.
+_REASONS: dict[str, type[models.TextChoices]] = {}
+
+
+def register_reasons(event_type: str, reasons: type[models.TextChoices]) -> None:
+    _REASONS[str(event_type)] = reasons
+
+
+def registered_reasons(event_type: str) -> type[models.TextChoices] | None:
+    return _REASONS.get(str(event_type))

@@ -8,15 +8,28 @@ from django import forms
 from django.http import QueryDict
 from django.utils.translation import gettext_lazy as _
 
-from posfleet.enrollment.replacement import ReplacementReason
+from posfleet.enrollment.services.replacement import ReplacementReason
 from posfleet.fleet import selectors as fleet
 from posfleet.fleet.services import PARAMETERS
 from posfleet.fleet.states import SPECS, Command, Status, offered_reasons
 from posfleet.iam.forms import BootstrapMixin, WithTotpMixin
 from posfleet.iam.models import Role, User
 from posfleet.parties import selectors as parties
+from posfleet.platform.dates import check_range
+from posfleet.platform.errors import ValidationFailed
 
 PAGE_SIZE = 50
+
+
+def inverted_range(start: Any, end: Any, *, field: str) -> str:
+    """The one rule for a from/to filter (platform.dates.check_range) in a console form: "" when the
+    range is in order or open, else why it is refused. A page with such a range shows the message
+    (console/includes/range_error.html) and no results."""
+    try:
+        check_range(start, end, field=field)
+    except ValidationFailed as exc:
+        return str(exc.detail)
+    return ""
 
 
 def _choice_field(form: forms.Form, name: str) -> forms.ChoiceField:
@@ -29,7 +42,8 @@ SORT_CHOICES = [(key, key) for key in sorted(fleet.SORTABLE)] + [
 
 
 class TerminalFilterForm(BootstrapMixin, forms.Form):
-    """Every field is optional; an invalid value is ignored rather than failing the whole search."""
+    """Every field is optional; an invalid value is ignored rather than failing the whole search. A SIM
+    expiry range that ends before it starts is refused: ``range_error`` says so, nothing is found."""
 
     q = forms.CharField(
         label=_("Search"),
@@ -80,6 +94,13 @@ class TerminalFilterForm(BootstrapMixin, forms.Form):
         else:
             agents = [(a.code, f"{a.code} · {a.name}") for a in parties.agents_visible_to(user)]
             _choice_field(self, "agent").choices = [("", _("All agents")), *agents]
+
+    range_error = ""
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        self.range_error = inverted_range(data.get("sim_from"), data.get("sim_to"), field="sim_from")
+        return data
 
     def value(self, name: str) -> Any:
         """The cleaned value of a field, or its empty value when it was missing or invalid."""

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
-from posfleet.iam.models import Role, User
+from posfleet.iam.models import PROVIDER_ROLES, Role, User
 
 ALL_ROLES = frozenset(Role.values)
 
@@ -44,7 +44,7 @@ class NavGroup:
     entries: tuple[NavEntry, ...]
 
 
-STAFF = frozenset({Role.ADMIN, Role.REVIEWER, Role.WAREHOUSE})
+STAFF = PROVIDER_ROLES
 STAFF_AND_AGENTS = STAFF | {Role.AGENT}
 
 MONEY = NavGroup(

@@ -10,10 +10,10 @@ from collections.abc import Callable
 
 from django.db.models import Count
 
-from posfleet.enrollment import applications as apps
-from posfleet.enrollment import fulfilment
 from posfleet.enrollment.kyc import CREDIT_CODE_CHARS, CREDIT_CODE_WEIGHTS, ID_CHECK, ID_WEIGHTS, Upload
 from posfleet.enrollment.models import ApplicationStatus
+from posfleet.enrollment.services import applications as apps
+from posfleet.enrollment.services import fulfilment
 from posfleet.fleet.models import Terminal
 from posfleet.fleet.states import Status
 from posfleet.iam.models import Role, User

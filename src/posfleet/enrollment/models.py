@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
+
+from posfleet.enrollment.states import ApplicationStatus
 
 
 class Milestone(models.TextChoices):
@@ -52,23 +53,12 @@ class ApplicationKind(models.TextChoices):
     REAPPLICATION = "reapplication", _("re-application after closure")
 
 
-class ApplicationStatus(models.TextChoices):
-    SUBMITTED = "submitted", _("waiting for review")
-    NEEDS_INFO = "needs_info", _("needs more information")
-    APPROVED = "approved", pgettext_lazy("application status", "approved")
-    REJECTED = "rejected", pgettext_lazy("application status", "rejected")
-    ALLOCATED = "allocated", _("terminals reserved")
-    SHIPPED = "shipped", pgettext_lazy("application status", "shipped")
-    DELIVERED = "delivered", pgettext_lazy("application status", "delivered")
-    COMPLETED = "completed", pgettext_lazy("application status", "active")
-
-
 class Application(models.Model):
     """A request for terminals with the applicant's KYC (进件): from submission to active terminals.
 
     KYC values and documents are sealed with the applicant's data key (``platform.keyring``), which
     becomes the merchant's key when the application is approved. Every status change goes through
-    ``enrollment.applications`` / ``enrollment.fulfilment`` (compare-and-set on ``status``).
+    ``enrollment.services`` (compare-and-set on ``status`` through ``enrollment/states.py``).
     """
 
     number = models.CharField(_("application number"), max_length=20, unique=True)

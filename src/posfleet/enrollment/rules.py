@@ -14,6 +14,8 @@ rules.add_perm("enrollment.send_renewal_offers", is_admin | is_agent)
 rules.add_perm(
     "enrollment.renew_service", is_admin | (is_agent & signed_the_merchant) | (is_merchant & is_the_merchant)
 )
+# Whether to offer renewal at all on the expiry calendar (the service decides per terminal, above).
+rules.add_perm("enrollment.renew_some_service", is_admin | is_agent | is_merchant)
 
 # Replacement (换机), asked about each terminal (the old one and the new one): an admin, or the agent
 # that holds both. The merchant asks its agent for it; it does not replace on its own.

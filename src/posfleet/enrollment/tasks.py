@@ -1,10 +1,12 @@
-"""Expiry sweeps for the scheduler (hourly: each finds nothing new after its first run of the day)."""
+"""Enrollment's jobs for the scheduler: the expiry sweeps (hourly: each finds nothing new after its
+first run of the day) and the review reminders."""
 
 from __future__ import annotations
 
 from django.tasks import task
 
-from posfleet.enrollment.expiry import expiry_suspend_sweep, expiry_sweep
+from posfleet.enrollment.services.applications import review_remind_sweep
+from posfleet.enrollment.services.expiry import expiry_suspend_sweep, expiry_sweep
 from posfleet.platform.context import Actor
 
 
@@ -20,6 +22,4 @@ def expiry_suspend_task() -> dict[str, int]:
 
 @task
 def review_remind_task() -> dict[str, int]:
-    from posfleet.enrollment.applications import review_remind_sweep
-
     return {"reminded": review_remind_sweep(actor=Actor.job("review_remind"))}

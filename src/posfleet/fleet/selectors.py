@@ -7,11 +7,17 @@ from datetime import date, datetime
 
 from django.db.models import Count, Q, QuerySet
 
+from posfleet.fleet.models import Kind as Kind  # the fleet's types other contexts name (not query)
 from posfleet.fleet.models import Replacement, StatusPeriod, Terminal, TerminalModel
 from posfleet.fleet.rules import permission_name
-from posfleet.fleet.states import Command, Status, commands_from
+from posfleet.fleet.states import IN_SERVICE, WITH_MERCHANT, Command, Status, commands_from
 from posfleet.iam.models import Role, User
+from posfleet.iam.selectors import organisations_told
+from posfleet.parties.selectors import Agent
 from posfleet.platform.errors import NotFound
+
+# The fleet's types other contexts name (they read through the functions below, never query them).
+__all__ = ["Kind", "Replacement", "Terminal", "TerminalModel"]
 
 SORTABLE = {"sn", "tid", "status", "model", "agent", "merchant", "sim_expiry", "changed"}
 _SORT_FIELDS = {
@@ -32,7 +38,7 @@ def terminals_visible_to(user: User) -> QuerySet[Terminal]:
     )
     if not user.is_authenticated or not user.is_active:
         return qs.none()
-    if user.role in {Role.ADMIN, Role.REVIEWER, Role.WAREHOUSE}:
+    if user.is_provider_staff:
         return qs
     if user.role == Role.AGENT and user.organisation is not None:
         return qs.filter(agent__organisation__path__startswith=user.organisation.path)
@@ -43,6 +49,28 @@ def terminals_visible_to(user: User) -> QuerySet[Terminal]:
 
 def terminal_for(user: User, sn: str) -> Terminal:
     terminal = terminals_visible_to(user).filter(sn=sn.strip().upper()).first()
+    if terminal is None:
+        raise NotFound()
+    return terminal
+
+
+# What a terminal's card shows (the API's terminal) and who may act on it needs: its own columns and
+# the codes of what it belongs to, not every column of the six rows joined to it (bench/api_reads.py:
+# building those was the largest part of an API read).
+CARD_FIELDS = (
+    *(f.name for f in Terminal._meta.concrete_fields if not f.is_relation),
+    "model__code",
+    "agent__code",
+    "agent__organisation__path",
+    "merchant__mid",
+    "merchant__organisation_id",
+    "store__code",
+)
+
+
+def terminal_card(user: User, sn: str) -> Terminal:
+    """``terminal_for`` with only the card's columns (``CARD_FIELDS``)."""
+    terminal = terminals_visible_to(user).only(*CARD_FIELDS).filter(sn=sn.strip().upper()).first()
     if terminal is None:
         raise NotFound()
     return terminal
@@ -138,10 +166,6 @@ def count_by_model(user: User) -> list[tuple[str, int]]:
     return [(f"{r['model__maker']} {r['model__name']}", r["n"]) for r in rows]
 
 
-# Terminals whose service expiry matters: out in the field with a merchant (or on the way to one).
-IN_SERVICE = (Status.SHIPPED, Status.BOUND, Status.ACTIVE, Status.SUSPENDED, Status.DEACTIVATED)
-
-
 def sim_expiring(user: User, start: date, end: date) -> QuerySet[Terminal]:
     """Terminals in service whose SIM/service term ends between ``start`` and ``end``."""
     return (
@@ -169,3 +193,104 @@ def active_periods(
 
 def was_active(periods: list[tuple[datetime, datetime | None]], at: datetime) -> bool:
     return any(started <= at and (ended is None or at < ended) for started, ended in periods)
+
+
+# -- for other contexts' services (no user scope: their callers checked who may) ---------------------
+
+
+def stock_of_agent(agent: Agent, kind: str) -> QuerySet[Terminal]:
+    """Terminals of model ``kind`` held by ``agent`` in stock (allocated to it, no merchant yet)."""
+    return Terminal.objects.filter(
+        agent=agent, status=Status.ALLOCATED, merchant__isnull=True, model__kind=kind
+    ).order_by("sn")
+
+
+def in_service_expiring(first: date, last: date) -> QuerySet[Terminal]:
+    """Terminals in service (bound to a merchant, not stopped for good) whose service ends between
+    ``first`` and ``last``: those told of their expiry."""
+    return Terminal.objects.filter(
+        status__in=IN_SERVICE, merchant__isnull=False, service_expires_on__range=(first, last)
+    )
+
+
+@dataclass(frozen=True)
+class Owners:
+    sn: str
+    tid: str | None
+    mid: str | None
+    organisations: tuple[int, ...]  # who hears of the terminal's events (iam.selectors.organisations_told)
+
+
+def owners_of(terminal_ids: list[int]) -> dict[int, Owners]:
+    """SN, TID, MID and who hears of each terminal's events, for sweeps that announce thousands of
+    terminals at once (5,000 per query)."""
+    out: dict[int, Owners] = {}
+    for start in range(0, len(terminal_ids), 5000):
+        rows = Terminal.objects.filter(pk__in=terminal_ids[start : start + 5000]).values_list(
+            "pk", "sn", "tid", "merchant__mid", "agent__organisation__path", "merchant__organisation__path"
+        )
+        for pk, sn, tid, mid, agent_path, merchant_path in rows:
+            out[pk] = Owners(sn, tid, mid, organisations_told(agent_path, merchant_path))
+    return out
+
+
+def bound_by_tid(tids: set[str]) -> dict[str, tuple[int, int, int, str]]:
+    """TID → (terminal id, merchant id, merchant's organisation id, MID) of the terminals with those
+    TIDs that are bound to a merchant: what ingest prices a transaction against."""
+    rows = (
+        Terminal.objects.filter(tid__in=tids, merchant__isnull=False)
+        .values_list("tid", "pk", "merchant_id", "merchant__organisation_id", "merchant__mid")
+        .iterator()
+    )
+    return {tid: (pk, merchant, org, mid) for tid, pk, merchant, org, mid in rows if tid is not None}
+
+
+def sn_and_merchant(terminal_id: int) -> tuple[str, int | None] | None:
+    """(SN, merchant id) of terminal ``terminal_id``, or None when there is none."""
+    return Terminal.objects.filter(pk=terminal_id).values_list("sn", "merchant_id").first()
+
+
+def merchant_holds_terminals(merchant_id: int) -> bool:
+    """Whether the merchant still holds a terminal (in service or stopped, not closed)."""
+    return Terminal.objects.filter(merchant_id=merchant_id, status__in=WITH_MERCHANT).exists()
+
+
+def grace_ended(last_expiry: date) -> list[tuple[int, str, date | None]]:
+    """(id, SN, expiry) of the active terminals of a merchant whose service ended on or before
+    ``last_expiry``, oldest expiry first: what the expiry job suspends."""
+    return list(
+        Terminal.objects.filter(
+            status=Status.ACTIVE, service_expires_on__lte=last_expiry, merchant__isnull=False
+        )
+        .order_by("service_expires_on", "pk")
+        .values_list("pk", "sn", "service_expires_on")
+    )
+
+
+def terminals_by_sn(sns: list[str]) -> dict[str, Terminal]:
+    """The terminals of ``sns`` with their merchant and agent, by SN, unscoped (the caller checks who
+    may see each)."""
+    rows = Terminal.objects.filter(sn__in=sns).select_related(
+        "merchant", "merchant__agent", "merchant__agent__organisation", "agent", "agent__organisation"
+    )
+    return {t.sn: t for t in rows}
+
+
+def terminal_by_pk(pk: int) -> Terminal:
+    return Terminal.objects.select_related("model", "agent", "merchant", "store").get(pk=pk)
+
+
+def terminals_of_merchant(merchant_id: int) -> list[tuple[int, str, str, str]]:
+    """(id, SN, status, status reason) of every terminal bound to the merchant now."""
+    return list(
+        Terminal.objects.filter(merchant_id=merchant_id).values_list("pk", "sn", "status", "status_reason")
+    )
+
+
+def status_history(terminal_ids: list[int]) -> list[tuple[int, str, datetime, datetime | None]]:
+    """(terminal id, status, started, ended) of every status period of these terminals, in order."""
+    return list(
+        StatusPeriod.objects.filter(terminal_id__in=sorted(terminal_ids))
+        .order_by("terminal_id", "started_at", "id")
+        .values_list("terminal_id", "status", "started_at", "ended_at")
+    )

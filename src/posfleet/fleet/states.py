@@ -97,6 +97,31 @@ TRANSITIONS: dict[tuple[Status, Command], Status] = {
 INITIAL = S.IN_STOCK
 FINAL = frozenset({S.SCRAPPED, S.BLOCKED})
 
+# -- Status groups: what the rest of posfleet means by these words, defined here and nowhere else. --
+
+# Only an active terminal may transact.
+TRANSACTING = frozenset({S.ACTIVE})
+# In service (在用): bound to a merchant with its service running — told of its expiry, renewable, may
+# take over from a replaced terminal, counted in the expiry forecast.
+IN_SERVICE = frozenset({S.BOUND, S.ACTIVE, S.SUSPENDED})
+# Stopped for a while (expiry, risk, unpaid fee) or on request: not transacting, not closed.
+STOPPED = frozenset({S.SUSPENDED, S.DEACTIVATED})
+# Still the merchant's (its contract runs): in service or stopped. A merchant holding one is not closed,
+# so it asks for more terminals rather than re-applying.
+WITH_MERCHANT = IN_SERVICE | STOPPED
+# Stock: in the warehouse or held by an agent, no merchant yet.
+IN_STOCK_GROUP = frozenset({S.IN_STOCK, S.ALLOCATED})
+# Closed: ended for good, the device on its way back, back, destroyed or lost.
+CLOSED = frozenset({S.DEREGISTERED, S.RETURNED, S.SCRAPPED, S.BLOCKED})
+
+GROUPS: dict[str, frozenset[Status]] = {
+    "in_stock": IN_STOCK_GROUP,
+    "in_service": IN_SERVICE,
+    "stopped": STOPPED,
+    "with_merchant": WITH_MERCHANT,
+    "closed": CLOSED,
+}
+
 
 class DeactivationReason(TextChoices):
     """Why a merchant stops using a terminal (article 003's taxonomy)."""
@@ -142,11 +167,11 @@ class CommandSpec:
     command: Command
     reasons: type[TextChoices] | None = None  # None: the command takes no reason
     step_up: bool = False  # destructive: needs a fresh TOTP verification
-    guards: tuple[str, ...] = ()  # names of guards (see fleet/guards.py)
+    guards: tuple[str, ...] = ()  # the conditions it needs, by name: functions in fleet/guards.py
 
 
 SPECS: dict[Command, CommandSpec] = {
-    C.ALLOCATE: CommandSpec(C.ALLOCATE, guards=("agent_given",)),
+    C.ALLOCATE: CommandSpec(C.ALLOCATE),
     C.PULL_BACK: CommandSpec(C.PULL_BACK),
     C.SHIP: CommandSpec(C.SHIP),
     C.BIND: CommandSpec(C.BIND, guards=("merchant_under_agent", "store_of_merchant")),

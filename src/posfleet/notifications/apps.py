@@ -9,7 +9,8 @@ class NotificationsConfig(AppConfig):
 
     def ready(self) -> None:
         import posfleet.enrollment.events
-        import posfleet.fleet.events  # noqa: F401 (registers the event types endpoints may subscribe to)
+        import posfleet.fleet.events
+        import posfleet.notifications.tasks  # noqa: F401 (registers how deliveries are enqueued)
         from posfleet.notifications.services import fan_out
         from posfleet.platform.outbox import register_handler
 

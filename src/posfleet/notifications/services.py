@@ -17,7 +17,6 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -29,12 +28,13 @@ from django.utils.translation import gettext as _
 from posfleet.audit.services import Entry, record
 from posfleet.audit.vocabulary import EventType
 from posfleet.iam.models import Organisation, OrgKind, Role, User
-from posfleet.notifications import channels
+from posfleet.iam.selectors import provider
+from posfleet.notifications import channels, outbound
 from posfleet.notifications.models import Channel, Delivery, InboxItem, WebhookEndpoint
-from posfleet.notifications.notices import AGENT, MERCHANT, STAFF, notices_for, render
+from posfleet.notifications.notices import ADMINS, AGENT, MERCHANT, STAFF, notices_for, render
 from posfleet.notifications.selectors import endpoints_of
 from posfleet.parties.selectors import merchant_of_organisation
-from posfleet.platform import keyring
+from posfleet.platform import keyring, wake
 from posfleet.platform.clock import now
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
@@ -65,7 +65,7 @@ def fan_out(message: OutboxMessage) -> None:
         for audience, channel_list in notice.audiences.items():
             organisation = _audience(audience, message)
             if organisation is not None:
-                roles = STAFF_ROLES if audience == STAFF else None
+                roles = PROVIDER_ROLES.get(audience)
                 rows += _deliveries(message, notice.key, organisation, channel_list, roles=roles)
     endpoints = WebhookEndpoint.objects.filter(organisation_id__in=message.organisation_ids, active=True)
     rows += [
@@ -82,22 +82,19 @@ def fan_out(message: OutboxMessage) -> None:
     ]
     if rows:
         Delivery.objects.bulk_create(rows, ignore_conflicts=True)
-        transaction.on_commit(request_delivery, robust=True)
+        wake.after_commit("notifications.deliver")
 
 
-def request_delivery() -> None:
-    from posfleet.notifications.tasks import deliver_due_task
-
-    deliver_due_task.enqueue()
-
-
-STAFF_ROLES = frozenset({Role.ADMIN, Role.REVIEWER})  # who hears of applications to review
+# The provider's audiences: who of its users hears (staff: applications to review; admins: broken data).
+PROVIDER_ROLES = {STAFF: frozenset({Role.ADMIN, Role.REVIEWER}), ADMINS: frozenset({Role.ADMIN})}
 
 
 def _audience(audience: str, message: OutboxMessage) -> Organisation | None:
     organisations = list(Organisation.objects.filter(pk__in=message.organisation_ids))
     merchant_org = next((o for o in organisations if o.kind == OrgKind.MERCHANT), None)
-    if audience == STAFF:
+    if audience == ADMINS:  # the provider's own business, whichever organisations an event concerns
+        return provider()
+    if audience in PROVIDER_ROLES:
         return next((o for o in organisations if o.kind == OrgKind.PROVIDER), None)
     if audience == MERCHANT:
         return merchant_org
@@ -254,7 +251,7 @@ def escalate(delivery: Delivery) -> int:
     )
     Delivery.objects.bulk_create(rows, ignore_conflicts=True)
     if rows:
-        transaction.on_commit(request_delivery, robust=True)
+        wake.after_commit("notifications.deliver")
     return len(rows)
 
 
@@ -370,16 +367,9 @@ def _address(delivery: Delivery) -> str:
 # -- operator actions -----------------------------------------------------------------------------
 
 
-def _require(actor: Actor, perm: str) -> User:
-    user = actor.user
-    if actor.read_only or user is None or not user.has_perm(perm):
-        raise PermissionDenied()
-    return user
-
-
 def delivery_resend(*, actor: Actor, delivery_id: int) -> Delivery:
     """Send a failed or dead delivery again, now (the attempt count starts over)."""
-    _require(actor, "notifications.resend")
+    actor.require_person("notifications.resend")
     with transaction.atomic():
         delivery = Delivery.objects.select_for_update().filter(pk=delivery_id).first()
         if delivery is None:
@@ -398,7 +388,7 @@ def delivery_resend(*, actor: Actor, delivery_id: int) -> Delivery:
                 after={"status": PENDING, "notice": delivery.notice, "channel": delivery.channel},
             ),
         )
-        transaction.on_commit(request_delivery, robust=True)
+        wake.after_commit("notifications.deliver")
     delivery.refresh_from_db()
     return delivery
 
@@ -414,11 +404,18 @@ def endpoint_secrets(endpoint: WebhookEndpoint) -> list[str]:
     return valid
 
 
-def inbox_mark_read(*, user: User, item_ids: list[int] | None = None) -> int:
-    """Mark the user's items (all unread when ``item_ids`` is None) read; returns how many."""
+def inbox_mark_read(*, user: User, item_ids: list[int] | None = None, everything: bool = False) -> int:
+    """Mark the given items of the user's inbox read, or with ``everything`` every unread one; returns
+    how many. Exactly one of the two is given: a request naming nothing marks nothing (it is refused)."""
+    if everything and item_ids:
+        raise ValidationFailed(
+            _("Either name the notices to mark read or mark them all read, not both."), field="ids"
+        )
+    if not everything and not item_ids:
+        raise ValidationFailed(_("Say which notices to mark read, or mark them all read."), field="ids")
     items = InboxItem.objects.filter(user=user, read_at__isnull=True)
-    if item_ids is not None:
-        items = items.filter(pk__in=item_ids)
+    if not everything:
+        items = items.filter(pk__in=item_ids or [])
     return items.update(read_at=now())
 
 
@@ -426,7 +423,7 @@ def inbox_mark_read(*, user: User, item_ids: list[int] | None = None) -> int:
 
 
 def _require_webhooks(actor: Actor) -> User:
-    return _require(actor, "notifications.manage_webhooks")
+    return actor.require_person("notifications.manage_webhooks")
 
 
 def endpoint_for(user: User, endpoint_id: int) -> WebhookEndpoint:
@@ -437,25 +434,22 @@ def endpoint_for(user: User, endpoint_id: int) -> WebhookEndpoint:
     return endpoint
 
 
-def _check_endpoint(url: str, event_types: list[str]) -> None:
-    parts = urlsplit(url or "")
-    allowed = {"https", "http"} if settings.POSFLEET_NOTIFY["WEBHOOK_ALLOW_HTTP"] else {"https"}
-    if parts.scheme not in allowed or not parts.hostname:
-        raise ValidationFailed(
-            _("The URL must be an absolute %(schemes)s URL.") % {"schemes": " or ".join(sorted(allowed))},
-            field="url",
-        )
+def _check_endpoint(url: str, event_types: list[str]) -> outbound.Destination:
     if len(url) > 500:
         raise ValidationFailed(_("The URL is longer than 500 characters."), field="url")
-    if not settings.POSFLEET_NOTIFY["WEBHOOK_ALLOW_PRIVATE"] and channels.private_address(parts.hostname):
-        raise ValidationFailed(
-            _("The URL points into a private network; webhooks go to public addresses only."), field="url"
-        )
+    try:
+        # Resolved now (unresolvable names refused) unless private addresses are allowed (tests, labs),
+        # and checked again, resolved once, at every delivery: ADR 0021.
+        resolve = not settings.POSFLEET_NOTIFY["WEBHOOK_ALLOW_PRIVATE"]
+        destination, _addresses = channels.webhook_destination(url or "", resolve=resolve)
+    except outbound.Refused as refused:
+        raise ValidationFailed(refused.message, field="url", reason=refused.code) from None
     unknown = sorted(set(event_types) - set(REGISTRY))
     if unknown:
         raise ValidationFailed(
             _("Unknown event type “%(name)s”.") % {"name": unknown[0][:64]}, field="event_types"
         )
+    return destination
 
 
 def _seal_secret(key: DataKey, secret: str, which: str) -> bytes:
@@ -476,7 +470,7 @@ def webhook_endpoint_create(
     if user.organisation is None:
         raise PermissionDenied()
     types = sorted(set(event_types or []))
-    _check_endpoint(url, types)
+    destination = _check_endpoint(url, types)
     secret = channels.new_webhook_secret()
     with transaction.atomic():
         key = keyring.new_key()
@@ -494,7 +488,7 @@ def webhook_endpoint_create(
                 event_type=EventType.WEBHOOK_ENDPOINT_CREATED,
                 subject_type="webhook_endpoint",
                 subject_id=str(endpoint.pk),
-                after={"host": _host(url), "event_types": types},
+                after={"host": destination.host, "event_types": types},
             ),
         )
     return endpoint, secret
@@ -550,7 +544,3 @@ def webhook_endpoint_disable(*, actor: Actor, endpoint_id: int) -> WebhookEndpoi
         )
     endpoint.refresh_from_db()
     return endpoint
-
-
-def _host(url: str) -> str:
-    return urlsplit(url).hostname or ""

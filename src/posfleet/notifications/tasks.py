@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.tasks import task
 
 from posfleet.notifications.services import deliver_due
+from posfleet.platform import wake
 
 
 @task
@@ -12,3 +13,6 @@ def deliver_due_task() -> dict[str, int]:
     """Send the due deliveries (safe to run any number of times, in any number of workers)."""
     run = deliver_due()
     return {"sent": run.sent, "failed": run.failed, "dead": run.dead, "skipped": run.skipped}
+
+
+wake.register("notifications.deliver", deliver_due_task.enqueue)

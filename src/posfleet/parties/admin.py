@@ -1,4 +1,5 @@
-"""Agents, merchants and stores in /admin/ (superusers). Edits are recorded by django-auditlog."""
+"""Agents, merchants and stores in /admin/ (superusers). Edits are recorded by django-auditlog; a
+merchant's status is read-only here (its services change it, with an audit event)."""
 
 from __future__ import annotations
 
@@ -24,5 +25,6 @@ class MerchantAdmin(admin.ModelAdmin):
     list_display = ("mid", "name", "kind", "mcc", "agent", "status")
     list_filter = ("kind", "status")
     search_fields = ("mid", "name", "legal_name")
-    readonly_fields = ("organisation", "mid", "agent")
+    # The status changes only through parties.services (merchant_suspend/resume/close: audited).
+    readonly_fields = ("organisation", "mid", "agent", "status")
     inlines = [StoreInline]

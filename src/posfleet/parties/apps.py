@@ -10,6 +10,7 @@ class PartiesConfig(AppConfig):
     def ready(self) -> None:
         from auditlog.registry import auditlog
 
+        from posfleet.parties import events  # noqa: F401  (registers the event types endpoints may subscribe to)
         from posfleet.parties.models import Agent, Merchant, Store
 
         # Field diffs of plain edits (django-auditlog); personal data is masked in the diffs.

@@ -6,6 +6,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from posfleet.parties.states import MerchantStatus
+
 MID_VALIDATOR = RegexValidator(r"^[0-9A-Z]{15}$", _("A merchant ID (MID) is 15 digits or capital letters."))
 MCC_VALIDATOR = RegexValidator(r"^\d{4}$", _("An MCC is 4 digits."))
 
@@ -37,9 +39,8 @@ class Merchant(models.Model):
         INDIVIDUAL = "individual", _("individual")
         ENTERPRISE = "enterprise", _("enterprise")
 
-    class Status(models.TextChoices):
-        ACTIVE = "active", _("active")
-        CLOSED = "closed", _("closed")
+    # The merchant's life is in parties/states.py; only parties/services.py changes ``status``.
+    Status = MerchantStatus
 
     organisation = models.OneToOneField("iam.Organisation", on_delete=models.PROTECT, related_name="merchant")
     mid = models.CharField(_("merchant ID (MID)"), max_length=15, unique=True, validators=[MID_VALIDATOR])

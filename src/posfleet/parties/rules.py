@@ -1,10 +1,12 @@
-"""Who may manage parties and who may see their personal contact data (phone, e-mail, name)."""
+"""Who may manage parties, who may run each command of the merchant's life, and who may see their
+personal contact data (phone, e-mail, name)."""
 
 from __future__ import annotations
 
 import rules
 
 from posfleet.iam.rules import is_admin, is_agent, is_merchant
+from posfleet.parties.states import Command
 
 
 def _under(user: object, path: str) -> bool:
@@ -29,6 +31,24 @@ def is_the_agent_or_above(user: object, agent: object) -> bool:
 
 
 rules.add_perm("parties.manage", is_admin)
+
+# The merchant's life is the provider's decision (risk, compliance, the end of a closure case): its
+# admins, and the jobs and the system (which act on the provider's authority). Agents and merchants ask
+# for a closure through its case; they do not close, suspend or resume a merchant themselves.
+MERCHANT_COMMAND_RULES: dict[Command, rules.Predicate] = {
+    Command.SUSPEND: is_admin,
+    Command.RESUME: is_admin,
+    Command.CLOSE: is_admin,
+}
+
+
+def merchant_permission(command: Command | str) -> str:
+    return f"parties.{command}_merchant"
+
+
+for _command, _predicate in MERCHANT_COMMAND_RULES.items():
+    rules.add_perm(merchant_permission(_command), _predicate)
+
 # Contact data is personal data: the admin, the merchant itself and the agents that signed it.
 rules.add_perm(
     "parties.view_merchant_contact",

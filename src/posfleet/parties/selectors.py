@@ -11,7 +11,7 @@ from posfleet.platform.errors import NotFound
 
 def agents_visible_to(user: User) -> QuerySet[Agent]:
     qs = Agent.objects.select_related("organisation")
-    if user.role in {Role.ADMIN, Role.REVIEWER, Role.WAREHOUSE}:
+    if user.is_provider_staff:
         return qs
     if user.role == Role.AGENT and user.organisation is not None:
         return qs.filter(organisation__path__startswith=user.organisation.path)
@@ -20,7 +20,7 @@ def agents_visible_to(user: User) -> QuerySet[Agent]:
 
 def merchants_visible_to(user: User) -> QuerySet[Merchant]:
     qs = Merchant.objects.select_related("organisation", "agent", "agent__organisation")
-    if user.role in {Role.ADMIN, Role.REVIEWER, Role.WAREHOUSE}:
+    if user.is_provider_staff:
         return qs
     if user.role == Role.AGENT and user.organisation is not None:
         return qs.filter(agent__organisation__path__startswith=user.organisation.path)

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from django.db import connection, transaction
 
+from posfleet.platform import wake
 from posfleet.platform.bulk import insert_rows
 from posfleet.platform.clock import now
 
@@ -112,9 +113,9 @@ def _write(
         rows,
         occurred_at=at,
     )
-    # After commit, ask for a dispatch (once per transaction); the scheduler's sweep is the safety net.
-    if not any(entry[1] is request_dispatch for entry in connection.run_on_commit):
-        transaction.on_commit(request_dispatch, robust=True)
+    # Ask for a dispatch, seen by the worker once this commits (once per transaction); the scheduler's
+    # sweep is the safety net.
+    wake.after_commit("outbox.dispatch", once=True)
 
 
 def _event_ids(batch: int = 1024) -> Iterator[str]:
@@ -127,13 +128,6 @@ def _event_ids(batch: int = 1024) -> Iterator[str]:
             raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
             raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
             yield raw.hex()
-
-
-def request_dispatch() -> None:
-    """Enqueue one run of the outbox dispatcher (a task: the worker runs it)."""
-    from posfleet.platform.tasks import dispatch_outbox_task
-
-    dispatch_outbox_task.enqueue()
 
 
 def on_commit(func: Any) -> None:

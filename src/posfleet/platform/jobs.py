@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from posfleet.platform import wake
 from posfleet.platform.clock import now
 from posfleet.platform.errors import DomainError, NotFound
 from posfleet.platform.models import Job
@@ -65,14 +65,8 @@ def start(kind: str, *, user_id: int, params: dict[str, Any], total: int | None 
     job = Job.objects.create(
         id=uuid.uuid4(), kind=kind, user_id=user_id, params=params, total=total, created_at=now()
     )
-    transaction.on_commit(lambda: _enqueue(job.pk), robust=True)
+    wake.after_commit("job.run", str(job.pk))
     return job
-
-
-def _enqueue(job_id: uuid.UUID) -> None:
-    from posfleet.platform.tasks import run_job_task
-
-    run_job_task.enqueue(str(job_id))
 
 
 def run(job_id: str) -> Job:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from django.tasks import task
 
+from posfleet.platform import wake
+from posfleet.platform.jobs import run
 from posfleet.platform.outbox import dispatch_outbox
 
 
@@ -18,7 +20,9 @@ def dispatch_outbox_task() -> dict[str, int]:
 @task
 def run_job_task(job_id: str) -> dict[str, str]:
     """Run one job a person started (a bulk action, an import, an export); see platform/jobs.py."""
-    from posfleet.platform.jobs import run
-
     job = run(job_id)
     return {"status": job.status}
+
+
+wake.register("outbox.dispatch", dispatch_outbox_task.enqueue)
+wake.register("job.run", run_job_task.enqueue)

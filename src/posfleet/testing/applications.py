@@ -8,10 +8,10 @@ import zlib
 from typing import Any
 
 from posfleet.billing.defaults import ensure_standard_plan
-from posfleet.enrollment import applications as apps
-from posfleet.enrollment import fulfilment
 from posfleet.enrollment.kyc import Upload
 from posfleet.enrollment.models import Application
+from posfleet.enrollment.services import applications as apps
+from posfleet.enrollment.services import fulfilment
 from posfleet.fleet.states import Status
 from posfleet.platform.context import Actor
 from posfleet.testing.personas import World, make_terminal

@@ -23,8 +23,7 @@ from posfleet.api import schemas as s
 from posfleet.api.auth import IdempotencyKey, actor
 from posfleet.api.idempotency import Outcome, execute
 from posfleet.api.pagination import PageQuery, keyset
-from posfleet.enrollment import applications as apps
-from posfleet.enrollment import fulfilment
+from posfleet.enrollment import selectors
 from posfleet.enrollment.kyc import Kyc, Upload
 from posfleet.enrollment.models import (
     Application,
@@ -34,8 +33,9 @@ from posfleet.enrollment.models import (
     DocumentKind,
     KycDocument,
 )
+from posfleet.enrollment.services import applications as apps
+from posfleet.enrollment.services import fulfilment
 from posfleet.iam.models import User
-from posfleet.platform.clock import now
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import ValidationFailed
 from posfleet.platform.money import format_fen
@@ -135,16 +135,10 @@ def document(doc: KycDocument) -> a.DocumentOut:
     )
 
 
-def _contact_shown(user: User, app: Application) -> bool:
-    """The applicant's contact data: for those who check the application (admin, reviewers) and those
-    who applied (the agent chain, the merchant); masked for everyone else who sees it (the warehouse)."""
-    return user.has_perm("enrollment.view_kyc", app) or user.has_perm("enrollment.respond_application", app)
-
-
-def detail(app: Application, user: User) -> a.ApplicationDetailOut:
-    shown = _contact_shown(user, app)
-    documents = KycDocument.objects.filter(application=app, replaced=False).order_by("kind", "id")
-    lines = app.lines.select_related("terminal").order_by("terminal__sn")
+def detail(app: Application, who: Actor) -> a.ApplicationDetailOut:
+    """The application as ``who`` sees it: the read model the console's page renders too."""
+    view = selectors.application_view(who, app)
+    shown = view.contact_shown
     return a.ApplicationDetailOut(
         **_summary_fields(app),
         legal_name=app.legal_name,
@@ -158,9 +152,9 @@ def detail(app: Application, user: User) -> a.ApplicationDetailOut:
         address=app.address,
         kyc_given=bool(app.kyc_sealed),
         kyc_checked_on=app.kyc_checked_on,
-        documents=[document(d) for d in documents],
-        missing_documents=[DocumentKind(k) for k in apps.missing_documents(app)],
-        review_overdue=app.status == ApplicationStatus.SUBMITTED and app.review_due_at < now(),
+        documents=[document(d) for d in view.documents],
+        missing_documents=[DocumentKind(k) for k in view.missing],
+        review_overdue=view.overdue,
         info_request=app.info_request,
         decision_reason=app.decision_reason,
         carrier=app.carrier,
@@ -169,14 +163,16 @@ def detail(app: Application, user: User) -> a.ApplicationDetailOut:
         delivered_at=app.delivered_at,
         eligibility=app.eligibility,
         offer=offer(app.offer),
-        lines=[line(i) for i in lines],
+        lines=[line(i) for i in view.lines],
+        steps=[a.StepOut.model_validate(step, from_attributes=True) for step in view.steps],
+        next_step=view.next_step,
+        actions=view.actions,
     )
 
 
 def _fresh(who: Actor, number: str) -> Any:
     """The application as it is now, as the caller sees it, dumped for the answer."""
-    assert who.user is not None
-    return presenters.dump(detail(apps.application_for(who, number), who.user))
+    return presenters.dump(detail(selectors.application_for(who, number), who))
 
 
 def _kyc(values: a.KycIn | None) -> dict[str, Any] | None:
@@ -207,7 +203,7 @@ def applications_list(
 ) -> a.ApplicationPage:
     """Applications the caller may see, newest first: staff all; an agent those through it and its
     sub-agents; a merchant its own. Filters combine (AND)."""
-    qs = apps.visible_applications(_user(request))
+    qs = selectors.visible_applications(_user(request))
     if filters.status:
         qs = qs.filter(status__in=filters.status)
     if filters.kind:
@@ -224,7 +220,8 @@ def applications_list(
 def application_detail(request: HttpRequest, number: str) -> a.ApplicationDetailOut:
     """Its stage and facts, the terminals with their test checks, the documents present and missing,
     the review (due, decision, what was asked for), the contract offer. Never the KYC values."""
-    return detail(apps.application_for(actor(request), number), _user(request))
+    who = actor(request)
+    return detail(selectors.application_for(who, number), who)
 
 
 @router.get(
@@ -236,7 +233,7 @@ def application_kyc(request: HttpRequest, number: str, response: HttpResponse) -
     """Reviewers and admins only. Each read is recorded in the audit trail. 410 once the applicant's
     data was destroyed (crypto-shredding)."""
     values: Kyc | None = apps.kyc_reveal(actor=actor(request), number=number)
-    app = apps.application_for(actor(request), number)
+    app = selectors.application_for(actor(request), number)
     response["Cache-Control"] = "private, no-store"
     return a.KycOut(
         number=app.number,
@@ -480,7 +477,7 @@ def applications_test(
         result = fulfilment.application_test(
             actor=who, number=number, sn=sn, checks=body.checks, note=body.note
         )
-        app = apps.application_for(who, number)
+        app = selectors.application_for(who, number)
         item = ApplicationTerminal.objects.select_related("terminal").get(pk=result.line.pk)
         out = a.TestOut(
             sn=item.terminal.sn,

@@ -13,8 +13,8 @@ from posfleet.api import presenters
 from posfleet.api import schemas as s
 from posfleet.api.auth import IdempotencyKey, StepUpCode, actor
 from posfleet.api.idempotency import Outcome, execute
-from posfleet.enrollment.expiry import service_renew
-from posfleet.enrollment.replacement import ReplacementReason, terminal_replace
+from posfleet.enrollment.services.expiry import service_renew
+from posfleet.enrollment.services.replacement import ReplacementReason, terminal_replace
 from posfleet.platform.context import Actor
 from posfleet.platform.money import format_fen
 

@@ -11,6 +11,7 @@ from posfleet.api.auth import actor
 from posfleet.api.pagination import PageQuery, keyset
 from posfleet.audit.selectors import events_for_any
 from posfleet.fleet.selectors import terminal_model_for, terminal_models
+from posfleet.fleet.timeline import timeline_entries
 from posfleet.iam.models import User
 from posfleet.parties.selectors import (
     agent_for,
@@ -112,7 +113,7 @@ def merchant_events(request: HttpRequest, mid: str, page: Query[PageQuery]) -> s
         ("store", f"{merchant.mid}/{st.code}") for st in stores_visible_to(user).filter(merchant=merchant)
     ]
     rows, cursor = keyset(events_for_any(subjects), list_name=f"events:{merchant.mid}", key="seq", page=page)
-    return s.EventPage(items=[presenters.event(e) for e in rows], next_cursor=cursor)
+    return s.EventPage(items=[presenters.event(e) for e in timeline_entries(rows)], next_cursor=cursor)
 
 
 # ---------------------------------------------------------------------------------------------

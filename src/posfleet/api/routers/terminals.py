@@ -10,10 +10,15 @@ from posfleet.api import schemas as s
 from posfleet.api.auth import IdempotencyKey, StepUpCode, actor
 from posfleet.api.idempotency import Outcome, execute
 from posfleet.api.pagination import PageQuery, keyset
-from posfleet.audit.selectors import events_for_any
-from posfleet.fleet.selectors import TerminalFilters, search_terminals, terminal_for
+from posfleet.fleet.selectors import (
+    CARD_FIELDS,
+    TerminalFilters,
+    search_terminals,
+    terminal_card,
+)
 from posfleet.fleet.services import terminal_transition, terminals_bulk_transition
 from posfleet.fleet.states import SPECS
+from posfleet.fleet.timeline import terminal_timeline, timeline_entries
 from posfleet.platform.context import Actor
 
 router = Router(tags=["terminals"])
@@ -38,7 +43,7 @@ def terminals_list(
             q=filters.q,
         ),
     )
-    rows, cursor = keyset(qs, list_name="terminals", key="sn", page=page)
+    rows, cursor = keyset(qs.only(*CARD_FIELDS), list_name="terminals", key="sn", page=page)
     return s.TerminalPage(items=[presenters.terminal(t, who) for t in rows], next_cursor=cursor)
 
 
@@ -92,7 +97,7 @@ def terminals_bulk_transition_create(
 def terminal_detail(request: HttpRequest, sn: str) -> s.TerminalOut:
     who = actor(request)
     assert who.user is not None
-    return presenters.terminal(terminal_for(who.user, sn), who)
+    return presenters.terminal(terminal_card(who.user, sn), who)
 
 
 @router.get(
@@ -104,12 +109,9 @@ def terminal_events(request: HttpRequest, sn: str, page: Query[PageQuery]) -> s.
     """The terminal's audit timeline, oldest first, including the import of its batch."""
     who = actor(request)
     assert who.user is not None
-    terminal = terminal_for(who.user, sn)
-    subjects = [("terminal", terminal.sn)]
-    if terminal.import_batch:
-        subjects.append(("import_batch", terminal.import_batch))
-    rows, cursor = keyset(events_for_any(subjects), list_name=f"events:{terminal.sn}", key="seq", page=page)
-    return s.EventPage(items=[presenters.event(e) for e in rows], next_cursor=cursor)
+    timeline = terminal_timeline(who.user, sn)
+    rows, cursor = keyset(timeline.events, list_name=f"events:{timeline.terminal.sn}", key="seq", page=page)
+    return s.EventPage(items=[presenters.event(e) for e in timeline_entries(rows)], next_cursor=cursor)
 
 
 @router.post(

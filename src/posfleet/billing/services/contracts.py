@@ -22,12 +22,11 @@ from posfleet.billing.models import (
     ServiceFeeDue,
 )
 from posfleet.billing.services.deposits import deposit_collect
-from posfleet.billing.services.plans import _require
 from posfleet.billing.services.transactions.posting import JournalSpec, accounts, money_lock, post_many
-from posfleet.fleet.models import Terminal
+from posfleet.fleet import selectors as fleet
 from posfleet.platform.clock import now, today
 from posfleet.platform.context import Actor
-from posfleet.platform.errors import Conflict, PermissionDenied, ValidationFailed
+from posfleet.platform.errors import Conflict, ValidationFailed
 
 DAMAGE_GRADES = ("A", "B", "C")
 
@@ -89,7 +88,7 @@ def contract_offer(
     *, actor: Actor, terminal_id: int, merchant, plan: RatePlan, terms: Terms
 ) -> ServiceContract:
     """Prepare the terms for a merchant to read before signing (status ``offered``)."""
-    _require(actor, "billing.offer_contract", merchant)
+    actor.require("billing.offer_contract", merchant)
     if plan.is_competitor:
         raise ValidationFailed(_("A competitor's plan is for comparison only."), field="plan")
     check_terms(terms)
@@ -130,12 +129,7 @@ def contract_offer(
 
 def contract_accept(*, actor: Actor, contract: ServiceContract) -> ServiceContract:
     """The merchant signs: the contract starts, its annual fees fall due, its deposit is collected."""
-    if actor.kind not in {"job", "system"} and (
-        actor.read_only
-        or actor.user is None
-        or not actor.user.has_perm("billing.accept_contract", contract.merchant)
-    ):
-        raise PermissionDenied()
+    actor.require("billing.accept_contract", contract.merchant)
     with transaction.atomic():
         updated = ServiceContract.objects.filter(pk=contract.pk, status=ServiceContract.Status.OFFERED)
         try:
@@ -276,19 +270,19 @@ def contract_transfer(*, actor: Actor, contract: ServiceContract, terminal_id: i
     terminal of the same merchant: the replacement (换机) of its terminal. Compare-and-set on the
     contract's status and terminal; the new terminal must not have an active contract of its own (the
     constraint ``contract_one_active_per_terminal`` decides). Audited as ``contract.transferred``."""
-    _require(actor, "billing.transfer_contract", contract.merchant)
+    actor.require("billing.transfer_contract", contract.merchant)
     with transaction.atomic():
         locked = ServiceContract.objects.select_for_update().filter(pk=contract.pk).first()
         if locked is None or locked.status != ServiceContract.Status.ACTIVE:
             raise Conflict(_("Only an active contract can move to another terminal."))
         if locked.terminal_id == terminal_id:
             raise ValidationFailed(_("The contract is on this terminal already."), field="terminal")
-        target = Terminal.objects.filter(pk=terminal_id).values_list("sn", "merchant_id").first()
+        target = fleet.sn_and_merchant(terminal_id)
         if target is None or target[1] != locked.merchant_id:
             raise ValidationFailed(
                 _("A contract can only move to a terminal of the same merchant."), field="terminal"
             )
-        previous = Terminal.objects.filter(pk=locked.terminal_id).values_list("sn", flat=True).first()
+        previous = (fleet.sn_and_merchant(locked.terminal_id) or ("",))[0]
         try:
             with transaction.atomic():
                 moved = ServiceContract.objects.filter(

@@ -16,7 +16,7 @@ from posfleet.billing.services.ledger import Line, merchant_account, post, provi
 from posfleet.iam.stepup import require_fresh_step_up
 from posfleet.platform.clock import now, today
 from posfleet.platform.context import Actor
-from posfleet.platform.errors import NotFound, PermissionDenied, ValidationFailed
+from posfleet.platform.errors import NotFound, ValidationFailed
 
 
 def deposit_collect(*, actor: Actor, contract: ServiceContract) -> Deposit:
@@ -65,10 +65,7 @@ def deposit_release(
     Dr deposit held (all of it); Cr bank clearing (the refund, paid out); Cr penalty revenue (forfeit).
     Needs a fresh step-up (a refund is destructive) and the reviewer or admin role.
     """
-    if actor.kind not in {"job", "system"} and (
-        actor.read_only or actor.user is None or not actor.user.has_perm("billing.release_deposit")
-    ):
-        raise PermissionDenied()
+    actor.require("billing.release_deposit")
     if isinstance(refund_fen, bool) or not isinstance(refund_fen, int) or refund_fen < 0:
         raise ValidationFailed(_("The refund is a whole, non-negative number of fen."), field="refund")
     if not reason.strip():

@@ -9,7 +9,6 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from django.db import IntegrityError, transaction
-from django.db.models import Model
 from django.utils.translation import gettext as _
 
 from posfleet.audit.services import Entry, record
@@ -18,7 +17,7 @@ from posfleet.billing.errors import NoRatePlan
 from posfleet.billing.models import PaymentMethod, PlanAssignment, RatePlan, RatePlanVersion, RateRule
 from posfleet.platform.clock import today
 from posfleet.platform.context import Actor
-from posfleet.platform.errors import PermissionDenied, ValidationFailed
+from posfleet.platform.errors import ValidationFailed
 from posfleet.platform.money import fee_fen
 
 
@@ -27,13 +26,6 @@ class RuleSpec:
     rate: Decimal
     cap_fen: int | None = None
     min_fen: int | None = None
-
-
-def _require(actor: Actor, perm: str, obj: Model | None = None) -> None:
-    if actor.kind in {"job", "system"}:
-        return
-    if actor.read_only or actor.user is None or not actor.user.has_perm(perm, obj):
-        raise PermissionDenied()
 
 
 def _check_rules(rules: Mapping[str, RuleSpec]) -> None:
@@ -59,7 +51,7 @@ def _check_rules(rules: Mapping[str, RuleSpec]) -> None:
 
 
 def _no_backdating(actor: Actor, effective_from: date) -> None:
-    if actor.kind not in {"job", "system"} and effective_from < today():
+    if not actor.is_system and effective_from < today():
         raise ValidationFailed(
             _("Changes apply from today or later; history is never rewritten."), field="effective_from"
         )
@@ -77,7 +69,7 @@ def plan_create(
     settlement_cycle: str = "t1",
     d0_surcharge_rate: Decimal = Decimal(0),
 ) -> RatePlan:
-    _require(actor, "billing.manage_plans")
+    actor.require("billing.manage_plans")
     _check_rules(rules)
     with transaction.atomic():
         try:
@@ -115,7 +107,7 @@ def plan_version_add(
     d0_surcharge_rate: Decimal = Decimal(0),
     note: str = "",
 ) -> RatePlanVersion:
-    _require(actor, "billing.manage_plans")
+    actor.require("billing.manage_plans")
     _check_rules(rules)
     _no_backdating(actor, effective_from)
     with transaction.atomic():
@@ -195,7 +187,7 @@ def plan_assign(
     d0_settlement: bool = False,
 ) -> PlanAssignment:
     """Put a merchant (or one terminal) on ``plan`` from ``effective_from`` (today or later)."""
-    _require(actor, "billing.manage_plans")
+    actor.require("billing.manage_plans")
     if plan.is_competitor:
         raise ValidationFailed(_("A competitor's plan is for comparison only."), field="plan")
     _no_backdating(actor, effective_from)

@@ -23,6 +23,7 @@ else:
     # A real file (not :memory:) so that threads, processes and the live server share it.
     _dir = Path(os.environ.get("POSFLEET_TEST_SQLITE_DIR", tempfile.gettempdir()))
     DATABASES = {"default": sqlite_database(_dir / "posfleet-test.sqlite3")}
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["TEST"] = {"NAME": str(_dir / f"posfleet-test-{os.getpid()}.sqlite3")}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -22,89 +22,20 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from posfleet.billing.models import RatePlan
 from posfleet.console.views.base import console_login_required, render_page
 from posfleet.console.views.money.common import forbidden, own_merchant, signed_in
-from posfleet.enrollment import applications as apps
-from posfleet.enrollment import fulfilment
+from posfleet.enrollment import selectors, states
 from posfleet.enrollment.kyc import Kyc, Upload
-from posfleet.enrollment.models import Application, ApplicationStatus, DocumentKind, KycDocument
+from posfleet.enrollment.models import Application, DocumentKind
+from posfleet.enrollment.services import applications as apps
+from posfleet.enrollment.services import fulfilment
 from posfleet.fleet.models import Kind
-from posfleet.iam.models import Role, User
+from posfleet.iam.models import Role
 from posfleet.iam.web import actor_from_request
 from posfleet.parties.selectors import Merchant, MerchantKind
 from posfleet.platform.clock import now
 from posfleet.platform.errors import DomainError, NotFound, PermissionDenied
 from posfleet.platform.money import format_fen
 
-S = ApplicationStatus
 PAGE = 25
-# The picture: the steps an application goes through, in order.
-STEPS: tuple[tuple[str, Any], ...] = (
-    (S.SUBMITTED, gettext_lazy("Submitted")),
-    ("review", gettext_lazy("Review")),
-    (S.APPROVED, gettext_lazy("Approved")),
-    (S.ALLOCATED, gettext_lazy("Terminals reserved")),
-    (S.SHIPPED, gettext_lazy("Shipped")),
-    (S.DELIVERED, gettext_lazy("Delivered")),
-    ("installed", gettext_lazy("Installed and tested")),
-    (S.COMPLETED, gettext_lazy("Active")),
-)
-# How many of the steps are behind an application in each status (the next one is "current").
-REACHED: dict[str, int] = {
-    S.SUBMITTED: 1,
-    S.NEEDS_INFO: 1,
-    S.REJECTED: 1,
-    S.APPROVED: 3,
-    S.ALLOCATED: 4,
-    S.SHIPPED: 5,
-    S.DELIVERED: 6,
-    S.COMPLETED: 8,
-}
-TABS = {
-    "open": (S.SUBMITTED, S.NEEDS_INFO),
-    "fulfilment": (S.APPROVED, S.ALLOCATED, S.SHIPPED, S.DELIVERED),
-    "done": (S.COMPLETED, S.REJECTED),
-}
-
-
-def _next_step(application: Application, user: User) -> str:
-    """What happens next, in plain words for whoever looks."""
-    status = application.status
-    if status == S.SUBMITTED:
-        return _("A reviewer checks the application and its documents, usually by %(due)s.") % {
-            "due": _local(application.review_due_at)
-        }
-    if status == S.NEEDS_INFO:
-        return _(
-            "The reviewer needs more information: “%(what)s”. Add it below and send the application back."
-        ) % {"what": application.info_request}
-    if status == S.REJECTED:
-        return _("The application was rejected: %(why)s") % {"why": application.decision_reason}
-    if status == S.APPROVED:
-        return ngettext(
-            "Approved. The agent now reserves %(n)s terminal from its stock.",
-            "Approved. The agent now reserves %(n)s terminals from its stock.",
-            application.terminal_count,
-        ) % {"n": application.terminal_count}
-    if status == S.ALLOCATED:
-        return _("The terminals are reserved and are being packed for shipping.")
-    if status == S.SHIPPED:
-        return _(
-            "On its way with %(carrier)s, tracking number %(no)s. Confirm delivery when the parcel arrives."
-        ) % {
-            "carrier": application.carrier,
-            "no": application.tracking_no,
-        }
-    if status == S.DELIVERED:
-        return _(
-            "Delivered. The agent installs each terminal and runs the test transaction (swipe, scan, print); "
-            "a terminal that passes takes payments at once."
-        )
-    return _("All terminals are active. Statements and renewals appear under Money and Expiry calendar.")
-
-
-def _local(moment: Any) -> str:
-    from django.utils import formats, timezone
-
-    return formats.date_format(timezone.localtime(moment), "DATETIME_FORMAT") if moment else "—"
 
 
 # -- list ---------------------------------------------------------------------------------------------
@@ -114,20 +45,21 @@ def _local(moment: Any) -> str:
 @require_GET
 def application_list(request: HttpRequest) -> HttpResponse:
     user = signed_in(request)
-    qs = apps.visible_applications(user)
-    tab = request.GET.get("tab", "open" if user.role in {Role.ADMIN, Role.REVIEWER} else "all")
-    if tab in TABS:
-        qs = qs.filter(status__in=TABS[tab])
+    qs = selectors.visible_applications(user)
+    reviewer = user.has_perm("enrollment.review_application")
+    tab = request.GET.get("tab", "open" if reviewer else "all")
+    if tab in states.GROUPS:
+        qs = qs.filter(status__in=states.GROUPS[tab])
     order = ("review_due_at", "id") if tab == "open" else ("-submitted_at", "-id")
     page = Paginator(qs.order_by(*order), PAGE).get_page(request.GET.get("page"))
     moment = now()
     rows = [
         {
             "application": a,
-            "reached": REACHED.get(a.status, 0),
-            "overdue": a.status == S.SUBMITTED and a.review_due_at < moment,
+            "reached": states.PROGRESS.get(a.status, 0),
+            "overdue": states.review_overdue(a.status, a.review_due_at, moment),
             "hours_left": int((a.review_due_at - moment).total_seconds() // 3600)
-            if a.status == S.SUBMITTED
+            if a.status == states.ApplicationStatus.SUBMITTED
             else None,
         }
         for a in page.object_list
@@ -146,7 +78,7 @@ def application_list(request: HttpRequest) -> HttpResponse:
                 ("all", _("All")),
             ],
             "may_apply": user.has_perm("enrollment.submit_application"),
-            "step_count": len(STEPS),
+            "step_count": len(states.STEPS),
         },
     )
 
@@ -312,56 +244,31 @@ def application_new(request: HttpRequest) -> HttpResponse:
 
 def _application(request: HttpRequest, number: str) -> Application:
     try:
-        return apps.application_for(actor_from_request(request), number)
+        return selectors.application_for(actor_from_request(request), number)
     except NotFound as exc:
         raise Http404 from exc
 
 
 def _detail_context(request: HttpRequest, application: Application, **extra: Any) -> dict[str, Any]:
-    user = signed_in(request)
-    reached = REACHED.get(application.status, 0)
-    lines = list(application.lines.select_related("terminal", "contract").order_by("terminal__sn"))
-    steps = [
-        {
-            "label": label,
-            "state": "done" if i < reached else ("current" if i == reached else "todo"),
-        }
-        for i, (_key, label) in enumerate(STEPS)
-    ]
-    if application.status == S.REJECTED:
-        steps[1]["state"] = "failed"
-    documents = list(KycDocument.objects.filter(application=application, replaced=False).order_by("kind"))
-    may = {
-        "review": user.has_perm("enrollment.review_application", application)
-        and application.submitted_by_id != user.pk,
-        "kyc": user.has_perm("enrollment.view_kyc", application),
-        "respond": user.has_perm("enrollment.respond_application", application),
-        "fulfil": user.has_perm("enrollment.fulfil_application", application),
-        "deliver": user.has_perm("enrollment.confirm_delivery", application),
-        "install": user.has_perm("enrollment.install_application", application),
-    }
-    stock = (
-        fulfilment.stock_for(application).count()
-        if application.status == S.APPROVED and may["fulfil"]
-        else None
-    )
+    actor = actor_from_request(request)
+    view = selectors.application_view(actor, application)
     return {
         "application": application,
-        "steps": steps,
-        "next_step": _next_step(application, user),
+        "view": view,
+        "actions": {command.value for command in view.actions},
+        # Reads, not steps: who opens KYC data and documents, who reads the reviewers' words.
+        "may": {
+            "kyc": actor.may("enrollment.view_kyc", application),
+            "staff_text": actor.may("enrollment.review_application", application),
+        },
         "kind_label": Kind(application.terminal_kind).label
         if application.terminal_kind in Kind.values
         else "",
-        "lines": lines,
-        "documents": documents,
-        "missing": [DocumentKind(k).label for k in apps.missing_documents(application)],
-        "may": may,
-        "stock": stock,
+        "missing": [DocumentKind(k).label for k in view.missing],
         "kinds": DocumentKind.choices,
         "checks": [(name, fulfilment.CHECK_LABELS[name]) for name in fulfilment.CHECKS],
         "check_labels": fulfilment.CHECK_LABELS,
         "eligibility": _assessment(application),
-        "overdue": application.status == S.SUBMITTED and application.review_due_at < now(),
         "offer": [(k, v) for k, v in (application.offer or {}).items()],
         **extra,
     }

@@ -10,10 +10,11 @@ from django.utils.formats import date_format
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
-from posfleet.console import presentation, queries
+from posfleet.console import queries
 from posfleet.console.views.base import console_login_required, render_page
 from posfleet.fleet import selectors as fleet
-from posfleet.fleet.states import Status
+from posfleet.fleet.states import IN_SERVICE, STOPPED, Status
+from posfleet.fleet.timeline import timeline_entries
 from posfleet.iam.models import User
 from posfleet.platform.clock import today
 
@@ -50,7 +51,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     context = {
         "total": sum(by_status.values()),
         "active": by_status.get(Status.ACTIVE, 0),
-        "stopped": sum(by_status.get(s, 0) for s in (Status.SUSPENDED, Status.DEACTIVATED, Status.BLOCKED)),
+        "stopped": sum(by_status.get(s, 0) for s in STOPPED),
         "status_rows": [(s, by_status[s.value]) for s in statuses],
         "model_rows": by_model,
         "expiring_count": expiring.count(),
@@ -62,7 +63,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         + "?"
         + urlencode(
             {
-                "status": [s.value for s in fleet.IN_SERVICE],
+                "status": [s.value for s in Status if s in IN_SERVICE],
                 "sim_from": start.isoformat(),
                 "sim_to": end.isoformat(),
                 "sort": "sim_expiry",
@@ -70,7 +71,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             doseq=True,
         ),
         "activity": activity,
-        "latest": [presentation.timeline_row(e) for e in activity.latest],
+        "latest": timeline_entries(activity.latest),
         "charts": charts,
     }
     return render_page(request, "console/dashboard.html", context)

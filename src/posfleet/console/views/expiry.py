@@ -16,19 +16,17 @@ from django.views.decorators.http import require_GET, require_POST
 
 from posfleet.console.views.base import console_login_required, render_page
 from posfleet.console.views.money.common import forbidden, signed_in
-from posfleet.enrollment.expiry import NOTIFIED, grace_days, service_renew
-from posfleet.enrollment.offers import renewal_offers
+from posfleet.enrollment.services.expiry import grace_days, service_renew
+from posfleet.enrollment.services.offers import renewal_offers
 from posfleet.fleet.models import Terminal
 from posfleet.fleet.selectors import terminals_visible_to
-from posfleet.iam.models import Role
+from posfleet.fleet.states import IN_SERVICE
 from posfleet.iam.web import actor_from_request
 from posfleet.platform.clock import today
 from posfleet.platform.errors import DomainError, NotFound, PermissionDenied
 from posfleet.platform.money import format_fen
 
 WEEKS = 12
-RENEWERS = {Role.ADMIN, Role.AGENT, Role.MERCHANT}
-OFFERERS = {Role.ADMIN, Role.AGENT}
 PAGE = 50
 
 
@@ -39,7 +37,7 @@ def expiry_calendar(request: HttpRequest) -> HttpResponse:
     day = today()
     monday = day - timedelta(days=day.weekday())
     in_service = terminals_visible_to(user).filter(
-        status__in=NOTIFIED, merchant__isnull=False, service_expires_on__isnull=False
+        status__in=IN_SERVICE, merchant__isnull=False, service_expires_on__isnull=False
     )
     per_day = dict(
         in_service.filter(
@@ -64,8 +62,8 @@ def expiry_calendar(request: HttpRequest) -> HttpResponse:
             "page": page,
             "rows": rows,
             # Who may renew at all (the service decides per terminal: the signing agent, the merchant).
-            "may_renew": user.role in RENEWERS,
-            "may_offer": user.role in OFFERERS,
+            "may_renew": user.has_perm("enrollment.renew_some_service"),
+            "may_offer": user.has_perm("enrollment.send_renewal_offers"),
             "grace_days": grace_days(),
             "chart": {
                 "labels": [formats.date_format(start, "m-d") for start in weeks],

@@ -20,7 +20,7 @@ from posfleet.console.views.base import console_login_required, is_htmx, render_
 from posfleet.console.views.money.common import forbidden, signed_in
 from posfleet.fleet.jobs import EXPORT, IMPORT, actor_params
 from posfleet.fleet.states import Command
-from posfleet.fleet.transfer import require_import_permission
+from posfleet.fleet.transfer import TERMINAL_EXPORT, require_import_permission
 from posfleet.iam.web import actor_from_request
 from posfleet.platform import jobs
 from posfleet.platform.errors import NotFound, PermissionDenied
@@ -80,8 +80,9 @@ def job_download(request: HttpRequest, job_id: str) -> HttpResponseBase:
     path = jobs.job_file(job, job.result["format"])
     if not path.exists():
         raise Http404
+    # terminals-20261020-101500.csv, in the provider's time like every time the console shows
     name = (
-        f"terminals-{job.finished_at:%Y%m%d-%H%M%S}.{job.result['format']}" if job.finished_at else path.name
+        TERMINAL_EXPORT.filename(job.result["format"], at=job.finished_at) if job.finished_at else path.name
     )
     return FileResponse(path.open("rb"), as_attachment=True, filename=name)
 
@@ -94,10 +95,12 @@ def job_download(request: HttpRequest, job_id: str) -> HttpResponseBase:
 def export_start(request: HttpRequest) -> HttpResponse:
     user = signed_in(request)
     fmt = request.POST.get("format", "csv")
-    if fmt not in {"csv", "xlsx"}:
+    if fmt not in TERMINAL_EXPORT.formats:
         raise Http404
     form = TerminalFilterForm(request.POST, user=user)
     filters = form.filters()
+    if form.range_error:  # the list, with the same filters, says why
+        return HttpResponseRedirect(reverse("console:terminals") + f"?{form.canonical().urlencode()}")
     params = {
         "format": fmt,
         "filters": {

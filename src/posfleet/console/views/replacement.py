@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods
 from posfleet.console.forms import ReplaceForm
 from posfleet.console.views.base import console_login_required, is_htmx, render_page
 from posfleet.console.views.money.common import forbidden, signed_in
-from posfleet.enrollment.replacement import may_replace, replacement_stock, terminal_replace
+from posfleet.enrollment.services.replacement import may_replace, replacement_stock, terminal_replace
 from posfleet.fleet import selectors as fleet
 from posfleet.iam.web import actor_from_form, step_up_remaining_seconds
 from posfleet.platform.errors import DomainError, NotFound, PermissionDenied

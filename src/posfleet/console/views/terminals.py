@@ -9,15 +9,15 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET
 
-from posfleet.audit import selectors as audit
 from posfleet.console.commands import commands_for_role
 from posfleet.console.forms import PAGE_SIZE, TerminalFilterForm
-from posfleet.console.presentation import CommandView, command_views, timeline_row
+from posfleet.console.presentation import CommandView, command_views
 from posfleet.console.views.base import console_login_required, is_htmx, render_page
-from posfleet.enrollment.replacement import may_replace
+from posfleet.enrollment.services.replacement import may_replace
 from posfleet.fleet import selectors as fleet
 from posfleet.fleet.models import Capability, Terminal
 from posfleet.fleet.states import Status
+from posfleet.fleet.timeline import terminal_timeline
 from posfleet.iam.models import User
 from posfleet.iam.selectors import provider
 from posfleet.parties import selectors as parties
@@ -66,6 +66,8 @@ def terminal_list(request: HttpRequest) -> HttpResponse:
     assert isinstance(user, User)
     form = TerminalFilterForm(request.GET, user=user)
     terminals = fleet.search_terminals(user, form.filters(), form.sort_key())
+    if form.range_error:
+        terminals = terminals.none()
     page = Paginator(terminals, PAGE_SIZE).get_page(form.page_number())
     rows = [Row(t, command_views(fleet.allowed_commands(user, t))) for t in page.object_list]
     query = form.canonical()
@@ -114,13 +116,10 @@ def terminal_detail(request: HttpRequest, sn: str) -> HttpResponse:
     user = request.user
     assert isinstance(user, User)
     try:
-        terminal = fleet.terminal_for(user, sn)
+        timeline = terminal_timeline(user, sn)
     except NotFound as exc:
         raise Http404 from exc  # others' terminals are simply not there
-    subjects = [("terminal", terminal.sn)]
-    if terminal.import_batch:
-        subjects.append(("import_batch", terminal.import_batch))
-    events = audit.events_for_any(subjects).order_by("-seq")
+    terminal = timeline.terminal
     replaces, replaced_by = fleet.replacement_links(user, terminal)
     capabilities = []
     for value in terminal.model.capabilities or []:
@@ -134,7 +133,7 @@ def terminal_detail(request: HttpRequest, sn: str) -> HttpResponse:
         "capabilities": capabilities,
         "provider": provider(),
         "agents": _agent_chain(user, terminal),
-        "timeline": [timeline_row(e) for e in events],
+        "timeline": timeline.entries(newest_first=True),
         "may_replace": may_replace(user, terminal),
         "replaces": replaces,
         "replaced_by": replaced_by,

@@ -8,18 +8,17 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
-from django.db.models import Count, Max, Min, Q, Sum
 from django.utils import timezone
+from django.utils.functional import lazy
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from posfleet.audit.selectors import events_about
 from posfleet.audit.vocabulary import EventType
-from posfleet.billing.models import AccountKind, Transaction, TransactionKind, TransactionStatus
-from posfleet.billing.selectors import balances_of
+from posfleet.billing import selectors as billing
 from posfleet.billing.services.contracts import add_months
-from posfleet.fleet.models import StatusPeriod, Terminal
-from posfleet.fleet.states import Status
+from posfleet.fleet import selectors as fleet
+from posfleet.fleet.states import WITH_MERCHANT, Status
 from posfleet.platform.errors import DomainError
 
 
@@ -97,9 +96,6 @@ class Facts:
         return cls(**values)
 
 
-IN_SERVICE = frozenset({Status.BOUND, Status.ACTIVE, Status.SUSPENDED, Status.DEACTIVATED})
-
-
 @dataclass
 class _Tenure:
     """One stretch of a terminal with one merchant: from ``bound`` to the next ``in_stock`` (refurbish
@@ -144,6 +140,17 @@ def _days_covered(intervals: list[tuple[datetime, datetime]]) -> int:
     return total // timedelta(days=1)
 
 
+def _in_service_text(sns: list[str]) -> str:
+    return ngettext(
+        "Terminal %(sns)s is still in service: close it first.",
+        "Terminals %(sns)s are still in service: close them first.",
+        len(sns),
+    ) % {"sns": ", ".join(sns[:5]) + ("…" if len(sns) > 5 else "")}
+
+
+_still_in_service = lazy(_in_service_text, str)
+
+
 def merchant_facts(
     merchant: MerchantRef, *, lookback_months: int, kyc_checked_on: date | None = None
 ) -> Facts:
@@ -157,38 +164,15 @@ def merchant_facts(
     ``in_stock``; a tenure without a single transaction, on a device refurbished since, cannot be
     attributed (posfleet keeps no binding history) and is not counted.
     """
-    linked = {
-        pk: (sn, status, reason)
-        for pk, sn, status, reason in Terminal.objects.filter(merchant_id=merchant.pk).values_list(
-            "pk", "sn", "status", "status_reason"
-        )
-    }
-    in_service = sorted(sn for sn, status, _reason in linked.values() if status in IN_SERVICE)
+    linked = {pk: (sn, status, reason) for pk, sn, status, reason in fleet.terminals_of_merchant(merchant.pk)}
+    in_service = sorted(sn for sn, status, _reason in linked.values() if status in WITH_MERCHANT)
     if in_service:
-        raise MerchantNotClosed(
-            ngettext(
-                "Terminal %(sns)s is still in service: close it first.",
-                "Terminals %(sns)s are still in service: close them first.",
-                len(in_service),
-            )
-            % {"sns": ", ".join(in_service[:5]) + ("…" if len(in_service) > 5 else "")}
-        )
-    used = {
-        terminal_id: (sn, first, last)
-        for terminal_id, sn, first, last in Transaction.objects.filter(merchant_id=merchant.pk)
-        .order_by()
-        .values("terminal_id", "terminal__sn")
-        .annotate(first=Min("occurred_at"), last=Max("occurred_at"))
-        .values_list("terminal_id", "terminal__sn", "first", "last")
-    }
+        raise MerchantNotClosed(_still_in_service(in_service))  # in the language of who reads it
+    used = billing.terminals_transacted(merchant.pk)
     sns = {pk: sn for pk, (sn, _status, _reason) in linked.items()} | {
         pk: sn for pk, (sn, _first, _last) in used.items()
     }
-    tenures = _tenures(
-        StatusPeriod.objects.filter(terminal_id__in=sorted(sns))
-        .order_by("terminal_id", "started_at", "id")
-        .values_list("terminal_id", "status", "started_at", "ended_at")
-    )
+    tenures = _tenures(fleet.status_history(list(sns)))
     mine: list[_Tenure] = []
     unsure: list[_Tenure] = []
     for terminal_id, stretches in tenures.items():
@@ -202,17 +186,8 @@ def merchant_facts(
                 unsure += candidates
         mine += chosen
     if unsure:  # several stretches of one device, someone else's in between: ask which hold its sales
-        counts = Transaction.objects.filter(merchant_id=merchant.pk).aggregate(
-            **{
-                f"t{i}": Count(
-                    "pk",
-                    filter=Q(terminal_id=t.terminal_id, occurred_at__gte=t.start)
-                    & (Q(occurred_at__lt=t.end) if t.end is not None else Q()),
-                )
-                for i, t in enumerate(unsure)
-            }
-        )
-        mine += [t for i, t in enumerate(unsure) if counts[f"t{i}"]]
+        counts = billing.transactions_in(merchant.pk, [(t.terminal_id, t.start, t.end) for t in unsure])
+        mine += [t for t, n in zip(unsure, counts, strict=True) if n]
     closings = [
         (started, t.terminal_id)
         for t in mine
@@ -240,24 +215,8 @@ def merchant_facts(
             .first()
         ) or ""
     closed_on = timezone.localdate(closed_at)
-    sale = Q(kind=TransactionKind.SALE, status=TransactionStatus.APPROVED)
-    follow_up = Q(status=TransactionStatus.APPROVED) & ~Q(kind=TransactionKind.SALE)
-    refund = Q(kind=TransactionKind.REFUND, status=TransactionStatus.APPROVED)
-    window = Transaction.objects.filter(
-        merchant_id=merchant.pk,
-        txn_date__gt=add_months(closed_on, -lookback_months),
-        txn_date__lte=closed_on,
-    ).aggregate(
-        transactions=Count("pk"),
-        sales=Count("pk", filter=sale),
-        sales_fen=Sum("amount_fen", filter=sale, default=0),
-        returned_fen=Sum("amount_fen", filter=follow_up, default=0),
-        declined=Count("pk", filter=Q(status=TransactionStatus.DECLINED)),
-        reversals=Count("pk", filter=Q(kind=TransactionKind.REVERSAL, status=TransactionStatus.APPROVED)),
-        refunds=Count("pk", filter=refund),
-        refunds_fen=Sum("amount_fen", filter=refund, default=0),
-    )
-    balances = balances_of(merchant.organisation_id)
+    window = billing.activity(merchant.pk, add_months(closed_on, -lookback_months), closed_on)
+    fees_owed, penalties_owed = billing.amounts_owed(merchant.organisation_id)
     return Facts(
         merchant_mid=merchant.mid,
         closed_at=closed_at,
@@ -272,7 +231,7 @@ def merchant_facts(
         reversals=window["reversals"],
         refunds=window["refunds"],
         refunds_fen=window["refunds_fen"],
-        fees_owed_fen=max(0, balances[AccountKind.FEES_RECEIVABLE]),
-        penalties_owed_fen=max(0, balances[AccountKind.PENALTIES_RECEIVABLE]),
+        fees_owed_fen=fees_owed,
+        penalties_owed_fen=penalties_owed,
         kyc_checked_on=kyc_checked_on,
     )

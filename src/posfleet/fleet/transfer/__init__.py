@@ -2,17 +2,18 @@
 
 Import: ``validate_file`` (dry run) and ``import_terminals`` (validate, then write all or nothing,
 through ``fleet.services.terminals_register_batch``). Export: ``export_terminals`` to a file, or
-``stream_csv`` for a ``StreamingHttpResponse``; both audited once per export. See
-docs/adr/0006-terminal-import.md for why this is hand-written streaming code.
+``stream_csv`` for a ``StreamingHttpResponse``; both audited once per export, written by the shared
+export of ``platform/exports.py``. See docs/adr/0006-terminal-import.md for why this is hand-written
+streaming code.
 """
 
 from posfleet.fleet.transfer.columns import EXPORT_COLUMNS, IMPORT_COLUMNS
 from posfleet.fleet.transfer.exporting import (
     CSV_CONTENT_TYPE,
+    TERMINAL_EXPORT,
     XLSX_CONTENT_TYPE,
     export_queryset,
     export_terminals,
-    iter_rows,
     neutralise,
     stream_csv,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "CSV_CONTENT_TYPE",
     "EXPORT_COLUMNS",
     "IMPORT_COLUMNS",
+    "TERMINAL_EXPORT",
     "XLSX_CONTENT_TYPE",
     "FileError",
     "ImportReport",
@@ -31,7 +33,6 @@ __all__ = [
     "export_queryset",
     "export_terminals",
     "import_terminals",
-    "iter_rows",
     "neutralise",
     "require_import_permission",
     "stream_csv",

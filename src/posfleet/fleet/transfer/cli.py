@@ -6,19 +6,14 @@ and CI output stay readable.
 
 from __future__ import annotations
 
-import getpass
-import os
 from types import TracebackType
-from typing import TextIO, cast
+from typing import TextIO
 
-from django.contrib.auth import get_user_model
-from django.core.management.base import CommandError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from posfleet.fleet.transfer.report import ImportReport, ProgressEvent
-from posfleet.platform.context import Actor
 
 _PAST = {"validate": "validated", "write": "written", "export": "exported"}
 _STEPS = 1000
@@ -73,12 +68,6 @@ class CliProgress:
             self.stream.flush()
 
 
-def raw_stream(wrapper: object) -> TextIO:
-    """The stream under a management command's OutputWrapper (which would add newlines to the
-    pieces rich writes)."""
-    return cast(TextIO, getattr(wrapper, "_out", wrapper))
-
-
 def write_report(report: ImportReport, stream: TextIO, *, tty: bool) -> None:
     """The per-row error report: line, SN, column, message; then the counts per kind."""
     out = stream.write
@@ -109,18 +98,3 @@ def write_report(report: ImportReport, stream: TextIO, *, tty: bool) -> None:
             out(f"… only the first {listed:,} of {found:,} errors are listed.\n")
         counts = ", ".join(f"{code}: {n:,}" for code, n in sorted(report.error_counts.items()))
         out(f"errors by kind: {counts}\n")
-
-
-def cli_actor(username: str | None) -> Actor:
-    """``--user NAME`` acts as that user (permissions checked); otherwise the system, named after the
-    operating-system user running the command."""
-    if username:
-        user = get_user_model().objects.filter(username=username).first()
-        if user is None or not user.is_active:
-            raise CommandError(f"no active user {username!r}", returncode=2)
-        return Actor.for_user(user, request_id="cli")
-    try:
-        who = getpass.getuser()
-    except (OSError, KeyError):
-        who = f"uid{os.getuid()}"
-    return Actor.system(f"cli:{who}")

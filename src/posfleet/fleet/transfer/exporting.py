@@ -1,22 +1,18 @@
 """Exporting terminals to CSV or Excel, streaming, in the reader's scope, audited once per export.
 
-Cells that a spreadsheet would run as a formula (starting with ``= + - @``, tab or carriage return)
-are neutralised with a leading single quote (OWASP "CSV injection").
+What the file holds is said here (``TERMINAL_EXPORT``: ``EXPORT_COLUMNS`` and where each comes from); how it
+is written — streaming in bounded memory, cells that a spreadsheet would run as a formula neutralised,
+the export id, progress, the one ``terminals.exported`` audit row when the export ends — is the shared
+export of ``platform/exports.py``.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import secrets
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
-from datetime import date, datetime
-from typing import IO, Any
+from typing import IO
 
 from django.db import transaction
 from django.db.models import QuerySet
-from django.utils import timezone
 
 from posfleet.audit.services import Entry, record
 from posfleet.audit.vocabulary import EventType
@@ -25,41 +21,48 @@ from posfleet.fleet.selectors import TerminalFilters, search_terminals
 from posfleet.fleet.transfer.columns import EXPORT_COLUMNS
 from posfleet.fleet.transfer.report import ProgressEvent
 from posfleet.iam.models import User
-from posfleet.platform.clock import now
+from posfleet.platform import exports
 from posfleet.platform.context import Actor
-from posfleet.platform.errors import PermissionDenied, ValidationFailed
+from posfleet.platform.errors import PermissionDenied
+from posfleet.platform.exports import Column, ColumnType, ExportRecord, ExportSpec, neutralise
 
-ITERATOR_CHUNK = 2000
-FLUSH_ROWS = 1000
-DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r")
-CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
-XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+__all__ = [
+    "CSV_CONTENT_TYPE",
+    "TERMINAL_EXPORT",
+    "XLSX_CONTENT_TYPE",
+    "export_queryset",
+    "export_terminals",
+    "neutralise",
+    "stream_csv",
+]
 
-_VALUES = (
-    "sn",
-    "tid",
-    "status",
-    "model__code",
-    "agent__code",
-    "merchant__mid",
-    "store__code",
-    "sim_iccid",
-    "service_expires_on",
-    "firmware_version",
-    "status_reason",
-    "status_changed_at",
+CSV_CONTENT_TYPE = exports.CSV.content_type
+XLSX_CONTENT_TYPE = exports.XLSX.content_type
+
+# Where each column of EXPORT_COLUMNS comes from, when not the terminal's field of the same name.
+_SOURCES = {
+    "model": "model__code",
+    "agent": "agent__code",
+    "merchant": "merchant__mid",
+    "store": "store__code",
+}
+_TYPES = {"service_expires_on": ColumnType.DATE, "status_changed_at": ColumnType.DATETIME}
+
+TERMINAL_EXPORT = ExportSpec(
+    name="terminals",
+    id_prefix="EXP",
+    formats=("csv", "xlsx"),
+    columns=tuple(
+        Column(name, _SOURCES.get(name, name), _TYPES.get(name, ColumnType.TEXT)) for name in EXPORT_COLUMNS
+    ),
 )
+
 Progress = Callable[[ProgressEvent], None]
-
-
-def neutralise(value: str) -> str:
-    """``=1+1`` -> ``'=1+1``: shown as text by Excel, LibreOffice and Numbers, never evaluated."""
-    return "'" + value if value.startswith(DANGEROUS_START) else value
 
 
 def _scope(actor: Actor, user_or_none: User | None) -> User | None:
     """People and tokens export what they may see, nothing more; the system exports everything."""
-    if actor.kind in {"user", "token"}:
+    if not actor.is_system:
         if actor.user is None or (user_or_none is not None and user_or_none.pk != actor.user.pk):
             raise PermissionDenied()
         user_or_none = actor.user
@@ -73,78 +76,28 @@ def export_queryset(user: User | None, filters: TerminalFilters) -> QuerySet[Ter
     return search_terminals(user, filters, sort="sn")
 
 
-def iter_rows(user: User | None, filters: TerminalFilters, *, excel: bool = False) -> Iterator[list[Any]]:
-    """One list of cells per terminal, in EXPORT_COLUMNS order, text already neutralised.
+def _recorder(actor: Actor) -> exports.Recorder:
+    def write(export: ExportRecord) -> None:
+        with transaction.atomic():
+            record(
+                actor,
+                Entry(
+                    event_type=EventType.TERMINALS_EXPORTED,
+                    subject_type="export",
+                    subject_id=export.export_id,
+                    outcome=export.outcome,
+                    after=export.after(),
+                ),
+            )
 
-    Dates are ``date`` objects and times local ``datetime`` objects (naive for Excel, which has no
-    time zones; ISO 8601 with offset in CSV). Streams with ``.iterator()``: memory stays flat.
-    """
-    rows = export_queryset(user, filters).values_list(*_VALUES).iterator(chunk_size=ITERATOR_CHUNK)
-    for row in rows:
-        cells: list[Any] = []
-        for value in row:
-            if value is None:
-                cells.append(None if excel else "")
-            elif isinstance(value, str):
-                cells.append(neutralise(value))
-            elif isinstance(value, datetime):
-                local = timezone.localtime(value).replace(microsecond=0)
-                cells.append(local.replace(tzinfo=None) if excel else local.isoformat())
-            elif isinstance(value, date):
-                cells.append(value if excel else value.isoformat())
-            else:
-                cells.append(value)
-        yield cells
+    return write
 
 
-def _filters_dict(filters: TerminalFilters) -> dict[str, Any]:
-    data = {}
-    for key, value in asdict(filters).items():
-        if value in ("", (), None):
-            continue
-        data[key] = (
-            value.isoformat()
-            if isinstance(value, date)
-            else list(value)
-            if isinstance(value, tuple)
-            else value
-        )
-    return data
-
-
-def _record(
-    actor: Actor,
-    export_id: str,
-    fmt: str,
-    filters: TerminalFilters,
-    user: User | None,
-    rows: int,
-    outcome: str,
-) -> None:
-    with transaction.atomic():
-        record(
-            actor,
-            Entry(
-                event_type=EventType.TERMINALS_EXPORTED,
-                subject_type="export",
-                subject_id=export_id,
-                outcome=outcome,
-                after={
-                    "format": fmt,
-                    "rows": rows,
-                    "filters": _filters_dict(filters),
-                    "scope": user.get_username() if user is not None else "all",
-                },
-            ),
-        )
-
-
-def new_export_id() -> str:
-    return f"EXP-{timezone.localtime(now()):%Y%m%d%H%M%S}-{secrets.token_hex(3)}"
-
-
-def _total(user: User | None, filters: TerminalFilters, progress: Progress | None) -> int | None:
-    return export_queryset(user, filters).count() if progress is not None else None
+def _progress(report: Progress | None) -> exports.Progress | None:
+    """The shared export's progress as the fleet's ``ProgressEvent`` (the CLI's bar, the console's job)."""
+    if report is None:
+        return None
+    return lambda event: report(ProgressEvent("export", event.done, event.total, event.fraction))
 
 
 def stream_csv(
@@ -161,41 +114,17 @@ def stream_csv(
     Scope and permission are checked before the first byte.
     """
     user = _scope(actor, user_or_none)
-    return _csv_chunks(actor, user, filters, progress, [0])
-
-
-def _csv_chunks(
-    actor: Actor, user: User | None, filters: TerminalFilters, progress: Progress | None, count: list[int]
-) -> Iterator[bytes]:
-    """``count[0]`` holds the rows written so far (read by export_terminals at the end)."""
-    export_id = new_export_id()
-    total = _total(user, filters, progress)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(EXPORT_COLUMNS)
-    rows = 0
-    outcome = "aborted"
-    try:
-        yield b"\xef\xbb\xbf" + buffer.getvalue().encode()
-        buffer.seek(0)
-        buffer.truncate()
-        for cells in iter_rows(user, filters):
-            writer.writerow(cells)
-            rows += 1
-            count[0] = rows
-            if rows % FLUSH_ROWS == 0:
-                yield buffer.getvalue().encode()
-                buffer.seek(0)
-                buffer.truncate()
-                if progress is not None and rows % (FLUSH_ROWS * 5) == 0:
-                    progress(ProgressEvent("export", rows, total, rows / total if total else None))
-        if buffer.tell():
-            yield buffer.getvalue().encode()
-        outcome = "success"
-    finally:
-        _record(actor, export_id, "csv", filters, user, rows, outcome)
-    if progress is not None:
-        progress(ProgressEvent("export", rows, total, 1.0))
+    queryset = export_queryset(user, filters)
+    return exports.stream(
+        TERMINAL_EXPORT,
+        "csv",
+        exports.rows_of(queryset, TERMINAL_EXPORT),
+        record=_recorder(actor),
+        filters=filters,
+        scope=_scope_label(user),
+        count=queryset.count,
+        progress=_progress(progress),
+    )
 
 
 def export_terminals(
@@ -209,50 +138,21 @@ def export_terminals(
 ) -> int:
     """Write the terminals ``user_or_none`` may see (everything for the system) to ``out`` as CSV or
     XLSX. Returns the number of rows. One audit event (terminals.exported) per export."""
-    if fmt not in {"csv", "xlsx"}:
-        raise ValidationFailed(f"Unknown export format {fmt!r}: use csv or xlsx.", field="format")
+    TERMINAL_EXPORT.file_format(fmt)
     user = _scope(actor, user_or_none)
-    if fmt == "csv":
-        count = [0]
-        for part in _csv_chunks(actor, user, filters, progress, count):
-            out.write(part)
-        return count[0]
-    return _write_xlsx(actor, user, filters, out, progress)
+    queryset = export_queryset(user, filters)
+    return exports.write(
+        TERMINAL_EXPORT,
+        fmt,
+        exports.rows_of(queryset, TERMINAL_EXPORT),
+        out,
+        record=_recorder(actor),
+        filters=filters,
+        scope=_scope_label(user),
+        count=queryset.count,
+        progress=_progress(progress),
+    )
 
 
-def _write_xlsx(
-    actor: Actor, user: User | None, filters: TerminalFilters, out: IO[bytes], progress: Progress | None
-) -> int:
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-
-    export_id = new_export_id()
-    total = _total(user, filters, progress)
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("terminals")
-    sheet.append(list(EXPORT_COLUMNS))
-    date_at = EXPORT_COLUMNS.index("service_expires_on")
-    time_at = EXPORT_COLUMNS.index("status_changed_at")
-    rows = 0
-    outcome = "aborted"
-    try:
-        for cells in iter_rows(user, filters, excel=True):
-            if cells[date_at] is not None:
-                cell = WriteOnlyCell(sheet, value=cells[date_at])
-                cell.number_format = "yyyy-mm-dd"
-                cells[date_at] = cell
-            if cells[time_at] is not None:
-                cell = WriteOnlyCell(sheet, value=cells[time_at])
-                cell.number_format = "yyyy-mm-dd hh:mm:ss"
-                cells[time_at] = cell
-            sheet.append(cells)
-            rows += 1
-            if progress is not None and rows % (FLUSH_ROWS * 5) == 0:
-                progress(ProgressEvent("export", rows, total, rows / total if total else None))
-        workbook.save(out)
-        outcome = "success"
-    finally:
-        _record(actor, export_id, "xlsx", filters, user, rows, outcome)
-    if progress is not None:
-        progress(ProgressEvent("export", rows, total, 1.0))
-    return rows
+def _scope_label(user: User | None) -> str:
+    return user.get_username() if user is not None else "all"

@@ -49,7 +49,6 @@ from posfleet.fleet.transfer.report import DEFAULT_MAX_ERRORS, ImportReport, Pro
 from posfleet.fleet.transfer.validation import RowCheck, is_blank, row_checker
 from posfleet.platform.clock import now
 from posfleet.platform.context import Actor
-from posfleet.platform.errors import PermissionDenied
 
 DEFAULT_CHUNK = 5000
 Progress = Callable[[ProgressEvent], None]
@@ -66,10 +65,7 @@ class _Abort(Exception):
 def require_import_permission(actor: Actor) -> None:
     """Imports are for stock keepers (admin, warehouse) and the system. Checked before reading, since
     even a dry run tells which SNs exist already."""
-    if actor.kind in {"job", "system"}:
-        return
-    if actor.read_only or actor.user is None or not actor.user.has_perm("fleet.import_terminals"):
-        raise PermissionDenied()
+    actor.require("fleet.import_terminals")
 
 
 def _model_codes() -> dict[str, int]:

@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from posfleet.billing.services.transactions import MAX_BATCH, TxnIn, TxnResult, transactions_ingest
-from posfleet.fleet.transfer.cli import cli_actor, raw_stream
+from posfleet.platform.cli import cli_actor, raw_stream
 from posfleet.platform.errors import PermissionDenied
 from posfleet.platform.money import MoneyParseError, format_fen, parse_amount
 

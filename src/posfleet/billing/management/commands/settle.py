@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from posfleet.billing.services.settlement import CHUNK, SettlementInterrupted, settlement_run
-from posfleet.fleet.transfer.cli import cli_actor, raw_stream
+from posfleet.platform.cli import cli_actor, raw_stream
 from posfleet.platform.clock import today
 from posfleet.platform.errors import Conflict, PermissionDenied, ValidationFailed
 from posfleet.platform.money import format_fen

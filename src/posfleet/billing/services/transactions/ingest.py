@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 from posfleet.audit.services import record
 from posfleet.billing.errors import NoRatePlan, TerminalNotActive
 from posfleet.billing.models import Transaction, TransactionKind, TransactionStatus
-from posfleet.billing.services.plans import PlanBook, _require
+from posfleet.billing.services.plans import PlanBook
 from posfleet.billing.services.transactions import items as codes
 from posfleet.billing.services.transactions.items import (
     MAX_BATCH,
@@ -43,7 +43,7 @@ from posfleet.billing.services.transactions.rows import (
     returned_fee,
 )
 from posfleet.billing.services.transactions.totals import add_to_daily_totals
-from posfleet.fleet.models import Terminal
+from posfleet.fleet import selectors as fleet
 from posfleet.fleet.selectors import active_periods, was_active
 from posfleet.platform.bulk import insert_rows
 from posfleet.platform.clock import now
@@ -84,7 +84,7 @@ def transactions_ingest(*, actor: Actor, items: Sequence[TxnIn]) -> list[TxnResu
     content is refused (``duplicate_key_conflict``). Refused items write nothing; the accepted ones are
     written, with their money, all together.
     """
-    _require(actor, "billing.ingest_transactions")
+    actor.require("billing.ingest_transactions")
     if len(items) > MAX_BATCH:
         raise ValidationFailed(
             _("At most %(max)s transactions per batch (got %(n)s).")
@@ -165,12 +165,7 @@ class _Ingest:
     def _load(self, items: list[TxnIn]) -> None:
         originals = [i.original for i in items if i.original is not None]
         tids = {i.tid for i in items} | {o[0] for o in originals}
-        self.terminals = {
-            tid: TerminalRef(pk, merchant, org, mid)
-            for pk, tid, merchant, org, mid in Terminal.objects.filter(tid__in=tids, merchant__isnull=False)
-            .values_list("pk", "tid", "merchant_id", "merchant__organisation_id", "merchant__mid")
-            .iterator()
-        }
+        self.terminals = {tid: TerminalRef(*bound) for tid, bound in fleet.bound_by_tid(tids).items()}
         self.stored_by_key, self.stored_by_external = self._stored(
             [i.key for i in items], [i.external_id for i in items if i.external_id]
         )

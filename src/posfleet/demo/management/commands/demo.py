@@ -20,9 +20,9 @@ from posfleet.demo.build import (
     database_is_empty,
 )
 from posfleet.demo.vocabulary import PASSWORD
-from posfleet.enrollment.expiry import expiry_sweep
+from posfleet.enrollment.services.expiry import expiry_sweep
 from posfleet.fleet.models import Terminal
-from posfleet.fleet.transfer.cli import raw_stream
+from posfleet.platform.cli import raw_stream
 from posfleet.platform.context import Actor
 from posfleet.testing.totp import DEMO_TOTP_SECRET
 

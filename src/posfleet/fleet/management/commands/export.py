@@ -11,8 +11,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from posfleet.fleet.selectors import TerminalFilters
 from posfleet.fleet.states import Status
-from posfleet.fleet.transfer import export_terminals
-from posfleet.fleet.transfer.cli import CliProgress, cli_actor, raw_stream
+from posfleet.fleet.transfer import TERMINAL_EXPORT, export_terminals
+from posfleet.fleet.transfer.cli import CliProgress
+from posfleet.platform.cli import cli_actor, raw_stream
 from posfleet.platform.errors import PermissionDenied
 
 
@@ -44,7 +45,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("what", choices=["terminals"], help="what to export")
         parser.add_argument(
-            "--format", choices=["csv", "xlsx"], help="default: from --output's suffix, else csv"
+            "--format", choices=TERMINAL_EXPORT.formats, help="default: from --output's suffix, else csv"
         )
         parser.add_argument("--output", "-o", default="-", help="file to write, or - for stdout (default)")
         parser.add_argument(

@@ -12,8 +12,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from posfleet.fleet.transfer import import_terminals
-from posfleet.fleet.transfer.cli import CliProgress, cli_actor, raw_stream, write_report
+from posfleet.fleet.transfer.cli import CliProgress, write_report
 from posfleet.fleet.transfer.report import DEFAULT_MAX_ERRORS
+from posfleet.platform.cli import cli_actor, raw_stream
 from posfleet.platform.errors import PermissionDenied
 
 

@@ -1,6 +1,6 @@
-"""From an approved application to active terminals: open the merchant, allocate SNs from the agent's
-stock, ship (carrier, tracking number), confirm delivery, install (bind + contract) and the test
-transaction (swipe, scan, print) that activates each terminal.
+"""From an approved application to active terminals: allocate SNs from the agent's stock, ship
+(carrier, tracking number), confirm delivery, install (bind + contract) and the test transaction
+(swipe, scan, print) that activates each terminal.
 
 Terminal status changes go through the fleet's own service functions, in the same transaction as the
 application's step, so a refused terminal command leaves the application untouched too.
@@ -9,7 +9,6 @@ application's step, so a refused terminal command leaves the application untouch
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from django.db import connection, transaction
 from django.utils.translation import gettext as _
@@ -18,30 +17,16 @@ from django.utils.translation import gettext_lazy, ngettext
 from posfleet.audit.services import clean_text
 from posfleet.audit.vocabulary import EventType
 from posfleet.billing.services.contracts import Terms, add_months, contract_accept, contract_offer
-from posfleet.billing.services.plans import plan_assign
-from posfleet.enrollment.applications import (
-    acting_user,
-    application_for,
-    audit,
-    move,
-    progressed,
-    require_status,
-)
 from posfleet.enrollment.models import Application, ApplicationKind, ApplicationTerminal
-from posfleet.enrollment.models import ApplicationStatus as S
+from posfleet.enrollment.selectors import application_for, stock_for
+from posfleet.enrollment.services.common import audit, move, progressed, require_allowed
+from posfleet.enrollment.services.onboarding import store_of, system_actor
+from posfleet.enrollment.states import PERMISSIONS, ApplicationCommand
 from posfleet.fleet import services as fleet
-from posfleet.fleet.models import Terminal
-from posfleet.fleet.states import Status
-from posfleet.parties import selectors as parties
-from posfleet.parties.selectors import Store
-from posfleet.parties.services import merchant_create, store_create
-from posfleet.platform import counters
 from posfleet.platform.clock import now, today
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import GuardFailed, ValidationFailed
 
-MID_COUNTER = "merchant_mid"
-MID_PREFIX = "898"  # 3 + 12 digits = the 15 characters of ISO 8583 field 42
 CHECKS = ("swipe", "scan", "print")
 CHECK_LABELS = {
     "swipe": gettext_lazy("card swipe"),
@@ -50,88 +35,15 @@ CHECK_LABELS = {
 }
 
 
-def _system(application: Application) -> Actor:
-    """The application itself as the actor of the steps it implies (opening the merchant, signing the
-    contract the applicant accepted when submitting)."""
-    return Actor.job(f"application:{application.number}")
-
-
-def _new_mid() -> str:
-    while True:
-        mid = f"{MID_PREFIX}{counters.next_values(MID_COUNTER)[0]:012d}"
-        if not parties.mid_taken(mid):
-            return mid
-
-
-def open_merchant(application: Application) -> None:
-    """On approval: register the merchant (new MID, with the application's data key) and its store;
-    for more terminals, the store is added to the existing merchant. Called inside the approval."""
-    system = _system(application)
-    merchant = application.merchant
-    if merchant is None:
-        merchant = merchant_create(
-            actor=system,
-            agent=application.agent,
-            mid=_new_mid(),
-            kind=application.merchant_kind,
-            name=application.shop_name,
-            legal_name=application.legal_name,
-            mcc=application.mcc,
-            contact_name=application.contact_name,
-            contact_phone=application.contact_phone,
-            contact_email=application.contact_email,
-            data_key=application.data_key,
-        )
-        plan_assign(
-            actor=system,
-            merchant_id=merchant.pk,
-            merchant_mid=merchant.mid,
-            plan=application.plan,
-            effective_from=today(),
-        )
-        Application.objects.filter(pk=application.pk).update(merchant=merchant)
-        application.merchant = merchant
-    if parties.store_at(merchant, application.store_name, application.address) is None:
-        store_create(
-            actor=system,
-            merchant=merchant,
-            code=parties.free_store_code(merchant),
-            name=application.store_name,
-            city=application.city,
-            address=application.address,
-        )
-
-
-def store_of(application: Application) -> Store:
-    assert application.merchant is not None
-    store = parties.store_at(application.merchant, application.store_name, application.address)
-    assert store is not None, "approval opens the store"
-    return store
-
-
 # -- allocate ----------------------------------------------------------------------------------------
-
-
-def stock_for(application: Application) -> Any:
-    """Terminals of the asked kind in the agent's stock and promised to no open application."""
-    return (
-        Terminal.objects.filter(
-            agent=application.agent,
-            status=Status.ALLOCATED,
-            merchant__isnull=True,
-            model__kind=application.terminal_kind,
-        )
-        .exclude(pk__in=ApplicationTerminal.objects.filter(activated_at__isnull=True).values("terminal_id"))
-        .order_by("sn")
-    )
 
 
 def application_allocate(*, actor: Actor, number: str, sns: list[str] | None = None) -> Application:
     """Promise terminals from the agent's stock: the given SNs, or the first free ones of the kind."""
     with transaction.atomic():
         application = application_for(actor, number, lock=True)
-        acting_user(actor, "enrollment.fulfil_application", application)
-        require_status(application, S.APPROVED)
+        actor.require(PERMISSIONS[ApplicationCommand.ALLOCATE], application)
+        require_allowed(application, ApplicationCommand.ALLOCATE)
         stock = stock_for(application)
         if connection.features.has_select_for_update_skip_locked:
             stock = stock.select_for_update(skip_locked=True, of=("self",))
@@ -177,7 +89,7 @@ def application_allocate(*, actor: Actor, number: str, sns: list[str] | None = N
         ApplicationTerminal.objects.bulk_create(
             [ApplicationTerminal(application=application, terminal=t, allocated_at=at) for t in chosen]
         )
-        move(application, [S.APPROVED], S.ALLOCATED)
+        move(application, ApplicationCommand.ALLOCATE)
         audit(actor, application, EventType.APPLICATION_ALLOCATED, sns=[t.sn for t in chosen])
         progressed(application, "allocated")
     return application
@@ -194,8 +106,8 @@ def application_ship(*, actor: Actor, number: str, carrier: str, tracking_no: st
         raise ValidationFailed(_("Give the tracking number."), field="tracking_no")
     with transaction.atomic():
         application = application_for(actor, number, lock=True)
-        acting_user(actor, "enrollment.fulfil_application", application)
-        require_status(application, S.ALLOCATED)
+        actor.require(PERMISSIONS[ApplicationCommand.SHIP], application)
+        require_allowed(application, ApplicationCommand.SHIP)
         for line in application.lines.select_related("terminal"):
             fleet.terminal_ship(
                 actor=actor,
@@ -204,9 +116,7 @@ def application_ship(*, actor: Actor, number: str, carrier: str, tracking_no: st
                 tracking_no=tracking_no,
                 note=application.number,
             )
-        move(
-            application, [S.ALLOCATED], S.SHIPPED, carrier=carrier, tracking_no=tracking_no, shipped_at=now()
-        )
+        move(application, ApplicationCommand.SHIP, carrier=carrier, tracking_no=tracking_no, shipped_at=now())
         audit(actor, application, EventType.APPLICATION_SHIPPED, carrier=carrier, tracking_no=tracking_no)
         progressed(application, "shipped", carrier=carrier, tracking_no=tracking_no)
     return application
@@ -216,8 +126,8 @@ def application_deliver(*, actor: Actor, number: str) -> Application:
     """The merchant (or its agent) confirms the parcel arrived."""
     with transaction.atomic():
         application = application_for(actor, number, lock=True)
-        acting_user(actor, "enrollment.confirm_delivery", application)
-        move(application, [S.SHIPPED], S.DELIVERED, delivered_at=now())
+        actor.require(PERMISSIONS[ApplicationCommand.DELIVER], application)
+        move(application, ApplicationCommand.DELIVER, delivered_at=now())
         audit(actor, application, EventType.APPLICATION_DELIVERED)
         progressed(application, "delivered")
     return application
@@ -243,13 +153,10 @@ def application_install(*, actor: Actor, number: str, sn: str) -> ApplicationTer
     the applicant accepted). The terminal is then ``bound`` and waits for its test transaction."""
     with transaction.atomic():
         application = application_for(actor, number, lock=True)
-        acting_user(actor, "enrollment.install_application", application)
-        if application.status != S.DELIVERED:
-            raise GuardFailed(
-                _("Install after the delivery is confirmed."),
-                guard="delivered",
-                current_status=application.status,
-            )
+        actor.require(PERMISSIONS[ApplicationCommand.INSTALL], application)
+        require_allowed(
+            application, ApplicationCommand.INSTALL, _("Install after the delivery is confirmed.")
+        )
         line = _line(application, sn)
         if line.installed_at is not None:
             raise GuardFailed(_("This terminal is already installed."), guard="not_installed")
@@ -263,7 +170,7 @@ def application_install(*, actor: Actor, number: str, sn: str) -> ApplicationTer
             store_code=store.code,
             note=application.number,
         )
-        system = _system(application)
+        system = system_actor(application)
         offer = dict(application.offer)
         contract = contract_offer(
             actor=system,
@@ -309,11 +216,10 @@ def application_test(
     failed = [name for name, ok in results.items() if not ok]
     with transaction.atomic():
         application = application_for(actor, number, lock=True)
-        acting_user(actor, "enrollment.install_application", application)
-        if application.status != S.DELIVERED:
-            raise GuardFailed(
-                _("Test after installing."), guard="delivered", current_status=application.status
-            )
+        actor.require(PERMISSIONS[ApplicationCommand.TEST], application)
+        require_allowed(
+            application, ApplicationCommand.TEST, _("Test after the delivery and the installation.")
+        )
         line = _line(application, sn)
         if line.installed_at is None:
             raise GuardFailed(_("Install the terminal before its test transaction."), guard="installed")
@@ -329,7 +235,7 @@ def application_test(
             current = line.terminal.service_expires_on
             if ends is not None and (current is None or ends > current):  # a longer prepaid SIM stays
                 fleet.terminal_service_extend(
-                    actor=_system(application), sn=line.terminal.sn, expires_on=ends
+                    actor=system_actor(application), sn=line.terminal.sn, expires_on=ends
                 )
             line.activated_at = now()
         line.save(update_fields=["checks", "activated_at"])
@@ -342,7 +248,7 @@ def application_test(
             outcome="success" if not failed else "failure",
         )
         if not failed and not application.lines.filter(activated_at__isnull=True).exists():
-            move(application, [S.DELIVERED], S.COMPLETED, completed_at=now())
+            move(application, ApplicationCommand.COMPLETE, completed_at=now())
             audit(actor, application, EventType.APPLICATION_COMPLETED)
             progressed(application, "completed")
             completed = True

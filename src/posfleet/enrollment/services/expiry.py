@@ -21,10 +21,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import CharField, DateField, DateTimeField, Exists, OuterRef, Value
 from django.utils.translation import gettext as _
 
 from posfleet.audit.services import Entry, record
@@ -33,19 +33,15 @@ from posfleet.billing.models import ServiceContract
 from posfleet.billing.services.contracts import add_months, renewal_fee_charge
 from posfleet.enrollment.events import ServiceExpiryMilestone, ServiceRenewed
 from posfleet.enrollment.models import ExpiryMilestone, Milestone
-from posfleet.fleet.models import Terminal
-from posfleet.fleet.services import terminal_service_extend, terminal_transition
-from posfleet.fleet.states import Command, Status, SuspensionReason
-from posfleet.iam.selectors import provider
+from posfleet.fleet.selectors import Terminal, grace_ended, in_service_expiring, owners_of
+from posfleet.fleet.services import terminal_lock, terminal_service_extend, terminal_transition
+from posfleet.fleet.states import IN_SERVICE, Command, Status, SuspensionReason
 from posfleet.platform.clock import now, today
 from posfleet.platform.context import Actor
-from posfleet.platform.errors import DomainError, GuardFailed, NotFound, PermissionDenied, ValidationFailed
+from posfleet.platform.errors import DomainError, GuardFailed, PermissionDenied, ValidationFailed
 from posfleet.platform.events import publish, publish_many
 
 log = logging.getLogger(__name__)
-
-# Terminals that are told about expiry: bound to a merchant and not stopped for good.
-NOTIFIED = (Status.BOUND, Status.ACTIVE, Status.SUSPENDED)
 
 
 def notice_days() -> list[int]:
@@ -84,38 +80,33 @@ class SweepResult:
         return sum(self.found.values())
 
 
-def _q(name: str) -> str:
-    return connection.ops.quote_name(name)
-
-
 def _insert_milestones(window: Window, day: date) -> list[tuple[int, date]]:
     """Record ``window``'s milestone for every terminal due it and not yet recorded; returns the
-    (terminal id, expiry) pairs this call recorded."""
-    m, t = ExpiryMilestone._meta, Terminal._meta
-    statuses = ", ".join(["%s"] * len(NOTIFIED))
-    sql = f"""
-        INSERT INTO {_q(m.db_table)} (terminal_id, expires_on, milestone, reached_on, created_at)
-        SELECT t.id, t.service_expires_on, %s, %s, %s
-          FROM {_q(t.db_table)} AS t
-         WHERE t.service_expires_on BETWEEN %s AND %s
-           AND t.status IN ({statuses})
-           AND t.merchant_id IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM {_q(m.db_table)} AS e
-                            WHERE e.terminal_id = t.id AND e.expires_on = t.service_expires_on
-                              AND e.milestone = %s)
-        ON CONFLICT (terminal_id, expires_on, milestone) DO NOTHING
-        RETURNING terminal_id, expires_on
-    """  # noqa: S608 (table names from the models; every value is a parameter)
-    ops = connection.ops
-    params: list[Any] = [
-        str(window.milestone),
-        ops.adapt_datefield_value(day),
-        ops.adapt_datetimefield_value(now()),
-        ops.adapt_datefield_value(window.first),
-        ops.adapt_datefield_value(window.last),
-        *[str(s) for s in NOTIFIED],
-        str(window.milestone),
-    ]
+    (terminal id, expiry) pairs this call recorded. Which terminals are due is the fleet's to say
+    (``in_service_expiring``); one ``INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING`` writes them."""
+    milestone = str(window.milestone)
+    recorded = ExpiryMilestone.objects.filter(
+        terminal=OuterRef("pk"), expires_on=OuterRef("service_expires_on"), milestone=milestone
+    )
+    due = (
+        in_service_expiring(window.first, window.last)
+        .filter(~Exists(recorded))
+        .order_by()
+        .annotate(
+            m=Value(milestone, output_field=CharField()),
+            on=Value(day, output_field=DateField()),
+            at=Value(now(), output_field=DateTimeField()),
+        )
+        .values_list("pk", "service_expires_on", "m", "on", "at")
+    )
+    select, params = due.query.sql_with_params()
+    m = ExpiryMilestone._meta
+    quote = connection.ops.quote_name
+    columns = "terminal_id, expires_on, milestone, reached_on, created_at"
+    sql = (
+        f"INSERT INTO {quote(m.db_table)} ({columns}) {select}"
+        " ON CONFLICT (terminal_id, expires_on, milestone) DO NOTHING RETURNING terminal_id, expires_on"
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -141,15 +132,15 @@ def expiry_sweep(*, actor: Actor, day: date | None = None) -> SweepResult:
                 ServiceExpiryMilestone,
                 (
                     (
-                        owners[pk]["sn"],
-                        owners[pk]["organisations"],
+                        owners[pk].sn,
+                        owners[pk].organisations,
                         {
                             "milestone": milestone,
                             "expires_on": expires.isoformat(),
                             "days_left": (expires - day).days,
                             "suspend_on": (expires + timedelta(days=suspend_after + 1)).isoformat(),
-                            "tid": owners[pk]["tid"],
-                            "merchant": owners[pk]["mid"],
+                            "tid": owners[pk].tid,
+                            "merchant": owners[pk].mid,
                         },
                     )
                     for milestone, pk, expires in recorded
@@ -167,58 +158,15 @@ def expiry_sweep(*, actor: Actor, day: date | None = None) -> SweepResult:
     return result
 
 
-def owners_of(terminal_ids: list[int]) -> dict[int, dict[str, Any]]:
-    """SN, TID, MID and the organisations that may see each terminal's events (provider, its agent
-    chain, its merchant), one query per 5,000 terminals (``= ANY(array)`` on PostgreSQL: a long IN
-    list of parameters costs more to plan there than to run)."""
-    root = provider()
-    t = Terminal._meta
-    merchant = t.get_field("merchant").related_model._meta
-    agent = t.get_field("agent").related_model._meta
-    organisation = agent.get_field("organisation").related_model._meta  # type: ignore[union-attr]
-    chains: dict[str | None, frozenset[int]] = {}  # agent path -> provider and agent chain (few)
-    out: dict[int, dict[str, Any]] = {}
-    postgres = connection.vendor == "postgresql"
-    for start in range(0, len(terminal_ids), 5000):
-        chunk = terminal_ids[start : start + 5000]
-        where = "t.id = ANY(%s)" if postgres else f"t.id IN ({', '.join(['%s'] * len(chunk))})"
-        sql = f"""
-            SELECT t.id, t.sn, t.tid, m.mid, m.organisation_id, o.path
-              FROM {_q(t.db_table)} AS t
-              LEFT JOIN {_q(merchant.db_table)} AS m ON m.id = t.merchant_id
-              LEFT JOIN {_q(agent.db_table)} AS a ON a.id = t.agent_id
-              LEFT JOIN {_q(organisation.db_table)} AS o ON o.id = a.organisation_id
-             WHERE {where}
-        """  # noqa: S608 (table names from the models; the ids are parameters)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [chunk] if postgres else chunk)
-            rows = cursor.fetchall()
-        for pk, sn, tid, mid, merchant_org, agent_path in rows:
-            chain = chains.get(agent_path)
-            if chain is None:
-                ids = {int(p) for p in (agent_path or "").strip("/").split("/") if p}
-                chain = chains[agent_path] = frozenset(ids | ({root.pk} if root is not None else set()))
-            organisations = chain | {merchant_org} if merchant_org is not None else chain
-            out[pk] = {"sn": sn, "tid": tid, "mid": mid, "organisations": tuple(organisations)}
-    return out
-
-
 def expiry_suspend_sweep(*, actor: Actor, day: date | None = None) -> int:
     """Suspend every active terminal whose grace period ended before ``day`` (reason ``expiry``),
     each through the fleet's service in its own transaction, once per expiry date (a terminal staff
     resumed by hand is not suspended again for the same expiry). Returns how many were suspended."""
     day = day or today()
     last_expiry = day - timedelta(days=grace_days() + 1)
-    due = list(
-        Terminal.objects.filter(
-            status=Status.ACTIVE, service_expires_on__lte=last_expiry, merchant__isnull=False
-        )
-        .order_by("service_expires_on", "pk")
-        .values_list("pk", "sn", "service_expires_on")
-    )
     suspended = 0
-    for pk, sn, expires in due:
-        if expires is None:  # not possible under the filter; for the type checker
+    for pk, sn, expires in grace_ended(last_expiry):
+        if expires is None:  # not possible: the filter asks for an expiry; for the type checker
             continue
         try:
             with transaction.atomic():
@@ -263,7 +211,7 @@ def service_renew(*, actor: Actor, sn: str, years: int = 1) -> Renewal:
     day = today()
     with transaction.atomic():
         terminal = terminal_for_renewal(actor, sn)
-        if terminal.status not in {Status.ACTIVE, Status.SUSPENDED, Status.BOUND}:
+        if terminal.status not in IN_SERVICE:
             raise GuardFailed(
                 _("Only a terminal in service can be renewed (this one is %(status)s).")
                 % {"status": Status(terminal.status).label},
@@ -307,12 +255,12 @@ def service_renew(*, actor: Actor, sn: str, years: int = 1) -> Renewal:
             [
                 ServiceRenewed(
                     aggregate_id=terminal.sn,
-                    organisation_ids=owners["organisations"],
+                    organisation_ids=owners.organisations,
                     expires_on=expires.isoformat(),
                     previous_expires_on=previous.isoformat() if previous else "",
                     fee_fen=fee_fen,
                     tid=terminal.tid,
-                    merchant=owners["mid"],
+                    merchant=owners.mid,
                 )
             ]
         )
@@ -323,21 +271,10 @@ def service_renew(*, actor: Actor, sn: str, years: int = 1) -> Renewal:
 def terminal_for_renewal(actor: Actor, sn: str) -> Terminal:
     """The terminal, locked, if ``actor`` may renew it: staff, the agent that signed its merchant, or
     the merchant itself; a terminal the actor cannot see is NotFound (404)."""
-    terminal = (
-        Terminal.objects.select_for_update(of=("self",))
-        .select_related("merchant")
-        .filter(sn=sn.strip().upper()[:32])
-        .first()
-    )
-    if terminal is None:
-        raise NotFound()
-    if actor.kind in {"job", "system"}:
-        return terminal
-    user = actor.user
-    if user is None or not user.has_perm("fleet.view_terminal", terminal):
-        raise NotFound()
-    if terminal.merchant is None or not user.has_perm("enrollment.renew_service", terminal.merchant):
-        raise PermissionDenied()
+    terminal = terminal_lock(actor, sn)
+    if terminal.merchant is None and not actor.is_system:
+        raise PermissionDenied()  # no merchant, no one to renew for
+    actor.require("enrollment.renew_service", terminal.merchant)
     return terminal
 
 

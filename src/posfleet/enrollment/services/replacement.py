@@ -44,10 +44,9 @@ from posfleet.billing.models import PlanAssignment, ServiceContract
 from posfleet.billing.services.contracts import contract_transfer
 from posfleet.billing.services.plans import plan_assign
 from posfleet.enrollment.events import TerminalReplaced
-from posfleet.enrollment.expiry import active_contract_of, owners_of
 from posfleet.enrollment.models import ExpiryMilestone
-from posfleet.fleet.models import Replacement, Terminal
-from posfleet.fleet.selectors import terminals_visible_to
+from posfleet.enrollment.services.expiry import active_contract_of
+from posfleet.fleet.selectors import Replacement, Terminal, owners_of, terminal_by_pk, terminals_visible_to
 from posfleet.fleet.services import (
     terminal_activate,
     terminal_bind,
@@ -56,6 +55,7 @@ from posfleet.fleet.services import (
     terminal_ship,
     terminal_suspend,
     terminal_take_over,
+    terminals_lock,
 )
 from posfleet.fleet.states import DeactivationReason, Status, SuspensionReason
 from posfleet.iam.models import User
@@ -65,7 +65,6 @@ from posfleet.platform.context import Actor
 from posfleet.platform.errors import (
     GuardFailed,
     NotFound,
-    PermissionDenied,
     TransitionNotAllowed,
     ValidationFailed,
 )
@@ -106,7 +105,7 @@ def may_replace(user: User, terminal: Terminal) -> bool:
 def replacement_stock(user: User, terminal: Terminal) -> QuerySet[Terminal]:
     """The terminals that could replace ``terminal``: the stock its agent holds, as ``user`` sees it."""
     if terminal.agent_id is None:
-        return Terminal.objects.none()
+        return terminals_visible_to(user).none()
     return (
         terminals_visible_to(user)
         .filter(status=Status.ALLOCATED, agent_id=terminal.agent_id)
@@ -117,36 +116,6 @@ def replacement_stock(user: User, terminal: Terminal) -> QuerySet[Terminal]:
 
 # ---------------------------------------------------------------------------------------------
 # The service
-
-
-def _lock_pair(actor: Actor, old_sn: str, new_sn: str) -> tuple[Terminal, Terminal | None]:
-    """Both terminals locked, in a deterministic order; the old one as ``actor`` may see it (else
-    NotFound), the new one None when it does not exist or ``actor`` may not see it."""
-    rows = {
-        t.sn: t
-        for t in Terminal.objects.select_for_update(of=("self",))
-        .select_related(
-            "model", "agent", "agent__organisation", "merchant", "merchant__organisation", "store"
-        )
-        .filter(sn__in=[old_sn, new_sn])
-        .order_by("pk")
-    }
-    old, new = rows.get(old_sn), rows.get(new_sn)
-    if old is None or not _may_see(actor, old):
-        raise NotFound()
-    return old, new if new is not None and _may_see(actor, new) else None
-
-
-def _may_see(actor: Actor, terminal: Terminal) -> bool:
-    if actor.kind in {"job", "system"}:
-        return True
-    return actor.user is not None and actor.user.has_perm("fleet.view_terminal", terminal)
-
-
-def _may_replace(actor: Actor, terminal: Terminal) -> bool:
-    if actor.kind in {"job", "system"}:
-        return True
-    return actor.user is not None and actor.user.has_perm(PERMISSION, terminal)
 
 
 def _check_reason(reason: str, note: str) -> str:
@@ -183,14 +152,14 @@ def terminal_replace(
     """Replace terminal ``old_sn`` by ``new_sn`` (see the module): 404 for a terminal the actor cannot
     see, 403 without the permission or a fresh step-up, 409 when a terminal is not where it must be,
     422 for a bad reason or an unknown new SN. A refusal changes nothing."""
-    if actor.read_only:
-        raise PermissionDenied(_("This API token is read-only."))
     note = clean_text(note)
     old_sn, new_sn = old_sn.strip().upper()[:32], new_sn.strip().upper()[:32]
     with transaction.atomic():
-        old, new = _lock_pair(actor, old_sn, new_sn)
-        if not _may_replace(actor, old):
-            raise PermissionDenied()
+        locked = terminals_lock(actor, [old_sn, new_sn])
+        old, new = locked.get(old_sn), locked.get(new_sn)
+        if old is None:
+            raise NotFound()
+        actor.require(PERMISSION, old)
         if old.status not in REPLACEABLE or old.merchant is None:
             raise TransitionNotAllowed(
                 _("Only a terminal in service (active or suspended) can be replaced; this one is %(status)s.")
@@ -204,8 +173,7 @@ def terminal_replace(
             raise ValidationFailed(_("A terminal cannot replace itself."), field="new_sn")
         if new is None:
             raise ValidationFailed(_("Unknown terminal “%(sn)s”.") % {"sn": new_sn}, field="new_sn")
-        if not _may_replace(actor, new):
-            raise PermissionDenied()
+        actor.require(PERMISSION, new)
         _check_new(old, new)
         require_fresh_step_up(actor)
 
@@ -240,7 +208,7 @@ def terminal_replace(
             contract = contract_transfer(actor=actor, contract=contract, terminal_id=new.pk)
         _carry_rate_plans(job, old, new, merchant.mid, today())
 
-        new = Terminal.objects.select_related("model", "agent", "merchant", "store").get(pk=new.pk)
+        new = terminal_by_pk(new.pk)
         expires = new.service_expires_on
         record(
             actor,
@@ -268,7 +236,7 @@ def terminal_replace(
             [
                 TerminalReplaced(
                     aggregate_id=old.sn,
-                    organisation_ids=owners["organisations"],
+                    organisation_ids=owners.organisations,
                     replaced_by=new.sn,
                     reason=reason,
                     tid=old_tid,

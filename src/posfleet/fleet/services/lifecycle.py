@@ -2,17 +2,16 @@
 
 Each runs the same steps (STYLE.md §1-§7), in one transaction:
 lock the row → check scope (404) and permission (403) → check the transition (409), the reason (422)
-and the guards (409) → require a fresh step-up for destructive commands (403) → move the status with
-compare-and-set → write the audit event and the outbox message. A refusal raises before anything is
-written, so nothing changes and nothing is recorded.
+and the guards named by the command's spec (409, ``fleet/guards.py``) → require a fresh step-up for
+destructive commands (403) → move the status with compare-and-set → write the audit event and the
+outbox message. A refusal raises before anything is written, so nothing changes and nothing is
+recorded.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -22,8 +21,9 @@ from django_fsm import ConcurrentTransition
 
 from posfleet.audit.services import Entry, clean_text, record
 from posfleet.audit.vocabulary import EventType
-from posfleet.fleet.events import TerminalsImported, TerminalStatusChanged
-from posfleet.fleet.models import TID_VALIDATOR, Replacement, StatusPeriod, Terminal
+from posfleet.fleet.events import TerminalStatusChanged
+from posfleet.fleet.guards import GUARDS, Change
+from posfleet.fleet.models import TID_VALIDATOR, StatusPeriod, Terminal
 from posfleet.fleet.rules import permission_name
 from posfleet.fleet.states import (
     RESERVED_REASONS,
@@ -34,8 +34,7 @@ from posfleet.fleet.states import (
     next_state,
     offered_reasons,
 )
-from posfleet.iam.models import User
-from posfleet.iam.selectors import provider
+from posfleet.iam.selectors import organisations_told
 from posfleet.iam.stepup import require_fresh_step_up
 from posfleet.parties import selectors as parties
 from posfleet.platform import counters
@@ -44,9 +43,7 @@ from posfleet.platform.context import Actor
 from posfleet.platform.errors import (
     Conflict,
     DomainError,
-    GuardFailed,
     NotFound,
-    PermissionDenied,
     TransitionNotAllowed,
     ValidationFailed,
 )
@@ -73,21 +70,29 @@ TID_COUNTER = "terminal_tid"
 TID_START = 10_000_000
 
 
-def _lock(actor: Actor, sn: str) -> Terminal:
-    """Fetch and lock the terminal as ``actor`` may see it; others' terminals are not found."""
-    qs = Terminal.objects.select_for_update(of=("self",)).select_related(
-        "model", "agent", "agent__organisation", "merchant", "merchant__organisation", "store"
+def terminals_lock(actor: Actor, sns: Sequence[str]) -> dict[str, Terminal]:
+    """Lock (``SELECT … FOR UPDATE``, in id order, so two callers never wait on each other in a
+    circle) the terminals of ``sns`` that ``actor`` may see, by SN; others' terminals are left out as
+    if they did not exist. The fleet's one row lock: its own services and other contexts' (a renewal,
+    a replacement) that change a terminal in the same transaction take it here."""
+    wanted = [sn.strip().upper()[:32] for sn in sns]
+    rows = (
+        Terminal.objects.select_for_update(of=("self",))
+        .select_related(
+            "model", "agent", "agent__organisation", "merchant", "merchant__organisation", "store"
+        )
+        .filter(sn__in=wanted)
+        .order_by("pk")
     )
-    terminal = qs.filter(sn=sn.strip().upper()).first()
-    if terminal is None or not _may_see(actor, terminal):
+    return {t.sn: t for t in rows if actor.may("fleet.view_terminal", t)}
+
+
+def terminal_lock(actor: Actor, sn: str) -> Terminal:
+    """``terminals_lock`` of one terminal; NotFound (404) when it is not there for ``actor``."""
+    terminal = terminals_lock(actor, [sn]).get(sn.strip().upper()[:32])
+    if terminal is None:
         raise NotFound()
     return terminal
-
-
-def _may_see(actor: Actor, terminal: Terminal) -> bool:
-    if actor.kind in {"job", "system"}:
-        return True
-    return actor.user is not None and actor.user.has_perm("fleet.view_terminal", terminal)
 
 
 def _check_reason(actor: Actor, command: Command, reason: str, note: str) -> str:
@@ -99,7 +104,7 @@ def _check_reason(actor: Actor, command: Command, reason: str, note: str) -> str
     allowed = [value for value, _label in offered_reasons(command)]
     if not reason:
         raise ValidationFailed(_("Choose a reason."), field="reason", allowed=allowed)
-    if reason in RESERVED_REASONS and reason in spec.reasons.values and actor.kind in {"job", "system"}:
+    if reason in RESERVED_REASONS and reason in spec.reasons.values and actor.is_system:
         return reason  # e.g. "replacement", passed by enrollment.replacement as its job
     if reason not in allowed:
         raise ValidationFailed(
@@ -112,13 +117,6 @@ def _check_reason(actor: Actor, command: Command, reason: str, note: str) -> str
     return reason
 
 
-@dataclass
-class Change:
-    """What a command does besides moving the status."""
-
-    fields: dict[str, Any] = field(default_factory=dict)
-
-
 def _run(
     *,
     actor: Actor,
@@ -129,16 +127,10 @@ def _run(
     prepare: Callable[[Terminal], Change] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Terminal:
-    if actor.read_only:
-        raise PermissionDenied(_("This API token is read-only."))
     note = clean_text(note)
     with transaction.atomic():
-        terminal = _lock(actor, sn)
-        user = actor.user
-        if actor.kind not in {"job", "system"} and (
-            user is None or not user.has_perm(permission_name(command), terminal)
-        ):
-            raise PermissionDenied()
+        terminal = terminal_lock(actor, sn)
+        actor.require(permission_name(command), terminal)
         target = next_state(terminal.status, command)
         if target is None:
             raise TransitionNotAllowed(
@@ -149,6 +141,8 @@ def _run(
             )
         reason = _check_reason(actor, command, reason, note)
         change = prepare(terminal) if prepare is not None else Change()
+        for guard in SPECS[command].guards:
+            GUARDS[guard](terminal, change)
         if SPECS[command].step_up:
             require_fresh_step_up(actor)
 
@@ -188,7 +182,7 @@ def _run(
             [
                 TerminalStatusChanged(
                     aggregate_id=terminal.sn,
-                    organisation_ids=_owners(terminal),
+                    organisation_ids=organisations_of(terminal),
                     command=command.value,
                     from_status=from_status,
                     to_status=terminal.status,
@@ -203,140 +197,13 @@ def _run(
     return terminal
 
 
-def _owners(terminal: Terminal) -> tuple[int, ...]:
-    ids: list[int] = []
-    root = provider()
-    if root is not None:
-        ids.append(root.pk)
-    if terminal.agent is not None:
-        ids.extend(int(p) for p in terminal.agent.organisation.path.strip("/").split("/"))
-    if terminal.merchant is not None:
-        ids.append(terminal.merchant.organisation_id)
-    return tuple(sorted(set(ids)))
-
-
-def _scope_user(actor: Actor) -> User | None:
-    return actor.user if actor.kind in {"user", "token"} else None
-
-
-# ---------------------------------------------------------------------------------------------
-# Registration: a terminal enters the fleet in stock.
-
-
-@dataclass(frozen=True)
-class NewTerminal:
-    sn: str
-    model_id: int
-    sim_iccid: str = ""
-    service_expires_on: date | None = None
-    firmware_version: str = ""
-
-
-def _require(actor: Actor, perm: str) -> None:
-    if actor.kind in {"job", "system"}:
-        return
-    if actor.read_only or actor.user is None or not actor.user.has_perm(perm):
-        raise PermissionDenied()
-
-
-def terminal_register(*, actor: Actor, terminal: NewTerminal, note: str = "") -> Terminal:
-    """Register one device into the warehouse stock (status ``in_stock``)."""
-    _require(actor, "fleet.import_terminals")
-    with transaction.atomic():
-        if Terminal.objects.filter(sn=terminal.sn).exists():
-            raise ValidationFailed(_("A terminal with this SN exists already."), field="sn")
-        created = Terminal.objects.create(
-            sn=terminal.sn,
-            model_id=terminal.model_id,
-            sim_iccid=terminal.sim_iccid,
-            service_expires_on=terminal.service_expires_on,
-            firmware_version=terminal.firmware_version,
-        )
-        record(
-            actor,
-            Entry(
-                event_type=EventType.TERMINAL_REGISTERED,
-                subject_type="terminal",
-                subject_id=created.sn,
-                note=clean_text(note),
-                after=created.snapshot(),
-            ),
-        )
-    return created
-
-
-_VARYING = ("sn", "model", "sim_iccid", "service_expires_on", "firmware_version")
-
-
-def _insert_in_stock(*, batch: str, at: datetime, terminals: Sequence[NewTerminal]) -> None:
-    """INSERT validated new terminals with one statement per chunk: COPY on PostgreSQL, executemany
-    elsewhere. ``Terminal(...)`` + ``bulk_create`` cost over 100 µs a row (model instances and Django's
-    per-field SQL compilation), 8x the insert itself (bench/import_terminals.py). The columns that do
-    not vary per row are prepared once from a template instance, so a new field with a default needs
-    no change here. Like bulk_create, this sends no signals and runs no model validation: callers pass
-    validated rows (fleet.transfer validates with the model's own patterns)."""
-    db = transaction.get_connection()
-    fields = [f for f in Terminal._meta.concrete_fields if not f.primary_key]
-    template = Terminal(model_id=0, import_batch=batch, registered_at=at)
-    template.updated_at = at
-    base: list[Any] = [
-        None if f.name in _VARYING else f.get_db_prep_save(getattr(template, f.attname), db) for f in fields
-    ]
-    names = [f.name for f in fields]
-    i_sn, i_model, i_iccid, i_expires, i_firmware = (names.index(n) for n in _VARYING)
-    adapt_date = db.ops.adapt_datefield_value
-    rows = []
-    for t in terminals:
-        row = base.copy()
-        row[i_sn] = t.sn
-        row[i_model] = t.model_id
-        row[i_iccid] = t.sim_iccid
-        row[i_expires] = adapt_date(t.service_expires_on)
-        row[i_firmware] = t.firmware_version
-        rows.append(row)
-    quote = db.ops.quote_name
-    table = quote(Terminal._meta.db_table)
-    columns = ", ".join(quote(f.column) for f in fields)
-    with db.cursor() as cursor:
-        if db.vendor == "postgresql":
-            with db.wrap_database_errors, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            marks = ", ".join(["%s"] * len(fields))
-            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)  # noqa: S608
-
-
-def terminals_register_batch(*, actor: Actor, batch: str, terminals: Sequence[NewTerminal]) -> int:
-    """Register a chunk of validated devices in one transaction with one audit event for the chunk.
-
-    The import path calls this per chunk; each terminal keeps ``import_batch`` so its timeline shows
-    the import event. Returns the number of terminals created.
-    """
-    _require(actor, "fleet.import_terminals")
-    if not terminals:
-        return 0
-    at = now()
-    with transaction.atomic():
-        _insert_in_stock(batch=batch, at=at, terminals=terminals)
-        digest = hashlib.sha256("\n".join(t.sn for t in terminals).encode()).hexdigest()
-        record(
-            actor,
-            Entry(
-                event_type=EventType.TERMINALS_IMPORTED,
-                subject_type="import_batch",
-                subject_id=batch,
-                after={
-                    "count": len(terminals),
-                    "first_sn": terminals[0].sn,
-                    "last_sn": terminals[-1].sn,
-                    "sns_sha256": digest,
-                },
-                occurred_at=at,
-            ),
-        )
-        publish([TerminalsImported(aggregate_id=batch, count=len(terminals))], occurred_at=at)
-    return len(terminals)
+def organisations_of(terminal: Terminal) -> tuple[int, ...]:
+    """Who hears of this terminal's events: the provider, the agents above the one holding it and
+    above its merchant, and the merchant (``iam.selectors.organisations_told``)."""
+    return organisations_told(
+        terminal.agent.organisation.path if terminal.agent is not None else None,
+        terminal.merchant.organisation.path if terminal.merchant is not None else None,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -348,7 +215,7 @@ def terminal_allocate(*, actor: Actor, sn: str, agent_code: str = "", note: str 
         if not agent_code:
             raise ValidationFailed(_("Choose the agent to allocate to."), field="agent")
         try:
-            agent = parties.agent_for(_scope_user(actor), agent_code)
+            agent = parties.agent_for(actor.scope_user, agent_code)
         except NotFound as exc:
             raise ValidationFailed(
                 _("Unknown agent “%(code)s”.") % {"code": agent_code[:16]}, field="agent"
@@ -380,21 +247,12 @@ def terminal_bind(
         if not merchant_mid:
             raise ValidationFailed(_("Give the merchant ID (MID) to bind to."), field="merchant")
         try:
-            merchant = parties.merchant_for(_scope_user(actor), merchant_mid)
+            merchant = parties.merchant_for(actor.scope_user, merchant_mid)
         except NotFound as exc:
             raise ValidationFailed(
                 _("Unknown merchant “%(mid)s”.") % {"mid": merchant_mid[:15]}, field="merchant"
             ) from exc
-        if terminal.agent is None or not parties.agent_contains(terminal.agent, merchant.agent):
-            raise GuardFailed(
-                _("The merchant is not signed by the agent that holds this terminal."),
-                guard="merchant_under_agent",
-            )
-        store = None
-        if store_code:
-            store = parties.store_of(merchant, store_code)
-            if store is None:
-                raise GuardFailed(_("The store does not belong to this merchant."), guard="store_of_merchant")
+        store = parties.store_of(merchant, store_code) if store_code else None
         new_tid = tid.strip().upper()
         if new_tid:
             try:
@@ -407,7 +265,9 @@ def terminal_bind(
                 raise ValidationFailed(_("This TID is already in use."), field="tid")
         else:
             new_tid = f"{TID_START + counters.next_values(TID_COUNTER)[0]:08d}"
-        return Change({"merchant": merchant, "store": store, "tid": new_tid})
+        return Change(
+            {"merchant": merchant, "store": store, "tid": new_tid}, asked={"store_code": store_code}
+        )
 
     return _run(actor=actor, sn=sn, command=Command.BIND, note=note, prepare=prepare)
 
@@ -429,20 +289,7 @@ def terminal_deactivate(*, actor: Actor, sn: str, reason: str, note: str = "") -
 
 
 def terminal_reactivate(*, actor: Actor, sn: str, note: str = "") -> Terminal:
-    def prepare(terminal: Terminal) -> Change:
-        window = settings.POSFLEET["REACTIVATION_WINDOW"]
-        if terminal.deactivated_at is None or now() - terminal.deactivated_at > window:
-            raise GuardFailed(
-                _(
-                    "The reactivation window of %(days)d days has closed; "
-                    "the terminal can only be deregistered."
-                )
-                % {"days": window.days},
-                guard="within_reactivation_window",
-            )
-        return Change()
-
-    return _run(actor=actor, sn=sn, command=Command.REACTIVATE, note=note, prepare=prepare)
+    return _run(actor=actor, sn=sn, command=Command.REACTIVATE, note=note)
 
 
 def terminal_deregister(*, actor: Actor, sn: str, reason: str, note: str = "") -> Terminal:
@@ -574,108 +421,3 @@ def terminals_bulk_transition(
         if progress is not None:
             progress(len(results), len(sns))
     return results
-
-
-# ---------------------------------------------------------------------------------------------
-# Service period: renewal moves a terminal's paid-up service (and SIM) expiry on.
-
-
-def terminal_service_extend(*, actor: Actor, sn: str, expires_on: date) -> Terminal:
-    """Set the terminal's service expiry to ``expires_on`` (later than now): called by renewal, which
-    has checked who may renew and charged the fee in the same transaction. Audited."""
-    if actor.read_only:
-        raise PermissionDenied(_("This API token is read-only."))
-    with transaction.atomic():
-        terminal = _lock(actor, sn)
-        before = terminal.service_expires_on
-        if before is not None and expires_on <= before:
-            raise ValidationFailed(
-                _("The new expiry must be later than the current one (%(day)s).") % {"day": before},
-                field="expires_on",
-            )
-        Terminal.objects.filter(pk=terminal.pk).update(service_expires_on=expires_on)
-        terminal.service_expires_on = expires_on
-        record(
-            actor,
-            Entry(
-                event_type=EventType.TERMINAL_SERVICE_EXTENDED,
-                subject_type="terminal",
-                subject_id=terminal.sn,
-                before={"service_expires_on": before.isoformat() if before else None},
-                after={"service_expires_on": expires_on.isoformat()},
-            ),
-        )
-    return terminal
-
-
-# ---------------------------------------------------------------------------------------------
-# Replacement (换机): the new terminal takes over from the old one.
-
-
-def terminal_take_over(*, actor: Actor, sn: str, old_sn: str, note: str = "") -> Replacement:
-    """Record that terminal ``sn`` replaces ``old_sn`` and give it the old terminal's service expiry.
-
-    The last fleet step of ``enrollment.replacement.terminal_replace``, which has checked who may
-    replace, bound ``sn`` to the old terminal's merchant and deregistered ``old_sn``, in the same
-    transaction. Audited on the new terminal (``terminal.took_over``)."""
-    if actor.read_only:
-        raise PermissionDenied(_("This API token is read-only."))
-    sn, old_sn = sn.strip().upper(), old_sn.strip().upper()
-    if sn == old_sn:
-        raise ValidationFailed(_("A terminal cannot replace itself."), field="new_sn")
-    with transaction.atomic():
-        locked = {
-            t.sn: t
-            for t in Terminal.objects.select_for_update(of=("self",))
-            .select_related("merchant", "agent", "agent__organisation", "merchant__organisation", "store")
-            .filter(sn__in=[sn, old_sn])
-            .order_by("pk")  # a deterministic order of locks
-        }
-        new, old = locked.get(sn), locked.get(old_sn)
-        if new is None or old is None or not _may_see(actor, new) or not _may_see(actor, old):
-            raise NotFound()
-        if old.status != Status.DEREGISTERED:
-            raise GuardFailed(
-                _("The replaced terminal must be deregistered first (it is %(status)s).")
-                % {"status": Status(old.status).label},
-                guard="old_deregistered",
-            )
-        if new.status not in {Status.BOUND, Status.ACTIVE, Status.SUSPENDED} or new.merchant_id is None:
-            raise GuardFailed(
-                _("The new terminal must be bound to a merchant first (it is %(status)s).")
-                % {"status": Status(new.status).label},
-                guard="new_bound",
-            )
-        if new.merchant_id != old.merchant_id:
-            raise GuardFailed(
-                _("The new terminal is bound to another merchant than the replaced one."),
-                guard="same_merchant",
-            )
-        at = now()
-        since = old.status_changed_at or old.registered_at
-        if Replacement.objects.filter(old=old, replaced_at__gte=since).exists():
-            raise GuardFailed(_("This terminal has been replaced already."), guard="not_replaced_yet")
-        before = new.service_expires_on
-        expires = old.service_expires_on
-        Terminal.objects.filter(pk=new.pk).update(service_expires_on=expires)
-        new.service_expires_on = expires
-        replacement = Replacement.objects.create(
-            old=old, new=new, old_tid=old.tid or "", new_tid=new.tid or "", replaced_at=at
-        )
-        record(
-            actor,
-            Entry(
-                event_type=EventType.TERMINAL_TOOK_OVER,
-                subject_type="terminal",
-                subject_id=new.sn,
-                note=clean_text(note),
-                before={"service_expires_on": before.isoformat() if before else None},
-                after={
-                    "replaces": old.sn,
-                    "replaced_tid": old.tid,
-                    "service_expires_on": expires.isoformat() if expires else None,
-                },
-                occurred_at=at,
-            ),
-        )
-    return replacement

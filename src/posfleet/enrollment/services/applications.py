@@ -1,9 +1,10 @@
 """Applications (申请): submit, review with maker-checker and a needs-info loop, the review clock.
 
 Each function is the one path for its step (STYLE.md §1-§7): scope (404) → permission (403) → state
-(409) → input (422) → one transaction that compare-and-sets ``status``, writes the audit row and the
-outbox event. A refusal raises before anything is written. Fulfilment (allocate, ship, deliver,
-install, test) is in ``enrollment.fulfilment``.
+(409, from the table in ``enrollment/states.py``) → input (422) → one transaction that compare-and-sets
+``status``, writes the audit row and the outbox event (``services.common``). A refusal raises before
+anything is written. Fulfilment (allocate, ship, deliver, install, test) is in ``services.fulfilment``,
+opening the approved merchant in ``services.onboarding``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
 
 from posfleet.audit.services import Entry, clean_text, record
@@ -24,36 +24,29 @@ from posfleet.audit.vocabulary import EventType
 from posfleet.billing.models import RatePlan
 from posfleet.billing.services.contracts import Terms, check_terms
 from posfleet.enrollment import kyc as kyc_data
-from posfleet.enrollment.events import ApplicationProgressed
-from posfleet.enrollment.models import (
-    Application,
-    ApplicationKind,
-    ApplicationStatus,
-    DocumentKind,
-    KycDocument,
-)
-from posfleet.fleet.models import Kind, Terminal
-from posfleet.fleet.states import Status
+from posfleet.enrollment.eligibility import MerchantNotClosed, Outcome, assess
+from posfleet.enrollment.models import Application, ApplicationKind, DocumentKind, KycDocument
+from posfleet.enrollment.selectors import application_for, missing_documents
+from posfleet.enrollment.services.common import audit, move, progressed
+from posfleet.enrollment.services.onboarding import open_merchant
+from posfleet.enrollment.states import DECISIONS, OPEN, PERMISSIONS, ApplicationCommand, ApplicationStatus
+from posfleet.fleet.selectors import Kind, merchant_holds_terminals
 from posfleet.iam.models import Role, User
-from posfleet.iam.selectors import provider
 from posfleet.parties import selectors as parties
 from posfleet.parties.selectors import Agent, Merchant, MerchantKind, MerchantStatus
 from posfleet.platform import counters, keyring
 from posfleet.platform.clock import now, today
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import (
-    Conflict,
     GuardFailed,
     NotFound,
     PermissionDenied,
     TransitionNotAllowed,
     ValidationFailed,
 )
-from posfleet.platform.events import publish
 
 S = ApplicationStatus
 NUMBER_COUNTER = "application_number"
-OPEN = (S.SUBMITTED, S.NEEDS_INFO)
 PHONE = re.compile(r"^\+?[0-9][0-9 -]{6,19}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -66,144 +59,6 @@ def standard_offer(starts_on: Any = None) -> Terms:
     """The contract offer shown before submitting (settings ``POSFLEET_APPLICATIONS["OFFER"]``)."""
     offer = dict(policy()["OFFER"])
     return Terms(starts_on=starts_on or today(), **offer)
-
-
-def required_documents(merchant_kind: str) -> list[str]:
-    kinds = [DocumentKind.ID_CARD.value, DocumentKind.BANK_PROOF.value]
-    if merchant_kind == MerchantKind.ENTERPRISE:
-        kinds.insert(1, DocumentKind.BUSINESS_LICENCE.value)
-    return kinds
-
-
-# -- who sees what ----------------------------------------------------------------------------------
-
-
-def visible_applications(user: User) -> QuerySet[Application]:
-    qs = Application.objects.select_related(
-        "agent", "agent__organisation", "merchant", "previous_merchant", "plan", "submitted_by"
-    )
-    if user.role in {Role.ADMIN, Role.REVIEWER, Role.WAREHOUSE}:
-        return qs
-    org = user.organisation
-    if org is None:
-        return qs.none()
-    if user.role == Role.AGENT:
-        return qs.filter(agent__organisation__path__startswith=org.path)
-    if user.role == Role.MERCHANT:
-        return qs.filter(
-            Q(merchant__organisation=org)
-            | Q(previous_merchant__organisation=org)
-            | Q(submitted_by__organisation=org)
-        )
-    return qs.none()
-
-
-def application_for(actor: Actor, number: str, *, lock: bool = False) -> Application:
-    """Application ``number`` as ``actor`` may see it; others' answer NotFound (404)."""
-    qs = Application.objects.select_related(
-        "agent",
-        "agent__organisation",
-        "merchant",
-        "merchant__organisation",
-        "previous_merchant",
-        "previous_merchant__organisation",
-        "plan",
-        "submitted_by",
-        "data_key",
-    )
-    if lock:
-        qs = qs.select_for_update(of=("self",))
-    application = qs.filter(number=str(number).strip().upper()[:20]).first()
-    if application is None:
-        raise NotFound()
-    if actor.kind in {"job", "system"}:
-        return application
-    if actor.user is None or not actor.user.has_perm("enrollment.view_application", application):
-        raise NotFound()
-    return application
-
-
-def acting_user(actor: Actor, perm: str, obj: Any = None) -> User:
-    if actor.read_only:
-        raise PermissionDenied(_("This API token is read-only."))
-    user = actor.user
-    if user is None or not user.has_perm(perm, obj):
-        raise PermissionDenied()
-    return user
-
-
-def organisations_of(application: Application) -> tuple[int, ...]:
-    """Who may hear of this application: the provider, the agent chain above it, the merchant."""
-    ids: list[int] = []
-    root = provider()
-    if root is not None:
-        ids.append(root.pk)
-    path = application.agent.organisation.path
-    ids.extend(int(part) for part in path.strip("/").split("/")[1:] if part.isdigit())
-    if application.agent.organisation_id not in ids:
-        ids.append(application.agent.organisation_id)
-    if application.merchant is not None:
-        ids.append(application.merchant.organisation_id)
-    return tuple(dict.fromkeys(ids))
-
-
-def progressed(application: Application, step: str, **extra: Any) -> None:
-    """Write the outbox event of ``step`` (inside the step's transaction)."""
-    publish(
-        [
-            ApplicationProgressed(
-                aggregate_id=application.number,
-                organisation_ids=organisations_of(application),
-                step=step,
-                status=application.status,
-                kind=application.kind,
-                shop_name=application.shop_name,
-                terminal_count=application.terminal_count,
-                merchant=application.merchant.mid if application.merchant else None,
-                agent=application.agent.code,
-                review_due_at=application.review_due_at.isoformat() if application.review_due_at else "",
-                **extra,
-            )
-        ]
-    )
-
-
-def require_status(application: Application, *allowed: str) -> None:
-    """Refuse (409) unless the application is in one of ``allowed``."""
-    if application.status not in allowed:
-        raise TransitionNotAllowed(
-            _("This is not possible while the application is “%(status)s”.")
-            % {"status": ApplicationStatus(application.status).label},
-            current_status=application.status,
-        )
-
-
-def move(application: Application, source: Sequence[str], target: str, **fields: Any) -> None:
-    """Compare-and-set the status (``UPDATE … WHERE status IN source``); a lost race is a Conflict."""
-    require_status(application, *source)
-    changed = Application.objects.filter(pk=application.pk, status__in=list(source)).update(
-        status=target, updated_at=now(), **fields
-    )
-    if not changed:
-        raise Conflict()
-    application.status = target
-    for name, value in fields.items():
-        setattr(application, name, value)
-
-
-def audit(actor: Actor, application: Application, event: EventType, **after: Any) -> None:
-    record(
-        actor,
-        Entry(
-            event_type=event,
-            subject_type="application",
-            subject_id=application.number,
-            reason=str(after.pop("reason", "")),
-            note=str(after.pop("note", "")),
-            outcome=str(after.pop("outcome", "success")),
-            after={"status": application.status, **after},
-        ),
-    )
 
 
 # -- submit ------------------------------------------------------------------------------------------
@@ -313,16 +168,13 @@ def _whose(actor: Actor, user: User, request: Request) -> tuple[Agent, Merchant 
 
 def _in_service(merchant: Merchant) -> bool:
     """Whether the merchant holds a terminal that is not closed (on its way, bound, in use or paused)."""
-    held = (Status.SHIPPED, Status.BOUND, Status.ACTIVE, Status.SUSPENDED, Status.DEACTIVATED)
-    return Terminal.objects.filter(merchant_id=merchant.pk, status__in=held).exists()
+    return merchant_holds_terminals(merchant.pk)
 
 
 def _eligibility(merchant: Merchant) -> dict[str, Any] | None:
     """For a merchant whose terminals are all closed: the re-application decision (None: not closed,
     so this is a request for more terminals). Too early or money owed refuses the submission, in the
     same plain words the merchant reads."""
-    from posfleet.enrollment.eligibility import MerchantNotClosed, Outcome, assess
-
     try:
         assessment = assess(merchant, kyc_checked_on=today())
     except MerchantNotClosed:
@@ -339,7 +191,7 @@ def _eligibility(merchant: Merchant) -> dict[str, Any] | None:
 
 
 def application_submit(*, actor: Actor, request: Request) -> Application:
-    user = acting_user(actor, "enrollment.submit_application")
+    user = actor.require_person(PERMISSIONS[ApplicationCommand.SUBMIT])
     agent, merchant = _whose(actor, user, request)
     kind = ApplicationKind.NEW_MERCHANT
     eligibility = None
@@ -432,7 +284,7 @@ def application_submit(*, actor: Actor, request: Request) -> Application:
 
 
 def _may_add_information(actor: Actor, application: Application) -> User:
-    user = acting_user(actor, "enrollment.respond_application", application)
+    user = actor.require_person(PERMISSIONS[ApplicationCommand.RESPOND], application)
     if application.status not in OPEN:
         raise TransitionNotAllowed(
             _("Documents can be added only while the application is waiting for review or for information."),
@@ -498,7 +350,7 @@ def application_respond(
                 replaced=True
             )
             kyc_data.sealed_document(application, upload, content_type, user.pk, now()).save()
-        move(application, [S.NEEDS_INFO], S.SUBMITTED, **fields)
+        move(application, ApplicationCommand.RESPOND, **fields)
         audit(
             actor,
             application,
@@ -514,37 +366,19 @@ def application_respond(
 # -- review (maker-checker) ------------------------------------------------------------------------------
 
 
-class Decision:
-    APPROVE = "approve"
-    REJECT = "reject"
-    NEEDS_INFO = "needs_info"
-    ALL = (APPROVE, REJECT, NEEDS_INFO)
-
-
-def missing_documents(application: Application) -> list[str]:
-    have = set(
-        KycDocument.objects.filter(application=application, replaced=False).values_list("kind", flat=True)
-    )
-    needed = (
-        required_documents(application.merchant_kind)
-        if application.kind != ApplicationKind.MORE_TERMINALS
-        else []
-    )
-    return [kind for kind in needed if kind not in have]
-
-
 def application_review(*, actor: Actor, number: str, decision: str, reason: str) -> Application:
     """A reviewer decides. Never on an application they submitted; a reason is always given."""
     reason = clean_text(reason).strip()
-    if decision not in Decision.ALL:
-        raise ValidationFailed(_("Unknown decision."), field="decision", allowed=list(Decision.ALL))
+    command = DECISIONS.get(decision)
+    if command is None:
+        raise ValidationFailed(_("Unknown decision."), field="decision", allowed=list(DECISIONS))
     if not reason:
         raise ValidationFailed(
             _("Give the reason (for a request for information: what is missing)."), field="reason"
         )
     with transaction.atomic():
         application = application_for(actor, number, lock=True)
-        user = acting_user(actor, "enrollment.review_application", application)
+        user = actor.require_person(PERMISSIONS[command], application)
         if application.submitted_by_id == user.pk:
             raise PermissionDenied(_("You cannot review an application you submitted (maker-checker)."))
         if application.status != S.SUBMITTED:
@@ -552,12 +386,12 @@ def application_review(*, actor: Actor, number: str, decision: str, reason: str)
                 _("Only an application waiting for review can be decided."), current_status=application.status
             )
         decided = {"reviewed_by": user, "decided_at": now(), "decision_reason": reason}
-        if decision == Decision.NEEDS_INFO:
-            move(application, [S.SUBMITTED], S.NEEDS_INFO, info_request=reason, reviewed_by=user)
+        if command == ApplicationCommand.REQUEST_INFO:
+            move(application, command, info_request=reason, reviewed_by=user)
             audit(actor, application, EventType.APPLICATION_INFO_REQUESTED, note=reason)
             progressed(application, "info_requested", reason=reason)
-        elif decision == Decision.REJECT:
-            move(application, [S.SUBMITTED], S.REJECTED, **decided)
+        elif command == ApplicationCommand.REJECT:
+            move(application, command, **decided)
             audit(actor, application, EventType.APPLICATION_REJECTED, note=reason)
             progressed(application, "rejected", reason=reason)
         else:
@@ -569,9 +403,7 @@ def application_review(*, actor: Actor, number: str, decision: str, reason: str)
                     guard="documents_complete",
                     missing=missing,
                 )
-            from posfleet.enrollment.fulfilment import open_merchant
-
-            move(application, [S.SUBMITTED], S.APPROVED, **decided)
+            move(application, command, **decided)
             open_merchant(application)
             audit(
                 actor,
@@ -619,7 +451,7 @@ def kyc_reveal(*, actor: Actor, number: str) -> kyc_data.Kyc | None:
     """The application's KYC values, for those who must check them; the read is an audit row."""
     with transaction.atomic():
         application = application_for(actor, number)
-        acting_user(actor, "enrollment.view_kyc", application)
+        actor.require_person("enrollment.view_kyc", application)
         values = kyc_data.open_kyc(application)
         record(
             actor,
@@ -632,7 +464,7 @@ def kyc_document_read(*, actor: Actor, number: str, document_id: int) -> tuple[s
     """(file name, content type, content) of one document; the read is an audit row."""
     with transaction.atomic():
         application = application_for(actor, number)
-        acting_user(actor, "enrollment.view_kyc", application)
+        actor.require_person("enrollment.view_kyc", application)
         document = KycDocument.objects.filter(application=application, pk=document_id).first()
         if document is None:
             raise NotFound()

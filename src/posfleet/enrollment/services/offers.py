@@ -14,12 +14,13 @@ from django.utils.translation import gettext as _
 from posfleet.audit.services import Entry, record
 from posfleet.audit.vocabulary import EventType
 from posfleet.enrollment.events import RenewalOffered
-from posfleet.enrollment.expiry import NOTIFIED, active_contract_of, owners_of
 from posfleet.enrollment.models import ExpiryMilestone
-from posfleet.fleet.models import Terminal
+from posfleet.enrollment.services.expiry import active_contract_of
+from posfleet.fleet.selectors import owners_of, terminals_by_sn
+from posfleet.fleet.states import IN_SERVICE
 from posfleet.platform.clock import now, today
 from posfleet.platform.context import Actor
-from posfleet.platform.errors import PermissionDenied, ValidationFailed
+from posfleet.platform.errors import ValidationFailed
 from posfleet.platform.events import publish
 
 OFFERED = "offered"
@@ -34,9 +35,7 @@ class OfferResult:
 
 
 def renewal_offers(*, actor: Actor, sns: Sequence[str]) -> OfferResult:
-    user = actor.user
-    if actor.read_only or user is None or not user.has_perm("enrollment.send_renewal_offers"):
-        raise PermissionDenied()
+    actor.require_person("enrollment.send_renewal_offers")
     wanted = list(dict.fromkeys(sn.strip().upper()[:32] for sn in sns if sn.strip()))
     if not wanted:
         raise ValidationFailed(_("Select at least one terminal."), field="sns")
@@ -44,12 +43,7 @@ def renewal_offers(*, actor: Actor, sns: Sequence[str]) -> OfferResult:
         raise ValidationFailed(_("At most %(n)d terminals at a time.") % {"n": MAX_OFFERS}, field="sns")
     result = OfferResult()
     day = today()
-    terminals = {
-        t.sn: t
-        for t in Terminal.objects.filter(sn__in=wanted).select_related(
-            "merchant", "merchant__agent", "merchant__agent__organisation", "agent", "agent__organisation"
-        )
-    }
+    terminals = terminals_by_sn(wanted)
     owners = owners_of([t.pk for t in terminals.values()]) if terminals else {}
     with transaction.atomic():
         for sn in wanted:
@@ -57,9 +51,9 @@ def renewal_offers(*, actor: Actor, sns: Sequence[str]) -> OfferResult:
             if (
                 terminal is None
                 or terminal.merchant is None
-                or not user.has_perm("fleet.view_terminal", terminal)
-                or not user.has_perm("enrollment.offer_renewal", terminal.merchant)
-                or terminal.status not in NOTIFIED
+                or not actor.may("fleet.view_terminal", terminal)
+                or not actor.may("enrollment.offer_renewal", terminal.merchant)
+                or terminal.status not in IN_SERVICE
                 or terminal.service_expires_on is None
             ):
                 result.skipped.append(sn)
@@ -84,11 +78,11 @@ def renewal_offers(*, actor: Actor, sns: Sequence[str]) -> OfferResult:
                 [
                     RenewalOffered(
                         aggregate_id=terminal.sn,
-                        organisation_ids=owners[terminal.pk]["organisations"],
+                        organisation_ids=owners[terminal.pk].organisations,
                         expires_on=terminal.service_expires_on.isoformat(),
                         fee_fen=contract.annual_fee_fen,
                         tid=terminal.tid,
-                        merchant=owners[terminal.pk]["mid"],
+                        merchant=owners[terminal.pk].mid,
                     )
                 ]
             )

@@ -1,0 +1,62 @@
+"""Waking the worker once a change is committed.
+
+A service that leaves work for the worker (an outbox message to dispatch, a delivery to send, a job a
+person started) names that work; the module of the task that does it registers how it is enqueued
+(``register``, at import; each app imports its tasks in ``AppConfig.ready``). So a service never
+imports its task back — the task imports the service — and the worker never sees the work before the
+change it needs has committed:
+
+- on the database queue (django-tasks-db, the default tier) the task is a row of this database: it is
+  written in the change's own transaction, so it appears with the change, or not at all on rollback,
+  without a second commit (bench/transitions.py: one durable commit per transition, not two);
+- on any other queue (Celery over Redis or RabbitMQ) it is sent after the commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+_ENQUEUE: dict[str, Callable[..., Any]] = {}
+# Queues whose enqueue writes a row of the default database (and so joins the caller's transaction).
+TRANSACTIONAL_BACKENDS = frozenset({"django_tasks_db.DatabaseBackend"})
+
+
+def register(work: str, enqueue: Callable[..., Any]) -> None:
+    """``enqueue(*args)`` asks the worker for ``work`` (a task's ``enqueue``)."""
+    _ENQUEUE[work] = enqueue
+
+
+def wake(work: str, *args: Any) -> None:
+    """Ask the worker for ``work`` now."""
+    _ENQUEUE[work](*args)
+
+
+def _in_transaction_queue() -> bool:
+    return settings.TASKS["default"]["BACKEND"] in TRANSACTIONAL_BACKENDS
+
+
+def after_commit(work: str, *args: Any, once: bool = False) -> None:
+    """Ask the worker for ``work`` so that it sees the request only once the current transaction
+    commits (and never if it rolls back). With ``once``, a transaction asks for it at most once."""
+    connection = transaction.get_connection()
+    key = (work, args)
+    if once and any(getattr(entry[1], "wake_key", None) == key for entry in connection.run_on_commit):
+        return
+    if connection.in_atomic_block and _in_transaction_queue():
+        wake(work, *args)  # a row in this transaction: invisible to the worker until it commits
+
+        def asked() -> None:  # marks the transaction as having asked (for ``once``)
+            return None
+
+        callback = asked
+    else:
+
+        def callback() -> None:
+            wake(work, *args)
+
+    callback.wake_key = key  # type: ignore[attr-defined]
+    transaction.on_commit(callback, robust=True)
