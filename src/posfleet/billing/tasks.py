@@ -6,8 +6,10 @@ from datetime import timedelta
 
 from django.tasks import task
 
+from posfleet.audit.integrity import Outcome, report_check
 from posfleet.billing.models import SettlementRun
 from posfleet.billing.services.settlement import settlement_run
+from posfleet.billing.verify import verify_ledger
 from posfleet.platform.clock import today
 from posfleet.platform.context import Actor
 
@@ -27,3 +29,18 @@ def settle_yesterday_task() -> dict[str, object]:
         "status": run.status,
         "merchants": run.merchants_done,
     }
+
+
+def ledger_verify(*, actor: Actor) -> Outcome:
+    """Prove the ledger (`posfleet ledger verify`), record the outcome, tell the admins if it fails."""
+    report = verify_ledger()
+    outcome = Outcome("ledger", "posfleet ledger verify", report.journals, report.problems)
+    report_check(actor, outcome)
+    return outcome
+
+
+@task
+def ledger_verify_task() -> dict[str, object]:
+    """The daily proof that every journal balances and every balance equals its entries."""
+    outcome = ledger_verify(actor=Actor.job("ledger_verify"))
+    return {"ok": outcome.ok, "checked": outcome.checked, "problems": len(outcome.problems)}

@@ -55,9 +55,9 @@ SELECT t.id, t.merchant_id, t.txn_date, t.settle_day FROM billing_dailytotal AS 
 
 
 # Rows of the ledger that point at a row that is not there: (what, its table, the column, what it
-# points at, that table). On PostgreSQL these references are kept by the ledger's per-statement
-# guards, not by foreign keys (migration 0009), which a superuser can switch off; this finds what got
-# past them.
+# points at, that table). Foreign keys keep them on both databases (ADR 0019), but a superuser can
+# switch a table's triggers off (``DISABLE TRIGGER ALL``, ``session_replication_role = replica``), and
+# PostgreSQL held them with triggers between migrations 0009 and 0011: this finds what got past.
 REFERENCES = [
     ("entry", "billing_entry", "journal_id", "journal", "billing_journal"),
     ("entry", "billing_entry", "account_id", "account", "billing_account"),

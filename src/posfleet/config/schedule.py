@@ -12,7 +12,8 @@ from typing import Any
 from crontask import cron
 from django.tasks import Task
 
-from posfleet.billing.tasks import settle_yesterday_task
+from posfleet.audit.tasks import audit_verify_task
+from posfleet.billing.tasks import ledger_verify_task, settle_yesterday_task
 from posfleet.enrollment.tasks import expiry_suspend_task, expiry_sweep_task, review_remind_task
 from posfleet.notifications.tasks import deliver_due_task
 from posfleet.platform.tasks import dispatch_outbox_task
@@ -22,6 +23,8 @@ JOBS: list[tuple[str, Task[Any, Any], str]] = [
     ("* * * * *", dispatch_outbox_task, "hand committed events to notifications (safety net)"),
     ("* * * * *", deliver_due_task, "send due and retried notices"),
     ("30 2 * * *", settle_yesterday_task, "T+1 settlement of yesterday"),
+    ("45 3 * * *", ledger_verify_task, "prove the ledger; a failure tells the provider's admins"),
+    ("50 3 * * *", audit_verify_task, "prove the audit chain; a failure tells the provider's admins"),
     ("5 * * * *", expiry_sweep_task, "expiry notices (T-30, T-7, T-1, expired) not yet sent"),
     ("10 * * * *", expiry_suspend_task, "suspend terminals whose grace period ended"),
     ("15 * * * *", review_remind_task, "remind reviewers of applications due within hours"),

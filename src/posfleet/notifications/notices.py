@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from posfleet.fleet.states import RESERVED_REASONS, SPECS, Command
 from posfleet.notifications.models import Channel
 
-MERCHANT, AGENT, STAFF = "merchant", "agent", "staff"
+MERCHANT, AGENT, STAFF, ADMINS = "merchant", "agent", "staff", "admins"
 ALL = (Channel.INBOX, Channel.EMAIL, Channel.SMS)
 QUIET = (Channel.INBOX, Channel.EMAIL)
 INBOX = (Channel.INBOX,)
@@ -164,6 +164,14 @@ WORDS: dict[str, Words] = {
             "costs %(fee)s, deducted at the next settlement: renew on the Expiry calendar page, in one click."
         ),
     ),
+    "integrity.check_failed": Words(
+        _("Integrity check failed: %(check)s"),
+        _(
+            "The daily %(check)s check found %(problems)s problem(s). The first: “%(first_problem)s”. "
+            "Run `%(command)s` on the server to list them, and find out what changed the data "
+            "before anything else writes to it."
+        ),
+    ),
     "escalation": Words(
         _("A notice to merchant %(merchant_name)s could not be delivered"),
         _(
@@ -216,6 +224,8 @@ def notices_for(event_type: str, payload: dict[str, Any]) -> list[Notice]:
         return [Notice("service.renewed", {MERCHANT: QUIET})]
     if event_type == "terminal.replaced":
         return [Notice("terminal.replaced", {MERCHANT: QUIET, AGENT: INBOX})]
+    if event_type == "integrity.check_failed":
+        return [Notice("integrity.check_failed", {ADMINS: QUIET})]
     if event_type == "application.progressed":
         notice = APPLICATION_NOTICES.get(payload.get("step", ""))
         return [notice] if notice is not None else []

@@ -4,8 +4,7 @@ Sign convention: an entry's ``amount_fen`` is positive for a debit and negative 
 journal's entries sum to zero. The database refuses an unbalanced or incomplete journal (SQLite: a
 trigger when the journal's last declared entry arrives; PostgreSQL: one check at commit of every
 journal the transaction wrote) and any UPDATE or DELETE of an entry. Corrections are reversing
-journals. On PostgreSQL the references of entries, journals and settlement batches are checked once
-per statement by the ledger's triggers instead of per-row foreign keys (migration 0009, ADR 0018).
+journals. Every reference is a foreign key on both databases (ADR 0019).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from posfleet.billing.errors import AlreadyPosted, Unbalanced
 from posfleet.billing.models import Account, AccountKind, Entry, Journal, JournalKind
 from posfleet.billing.services.ledger import Line, merchant_account, post, provider_account, reverse
 from posfleet.billing.verify import verify_ledger
+from posfleet.testing.refusals import assert_nothing_recorded
 
 DAY = date(2026, 11, 20)
 
@@ -52,7 +53,11 @@ def test_a_balanced_journal_moves_balances(accounts):
 def test_unbalanced_or_tiny_journals_are_refused_and_write_nothing(accounts):
     bank, payable, _revenue = accounts
     for lines in ([Line(bank, 100), Line(payable, -99)], [Line(bank, 100)], [Line(bank, 5), Line(bank, -5)]):
-        with pytest.raises(Unbalanced), transaction.atomic():
+        with (
+            assert_nothing_recorded(Account.objects.all()),
+            pytest.raises(Unbalanced),
+            transaction.atomic(),
+        ):
             post(kind=JournalKind.CORRECTION, reference="bad", business_date=DAY, lines=lines)
     assert (Journal.objects.count(), Entry.objects.count()) == (0, 0)
     assert Account.objects.filter(balance_fen__gt=0).count() == 0
@@ -60,7 +65,7 @@ def test_unbalanced_or_tiny_journals_are_refused_and_write_nothing(accounts):
 
 def test_a_reference_posts_once(accounts):
     capture(accounts)
-    with pytest.raises(AlreadyPosted):
+    with assert_nothing_recorded(Account.objects.all()), pytest.raises(AlreadyPosted):
         capture(accounts)
     assert Journal.objects.count() == 1
     assert Account.objects.get(pk=accounts[0].pk).balance_fen == 10000
@@ -68,7 +73,7 @@ def test_a_reference_posts_once(accounts):
 
 def test_floats_never_reach_the_ledger(accounts):
     bank, payable, _ = accounts
-    with pytest.raises(TypeError), transaction.atomic():
+    with assert_nothing_recorded(Account.objects.all()), pytest.raises(TypeError), transaction.atomic():
         post(
             kind=JournalKind.CORRECTION,
             reference="f",
@@ -84,7 +89,11 @@ def test_a_reversal_negates_and_links_once(accounts):
     assert correction.reverses == journal
     assert sorted(correction.entries.values_list("amount_fen", flat=True)) == [-10000, 60, 9940]
     assert all(Account.objects.get(pk=a.pk).balance_fen == 0 for a in accounts)
-    with pytest.raises(AlreadyPosted), transaction.atomic():
+    with (
+        assert_nothing_recorded(Account.objects.all(), Journal.objects.all()),
+        pytest.raises(AlreadyPosted),
+        transaction.atomic(),
+    ):
         reverse(journal=journal)
     assert verify_ledger().ok
 
@@ -121,9 +130,9 @@ def _write_raw(reference, declared, amounts, account_ids, *, immediate=False):
 
 def test_the_database_refuses_an_unbalanced_journal_whatever_the_client(accounts):
     bank, payable, _ = accounts
-    with pytest.raises((IntegrityError, DatabaseError)):
+    with assert_nothing_recorded(Account.objects.all()), pytest.raises((IntegrityError, DatabaseError)):
         _write_raw("raw-1", 2, [500, -499], [bank.pk, payable.pk], immediate=True)
-    with pytest.raises((IntegrityError, DatabaseError)):
+    with assert_nothing_recorded(Account.objects.all()), pytest.raises((IntegrityError, DatabaseError)):
         # more than declared: SQLite refuses the third entry, PostgreSQL the journal at commit
         _write_raw("raw-2", 2, [500, -500, 7], [bank.pk, payable.pk, payable.pk], immediate=True)
     assert Journal.objects.count() == 0
@@ -132,9 +141,9 @@ def test_the_database_refuses_an_unbalanced_journal_whatever_the_client(accounts
 @pytest.mark.skipif("connection.vendor != 'postgresql'")
 def test_postgresql_refuses_an_incomplete_journal_at_commit(accounts):
     bank, _payable, _ = accounts
-    with pytest.raises((IntegrityError, DatabaseError)):
+    with assert_nothing_recorded(Account.objects.all()), pytest.raises((IntegrityError, DatabaseError)):
         _write_raw("raw-3", 2, [500], [bank.pk], immediate=True)
-    with pytest.raises((IntegrityError, DatabaseError)):
+    with assert_nothing_recorded(Account.objects.all()), pytest.raises((IntegrityError, DatabaseError)):
         _write_raw("raw-4", 2, [], [], immediate=True)  # no entries at all
     assert Journal.objects.count() == 0
 
@@ -144,12 +153,18 @@ def test_entries_and_journals_are_append_only(accounts):
     guard = importlib.import_module("posfleet.billing.migrations.0002_ledger_guards")
     with connection.cursor() as cursor:
         guard.install_append_only_guard(cursor.execute, connection.vendor)  # rolled back with the test
-    with pytest.raises(TypeError):
+    ledger = (Entry.objects.all(), Journal.objects.all(), Account.objects.all())
+    with assert_nothing_recorded(*ledger), pytest.raises(TypeError):
         Entry.objects.all().update(amount_fen=1)
-    with pytest.raises(TypeError):
+    with assert_nothing_recorded(*ledger), pytest.raises(TypeError):
         Journal.objects.all().delete()
     for sql in ("UPDATE billing_entry SET amount_fen = amount_fen + 1", "DELETE FROM billing_journal"):
-        with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        with (
+            assert_nothing_recorded(*ledger),
+            pytest.raises(DatabaseError),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
             cursor.execute(sql)
     assert verify_ledger().ok
 

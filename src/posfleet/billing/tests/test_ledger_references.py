@@ -1,17 +1,19 @@
 """The ledger's references hold whatever the client: an entry, journal or settlement batch that points
-at a row that is not there is refused, and a row something points at cannot be deleted. SQLite keeps
-them with foreign keys, PostgreSQL with the ledger's per-statement guards (migration 0009, ADR 0018):
-the same refusals are asserted on both. ``ledger verify`` finds what got past them."""
+at a row that is not there is refused, and a row something points at cannot be deleted, truncated or
+renumbered. Both databases keep them with foreign keys (ADR 0019; PostgreSQL had statement triggers
+from migration 0009 to 0011): the same refusals are asserted on both. ``ledger verify`` finds what a
+superuser could still get past them."""
 
 from __future__ import annotations
 
-import importlib
 import threading
-import time
 from datetime import date
+from typing import Any
 
+import psycopg
 import pytest
 from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import QuerySet
 
 from posfleet.billing.models import (
     Account,
@@ -24,9 +26,11 @@ from posfleet.billing.models import (
 )
 from posfleet.billing.services.ledger import Line, merchant_account, post, provider_account
 from posfleet.billing.verify import verify_ledger
+from posfleet.parties.models import Merchant
 from posfleet.parties.services import merchant_create
 from posfleet.platform.clock import now
 from posfleet.testing.personas import SYSTEM, build_world
+from posfleet.testing.refusals import assert_nothing_recorded
 
 DAY = date(2026, 11, 20)
 MISSING = 987_654_321
@@ -61,8 +65,22 @@ def checked(statement: str, params: list[object] | None = None) -> None:
         connection.check_constraints()
 
 
+def ledger_rows() -> tuple[QuerySet[Any], ...]:
+    """The ledger's rows and those its references point at: a refusal leaves every one as it was."""
+    return (
+        Journal.objects.all(),
+        Entry.objects.all(),
+        Account.objects.all(),
+        SettlementBatch.objects.all(),
+        SettlementRun.objects.all(),
+        Merchant.objects.all(),
+    )
+
+
 def refused(statement: str, params: list[object] | None = None) -> None:
-    with pytest.raises((IntegrityError, DatabaseError)):
+    """The statement is refused and leaves no row changed (not even renumbered), no audit event, no
+    outbox message."""
+    with assert_nothing_recorded(*ledger_rows()), pytest.raises((IntegrityError, DatabaseError)):
         checked(statement, params)
 
 
@@ -136,30 +154,101 @@ def test_a_row_nothing_points_at_can_go(world, ledger):
 
 
 @pytest.mark.skipif("connection.vendor != 'postgresql'")
-def test_postgresql_keeps_these_references_with_the_per_statement_guards(db):
-    """The six foreign keys migration 0009 replaced stay replaced: a later AlterField would put a
-    per-row check back on every row settlement writes (bench/settlement.py would show it)."""
-    guards = importlib.import_module("posfleet.billing.migrations.0009_ledger_guards_per_statement")
-    replaced = {(table, column) for table, column, _parent in guards.REFERENCES}
-    assert len(replaced) == 6
+def test_postgresql_holds_the_ledgers_references_as_foreign_keys(db):
+    """The six references are real foreign keys, as Django declares them (deferred to commit) and
+    validated; nothing of 0009's reference triggers is left, only the commit-time balance check."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT c.conrelid::regclass::text, a.attname FROM pg_constraint AS c"
-            " JOIN pg_attribute AS a ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey)"
+            "SELECT c.conrelid::regclass::text, a.attname, c.confrelid::regclass::text,"
+            "       c.condeferrable, c.condeferred, c.convalidated"
+            "  FROM pg_constraint AS c"
+            "  JOIN pg_attribute AS a ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey)"
             " WHERE c.contype = 'f' AND c.conrelid::regclass::text = ANY(%s)",
-            [sorted({table for table, _column in replaced})],
+            [["billing_entry", "billing_journal", "billing_settlementbatch"]],
         )
         foreign_keys = set(cursor.fetchall())
         cursor.execute(
-            "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
-            " AND (tgname LIKE 'ledger%%' OR tgname LIKE '%%_in_use')"
+            "SELECT tgname FROM pg_trigger"
+            " WHERE NOT tgisinternal AND tgrelid::regclass::text LIKE 'billing_%%'"
         )
         triggers = {name for (name,) in cursor.fetchall()}
-    assert not foreign_keys & replaced
-    installed = {f"{function}_{event.lower()}" for _table, event, function in guards.CHILD_TRIGGERS}
-    installed |= {f"{parent}_in_use" for parent in guards.PARENTS} | {"ledger_commit_check"}
-    assert len(installed) == 11
-    assert installed <= triggers
+        cursor.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE '%%_in_use'")
+        in_use = cursor.fetchall()
+    expected = {
+        ("billing_entry", "journal_id", "billing_journal"),
+        ("billing_entry", "account_id", "billing_account"),
+        ("billing_journal", "merchant_id", "parties_merchant"),
+        ("billing_settlementbatch", "merchant_id", "parties_merchant"),
+        ("billing_settlementbatch", "run_id", "billing_settlementrun"),
+        ("billing_settlementbatch", "journal_id", "billing_journal"),
+    }
+    assert {(child, column, parent, True, True, True) for child, column, parent in expected} <= foreign_keys
+    assert in_use == []
+    assert not {t for t in triggers if t.startswith("ledger_batches_written")}
+    assert {
+        "ledger_journals_written_insert", "ledger_journals_written_update",
+        "ledger_entries_written_insert", "ledger_entries_written_update",
+    } <= triggers  # fmt: skip
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_postgresql_refuses_to_truncate_a_referenced_ledger_table(world, ledger):
+    """TRUNCATE fires no row trigger: only a foreign key stops it emptying a table others point at."""
+    journal, _bank, _payable, run = ledger
+    sql(
+        "INSERT INTO billing_settlementbatch (merchant_id, business_date, paid_on, run_id, txn_count,"
+        " gross_fen, refunds_fen, fees_fen, service_fees_fen, payout_fen, journal_id, created_at)"
+        " VALUES (%s, %s, %s, %s, 0, 0, 0, 0, 0, 0, %s, %s)",
+        [world.merchant_a.pk, DAY, DAY, run.pk, journal.pk, now()],
+    )
+    sql("SET CONSTRAINTS ALL IMMEDIATE")  # the checks of the rows written above run now
+    before = counts()
+    for table in ("billing_settlementrun", "billing_journal", "billing_account"):
+        with (
+            assert_nothing_recorded(*ledger_rows()),
+            pytest.raises(DatabaseError, match="foreign key"),
+            transaction.atomic(),
+        ):
+            sql(f"TRUNCATE {table}")
+    assert counts() == before
+    assert SettlementRun.objects.filter(pk=run.pk).exists()
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+@pytest.mark.django_db(transaction=True)
+def test_a_repeatable_read_delete_sees_a_reference_committed_after_its_snapshot():
+    """A settlement run deleted in a REPEATABLE READ transaction whose snapshot is older than a batch
+    now pointing at it: a trigger reading that snapshot would not see the batch; the foreign key does."""
+    world = build_world()
+    bank = provider_account(AccountKind.BANK_CLEARING)
+    payable = merchant_account(world.merchant_a.organisation_id, AccountKind.SETTLEMENT_PAYABLE)
+    with transaction.atomic():
+        journal = post(
+            kind=JournalKind.CAPTURE, reference="capture:rr", business_date=DAY,
+            merchant_id=world.merchant_a.pk, lines=[Line(bank, 1000), Line(payable, -1000)],
+        )  # fmt: skip
+    run = SettlementRun.objects.create(business_date=DAY, started_at=now())
+    other = psycopg.connect(**connection.get_connection_params())
+    try:
+        other.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        other.execute("SELECT count(*) FROM billing_settlementbatch")  # its snapshot is taken here
+        checked(
+            "INSERT INTO billing_settlementbatch (merchant_id, business_date, paid_on, run_id, txn_count,"
+            " gross_fen, refunds_fen, fees_fen, service_fees_fen, payout_fen, journal_id, created_at)"
+            " VALUES (%s, %s, %s, %s, 0, 0, 0, 0, 0, 0, %s, %s)",
+            [world.merchant_a.pk, DAY, DAY, run.pk, journal.pk, now()],
+        )
+        # Refused by the key, at the delete or at commit (or as a serialization failure: the same no).
+        refusal = (psycopg.errors.IntegrityError, psycopg.errors.SerializationFailure)
+        with pytest.raises(refusal):  # noqa: PT012 (the delete or, deferred, its commit refuses)
+            other.execute("DELETE FROM billing_settlementrun WHERE id = %s", [run.pk])
+            other.commit()
+    finally:
+        other.rollback()
+        other.close()
+    assert SettlementRun.objects.filter(pk=run.pk).exists()
+    assert SettlementBatch.objects.filter(run=run).count() == 1
+    assert verify_ledger().ok
 
 
 def test_verify_names_rows_that_point_at_nothing(world, ledger):
@@ -167,7 +256,7 @@ def test_verify_names_rows_that_point_at_nothing(world, ledger):
     with connection.cursor() as cursor:  # what a superuser could do: switch the guards off
         if connection.vendor == "postgresql":
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute("ALTER TABLE billing_entry DISABLE TRIGGER USER")
+            cursor.execute("ALTER TABLE billing_entry DISABLE TRIGGER ALL")  # the foreign keys too
         else:
             cursor.execute("DROP TRIGGER IF EXISTS ledger_entry_balanced")  # rolled back with the test
         cursor.execute(
@@ -184,17 +273,17 @@ def test_verify_names_rows_that_point_at_nothing(world, ledger):
 
 @pytest.mark.skipif("connection.vendor != 'postgresql'")
 @pytest.mark.django_db(transaction=True)
-def test_a_reference_written_meanwhile_is_seen_by_a_delete():
-    """A merchant deleted while another transaction posts a journal of it: the delete waits for that
-    transaction (as a foreign key's row lock would make it), then sees the journal and is refused.
-    (SQLite needs no test: its writers never overlap.)"""
+def test_a_merchant_deleted_while_its_journal_is_posted_leaves_no_orphan():
+    """A merchant deleted while another transaction posts a journal of it: the delete commits first
+    (the journal is not visible to it yet), and the posting is refused at its commit by the key, so
+    no journal points at nothing. (SQLite needs no test: its writers never overlap.)"""
     world = build_world()
     shop = merchant_create(
         actor=SYSTEM, agent=world.agent_b, mid="100000000000099", kind="individual",
         name="Nothing else points at it", legal_name="Owner", mcc="5411",
     )  # fmt: skip
     bank, revenue = (provider_account(kind) for kind in (AccountKind.BANK_CLEARING, AccountKind.FEE_REVENUE))
-    posted, outcome = threading.Event(), []
+    posted, deleted, outcome = threading.Event(), threading.Event(), {}
 
     def poster() -> None:
         try:
@@ -207,7 +296,10 @@ def test_a_reference_written_meanwhile_is_seen_by_a_delete():
                     lines=[Line(bank, 700), Line(revenue, -700)],
                 )
                 posted.set()
-                _until_someone_waits_for_a_lock()
+                deleted.wait(10)
+            outcome["poster"] = "posted"
+        except IntegrityError as exc:
+            outcome["poster"] = f"refused: {exc}"
         finally:
             connection.close()
 
@@ -216,10 +308,11 @@ def test_a_reference_written_meanwhile_is_seen_by_a_delete():
         try:
             with connection.cursor() as cursor:
                 cursor.execute("DELETE FROM parties_merchant WHERE id = %s", [shop.pk])
-            outcome.append("deleted")
+            outcome["deleter"] = "deleted"
         except IntegrityError as exc:
-            outcome.append(f"refused: {exc}")
+            outcome["deleter"] = f"refused: {exc}"
         finally:
+            deleted.set()
             connection.close()
 
     threads = [threading.Thread(target=poster), threading.Thread(target=deleter)]
@@ -227,22 +320,8 @@ def test_a_reference_written_meanwhile_is_seen_by_a_delete():
         t.start()
     for t in threads:
         t.join(30)
-    assert len(outcome) == 1, outcome
-    assert outcome[0].startswith(f"refused: ledger: parties_merchant {shop.pk} is still referenced"), outcome
-    assert Journal.objects.filter(reference="refs:meanwhile", merchant_id=shop.pk).exists()
+    assert outcome["deleter"] == "deleted", outcome
+    assert outcome["poster"].startswith("refused: "), outcome
+    assert "foreign key" in outcome["poster"], outcome
+    assert not Journal.objects.filter(reference="refs:meanwhile").exists()
     assert verify_ledger().ok
-
-
-def _until_someone_waits_for_a_lock(timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    with connection.cursor() as cursor:
-        while time.monotonic() < deadline:
-            cursor.execute("SELECT pg_stat_clear_snapshot()")  # else one snapshot per transaction
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-            )
-            if cursor.fetchone()[0]:
-                return
-            time.sleep(0.02)
-    raise AssertionError("the delete never waited for the posting transaction")
