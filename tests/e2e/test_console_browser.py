@@ -1,5 +1,6 @@
-"""The issue's browser scenario: log in, search a terminal, deactivate two with a reason and a TOTP
-code, see the new status and the timeline, switch to English."""
+"""The issue's browser scenario: log in with the password and a TOTP code, search a terminal,
+deactivate two with a reason (the login's code is a fresh step-up, docs/adr/0020), see the new status
+and the timeline, switch to English; once the step-up has run out, a wrong code changes nothing."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from posfleet.audit.verify import verify_chain
 from posfleet.audit.vocabulary import EventType
 from posfleet.fleet.models import Terminal
 from posfleet.fleet.states import Status
-from posfleet.testing.browser import log_in
+from posfleet.testing.browser import let_step_up_lapse, log_in
 from posfleet.testing.personas import build_world, make_terminal
 from posfleet.testing.totp import code_at
 
@@ -30,13 +31,6 @@ def fleet():
         make_terminal(world, f"SN-E2E-{i:04d}", Status.ACTIVE)
     make_terminal(world, "SN-OTHER-0001", Status.ACTIVE, merchant=world.merchant_b)
     return world
-
-
-def fresh_code() -> str:
-    # A code is accepted once; stay clear of the end of a 30-second step.
-    if time.time() % 30 > 27:
-        time.sleep(30 - time.time() % 30 + 0.5)
-    return code_at(time.time())
 
 
 def test_deactivate_two_terminals_with_reason_and_totp(page, live_server, fleet):
@@ -58,7 +52,8 @@ def test_deactivate_two_terminals_with_reason_and_totp(page, live_server, fleet)
     assert dialog.locator("[data-applies=true]").count() == 2
     page.select_option("select[name=reason]", "technology_update")
     page.fill("textarea[name=note]", "新机型替换")
-    page.fill("input[name=totp]", fresh_code())
+    expect(dialog.get_by_test_id("step-up-fresh")).to_be_visible()  # verified at login a moment ago
+    assert dialog.locator("input[name=totp]").count() == 0
     page.click("[data-testid=confirm-action]")
 
     result = page.locator("[data-testid=action-result]")
@@ -100,6 +95,7 @@ def test_deactivate_two_terminals_with_reason_and_totp(page, live_server, fleet)
 def test_deactivation_without_totp_changes_nothing(page, live_server, fleet):
     base = live_server.url
     log_in(page, base, "merchant_a")
+    let_step_up_lapse(page)
     page.goto(f"{base}/console/terminals/SN-E2E-0003/")
     page.locator("[data-testid=terminal-actions] [data-action=deactivate]").click()
     page.locator("[data-testid=action-dialog]").wait_for()

@@ -1,4 +1,5 @@
-"""What wraps every view under /api/v1/: input no view may see, and route misses as problems."""
+"""What wraps every view under /api/v1/: input no view may see, route misses as problems, and any
+error the view or this wrapper raises as a problem (never Django's HTML pages)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ from posfleet.api import problems
 from posfleet.platform.errors import NotFound, ValidationFailed
 
 NUL = "\x00"
+
+# No body of this API nests deeper than a few levels; deeper JSON is refused before anything parses it
+# (Python's parser, and any recursive walk over the result, would raise RecursionError).
+MAX_JSON_DEPTH = 32
 
 
 def _has_nul(value: Any) -> bool:
@@ -48,6 +53,32 @@ def nul_field(request: HttpRequest) -> str | None:
     return None
 
 
+def _nests_deeper(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether ``body`` is JSON whose arrays and objects nest more than ``limit`` levels. A body with
+    fewer opening brackets than that cannot, and is not parsed here; one that is not JSON is left to
+    the view (400)."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    try:
+        data = json.loads(body)
+    except RecursionError:
+        return True
+    except ValueError:
+        return False
+    return isinstance(data, dict | list) and _nests_deeper(data, limit)
+
+
 def not_an_object(request: HttpRequest) -> bool:
     """A JSON body that parses but is not an object (``true``, ``[]``, ``"x"``): every body of this
     API is an object, and ninja would otherwise read such a body as ``{}`` — all defaults. Invalid
@@ -72,26 +103,42 @@ not_found.csrf_exempt = True  # type: ignore[attr-defined]
 
 
 def guarded(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Refuse NUL input (422) and bodies over DATA_UPLOAD_MAX_MEMORY_SIZE (413), and turn ninja's
-    plain-text 405 into a problem (keeping Allow)."""
+    """Refuse JSON nested too deep (400), NUL input (422) and bodies over DATA_UPLOAD_MAX_MEMORY_SIZE
+    (413); turn ninja's plain-text 405 into a problem (keeping Allow); and answer any error raised
+    here or by the view as a problem (an unreadable multipart body 400, anything else 500)."""
 
     @functools.wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
-            field = nul_field(request)
-        except RequestDataTooBig:
-            return problems.problem_response(request, problems.PayloadTooLarge())
-        if field is not None:
-            error = ValidationFailed(_("Text must not contain NUL characters."), field=field)
-            return problems.problem_response(request, error)
-        if not_an_object(request):
-            error = ValidationFailed(_("The request body must be a JSON object."), field="body")
-            return problems.problem_response(request, error)
-        response = view(request, *args, **kwargs)
-        if isinstance(response, HttpResponseNotAllowed):
-            problem = problems.problem_response(request, problems.MethodNotAllowed())
-            problem["Allow"] = response["Allow"]
-            return problem
-        return response
+            return _guard(view, request, *args, **kwargs)
+        except Exception as exc:
+            return problems.handle_unexpected(request, exc)
 
     return wrapped
+
+
+def _guard(
+    view: Callable[..., HttpResponse], request: HttpRequest, *args: Any, **kwargs: Any
+) -> HttpResponse:
+    try:
+        deep = too_deep(request.body)
+        field = None if deep else nul_field(request)
+    except RequestDataTooBig:
+        return problems.problem_response(request, problems.PayloadTooLarge())
+    if deep:
+        detail = _("The JSON body nests arrays and objects more than %(limit)s levels deep.") % {
+            "limit": MAX_JSON_DEPTH
+        }
+        return problems.problem_response(request, problems.JsonTooDeep(detail))
+    if field is not None:
+        error = ValidationFailed(_("Text must not contain NUL characters."), field=field)
+        return problems.problem_response(request, error)
+    if not_an_object(request):
+        error = ValidationFailed(_("The request body must be a JSON object."), field="body")
+        return problems.problem_response(request, error)
+    response = view(request, *args, **kwargs)
+    if isinstance(response, HttpResponseNotAllowed):
+        problem = problems.problem_response(request, problems.MethodNotAllowed())
+        problem["Allow"] = response["Allow"]
+        return problem
+    return response

@@ -29,9 +29,12 @@ RowId = Annotated[int, Field(ge=1, le=2**63 - 1, strict=True)]
 
 
 class MarkReadIn(Schema):
+    """Either `ids` or `"all": true`; a body with neither (or both) is refused (422)."""
+
     ids: list[RowId] | None = Field(
-        None, max_length=500, description="Items to mark read (at most 500); null marks every unread item."
+        None, min_length=1, max_length=500, description="Items to mark read (1 to 500)."
     )
+    all: bool = Field(False, strict=True, description="`true` marks every unread item read.")
 
 
 class MarkedOut(Schema):

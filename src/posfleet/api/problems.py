@@ -13,7 +13,10 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from django.core.exceptions import BadRequest as UnreadableRequest
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 from django.utils.translation import gettext_lazy as _
 from ninja import Schema
 from ninja.errors import AuthenticationError, HttpError
@@ -59,6 +62,21 @@ class BadRequest(DomainError):
     code = "bad_request"
     status = 400
     title = _("The request body could not be read as JSON.")
+
+
+class JsonTooDeep(DomainError):
+    code = "json_too_deep"
+    status = 400
+    title = _("The request body is nested too deeply.")
+
+
+class MalformedMultipart(DomainError):
+    code = "malformed_multipart"
+    status = 400
+    title = _(
+        "The multipart/form-data body could not be read: send it with a boundary in its Content-Type "
+        "and parts that use it."
+    )
 
 
 class PayloadTooLarge(DomainError):
@@ -240,7 +258,36 @@ def handle_http404(request: HttpRequest, exc: Any) -> HttpResponse:
     return problem_response(request, NotFound())
 
 
+def client_error(exc: Any) -> DomainError | None:
+    """The problem of an error that is the client's although no view raised it on purpose: a body
+    Django cannot read (multipart without a boundary 400, over the size limit 413, too many fields or
+    files 400). None for anything else."""
+    if isinstance(exc, MultiPartParserError):
+        return MalformedMultipart()
+    if isinstance(exc, RequestDataTooBig):
+        return PayloadTooLarge()
+    if isinstance(exc, SuspiciousOperation | UnreadableRequest):
+        return _HttpStatus(400)
+    return None
+
+
+def handle_bad_request(request: HttpRequest, exc: Any) -> HttpResponse:
+    """A request Django refused before any view could (the root URLconf's handler400 under /api/)."""
+    return problem_response(request, client_error(exc) or _HttpStatus(400))
+
+
 def handle_unexpected(request: HttpRequest, exc: Any) -> HttpResponse:
-    # The traceback goes to the log (redacted there); the client gets the request id only.
-    logger.exception("unhandled error in %s %s", request.method, request.path)
+    """Any other error, wherever it happens under /api/ (ninja's handlers, the edge wrapper, the
+    root URLconf's handler500): the client's own (``client_error``) is its 4xx; anything else a 500
+    whose traceback goes to the log (redacted there) and whose answer holds the request id only."""
+    error = client_error(exc)
+    if error is not None:
+        return problem_response(request, error)
+    logger.error(
+        "unhandled error in %s %s (request %s)",
+        request.method,
+        request.path,
+        getattr(request, "request_id", ""),
+        exc_info=exc,
+    )
     return problem_response(request, InternalError())

@@ -14,4 +14,6 @@ urlpatterns = [
     path("", console_views.home, name="home"),
 ]
 
+handler400 = "posfleet.config.errors.bad_request"
 handler404 = "posfleet.console.views.not_found"
+handler500 = "posfleet.config.errors.server_error"

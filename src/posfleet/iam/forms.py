@@ -71,6 +71,16 @@ class LoginForm(BootstrapMixin, forms.Form):
     )
 
 
+class LoginCodeForm(BootstrapMixin, forms.Form):
+    """The code step of a login: a TOTP code or a backup code."""
+
+    code = totp_field()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["code"].widget.attrs["autofocus"] = True
+
+
 class TotpConfirmForm(BootstrapMixin, forms.Form):
     code = forms.CharField(
         label=_("First code from the app"),

@@ -23,9 +23,12 @@ class Role(models.TextChoices):
     MERCHANT = "merchant", _("merchant")
 
 
+# The provider's own staff: they see every tenant (what they may change is each context's rules.py).
+PROVIDER_ROLES: frozenset[str] = frozenset({Role.ADMIN, Role.REVIEWER, Role.WAREHOUSE})
+
 # Which roles a user of each kind of organisation may hold.
 ROLES_BY_ORG_KIND: dict[str, set[str]] = {
-    OrgKind.PROVIDER: {Role.ADMIN, Role.REVIEWER, Role.WAREHOUSE},
+    OrgKind.PROVIDER: set(PROVIDER_ROLES),
     OrgKind.AGENT: {Role.AGENT},
     OrgKind.MERCHANT: {Role.MERCHANT},
 }
@@ -97,7 +100,7 @@ class User(AbstractUser):
 
     @property
     def is_provider_staff(self) -> bool:
-        return self.role in {Role.ADMIN, Role.REVIEWER, Role.WAREHOUSE}
+        return self.role in PROVIDER_ROLES
 
 
 def hash_token(raw: str) -> str:

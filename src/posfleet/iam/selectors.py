@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from posfleet.iam.models import ApiToken, Organisation, OrgKind, Role, User
+from posfleet.iam.models import ApiToken, Organisation, OrgKind, User
 
 
 def scope_of(user: User) -> str | None:
     """The materialised path prefix a user may see, or None for provider staff (sees everything)."""
-    if user.role in {Role.ADMIN, Role.REVIEWER, Role.WAREHOUSE}:
+    if user.is_provider_staff:
         return None
     if user.organisation is None:
         return "/nothing/"
@@ -22,6 +22,24 @@ def tokens_of(user: User) -> QuerySet[ApiToken]:
 
 def provider() -> Organisation | None:
     return Organisation.objects.filter(kind=OrgKind.PROVIDER).first()
+
+
+def organisations_told(*paths: str | None) -> tuple[int, ...]:
+    """Who hears of an event (its outbox ``organisation_ids``): every organisation on the given
+    materialised paths — the provider at the root, each agent above, the merchant — once, in path
+    order. Pass the paths of what the event concerns (a terminal's merchant and the agent holding it,
+    an application's agent and merchant). The one rule for every event; notifications then pick their
+    audience among these, and webhooks go to endpoints of these organisations only."""
+    ids: dict[int, None] = {}
+    for path in paths:
+        for part in (path or "").strip("/").split("/"):
+            if part.isdigit():
+                ids[int(part)] = None
+    if not ids:
+        root = provider()
+        if root is not None:
+            ids[root.pk] = None
+    return tuple(ids)
 
 
 def users_in(organisation: Organisation) -> QuerySet[User]:

@@ -6,7 +6,9 @@ Every change here is audited in its own transaction, like every other change in 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import authenticate
@@ -23,11 +25,10 @@ from posfleet.iam.models import (
     ApiToken,
     LoginThrottle,
     Organisation,
-    Role,
     User,
     hash_token,
 )
-from posfleet.iam.stepup import require_fresh_step_up
+from posfleet.iam.stepup import has_totp, require_fresh_step_up, second_factor_required, verify_step_up
 from posfleet.platform.clock import now
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import NotFound, PermissionDenied, ValidationFailed
@@ -48,15 +49,17 @@ class LoginRefused(Exception):
     """Wrong credentials or a locked account. One message for both (no user enumeration)."""
 
 
-def login_check(
+def _password_check(
     *,
     username: str,
     password: str,
-    request_id: str = "",
-    source_ip: str | None = None,
-    request: HttpRequest | None = None,
+    request_id: str,
+    source_ip: str | None,
+    request: HttpRequest | None,
+    success: Callable[[User], EventType],
 ) -> User:
-    """Authenticate, counting failures per username (known or not). Raises ``LoginRefused``."""
+    """THE password check: every path that takes a password comes here. Failures are counted per
+    username (known or not) and audited; ``success(user)`` names the audit row of a right password."""
     max_failures = settings.POSFLEET["LOGIN_MAX_FAILURES"]
     duration = settings.POSFLEET["LOCKOUT_DURATION"]
     key = _throttle_key(username)
@@ -100,11 +103,92 @@ def login_check(
             LoginThrottle.objects.filter(pk=key).delete()
             record(
                 Actor.for_user(user, request_id=request_id, source_ip=source_ip),
-                Entry(event_type=EventType.LOGIN_SUCCEEDED, subject_type="user", subject_id=str(user.pk)),
+                Entry(event_type=success(user), subject_type="user", subject_id=str(user.pk)),
             )
     if user is None or not isinstance(user, User):
         raise LoginRefused()
     return user
+
+
+def _login_outcome(user: User) -> EventType:
+    return EventType.LOGIN_PASSWORD_ACCEPTED if second_factor_required(user) else EventType.LOGIN_SUCCEEDED
+
+
+def login_check(
+    *,
+    username: str,
+    password: str,
+    request_id: str = "",
+    source_ip: str | None = None,
+    request: HttpRequest | None = None,
+) -> User:
+    """The password step of a login. Raises ``LoginRefused``. A user who must give a second factor
+    (``second_factor_required``) is not logged in yet: the row says so, and ``login_second_factor``
+    (or a forced TOTP set-up, ``login_enrolled``) finishes the login."""
+    return _password_check(
+        username=username,
+        password=password,
+        request_id=request_id,
+        source_ip=source_ip,
+        request=request,
+        success=_login_outcome,
+    )
+
+
+def password_recheck(
+    *, user: User, password: str, request_id: str = "", source_ip: str | None = None
+) -> None:
+    """A signed-in user's password asked again (e.g. the old one when changing it): the same check,
+    counted and audited like a login, so it cannot be used to guess the password either."""
+    checked = _password_check(
+        username=user.get_username(),
+        password=password,
+        request_id=request_id,
+        source_ip=source_ip,
+        request=None,
+        success=lambda _user: EventType.LOGIN_PASSWORD_ACCEPTED,
+    )
+    if checked.pk != user.pk:
+        raise LoginRefused()
+
+
+def _login_succeeded(actor: Actor, user: User, second_factor: str) -> None:
+    record(
+        actor,
+        Entry(
+            event_type=EventType.LOGIN_SUCCEEDED,
+            subject_type="user",
+            subject_id=str(user.pk),
+            after={"second_factor": second_factor},
+        ),
+    )
+
+
+def login_second_factor(
+    *, user: User, code: str, request_id: str = "", source_ip: str | None = None
+) -> datetime:
+    """The code step of a login: the step-up check itself (replay rejection, lockout after 10 wrong
+    codes, its own audit rows), then the login's row. Returns the moment of verification, which the
+    session keeps as a fresh step-up. Raises StepUpFailed, StepUpLocked or StepUpRequired."""
+    actor = Actor.for_user(user, request_id=request_id, source_ip=source_ip)
+    at = verify_step_up(actor, code)
+    with transaction.atomic():
+        _login_succeeded(actor, user, "code")
+    return at
+
+
+def login_enrolled(
+    *, user: User, device: TOTPDevice, code: str, request_id: str = "", source_ip: str | None = None
+) -> list[str]:
+    """The forced set-up of a login (staff without an authenticator): confirm ``device`` with its
+    first code, issue backup codes, and log in. Returns the backup codes. Raises ValidationFailed."""
+    actor = Actor.for_user(user, request_id=request_id, source_ip=source_ip)
+    if not second_factor_required(user) or has_totp(user):
+        raise PermissionDenied()
+    with transaction.atomic():
+        codes = totp_confirm_enrolment(actor=actor, device=device, code=code)
+        _login_succeeded(actor, user, "enrolled")
+    return codes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,8 +205,7 @@ def user_create(
     email: str = "",
     language: str = "zh-hans",
 ) -> User:
-    if actor.kind not in {"system", "job"} and not (actor.user and actor.user.has_perm("iam.manage_users")):
-        raise PermissionDenied()
+    actor.require("iam.manage_users")
     if role not in ROLES_BY_ORG_KIND.get(organisation.kind, set()):
         raise ValidationFailed(
             _("Role %(role)s does not fit an organisation of kind %(kind)s.")
@@ -146,6 +229,44 @@ def user_create(
     return user
 
 
+# What an edit in /admin/ may change about a user's access, and how it appears in the audit row.
+ACCESS_FIELDS = {
+    "role": "role",
+    "organisation": "organisation_id",
+    "is_active": "is_active",
+    "is_staff": "is_staff",
+    "is_superuser": "is_superuser",
+}
+
+
+def user_access(user: User) -> dict[str, Any]:
+    return {name: getattr(user, attribute) for name, attribute in ACCESS_FIELDS.items()}
+
+
+def user_access_changed(*, actor: Actor, user: User, before: dict[str, Any] | None) -> None:
+    """Record an edit of ``user`` made outside these services (the admin site saves the row itself,
+    in the same transaction): it needs a fresh step-up, and what it changed in the user's access is
+    audited (``before`` is ``user_access`` of the row as it was, None for a new user)."""
+    require_fresh_step_up(actor)
+    after = user_access(user)
+    if before is None:
+        entry = Entry(
+            event_type=EventType.USER_CREATED, subject_type="user", subject_id=str(user.pk), after=after
+        )
+    else:
+        changed = [name for name in after if after[name] != before.get(name)]
+        if not changed:
+            return
+        entry = Entry(
+            event_type=EventType.ROLE_CHANGED,
+            subject_type="user",
+            subject_id=str(user.pk),
+            before={name: before.get(name) for name in changed},
+            after={name: after[name] for name in changed},
+        )
+    record(actor, entry)
+
+
 # ---------------------------------------------------------------------------------------------
 # TOTP enrolment and backup codes
 
@@ -156,9 +277,7 @@ def totp_start_enrolment(*, actor: Actor) -> TOTPDevice:
     Replacing an authenticator that is already set up needs a fresh step-up with the old one (or a
     backup code): otherwise a stolen session could take over the second factor.
     """
-    user = actor.user
-    if user is None or actor.kind != "user":
-        raise PermissionDenied()
+    user = actor.require_session()
     if TOTPDevice.objects.filter(user=user, confirmed=True).exists():
         require_fresh_step_up(actor)
     with transaction.atomic():
@@ -232,13 +351,18 @@ def logout_record(*, actor: Actor) -> None:
 # API tokens
 
 
+def token_create_check(*, actor: Actor) -> User:
+    """Only a signed-in person (a console session) creates API tokens: never a token, a job or the
+    shell. The API asks this before it looks at the step-up code, so that a refused call spends no
+    code and counts no failure."""
+    return actor.require_session(_("Only a signed-in person can create API tokens."))
+
+
 def token_create(
     *, actor: Actor, name: str, scope: str = ApiToken.Scope.READ, expires_at: datetime | None = None
 ) -> tuple[ApiToken, str]:
     """Create a token for the acting user. Returns the row and the secret, which is never stored."""
-    user = actor.user
-    if user is None or actor.kind != "user":
-        raise PermissionDenied(_("Only a signed-in person can create API tokens."))
+    user = token_create_check(actor=actor)
     name = name.strip()
     if not name or len(name) > 100:
         raise ValidationFailed(_("Give the token a name of 1 to 100 characters."))
@@ -298,7 +422,3 @@ def token_authenticate(raw: str) -> ApiToken | None:
     if token.last_used_at is None or (at - token.last_used_at).total_seconds() > 60:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=at)
     return token
-
-
-def is_staff_role(user: User) -> bool:
-    return user.role in {Role.ADMIN, Role.REVIEWER, Role.WAREHOUSE}

@@ -18,7 +18,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from posfleet.audit.services import Entry, record
 from posfleet.audit.vocabulary import EventType
-from posfleet.iam.models import User
+from posfleet.iam.models import PROVIDER_ROLES, Role, User
 from posfleet.platform.clock import now
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import StepUpFailed, StepUpLocked, StepUpRequired
@@ -30,6 +30,21 @@ def _policy() -> tuple[int, timedelta]:
 
 def has_totp(user: User) -> bool:
     return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def confirmed_totp(user: User) -> TOTPDevice | None:
+    return TOTPDevice.objects.filter(user=user, confirmed=True).first()
+
+
+# PCI DSS 8.4.2: everyone who works for the provider or an agent gives a second factor at every login;
+# a merchant does once they have set up an authenticator (docs/adr/0020).
+SECOND_FACTOR_ROLES = PROVIDER_ROLES | {Role.AGENT}
+
+
+def second_factor_required(user: User) -> bool:
+    """Whether ``user`` must give a TOTP (or backup) code to log in, and so whether a session of theirs
+    counts only once verified. Anyone who may use /admin/ must, too."""
+    return user.role in SECOND_FACTOR_ROLES or user.is_staff or user.is_superuser or has_totp(user)
 
 
 def locked_until(user: User) -> datetime | None:
@@ -100,7 +115,7 @@ def verify_step_up(actor: Actor, code: str) -> datetime:
 
 def require_fresh_step_up(actor: Actor) -> None:
     """Raise ``StepUpRequired`` unless ``actor`` verified identity within the window."""
-    if actor.kind in {"job", "system"}:
+    if actor.is_system:
         return  # scheduled jobs and the operator's shell act on the provider's own authority
     at = actor.stepped_up_at
     if at is None or now() - at > settings.POSFLEET["STEP_UP_WINDOW"] or at > now():

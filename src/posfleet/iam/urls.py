@@ -5,6 +5,9 @@ from posfleet.iam import views
 app_name = "iam"
 urlpatterns = [
     path("login/", views.login_view, name="login"),
+    path("login/code/", views.login_code_view, name="login_code"),
+    path("login/enrol/", views.login_enrol_view, name="login_enrol"),
+    path("verify/", views.verify_view, name="verify"),
     path("logout/", views.logout_view, name="logout"),
     path("language/", views.language_view, name="language"),
     path("security/", views.security_view, name="security"),

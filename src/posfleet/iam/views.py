@@ -1,4 +1,5 @@
-"""The identity pages: login and logout, language, two-factor set-up, API tokens.
+"""The identity pages: login (password, then the code or a first set-up) and logout, language,
+two-factor set-up, step-up, API tokens.
 
 Views parse the request, call one iam service and render. Secrets (TOTP keys, backup codes, API token
 secrets) only ever travel in response bodies that are not cached, never in URLs or logs.
@@ -12,14 +13,13 @@ from typing import Any
 import segno
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import translation
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
@@ -30,10 +30,20 @@ from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from posfleet.iam import selectors, services
-from posfleet.iam.forms import LoginForm, StepUpForm, TokenCreateForm, TotpConfirmForm
+from posfleet.iam.forms import LoginCodeForm, LoginForm, StepUpForm, TokenCreateForm, TotpConfirmForm
 from posfleet.iam.models import User
-from posfleet.iam.stepup import has_totp
-from posfleet.iam.web import actor_from_form, actor_from_request, step_up_remaining_seconds
+from posfleet.iam.stepup import confirmed_totp, has_totp, second_factor_required
+from posfleet.iam.web import (
+    actor_from_form,
+    actor_from_request,
+    mark_verified,
+    pending_login,
+    pending_login_end,
+    pending_login_start,
+    sign_in,
+    step_up_remaining_seconds,
+)
+from posfleet.platform.context import Actor
 from posfleet.platform.errors import DomainError
 from posfleet.platform.middleware import client_ip
 
@@ -75,12 +85,16 @@ def _set_language_cookie(response: HttpResponse, language: str) -> None:
 @csrf_protect
 @never_cache
 @require_http_methods(["GET", "POST"])
-def login_view(request: HttpRequest) -> HttpResponse:
+def login_view(request: HttpRequest, fallback: str | None = None) -> HttpResponse:
+    """The password step, for the console and /admin/ alike (``fallback``: where to go without a
+    ``next``). Staff, and merchants who turned the authenticator on, go on to the code step (or a
+    forced set-up); only whoever owes no second factor is signed in by it (docs/adr/0020)."""
+    fallback = fallback or settings.LOGIN_REDIRECT_URL
     if not request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME):
         # The console is Chinese unless someone chose otherwise (browsers' Accept-Language aside).
         translation.activate(settings.LANGUAGE_CODE)
         request.LANGUAGE_CODE = settings.LANGUAGE_CODE
-    next_url = _safe_next(request, settings.LOGIN_REDIRECT_URL)
+    next_url = _safe_next(request, fallback)
     if request.user.is_authenticated and request.method == "GET":
         return HttpResponseRedirect(next_url)
     form = LoginForm(request.POST or None)
@@ -97,10 +111,13 @@ def login_view(request: HttpRequest) -> HttpResponse:
         except services.LoginRefused:
             refused = True
         else:
-            auth_login(request, user)  # rotates the session id
-            response = HttpResponseRedirect(next_url)
-            _set_language_cookie(response, user.language)
-            return response
+            if second_factor_required(user):
+                pending_login_start(request, user, next_url)
+                step = "iam:login_code" if has_totp(user) else "iam:login_enrol"
+                return HttpResponseRedirect(reverse(step))
+            pending_login_end(request)
+            sign_in(request, user, device=None, stepped_up_at=None)
+            return _signed_in(user, next_url)
     context = {
         "form": form,
         "refused": refused,
@@ -108,6 +125,97 @@ def login_view(request: HttpRequest) -> HttpResponse:
         "next": next_url,
     }
     return render(request, "iam/login.html", context, status=200)
+
+
+def _signed_in(user: User, next_url: str) -> HttpResponse:
+    response = HttpResponseRedirect(next_url)
+    _set_language_cookie(response, user.language)
+    return response
+
+
+def _no_pending_login() -> HttpResponse:
+    return HttpResponseRedirect(reverse("iam:login"))
+
+
+@sensitive_post_parameters("code")
+@csrf_protect
+@never_cache
+@require_http_methods(["GET", "POST"])
+def login_code_view(request: HttpRequest) -> HttpResponse:
+    """The code step: a TOTP or backup code, checked as a step-up (replay rejection, lockout after
+    10 wrong codes, audited), which it also is: the session starts with a fresh step-up."""
+    pending = pending_login(request)
+    if pending is None:
+        return _no_pending_login()
+    user = pending.user
+    device = confirmed_totp(user)
+    if device is None:
+        return HttpResponseRedirect(reverse("iam:login_enrol"))
+    form = LoginCodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            at = services.login_second_factor(
+                user=user,
+                code=form.cleaned_data["code"],
+                request_id=getattr(request, "request_id", ""),
+                source_ip=client_ip(request),
+            )
+        except DomainError as exc:
+            form.add_error("code", str(exc.detail))
+        else:
+            pending_login_end(request)
+            sign_in(request, user, device=device, stepped_up_at=at)
+            return _signed_in(user, pending.next_url)
+    context = {"form": form, "username": user.get_username()}
+    return _no_store(render(request, "iam/login_code.html", context))
+
+
+@sensitive_post_parameters("code")
+@csrf_protect
+@never_cache
+@require_http_methods(["GET", "POST"])
+def login_enrol_view(request: HttpRequest) -> HttpResponse:
+    """The forced set-up of a login: staff without an authenticator set one up before anything else.
+    The key is shown only here, to whoever just gave the right password."""
+    pending = pending_login(request)
+    if pending is None:
+        return _no_pending_login()
+    user = pending.user
+    if not second_factor_required(user):
+        return _no_pending_login()
+    if has_totp(user):
+        return HttpResponseRedirect(reverse("iam:login_code"))
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+    if device is None:
+        device = services.totp_start_enrolment(actor=Actor.for_user(user))
+    form = TotpConfirmForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            codes = services.login_enrolled(
+                user=user,
+                device=device,
+                code=form.cleaned_data["code"],
+                request_id=getattr(request, "request_id", ""),
+                source_ip=client_ip(request),
+            )
+        except DomainError as exc:
+            form.add_error("code", str(exc.detail))
+        else:
+            pending_login_end(request)
+            device.refresh_from_db()
+            sign_in(request, user, device=device, stepped_up_at=None)
+            done = {"codes": codes, "reason": "enrolled", "continue_url": pending.next_url}
+            response = _no_store(render(request, "iam/backup_codes.html", done))
+            _set_language_cookie(response, user.language)
+            return response
+    key = b32encode(device.bin_key).decode()
+    context = {
+        "form": form,
+        "username": user.get_username(),
+        "qr_svg": _qr_svg(device.config_url),
+        "manual_key": " ".join(key[i : i + 4] for i in range(0, len(key), 4)),
+    }
+    return _no_store(render(request, "iam/login_enrol.html", context))
 
 
 @require_POST
@@ -221,6 +329,10 @@ def totp_confirm_view(request: HttpRequest) -> HttpResponse:
         except DomainError as exc:
             form.add_error("code", str(exc.detail))
         else:
+            # The authenticator this session was verified with (if any) is gone; the new one verifies
+            # it. Other sessions of the user are signed out on their next request (SecondFactorMiddleware).
+            pending.refresh_from_db()
+            mark_verified(request, pending)
             context = {"codes": codes, "reason": "enrolled"}
             return _no_store(render(request, "iam/backup_codes.html", context))
     context = _security_context(request, confirm_form=form)
@@ -246,6 +358,29 @@ def backup_codes_view(request: HttpRequest) -> HttpResponse:
                 return _no_store(render(request, "iam/backup_codes.html", context))
     context = _security_context(request, backup_form=form)
     return _no_store(render(request, "iam/security.html", context))
+
+
+# ---------------------------------------------------------------------------------------------
+# Step-up on its own page (for pages that cannot ask for the code themselves: /admin/)
+
+
+def verify_redirect(request: HttpRequest) -> HttpResponse:
+    """To the verification page, and back to this page afterwards."""
+    return HttpResponseRedirect(f"{reverse('iam:verify')}?{urlencode({'next': request.get_full_path()})}")
+
+
+@sensitive_post_parameters("totp")
+@login_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def verify_view(request: HttpRequest) -> HttpResponse:
+    """Verify identity (a fresh step-up), then go back to ``next``."""
+    next_url = _safe_next(request, settings.LOGIN_REDIRECT_URL)
+    form = StepUpForm(request.POST or None, needs_code=True)
+    if request.method == "POST" and form.is_valid() and actor_from_form(request, form) is not None:
+        return HttpResponseRedirect(next_url)
+    context = {"form": form, "next": next_url}
+    return _no_store(render(request, "iam/verify.html", context))
 
 
 # ---------------------------------------------------------------------------------------------

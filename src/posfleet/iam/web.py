@@ -1,17 +1,27 @@
-"""Building the acting ``Actor`` from an HTTP request, and the console's step-up session state.
+"""Building the acting ``Actor`` from an HTTP request, and what a console session holds: who signed
+in, whether they gave their second factor, and the step-up moment.
 
-The console keeps the moment of the last successful step-up in the session (the session id is
-rotated at that moment); the API verifies an ``X-Step-Up-TOTP`` header per request instead.
+A session is signed in only by ``sign_in``, after the password (``services.login_check``) and, for
+whoever must give one, the second factor (docs/adr/0020); until then the password step waits in the
+session as a ``PendingLogin``. The console keeps the moment of the last successful step-up in the
+session (the session id is rotated at that moment); the API verifies an ``X-Step-Up-TOTP`` header per
+request instead.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+import django_otp
 from django import forms
 from django.conf import settings
+from django.contrib.auth import login as auth_login
+from django.contrib.auth import logout as auth_logout
 from django.http import HttpRequest
+from django.utils.crypto import constant_time_compare
 from django.utils.dateparse import parse_datetime
+from django_otp.models import Device
 
 from posfleet.iam.models import ApiToken, User
 from posfleet.iam.stepup import verify_step_up
@@ -43,12 +53,87 @@ def actor_from_request(request: HttpRequest) -> Actor:
     )
 
 
+def mark_verified(request: HttpRequest, device: Device) -> None:
+    """The one mark of a session whose user gave their second factor: django-otp's, which
+    ``OTPMiddleware`` reads back as ``request.user.is_verified()`` on every later request."""
+    django_otp.login(request, device)
+
+
+def remember_step_up(request: HttpRequest, at: datetime) -> None:
+    request.session[SESSION_KEY] = at.isoformat()
+
+
+def sign_in(
+    request: HttpRequest, user: User, *, device: Device | None, stepped_up_at: datetime | None
+) -> None:
+    """The last step of every login: the user in the session (its id rotated), the second factor's
+    mark when one was given, and the step-up moment when it was a step-up (a code at login counts as
+    one; a first set-up does not). Nothing else makes a session."""
+    auth_login(request, user, backend="django.contrib.auth.backends.ModelBackend")  # rotates the id
+    if device is not None:
+        mark_verified(request, device)
+    if stepped_up_at is not None:
+        remember_step_up(request, stepped_up_at)
+
+
+# A password step waits this long for its code (or its first authenticator set-up).
+PENDING_LOGIN_TTL = timedelta(minutes=10)
+PENDING_KEY = "posfleet_login_pending"
+
+
+@dataclass(frozen=True)
+class PendingLogin:
+    """Someone who gave the right password and still owes the second factor: not signed in."""
+
+    user: User
+    next_url: str
+
+
+def pending_login_start(request: HttpRequest, user: User, next_url: str) -> None:
+    """Remember ``user`` between the password and the code, in a session that is not signed in.
+    Whoever was signed in in this browser is signed out first; the session id rotates."""
+    if request.user.is_authenticated:
+        auth_logout(request)
+    else:
+        request.session.cycle_key()
+    request.session[PENDING_KEY] = {
+        "user": user.pk,
+        "at": now().isoformat(),
+        "next": next_url,
+        "hash": user.get_session_auth_hash(),  # a password changed meanwhile ends the pending login
+    }
+
+
+def pending_login(request: HttpRequest) -> PendingLogin | None:
+    raw = request.session.get(PENDING_KEY)
+    if not isinstance(raw, dict):
+        return None
+    at = parse_datetime(str(raw.get("at", "")))
+    if at is None or not timedelta(0) <= now() - at <= PENDING_LOGIN_TTL:
+        request.session.pop(PENDING_KEY, None)
+        return None
+    user_id = raw.get("user")
+    user = (
+        User.objects.filter(pk=user_id, is_active=True).select_related("organisation").first()
+        if isinstance(user_id, int)
+        else None
+    )
+    if user is None or not constant_time_compare(str(raw.get("hash", "")), user.get_session_auth_hash()):
+        request.session.pop(PENDING_KEY, None)
+        return None
+    return PendingLogin(user=user, next_url=str(raw.get("next") or settings.LOGIN_REDIRECT_URL))
+
+
+def pending_login_end(request: HttpRequest) -> None:
+    request.session.pop(PENDING_KEY, None)
+
+
 def step_up_in_session(request: HttpRequest, code: str) -> Actor:
     """Verify ``code`` (or raise StepUpFailed/Locked/Required), remember it, rotate the session id."""
     actor = actor_from_request(request)
     at = verify_step_up(actor, code)
     request.session.cycle_key()
-    request.session[SESSION_KEY] = at.isoformat()
+    remember_step_up(request, at)
     return actor.with_step_up(at)
 
 

@@ -4,6 +4,9 @@ Each sender raises ``DeliveryError`` with a short, address-free reason when the 
 cannot be reached; the caller retries with backoff. Every message carries the event id (e-mail header
 ``X-Posfleet-Event-Id``, SMS field ``id``, webhook header ``webhook-id``) so that a receiver which gets
 a message twice — a crash between sending and recording — can drop the copy.
+
+The HTTP channels connect through ``outbound`` (ADR 0021): one parse of the URL, one resolution, a
+connection to exactly the address checked; a webhook only to globally routable addresses.
 """
 
 from __future__ import annotations
@@ -11,19 +14,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
+import http.client
 import json
 import secrets
 import smtplib
-import socket
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
-import requests
 from django.conf import settings
 from django.core.mail import EmailMessage
 from standardwebhooks.webhooks import Webhook
+
+from posfleet.notifications import outbound
 
 TIMEOUT = 10  # seconds, the HTTP channels (SMTP: MAILERS' timeout option)
 
@@ -73,7 +75,14 @@ def send_sms(*, to: str, text: str, event_id: str) -> None:
     secret = settings.POSFLEET_NOTIFY["SMS_SECRET"]
     if secret:
         headers["X-Posfleet-Signature"] = sms_signature(secret, body)
-    _post(url, body, headers, what="SMS provider")
+    try:  # the operator's own setting: a private address is allowed (an SMS gateway inside)
+        destination = outbound.parse(url, schemes=frozenset({"http", "https"}))
+        addresses = outbound.resolve(destination, public_only=False)
+    except outbound.Refused as refused:
+        raise DeliveryError(
+            f"SMS provider URL refused ({refused.code})", permanent=not refused.transient
+        ) from None
+    _post(destination, addresses, body, headers, what="SMS provider")
 
 
 def new_webhook_secret() -> str:
@@ -94,42 +103,48 @@ def webhook_headers(
     }
 
 
-def private_address(host: str) -> bool:
-    """Whether ``host`` is, or resolves to, an address inside our own networks (loopback, private,
-    link-local such as cloud metadata, reserved): a webhook must not be a way to reach them (SSRF)."""
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError):
-        return False  # unresolvable: the POST fails on its own, and is retried
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-        if (
-            address.is_private
-            or address.is_loopback
-            or address.is_link_local
-            or address.is_reserved
-            or address.is_multicast
-            or address.is_unspecified
-        ):
-            return True
-    return False
+def webhook_destination(url: str, *, resolve: bool) -> tuple[outbound.Destination, list[str]]:
+    """The one check of a webhook URL (ADR 0021), at save time and again at every delivery: parsed
+    once; with ``resolve``, its host resolved once and, unless ``WEBHOOK_ALLOW_PRIVATE`` (tests, labs),
+    every address public. Returns what a delivery connects to; raises ``outbound.Refused``."""
+    policy = settings.POSFLEET_NOTIFY
+    schemes = frozenset({"https", "http"} if policy["WEBHOOK_ALLOW_HTTP"] else {"https"})
+    destination = outbound.parse(url, schemes=schemes)
+    if not resolve:
+        return destination, []
+    return destination, outbound.resolve(destination, public_only=not policy["WEBHOOK_ALLOW_PRIVATE"])
+
+
+_REFUSALS = {
+    "address_not_public": "webhook endpoint resolves to a private address",
+    "host_unresolvable": "webhook endpoint host does not resolve",
+}
 
 
 def send_webhook(*, url: str, msg_id: str, payload: dict[str, Any], secrets_: list[str]) -> None:
-    host = urlsplit(url).hostname or ""
-    if not settings.POSFLEET_NOTIFY["WEBHOOK_ALLOW_PRIVATE"] and private_address(host):
-        raise DeliveryError("webhook endpoint resolves to a private address", permanent=True)
+    try:
+        destination, addresses = webhook_destination(url, resolve=True)
+    except outbound.Refused as refused:
+        reason = _REFUSALS.get(refused.code, f"webhook endpoint URL refused ({refused.code})")
+        raise DeliveryError(reason, permanent=not refused.transient) from None
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     headers = webhook_headers(msg_id=msg_id, body=body, secrets_=secrets_)
-    _post(url, body.encode(), headers, what="webhook endpoint")
+    _post(destination, addresses, body.encode(), headers, what="webhook endpoint")
 
 
-def _post(url: str, body: bytes, headers: dict[str, str], *, what: str) -> None:
+def _post(
+    destination: outbound.Destination,
+    addresses: list[str],
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    what: str,
+) -> None:
     try:
-        answer = requests.post(url, data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False)
-    except requests.RequestException as exc:
+        status = outbound.post(destination, addresses, body, headers, timeout=TIMEOUT)
+    except (OSError, http.client.HTTPException) as exc:
         raise DeliveryError(f"{what} unreachable ({type(exc).__name__})") from None
-    if 200 <= answer.status_code < 300:
+    if 200 <= status < 300:
         return
-    permanent = 400 <= answer.status_code < 500 and answer.status_code not in {408, 409, 425, 429}
-    raise DeliveryError(f"{what} answered HTTP {answer.status_code}", permanent=permanent)
+    permanent = 400 <= status < 500 and status not in {408, 409, 425, 429}
+    raise DeliveryError(f"{what} answered HTTP {status}", permanent=permanent)

@@ -1,4 +1,5 @@
-"""Gives every request an id (echoed in ``X-Request-ID``) and a trustworthy source address."""
+"""Gives every request an id (echoed in ``X-Request-ID``) and a trustworthy source address; keeps the
+answers to signed-in requests out of every cache; refuses NUL characters."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import uuid
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.utils.cache import add_never_cache_headers
 
 from posfleet.platform.context import current_request_id
 
@@ -32,6 +34,32 @@ class RequestContextMiddleware:
         finally:
             current_request_id.reset(token)
         response["X-Request-ID"] = request_id
+        return response
+
+
+def signed_in(request: HttpRequest) -> bool:
+    """Whether the request came with credentials: an ``Authorization`` header (an API token), an API
+    actor, or a signed-in session user."""
+    if "HTTP_AUTHORIZATION" in request.META or getattr(request, "auth", None) is not None:
+        return True
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_authenticated)
+
+
+class NoStoreMiddleware:
+    """``Cache-Control: no-store, private`` (with ``no-cache, must-revalidate, max-age=0``) on every
+    answer to a signed-in request: console and account pages, /admin/ and API answers carry personal
+    data, and API answers may carry a token or a signing secret; no browser, proxy or CDN may keep
+    them. Anonymous answers (the health check, the login page's own rules) are left as they are, and
+    static files never get here (WhiteNoise answers them first)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if signed_in(request):
+            add_never_cache_headers(response)
         return response
 
 

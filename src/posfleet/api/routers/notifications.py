@@ -107,12 +107,14 @@ def notifications_list(request: HttpRequest, page: Query[PageQuery]) -> n.InboxP
 def notifications_read(
     request: HttpRequest, body: n.MarkReadIn, idempotency_key: IdempotencyKey = None
 ) -> HttpResponse:
-    """Mark the given items (or every unread item) of the caller's inbox read. Others' ids are ignored."""
+    """Mark the given items (`ids`) or, with `"all": true`, every unread item of the caller's inbox read.
+    One of the two is required (422 otherwise). Others' ids are ignored."""
 
     def work(who: Actor) -> Outcome:
         if who.read_only or who.user is None:
             raise PermissionDenied()
-        return Outcome(200, {"marked": inbox_mark_read(user=who.user, item_ids=body.ids)})
+        marked = inbox_mark_read(user=who.user, item_ids=body.ids, everything=body.all)
+        return Outcome(200, {"marked": marked})
 
     return execute(request, actor(request), work, key=idempotency_key)
 

@@ -11,7 +11,7 @@ from posfleet.api.auth import IdempotencyKey, StepUpCode, actor
 from posfleet.api.idempotency import Outcome, execute
 from posfleet.api.pagination import PageQuery, keyset
 from posfleet.iam.selectors import tokens_of
-from posfleet.iam.services import token_create, token_revoke
+from posfleet.iam.services import token_create, token_create_check, token_revoke
 from posfleet.platform.context import Actor
 
 router = Router(tags=["tokens"])
@@ -36,6 +36,10 @@ def tokens_create(
 ) -> HttpResponse:
     """Create a token for the signed-in user (session only; needs X-Step-Up-TOTP). The secret is in
     this answer only; a replay with the same Idempotency-Key answers `secret: null`."""
+    who = actor(request)
+    # Session only: a token is refused before the key is claimed or the code read (neither spent nor
+    # counted), not after the step-up as a refusal of the service would be.
+    token_create_check(actor=who)
 
     def work(who: Actor) -> Outcome:
         token, secret = token_create(actor=who, name=body.name, scope=body.scope, expires_at=body.expires_at)
@@ -45,9 +49,7 @@ def tokens_create(
             stored=presenters.dump(presenters.token_created(token, None)),
         )
 
-    return execute(
-        request, actor(request), work, key=idempotency_key, step_up_needed=True, step_up_code=step_up
-    )
+    return execute(request, who, work, key=idempotency_key, step_up_needed=True, step_up_code=step_up)
 
 
 @router.delete(

@@ -16,6 +16,7 @@ from posfleet.platform.context import Actor
 from posfleet.platform.models import OutboxMessage
 from posfleet.platform.outbox import dispatch_outbox
 from posfleet.testing.money import signed_contract
+from posfleet.testing.refusals import assert_nothing_recorded
 
 STAFF = {"admin", "reviewer", "warehouse"}
 
@@ -34,7 +35,8 @@ def test_anonymous_is_401(api_as):
     api = api_as(None)
     for path in ("/notifications", "/notifications/deliveries", "/webhook-endpoints"):
         assert_problem(api.get(path), 401, "not_authenticated")
-    assert_problem(api.post("/webhook-endpoints", {"url": "https://x.test/"}), 401, "not_authenticated")
+    with assert_nothing_recorded(WebhookEndpoint.objects.all()):
+        assert_problem(api.post("/webhook-endpoints", {"url": "https://x.test/"}), 401, "not_authenticated")
     assert not WebhookEndpoint.objects.exists()
 
 
@@ -58,10 +60,62 @@ def test_reading_marks_only_your_own_items(noticed, api_as, world):
     other.refresh_from_db()
     assert other.read_at is None
     assert api_as("merchant_a").get("/notifications").json()["unread"] == 0
-    assert_problem(
-        api_as("merchant_a", "read").post("/notifications/read", {"ids": None}), 403, "permission_denied"
-    )
-    assert api_as("agent_a").post("/notifications/read", {"ids": None}).json() == {"marked": 1}
+    read_only = api_as("merchant_a", "read")  # its token made (and audited) before the refusal
+    with assert_nothing_recorded(InboxItem.objects.all()):
+        assert_problem(read_only.post("/notifications/read", {"all": True}), 403, "permission_denied")
+    assert api_as("agent_a").post("/notifications/read", {"all": True}).json() == {"marked": 1}
+
+
+@pytest.fixture
+def two_unread(noticed):
+    """Merchant A's and agent A's users each have two unread notices (suspended, then resumed)."""
+    terminal_transition(actor=Actor.system("test"), sn=SN_A, action=Command.RESUME)
+    dispatch_outbox()
+    deliver_due()
+    assert InboxItem.objects.filter(user__username="merchant_a", read_at__isnull=True).count() == 2
+    return noticed
+
+
+def unread() -> dict[str, int]:
+    return {
+        name: InboxItem.objects.filter(user__username=name, read_at__isnull=True).count()
+        for name in ("merchant_a", "agent_a")
+    }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"ids": None}, {"all": False}, {"ids": None, "all": False}, {"ids": []}, {"all": None}],
+)
+def test_marking_read_needs_ids_or_an_explicit_all(two_unread, api_as, body):
+    """A body without ids used to mark the whole inbox read; now it is refused and nothing changes."""
+    before = unread()
+    audit, outbox = AuditEvent.objects.count(), OutboxMessage.objects.count()
+    assert_problem(api_as("merchant_a").post("/notifications/read", body), 422, "validation_error")
+    assert unread() == before
+    assert before["merchant_a"] == 2
+    assert (AuditEvent.objects.count(), OutboxMessage.objects.count()) == (audit, outbox)
+
+
+def test_ids_and_all_together_are_refused(two_unread, api_as):
+    mine = InboxItem.objects.filter(user__username="merchant_a").first()
+    with assert_nothing_recorded(InboxItem.objects.all()):
+        body = assert_problem(
+            api_as("merchant_a").post("/notifications/read", {"ids": [mine.pk], "all": True}),
+            422,
+            "validation_error",
+        )
+    assert body["detail"] == "Either name the notices to mark read or mark them all read, not both."
+    assert body["field"] == "ids"
+    assert unread()["merchant_a"] == 2
+
+
+def test_all_marks_every_unread_item_of_the_caller_only(two_unread, api_as):
+    agents = unread()["agent_a"]
+    assert agents >= 1
+    assert api_as("merchant_a").post("/notifications/read", {"all": True}).json() == {"marked": 2}
+    assert unread() == {"merchant_a": 0, "agent_a": agents}
+    assert api_as("merchant_a").post("/notifications/read", {"all": True}).json() == {"marked": 0}
 
 
 @pytest.mark.parametrize("persona", PERSONAS)
@@ -80,16 +134,19 @@ def test_deliveries_are_for_staff(noticed, api_as, persona):
 
 def test_resend_is_for_admins_and_only_failed_or_dead(noticed, api_as):
     delivery = Delivery.objects.filter(channel="inbox").first()
-    assert_problem(
-        api_as("admin").post(f"/notifications/deliveries/{delivery.pk}/resend", {}), 409, "conflict"
-    )
+    with assert_nothing_recorded(delivery):
+        assert_problem(
+            api_as("admin").post(f"/notifications/deliveries/{delivery.pk}/resend", {}), 409, "conflict"
+        )
     Delivery.objects.filter(pk=delivery.pk).update(status="dead", attempts=8)
-    assert_problem(
-        api_as("reviewer").post(f"/notifications/deliveries/{delivery.pk}/resend", {}),
-        403,
-        "permission_denied",
-    )
-    assert_problem(api_as("admin").post("/notifications/deliveries/999999/resend", {}), 404, "not_found")
+    with assert_nothing_recorded(delivery):
+        assert_problem(
+            api_as("reviewer").post(f"/notifications/deliveries/{delivery.pk}/resend", {}),
+            403,
+            "permission_denied",
+        )
+    with assert_nothing_recorded(Delivery.objects.all()):
+        assert_problem(api_as("admin").post("/notifications/deliveries/999999/resend", {}), 404, "not_found")
     assert not AuditEvent.objects.filter(event_type="notification.resent").exists()
     got = api_as("admin").post(f"/notifications/deliveries/{delivery.pk}/resend", {})
     assert got.status_code == 200, got.content
@@ -128,50 +185,57 @@ def test_an_endpoint_secret_is_shown_once_and_endpoints_are_tenant_scoped(api_as
     assert [e["id"] for e in listed] == [body["id"]]
     assert "secret" not in listed[0]
     path = f"/webhook-endpoints/{body['id']}"
+    endpoint = WebhookEndpoint.objects.get(pk=body["id"])
     for other in ("merchant_b", "agent_a", "admin"):  # even the merchant's agent and the provider
         assert_problem(api_as(other).get(path), 404, "not_found")
-        assert_problem(api_as(other).post(path + "/rotate", {}), 404, "not_found")
-        assert_problem(api_as(other).delete(path), 404, "not_found")
+        with assert_nothing_recorded(endpoint):  # the secret is not rotated
+            assert_problem(api_as(other).post(path + "/rotate", {}), 404, "not_found")
+        with assert_nothing_recorded(endpoint):  # nor the endpoint disabled
+            assert_problem(api_as(other).delete(path), 404, "not_found")
         assert api_as(other).get("/webhook-endpoints").json()["items"] == []
     rotated = merchant.post(path + "/rotate", {"overlap_hours": 2})
     assert rotated.status_code == 200
     assert rotated.json()["secret"] not in {None, secret}
     assert rotated.json()["previous_secret_valid_until"] is not None
     assert merchant.delete(path).json()["active"] is False
-    assert_problem(merchant.delete(path), 409, "conflict")
+    with assert_nothing_recorded(endpoint):
+        assert_problem(merchant.delete(path), 409, "conflict")
 
 
 def test_bad_endpoint_input_is_422_and_writes_nothing(api_as):
-    merchant = api_as("merchant_a")
+    merchant, read_only = api_as("merchant_a"), api_as("merchant_a", "read")
+    endpoints = WebhookEndpoint.objects.all()
     for body in (
         {"url": "javascript:alert(1)"},
         {"url": "https://x.test/", "event_types": ["nope"]},
         {"url": "https://x.test/" + "a" * 600},
     ):
-        got = merchant.post("/webhook-endpoints", body)
-        assert got.status_code == 422, got.content
-    assert_problem(
-        merchant.post("/webhook-endpoints/1/rotate", {"overlap_hours": 999}), 422, "validation_error"
-    )
-    assert_problem(
-        api_as("merchant_a", "read").post("/webhook-endpoints", {"url": "https://x.test/"}),
-        403,
-        "permission_denied",
-    )
+        with assert_nothing_recorded(endpoints):
+            assert_problem(merchant.post("/webhook-endpoints", body), 422, "validation_error")
+    with assert_nothing_recorded(endpoints):
+        assert_problem(
+            merchant.post("/webhook-endpoints/1/rotate", {"overlap_hours": 999}), 422, "validation_error"
+        )
+    with assert_nothing_recorded(endpoints):
+        assert_problem(
+            read_only.post("/webhook-endpoints", {"url": "https://x.test/"}), 403, "permission_denied"
+        )
     assert not WebhookEndpoint.objects.exists()
 
 
 def test_renewal_over_the_api(fleet, api_as, world):
-    signed_contract(fleet[SN_A], deposit_fen=0)
+    contract = signed_contract(fleet[SN_A], deposit_fen=0)
     before = fleet[SN_A].service_expires_on
-    assert_problem(api_as("merchant_b").post(f"/terminals/{SN_A}/renewal", {"years": 1}), 404, "not_found")
-    assert_problem(
-        api_as("reviewer").post(f"/terminals/{SN_A}/renewal", {"years": 1}), 403, "permission_denied"
-    )
-    assert_problem(
-        api_as("merchant_a", "read").post(f"/terminals/{SN_A}/renewal", {}), 403, "permission_denied"
-    )
-    assert api_as("merchant_a").post(f"/terminals/{SN_A}/renewal", {"years": 9}).status_code == 422
+    refusals = [
+        (api_as("merchant_b"), {"years": 1}, 404, "not_found"),
+        (api_as("reviewer"), {"years": 1}, 403, "permission_denied"),
+        (api_as("merchant_a", "read"), {}, 403, "permission_denied"),
+        (api_as("merchant_a"), {"years": 9}, 422, "validation_error"),
+    ]
+    for api, body, status, code in refusals:
+        # the expiry, the contract and its fees as they were; no journal, audit event or outbox message
+        with assert_nothing_recorded(fleet[SN_A], contract, ServiceFeeDue.objects.all()):
+            assert_problem(api.post(f"/terminals/{SN_A}/renewal", body), status, code)
     got = api_as("merchant_a").post(f"/terminals/{SN_A}/renewal", {"years": 2}, key="renew-1")
     assert got.status_code == 200, got.content
     body = got.json()

@@ -108,7 +108,7 @@ def test_500_hides_the_error_and_gives_the_request_id(fleet, api_as, monkeypatch
     def broken(*args, **kwargs):
         raise RuntimeError("SELECT secret FROM somewhere; pf_leaked_token_value")
 
-    monkeypatch.setattr(endpoint, "terminal_for", broken)
+    monkeypatch.setattr(endpoint, "terminal_card", broken)
     response = api_as("admin").get(f"/terminals/{SN_A}")
     body = assert_problem(response, 500, "internal_error")
     assert "somewhere" not in response.content.decode()
@@ -152,7 +152,7 @@ def test_a_body_that_is_not_an_object_is_422_everywhere(api_as):
         for path in ("/notifications/read", "/webhook-endpoints", "/transactions", "/tokens"):
             assert_problem(api.post(path, None, raw=raw), 422, "validation_error")
     assert api.post("/notifications/read", None, raw=b"{not json").status_code == 400
-    assert api.post("/notifications/read", {}).status_code == 200
+    assert api.post("/notifications/read", {}).status_code == 422  # neither ids nor "all": true
     from posfleet.notifications.models import InboxItem
 
     assert not InboxItem.objects.filter(read_at__isnull=False).exists()

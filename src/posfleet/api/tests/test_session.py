@@ -5,10 +5,11 @@ from __future__ import annotations
 from django.test import Client
 
 from posfleet.api.tests.helpers import SN_A, Api, assert_problem, trace
+from posfleet.testing.sessions import sign_in
 
 
 def test_a_session_reads_as_its_user(fleet, world, client):
-    client.force_login(world.user("agent_a1"))
+    sign_in(client, world.user("agent_a1"))
     api = Api(client=client)
     me = api.get("/me").json()
     assert (me["username"], me["auth"], me["token_id"], me["organisation"]["code"]) == (
@@ -22,7 +23,7 @@ def test_a_session_reads_as_its_user(fleet, world, client):
 
 def test_unsafe_methods_need_the_csrf_token(fleet, world, clock):
     client = Client(enforce_csrf_checks=True)
-    client.force_login(world.user("admin"))
+    sign_in(client, world.user("admin"))
     api = Api(client=client)
     before = trace(SN_A)
     suspend = {"action": "suspend", "reason": "risk"}
@@ -47,7 +48,7 @@ def test_a_signed_out_session_is_401_not_a_csrf_error(fleet, world):
 
 def test_an_inactive_users_session_and_tokens_stop_working(fleet, world, api_as, client):
     token = api_as("merchant_a")
-    client.force_login(world.user("merchant_a"))
+    sign_in(client, world.user("merchant_a"))
     user = world.user("merchant_a")
     user.is_active = False
     user.save(update_fields=["is_active"])

@@ -7,6 +7,7 @@ import time
 from posfleet.api.tests.helpers import SN_A, SN_A1, Api, assert_problem, new_events, trace
 from posfleet.audit.vocabulary import EventType
 from posfleet.fleet.models import Terminal
+from posfleet.testing.sessions import sign_in
 from posfleet.testing.totp import code_at
 
 DEACTIVATE = {"action": "deactivate", "reason": "cost"}
@@ -107,7 +108,7 @@ def test_actions_without_step_up_never_look_at_the_code(fleet, api_as, clock):
 
 
 def test_token_creation_needs_step_up(world, client, clock):
-    client.force_login(world.user("agent_a"))
+    sign_in(client, world.user("agent_a"))
     api = Api(client=client)
     before = trace_tokens()
     assert_problem(api.post("/tokens", {"name": "ci"}), 403, "step_up_required")

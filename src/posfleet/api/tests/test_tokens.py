@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from django.test import Client
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from posfleet.api.models import IdempotencyRecord
 from posfleet.api.tests.helpers import Api, assert_problem, new_token
+from posfleet.audit.models import AuditEvent
 from posfleet.iam.models import ApiToken
+from posfleet.testing.sessions import sign_in
 
 
 def test_a_user_lists_only_their_own_tokens_without_secrets(world, api_as):
@@ -24,8 +30,7 @@ def test_a_user_lists_only_their_own_tokens_without_secrets(world, api_as):
 
 
 def test_create_use_and_revoke_a_token(world, client, clock):
-    client.force_login(world.user("merchant_a"))
-    session = Api(client=client)
+    session = Api(client=sign_in(client, world.user("merchant_a")))
     created = session.post("/tokens", {"name": "till", "scope": "write"}, totp=clock.code())
     assert created.status_code == 201
     body = created.json()
@@ -71,9 +76,29 @@ def test_tokens_cannot_create_tokens(world, api_as, clock):
     assert ApiToken.objects.count() == before
 
 
+def test_a_token_refused_token_creation_spends_and_counts_no_code(world, api_as, clock):
+    # Session only: the refusal comes before the code is looked at, so the code stays good for the
+    # person's own next step-up and a wrong one counts nothing towards the lockout.
+    admin = world.user("admin")
+    device = TOTPDevice.objects.get(user=admin)
+    audit = AuditEvent.objects.count()
+    code = clock.code()
+    for totp in (code, clock.wrong_code()):
+        assert_problem(
+            api_as("admin").post("/tokens", {"name": "x"}, totp=totp, key=f"k-{totp}"),
+            403,
+            "permission_denied",
+        )
+    device.refresh_from_db()
+    assert (device.last_t, device.throttling_failure_count) == (-1, 0)
+    assert AuditEvent.objects.count() == audit
+    assert not IdempotencyRecord.objects.exists()
+    session = Api(client=sign_in(Client(), admin))
+    assert session.post("/tokens", {"name": "mine"}, totp=code).status_code == 201
+
+
 def test_token_input_is_validated(world, client, clock):
-    client.force_login(world.user("admin"))
-    session = Api(client=client)
+    session = Api(client=sign_in(client, world.user("admin")))
     before = ApiToken.objects.count()
     body = assert_problem(
         session.post("/tokens", {"name": "", "scope": "all"}, totp=clock.code()), 422, "validation_error"

@@ -13,6 +13,7 @@ from posfleet.notifications.services import deliver_due
 from posfleet.platform.context import Actor
 from posfleet.platform.models import OutboxMessage
 from posfleet.platform.outbox import dispatch_outbox
+from posfleet.testing.refusals import assert_nothing_recorded
 
 STAFF = {"admin", "reviewer", "warehouse"}
 
@@ -83,7 +84,8 @@ def test_an_admin_sends_a_dead_notice_again_and_a_reviewer_may_not(noticed, logi
         'data-testid="resend"'
         not in login("reviewer").get("/console/notifications/?status=dead").content.decode()
     )
-    refused = login("reviewer").post(f"/console/notifications/{delivery.pk}/resend/")
+    with assert_nothing_recorded(delivery):
+        refused = login("reviewer").post(f"/console/notifications/{delivery.pk}/resend/")
     assert refused.status_code == 403
     delivery.refresh_from_db()
     assert delivery.status == "dead"
@@ -91,7 +93,8 @@ def test_an_admin_sends_a_dead_notice_again_and_a_reviewer_may_not(noticed, logi
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == ("pending", 0)
     assert "The notice is queued" in done.content.decode()
-    again = login("admin").post(f"/console/notifications/{delivery.pk}/resend/", follow=True)
+    with assert_nothing_recorded(delivery):
+        again = login("admin").post(f"/console/notifications/{delivery.pk}/resend/", follow=True)
     assert "Only a failed or dead delivery can be sent again." in again.content.decode()
 
 
@@ -130,3 +133,38 @@ def test_pages_of_the_inbox_keep_the_filter(noticed, login, world):
     second = login("merchant_a").get("/console/inbox/?show=unread&page=2").content.decode()
     assert second.count('data-testid="inbox-item"') == 56 - 50
     assert 'href="?show=unread&amp;page=1"' in second
+
+
+@pytest.fixture
+def two_unread(noticed):
+    terminal_transition(actor=Actor.system("test"), sn=SN_A, action=Command.RESUME)
+    dispatch_outbox()
+    deliver_due()
+    return noticed
+
+
+def unread(name: str) -> int:
+    return InboxItem.objects.filter(user__username=name, read_at__isnull=True).count()
+
+
+def test_mark_all_read_sends_an_explicit_all(two_unread, login):
+    client = login("merchant_a")
+    html = client.get("/console/inbox/").content.decode()
+    form = html[html.rindex("<form", 0, html.index('data-testid="inbox-read-all"')) :]
+    form = form[: form.index("</form>")]
+    assert '<input type="hidden" name="all" value="1">' in form
+    agents = unread("agent_a")
+    assert (unread("merchant_a"), agents >= 1) == (2, True)
+    got = client.post("/console/inbox/read/", {"all": "1"})
+    assert got["Location"] == "/console/inbox/"
+    assert (unread("merchant_a"), unread("agent_a")) == (0, agents)
+
+
+@pytest.mark.parametrize("data", [{}, {"item": ""}, {"item": "abc"}, {"all": "0"}, {"next": "/console/"}])
+def test_a_read_request_without_an_item_or_all_marks_nothing(two_unread, login, data):
+    agents = unread("agent_a")
+    client = login("merchant_a")
+    got = client.post("/console/inbox/read/", data, follow=True, headers={"Accept-Language": "en"})
+    assert got.redirect_chain == [("/console/inbox/", 302)]
+    assert "Say which notices to mark read, or mark them all read." in got.content.decode()
+    assert (unread("merchant_a"), unread("agent_a")) == (2, agents)

@@ -18,7 +18,7 @@ from posfleet.iam.web import actor_from_request
 from posfleet.notifications.models import Channel, Delivery
 from posfleet.notifications.selectors import deliveries_visible_to, inbox_of, unread_count
 from posfleet.notifications.services import delivery_resend, inbox_mark_read
-from posfleet.platform.errors import DomainError, PermissionDenied
+from posfleet.platform.errors import DomainError, PermissionDenied, ValidationFailed
 
 PAGE = 50
 
@@ -43,12 +43,16 @@ def inbox(request: HttpRequest) -> HttpResponse:
 @console_login_required
 @require_POST
 def inbox_read(request: HttpRequest) -> HttpResponse:
-    """Mark one item (``item``) or every unread item read, then go to ``next`` (the item's link) or
-    back to the inbox."""
+    """Mark one item (``item``) or, with ``all=1``, every unread item read, then go to ``next`` (the
+    item's link) or back to the inbox. A request naming neither marks nothing."""
     user = signed_in(request)
     raw = request.POST.get("item", "")
-    ids = [int(raw)] if raw.isdigit() else None
-    inbox_mark_read(user=user, item_ids=ids)
+    ids = [int(raw)] if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
+    try:
+        inbox_mark_read(user=user, item_ids=ids, everything=request.POST.get("all") == "1")
+    except ValidationFailed as exc:
+        messages.error(request, str(exc.detail))
+        return HttpResponseRedirect(reverse("console:inbox"))
     target = request.POST.get("next", "")
     if not (target and url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=False)):
         target = reverse("console:inbox")

@@ -35,9 +35,17 @@ def test_a_good_login_is_audited(world):
     assert user == world.user("admin")
     last = AuditEvent.objects.order_by("-seq").first()
     assert (last.event_type, last.source_ip, last.actor_id) == (
-        EventType.LOGIN_SUCCEEDED,
+        EventType.LOGIN_PASSWORD_ACCEPTED,  # staff: the code comes next (test_login_second_factor.py)
         "10.0.0.1",
         user.pk,
+    )
+    TOTPDevice.objects.filter(user=world.user("merchant_b")).delete()
+    merchant = login_check(username="merchant_b", password=PASSWORD, source_ip="10.0.0.2")
+    last = AuditEvent.objects.order_by("-seq").first()
+    assert (last.event_type, last.source_ip, last.actor_id) == (
+        EventType.LOGIN_SUCCEEDED,
+        "10.0.0.2",
+        merchant.pk,
     )
 
 

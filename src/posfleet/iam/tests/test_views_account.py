@@ -16,6 +16,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from posfleet.audit.models import AuditEvent
 from posfleet.audit.vocabulary import EventType
 from posfleet.iam.models import ApiToken, User, hash_token
+from posfleet.testing.sessions import sign_in
 from posfleet.testing.totp import code_at
 
 T0 = 1_800_000_005
@@ -30,9 +31,7 @@ def clock():
 @pytest.fixture
 def login(world):
     def make(name: str) -> Client:
-        client = Client()
-        client.force_login(world.user(name))
-        return client
+        return sign_in(Client(), world.user(name))
 
     return make
 

@@ -1,4 +1,5 @@
-"""The login page: Chinese by default, demo notice, lockout without user enumeration, logout."""
+"""The login page: Chinese by default, demo notice, lockout without user enumeration, logout. (The
+second factor: test_login_second_factor.py.)"""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from django.test import Client
 from posfleet.audit.models import AuditEvent
 from posfleet.audit.vocabulary import EventType
 from posfleet.testing.personas import PASSWORD
+from posfleet.testing.sessions import sign_in
+from posfleet.testing.totp import code_at
 
 LOGIN = "/accounts/login/"
+CODE = "/accounts/login/code/"
 T0 = 1_800_000_005
 # The login page is in Chinese for a new visitor; this is its one refusal message.
 REFUSED = "用户名或密码错误，或账户暂时被锁定。请稍后重试。"
@@ -69,7 +73,8 @@ def test_login_rotates_the_session_and_goes_to_the_console(clock, world):
     client = Client()
     client.get(LOGIN)
     client.cookies["sessionid"] = "a-session-id-an-attacker-planted"
-    response = attempt(client, "agent_a", PASSWORD)
+    assert attempt(client, "agent_a", PASSWORD)["Location"] == CODE
+    response = client.post(CODE, {"code": code_at(T0)})
     assert response.status_code == 302
     assert response["Location"] == "/console/"
     assert client.cookies["sessionid"].value != "a-session-id-an-attacker-planted"
@@ -80,10 +85,13 @@ def test_login_rotates_the_session_and_goes_to_the_console(clock, world):
 
 def test_login_follows_a_safe_next_only(clock, world):
     client = Client()
-    response = client.post(LOGIN + "?next=/console/terminals/", {"username": "admin", "password": PASSWORD})
+    client.post(LOGIN + "?next=/console/terminals/", {"username": "admin", "password": PASSWORD})
+    response = client.post(CODE, {"code": code_at(T0)})
     assert response["Location"] == "/console/terminals/"
+    clock.shift(31)
     client = Client()
-    response = client.post(LOGIN + "?next=https://evil.example/", {"username": "admin", "password": PASSWORD})
+    client.post(LOGIN + "?next=https://evil.example/", {"username": "admin", "password": PASSWORD})
+    response = client.post(CODE, {"code": code_at(T0 + 31)})
     assert response["Location"] == "/console/"
 
 
@@ -124,12 +132,11 @@ def test_lockout_ends_after_thirty_minutes(clock, world):
     clock.shift(timedelta(minutes=29))
     assert attempt(Client(), "admin", PASSWORD).status_code == 200
     clock.shift(timedelta(minutes=2))
-    assert attempt(Client(), "admin", PASSWORD).status_code == 302
+    assert attempt(Client(), "admin", PASSWORD)["Location"] == CODE  # on to the code
 
 
 def test_logout_needs_a_post(clock, world):
-    client = Client()
-    client.force_login(world.user("admin"))
+    client = sign_in(Client(), world.user("admin"))
     assert client.get("/accounts/logout/").status_code == 405
     response = client.post("/accounts/logout/")
     assert response["Location"] == "/accounts/login/"
@@ -137,8 +144,7 @@ def test_logout_needs_a_post(clock, world):
 
 
 def test_staff_session_idles_out_after_fifteen_minutes(clock, world):
-    client = Client()
-    client.force_login(world.user("admin"))
+    client = sign_in(Client(), world.user("admin"))
     clock.shift(timedelta(minutes=14))
     assert client.get("/console/").status_code == 200
     clock.shift(timedelta(minutes=16))
@@ -146,9 +152,8 @@ def test_staff_session_idles_out_after_fifteen_minutes(clock, world):
 
 
 def test_disabled_user_is_signed_out_on_the_next_request(clock, world):
-    client = Client()
     user = world.user("agent_a")
-    client.force_login(user)
+    client = sign_in(Client(), user)
     user.is_active = False
     user.save()
     assert client.get("/console/").status_code == 302

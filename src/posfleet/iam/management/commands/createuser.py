@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from posfleet.iam.models import Organisation, OrgKind, Role
 from posfleet.iam.services import user_create
+from posfleet.iam.stepup import second_factor_required
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import DomainError
 
@@ -56,7 +57,11 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"created {user.username} ({user.role}) in {organisation.name}; "
-                "they enrol a TOTP authenticator at /accounts/security/ after their first login"
+                + (
+                    "they set up a TOTP authenticator at their first login, after the password"
+                    if second_factor_required(user)
+                    else "they may turn on a TOTP authenticator at /accounts/security/"
+                )
             )
         )
 
