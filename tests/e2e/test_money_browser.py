@@ -82,3 +82,46 @@ def test_a_merchant_reads_its_money_statement_and_comparison_in_chinese(page, li
     assert result.current.total_fen == result.actual_total_fen
 
     assert verify_ledger().ok
+
+
+@pytest.fixture
+def october_deposit():
+    from posfleet.billing.tests.test_statements import build_october
+    from posfleet.testing.personas import build_world
+
+    world = build_world()
+    return build_october(world).contract.deposit
+
+
+def test_a_reviewer_releases_a_deposit_after_reading_the_amount_back(page, live_server, october_deposit):
+    """Issue 11: "１００" typed in full-width digits is read as ¥100.00 and shown before anything moves;
+    "Change the amounts" goes back; the release happens only once confirmed (with a code if asked)."""
+    import time
+
+    from posfleet.billing.models import Deposit
+    from posfleet.testing.totp import code_at
+
+    base = live_server.url
+    log_in(page, base, "reviewer")
+    page.goto(f"{base}/console/merchants/100000000000001/money/")
+    page.get_by_test_id(f"release-{october_deposit.pk}").click()
+    dialog = page.get_by_test_id("deposit-dialog")
+    dialog.locator("input[name=refund]").fill("１００")
+    dialog.locator("select[name=reason]").select_option("device_damaged")
+    dialog.get_by_test_id("review-release").click()
+    readback = dialog.get_by_test_id("release-readback")
+    expect(readback).to_contain_text("¥100.00")
+    expect(readback).to_contain_text("¥199.00")
+    expect(dialog.get_by_test_id("release-typed")).to_contain_text("１００")
+    assert Deposit.objects.get(pk=october_deposit.pk).status == Deposit.Status.HELD
+
+    dialog.get_by_test_id("change-release").click()
+    expect(dialog.locator("input[name=refund]")).to_have_value("100.00")
+    dialog.get_by_test_id("review-release").click()
+    expect(dialog.get_by_test_id("release-readback")).to_contain_text("¥100.00")
+    if dialog.locator("input[name=totp]").count():
+        dialog.locator("input[name=totp]").fill(code_at(time.time()))
+    dialog.get_by_test_id("confirm-release").click()
+    expect(dialog.get_by_test_id("release-done")).to_be_visible()
+    deposit = Deposit.objects.get(pk=october_deposit.pk)
+    assert (deposit.status, deposit.refunded_fen, deposit.forfeited_fen) == ("refunded", 10000, 19900)

@@ -10,9 +10,11 @@ from posfleet.billing.models import PaymentMethod, SettlementRun, TransactionKin
 from posfleet.platform.money import format_fen
 
 if TYPE_CHECKING:
-    from posfleet.billing.models import SettlementBatch, Transaction
+    from posfleet.billing.models import Transaction
     from posfleet.billing.services.transactions import TxnResult
+    from posfleet.billing.statements.batch import BatchDetail
     from posfleet.billing.statements.figures import MethodLine
+    from posfleet.billing.statements.settlements import Deduction, SettlementRow
 
 
 def _label(choices: Any, value: str) -> str:
@@ -76,27 +78,41 @@ def ingest(results: Sequence[TxnResult]) -> f.IngestOut:
     )
 
 
-def _settlement_fields(b: SettlementBatch) -> dict[str, Any]:
+def deduction(d: Deduction) -> f.DeductionOut:
+    return f.DeductionOut(
+        kind=d.kind,
+        label=d.label,
+        terminal=d.terminal_sn or None,
+        period=d.period,
+        charged_on=d.due_on,
+        charge=d.charge,
+        amount_fen=d.amount_fen,
+        amount_display=format_fen(d.amount_fen),
+    )
+
+
+def _settlement_fields(row: SettlementRow) -> dict[str, Any]:
     return {
-        "id": b.pk,
-        "merchant": b.merchant.mid,
-        "business_date": b.business_date,
-        "paid_on": b.paid_on,
-        "run": b.run_id,
-        "txn_count": b.txn_count,
-        "gross_fen": b.gross_fen,
-        "refunds_fen": b.refunds_fen,
-        "fees_fen": b.fees_fen,
-        "service_fees_fen": b.service_fees_fen,
-        "payout_fen": b.payout_fen,
-        "payout_display": format_fen(b.payout_fen),
-        "journal": b.journal.reference if b.journal is not None else None,
-        "created_at": b.created_at,
+        "id": row.pk,
+        "merchant": row.merchant_mid,
+        "business_date": row.business_date,
+        "paid_on": row.paid_on,
+        "run": row.run_id,
+        "txn_count": row.txn_count,
+        "gross_fen": row.gross_fen,
+        "refunds_fen": row.refunds_fen,
+        "fees_fen": row.fees_fen,
+        "service_fees_fen": row.service_fees_fen,
+        "deductions": [deduction(d) for d in row.deductions],
+        "payout_fen": row.payout_fen,
+        "payout_display": format_fen(row.payout_fen),
+        "journal": row.journal,
+        "created_at": row.created_at,
     }
 
 
-def settlement(b: SettlementBatch) -> f.SettlementOut:
-    return f.SettlementOut(**_settlement_fields(b))
+def settlement(row: SettlementRow) -> f.SettlementOut:
+    return f.SettlementOut(**_settlement_fields(row))
 
 
 def method_line(line: MethodLine) -> f.MethodLineOut:
@@ -114,18 +130,13 @@ def method_line(line: MethodLine) -> f.MethodLineOut:
 
 
 def settlement_detail(
-    b: SettlementBatch,
-    methods: list[MethodLine],
-    totals: MethodLine,
-    transactions: list[Transaction],
-    cursor: str | None,
+    detail: BatchDetail, transactions: list[Transaction], cursor: str | None
 ) -> f.SettlementDetailOut:
     return f.SettlementDetailOut(
-        **_settlement_fields(b),
-        methods=[method_line(m) for m in methods],
-        totals=method_line(totals),
-        adds_up=(b.gross_fen, b.refunds_fen, b.fees_fen)
-        == (totals.sales_fen, totals.refunds_fen, totals.fees_fen),
+        **_settlement_fields(detail.row),
+        methods=[method_line(m) for m in detail.methods],
+        totals=method_line(detail.totals),
+        adds_up=detail.adds_up,
         transactions=[transaction(t) for t in transactions],
         next_cursor=cursor,
     )

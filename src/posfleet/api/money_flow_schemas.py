@@ -10,7 +10,7 @@ from ninja import Schema
 from pydantic import Field, field_validator
 
 from posfleet.api.money_schemas import MAX_FEN, Day, MerchantQuery
-from posfleet.api.schemas import QueryDate
+from posfleet.api.schemas import QueryDate, in_order
 from posfleet.billing.models import PaymentMethod, TransactionKind, TransactionStatus
 
 MAX_ITEMS = 10_000
@@ -28,6 +28,8 @@ class TransactionQuery(MerchantQuery):
     method: list[PaymentMethod] = Field(default_factory=list)
     kind: list[TransactionKind] = Field(default_factory=list)
     status: list[TransactionStatus] = Field(default_factory=list)
+
+    range_in_order = in_order("date_from", "date_to")
 
 
 class TransactionOut(Schema):
@@ -133,6 +135,22 @@ class SettlementQuery(MerchantQuery):
     )
     date_to: QueryDate | None = None
 
+    range_in_order = in_order("date_from", "date_to")
+
+
+class DeductionOut(Schema):
+    kind: str = Field(
+        description="The charge's journal kind: `service_fee` (per terminal and contract year), another "
+        "kind posted to the merchant's fees receivable, or `other` (not explained by any charge)."
+    )
+    label: str = Field(examples=["Service fee of SN-00001, year 2"])
+    terminal: str | None = Field(description="Serial number (SN) of the terminal a service fee is for.")
+    period: int | None = Field(description="The contract year of a service fee.")
+    charged_on: date | None = Field(description="Business date of the charge (a service fee's due date).")
+    charge: str = Field(description="Reference of the charge's ledger journal.")
+    amount_fen: int = Field(description="What this settlement kept back of the charge.")
+    amount_display: str
+
 
 class SettlementOut(Schema):
     id: int
@@ -141,11 +159,17 @@ class SettlementOut(Schema):
     paid_on: date
     run: int
     txn_count: int
-    gross_fen: int
-    refunds_fen: int
-    fees_fen: int
-    service_fees_fen: int
-    payout_fen: int = Field(description="gross − refunds − fees − service fees.")
+    gross_fen: int = Field(description="Sales.")
+    refunds_fen: int = Field(description="Refunds and reversals.")
+    fees_fen: int = Field(description="Fees on the sales, less those handed back with refunds.")
+    service_fees_fen: int = Field(
+        description="Kept back for what the merchant owed: the sum of `deductions`."
+    )
+    deductions: list[DeductionOut] = Field(
+        description="What was kept back, charge by charge (oldest first): service fees per terminal, "
+        "any other amount owed."
+    )
+    payout_fen: int = Field(description="gross − refunds − fees − service fees (the deductions).")
     payout_display: str
     journal: str | None = Field(description="Reference of its ledger journal.")
     created_at: datetime
@@ -171,7 +195,10 @@ class MethodLineOut(Schema):
 class SettlementDetailOut(SettlementOut):
     methods: list[MethodLineOut]
     totals: MethodLineOut
-    adds_up: bool = Field(description="The batch's figures equal those of its transactions.")
+    adds_up: bool = Field(
+        description="The batch's figures equal those of its transactions, and its payout is gross − refunds "
+        "− fees − deductions."
+    )
     transactions: list[TransactionOut] = Field(description="A page of them, in id order.")
     next_cursor: str | None
 

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from ninja import Schema
 from pydantic import ConfigDict, Field, model_validator
 
-from posfleet.api.schemas import QueryDate
+from posfleet.api.schemas import QueryDate, in_order
 from posfleet.billing.models import AccountKind, JournalKind, PaymentMethod, PenaltyRule
 from posfleet.billing.models.plans import SettlementCycle
 
@@ -270,6 +270,8 @@ class LedgerQuery(MerchantQuery):
     kind: list[JournalKind] = Field(default_factory=list)
     date_from: QueryDate | None = Field(None, description="Business date, inclusive.")
     date_to: QueryDate | None = None
+
+    range_in_order = in_order("date_from", "date_to")
 
 
 class EntryOut(Schema):

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from posfleet.billing.selectors import MonthFigures
     from posfleet.billing.statements import MonthlyStatement
     from posfleet.billing.statements.monthly import SettlementLine
+    from posfleet.billing.statements.settlements import SettlementRow
 
 
 def statement_month(figures: MonthFigures, partial: bool) -> st.StatementMonthOut:
@@ -30,7 +31,7 @@ def statement_month(figures: MonthFigures, partial: bool) -> st.StatementMonthOu
     )
 
 
-def _settlement_line(line: SettlementLine, totals: bool = False) -> st.SettlementLineOut:
+def _settlement_line(line: SettlementRow | SettlementLine, totals: bool = False) -> st.SettlementLineOut:
     return st.SettlementLineOut(
         id=None if totals else line.pk,
         business_date=None if totals else line.business_date,

@@ -37,14 +37,19 @@ class MerchantHeadingOut(Schema):
 
 
 class SettlementLineOut(Schema):
-    id: int | None = Field(description="The batch; null on the totals line.")
+    id: int | None = Field(
+        description="The batch (its deductions: /settlements/{id}); null on the totals line."
+    )
     business_date: date | None
     paid_on: date | None
     txn_count: int
     gross_fen: int
-    refunds_fen: int
+    refunds_fen: int = Field(
+        description="Refunds and reversals the batch paid. On the totals line, summed over the month's "
+        "batches, which may pay days of another month: the month's refund total is `totals.refunds_fen`."
+    )
     fees_fen: int
-    service_fees_fen: int
+    service_fees_fen: int = Field(description="Deducted from the payout for what the merchant owed.")
     payout_fen: int
 
 
@@ -71,7 +76,12 @@ class FeeDueLineOut(Schema):
 
 
 class MovementOut(Schema):
-    kind: str
+    kind: str = Field(
+        description="`sales`, `refunds` (refunds and reversals), `fees` (net of those handed back): the "
+        "month's figures, as in `totals`; `paid_out`, `deducted`: the month's settlements; "
+        "`other_month`: what the ledger booked for transactions of another month than their date; "
+        "`other`: any other movement (corrections). Opening + movements = closing."
+    )
     label: str
     amount_fen: int = Field(description="Positive: the merchant is owed more.")
 

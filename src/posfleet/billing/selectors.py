@@ -4,10 +4,10 @@ settlements and journals simply are not there. Sections are owned by their autho
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
-from django.db.models import Count, Model, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, Max, Min, Model, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce, ExtractMonth, ExtractYear
 
 from posfleet.billing.models import (
@@ -29,6 +29,7 @@ from posfleet.billing.models import (
 )
 from posfleet.billing.models.settlement import batches_paying
 from posfleet.billing.statements.periods import Month, months_between
+from posfleet.billing.statements.settlements import SettlementRow, settlement_rows
 from posfleet.iam.models import User
 from posfleet.iam.selectors import provider, scope_of
 from posfleet.parties.selectors import merchants_visible_to
@@ -323,8 +324,10 @@ def monthly_figures(merchant_id: int, first: Month, last: Month) -> list[MonthFi
     ]
 
 
-def recent_settlements(merchant_id: int, limit: int = 10) -> list[SettlementBatch]:
-    return list(SettlementBatch.objects.filter(merchant_id=merchant_id).order_by("-business_date")[:limit])
+def recent_settlements(merchant_id: int, limit: int = 10) -> list[SettlementRow]:
+    """The merchant's latest batches, newest first, each with every deduction (``SettlementRow``)."""
+    batches = SettlementBatch.objects.filter(merchant_id=merchant_id).select_related("merchant", "journal")
+    return settlement_rows(list(batches.order_by("-business_date")[:limit]))
 
 
 def fees_due_next(merchant_id: int, limit: int = 5) -> list[ServiceFeeDue]:
@@ -356,4 +359,65 @@ def upcoming_assignments(merchant_id: int, day: date) -> list[PlanAssignment]:
         PlanAssignment.objects.select_related("plan", "terminal")
         .filter(merchant_id=merchant_id, effective_from__gt=day)
         .order_by("effective_from")
+    )
+
+
+# -- a closed merchant's history, for its re-application (enrollment/eligibility) ---------------------
+
+
+def terminals_transacted(merchant_id: int) -> dict[int, tuple[str, datetime, datetime]]:
+    """Terminal id → (SN, first, last transaction) of every terminal the merchant transacted on."""
+    rows = (
+        Transaction.objects.filter(merchant_id=merchant_id)
+        .order_by()
+        .values("terminal_id", "terminal__sn")
+        .annotate(first=Min("occurred_at"), last=Max("occurred_at"))
+        .values_list("terminal_id", "terminal__sn", "first", "last")
+    )
+    return {terminal_id: (sn, first, last) for terminal_id, sn, first, last in rows}
+
+
+def transactions_in(merchant_id: int, windows: list[tuple[int, datetime, datetime | None]]) -> list[int]:
+    """How many of the merchant's transactions each (terminal id, from, until) window holds."""
+    if not windows:
+        return []
+    counts = Transaction.objects.filter(merchant_id=merchant_id).aggregate(
+        **{
+            f"t{i}": Count(
+                "pk",
+                filter=Q(terminal_id=terminal_id, occurred_at__gte=start)
+                & (Q(occurred_at__lt=end) if end is not None else Q()),
+            )
+            for i, (terminal_id, start, end) in enumerate(windows)
+        }
+    )
+    return [counts[f"t{i}"] for i in range(len(windows))]
+
+
+def activity(merchant_id: int, after: date, until: date) -> dict[str, int]:
+    """The merchant's transactions dated after ``after`` up to ``until``: counts and sums of sales,
+    refunds and reversals, declines (approved follow-ups of sales are ``returned_fen``)."""
+    sale = Q(kind=TransactionKind.SALE, status=TransactionStatus.APPROVED)
+    follow_up = Q(status=TransactionStatus.APPROVED) & ~Q(kind=TransactionKind.SALE)
+    refund = Q(kind=TransactionKind.REFUND, status=TransactionStatus.APPROVED)
+    return Transaction.objects.filter(
+        merchant_id=merchant_id, txn_date__gt=after, txn_date__lte=until
+    ).aggregate(
+        transactions=Count("pk"),
+        sales=Count("pk", filter=sale),
+        sales_fen=Sum("amount_fen", filter=sale, default=0),
+        returned_fen=Sum("amount_fen", filter=follow_up, default=0),
+        declined=Count("pk", filter=Q(status=TransactionStatus.DECLINED)),
+        reversals=Count("pk", filter=Q(kind=TransactionKind.REVERSAL, status=TransactionStatus.APPROVED)),
+        refunds=Count("pk", filter=refund),
+        refunds_fen=Sum("amount_fen", filter=refund, default=0),
+    )
+
+
+def amounts_owed(organisation_id: int) -> tuple[int, int]:
+    """(service fees, penalties) the merchant owes, in fen (never below 0)."""
+    balances = balances_of(organisation_id)
+    return (
+        max(0, balances[AccountKind.FEES_RECEIVABLE]),
+        max(0, balances[AccountKind.PENALTIES_RECEIVABLE]),
     )

@@ -59,30 +59,67 @@ class MoneyParseError(ValueError):
     """Input that is not an amount; the message says why, in words a person understands."""
 
 
-_AMOUNT = re.compile(r"^(?P<sign>[-+]?)(?P<int>\d{1,15})(?:\.(?P<frac>\d{1,2}))?$")
-_DECORATION = re.compile(r"^\s*(?:¥|￥|CNY|RMB)?\s*(?P<body>.*?)\s*(?:元|圆|块|CNY|RMB)?\s*$", re.IGNORECASE)
+# The only characters of an amount that are not ASCII, and the ASCII they stand for: what a Chinese
+# input method types in full-width mode. Every other digit (Arabic-Indic, Devanagari, superscripts,
+# circled, Chinese numerals…) is refused, never read as a number (``int("١٠٠")`` would be 100).
+FULL_WIDTH = {chr(0xFF10 + n): str(n) for n in range(10)} | {"．": ".", "，": ",", "￥": "¥"}
+_AMOUNT = re.compile(
+    r"^(?P<sign>[-+]?)(?P<int>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]{1,3}(?: [0-9]{3})+|[0-9]{1,15})"
+    r"(?:\.(?P<frac>[0-9]{1,2}))?$"
+)
+_DECORATION = re.compile(
+    r"^ *(?:¥|CNY|RMB)? *(?P<body>.*?) *(?:元|圆|块|CNY|RMB)? *$", re.IGNORECASE | re.ASCII
+)
+_MAX_DIGITS = 15
+
+
+def ascii_number_text(text: str) -> str:
+    """``text`` with full-width digits, point, comma and yuan sign turned into ASCII (``FULL_WIDTH``),
+    nothing else changed. Raises ``MoneyParseError`` when it holds any other digit or numeral."""
+    from django.utils.translation import gettext as _
+
+    normal = "".join(FULL_WIDTH.get(ch, ch) for ch in text)
+    if any(ch.isnumeric() and not ("0" <= ch <= "9") for ch in normal):
+        raise MoneyParseError(
+            _("“%(text)s” has digits other than 0–9: type the amount with the digits 0 to 9, e.g. 12.30.")
+            % {"text": text[:32]}
+        )
+    return normal
 
 
 def parse_amount(text: str, *, allow_negative: bool = False) -> int:
     """Parse what a person types as an amount in yuan: ``12``, ``12.3``, ``12.30元``, ``¥1,234.50``,
-    ``1 234.50``. Returns fen. More than two decimals, letters, or an empty value are refused."""
+    ``1 234.50``, ``１２.５`` (full-width). Returns fen. The one parser of typed amounts (console
+    forms, the CSV ingest); the API takes integer fen only.
+
+    Accepted: ASCII digits 0–9 and their full-width forms (``FULL_WIDTH``), a point and at most two
+    decimals, grouping in threes with ``,``/``，`` or an ASCII space, a ``¥``/``￥``/CNY/RMB before and
+    元/CNY/RMB after. Refused with a reason: digits of any other script, superscripts and numerals,
+    more than two decimals, grouping that is not in threes (``1,2`` is never 12), anything else."""
     from django.utils.translation import gettext as _
 
     if not isinstance(text, str):
         raise MoneyParseError(_("Enter an amount such as 12.30."))
-    match = _DECORATION.match(text.replace("，", ",").replace("．", "."))
-    body = (match.group("body") if match else text).replace(",", "").replace(" ", "").replace("\u00a0", "")
+    normal = ascii_number_text(text)
+    match = _DECORATION.match(normal)
+    body = match.group("body") if match else normal
     if not body:
         raise MoneyParseError(_("Enter an amount such as 12.30."))
     found = _AMOUNT.match(body)
     if not found:
-        if re.fullmatch(r"[-+]?\d+\.\d{3,}", body):
+        if re.fullmatch(r"[-+]?[0-9][0-9, ]*\.[0-9]{3,}", body):
             raise MoneyParseError(_("An amount has at most two decimals (fen)."))
         raise MoneyParseError(
             _("“%(text)s” is not an amount: use digits and at most two decimals, e.g. 12.30.")
             % {"text": text[:32]}
         )
-    fen = int(found.group("int")) * FEN_PER_YUAN + int((found.group("frac") or "0").ljust(2, "0"))
+    digits = found.group("int").replace(",", "").replace(" ", "")
+    if len(digits) > _MAX_DIGITS:
+        raise MoneyParseError(
+            _("“%(text)s” is not an amount: use digits and at most two decimals, e.g. 12.30.")
+            % {"text": text[:32]}
+        )
+    fen = int(digits) * FEN_PER_YUAN + int((found.group("frac") or "0").ljust(2, "0"))
     if found.group("sign") == "-":
         if not allow_negative:
             raise MoneyParseError(_("The amount cannot be negative."))

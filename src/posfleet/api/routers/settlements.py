@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
-from django.utils.translation import gettext as _
 from ninja import Query, Router
 
 from posfleet.api import money_flow_presenters as present
@@ -15,8 +14,8 @@ from posfleet.api.idempotency import Outcome, execute
 from posfleet.api.pagination import PageQuery, keyset
 from posfleet.billing.selectors import is_staff, settlement_for, settlement_runs, settlements_visible_to
 from posfleet.billing.services.settlement import settlement_run
-from posfleet.billing.statements.batch import batch_transactions
-from posfleet.billing.statements.figures import by_method, total
+from posfleet.billing.statements.batch import batch_detail, batch_transactions
+from posfleet.billing.statements.settlements import settlement_rows
 from posfleet.iam.models import User
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import PermissionDenied
@@ -47,7 +46,7 @@ def settlements_list(
     if filters.date_to:
         qs = qs.filter(business_date__lte=filters.date_to)
     rows, cursor = keyset(qs, list_name="settlements", key="id", page=page, descending=True)
-    return f.SettlementPage(items=[present.settlement(b) for b in rows], next_cursor=cursor)
+    return f.SettlementPage(items=[present.settlement(r) for r in settlement_rows(rows)], next_cursor=cursor)
 
 
 # Before /settlements/{batch_id}.
@@ -99,9 +98,7 @@ def settlement_runs_create(
 def settlement_detail(request: HttpRequest, batch_id: int, page: Query[PageQuery]) -> f.SettlementDetailOut:
     """The batch, its figures by payment method, and a page of its transactions (`cursor`, `limit`)."""
     batch = settlement_for(_user(request), batch_id)
-    transactions = batch_transactions(batch)
-    methods = by_method(transactions)
-    totals = total(methods, _("Total"))
-    qs = transactions.select_related("merchant", "terminal", "plan_version__plan")
+    detail = batch_detail(batch, listed=0)
+    qs = batch_transactions(batch).select_related("merchant", "terminal", "plan_version__plan")
     rows, cursor = keyset(qs, list_name=f"settlement:{batch.pk}", key="id", page=page)
-    return present.settlement_detail(batch, methods, totals, rows, cursor)
+    return present.settlement_detail(detail, rows, cursor)

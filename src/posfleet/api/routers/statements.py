@@ -25,6 +25,7 @@ from posfleet.iam.models import User
 from posfleet.iam.selectors import provider
 from posfleet.parties.selectors import merchant_for
 from posfleet.platform.clock import today
+from posfleet.platform.dates import check_range
 from posfleet.platform.errors import NotFound, ValidationFailed
 
 router = Router(tags=["statements"])
@@ -112,8 +113,7 @@ def _period(query: st.ComparisonQuery) -> tuple[Month, Month]:
         raise ValidationFailed(_("Choose months such as 2026-05."), field="from") from exc
     if end > Month.of(today()):
         raise ValidationFailed(_("The comparison ends this month at the latest."), field="to")
-    if start > end:
-        raise ValidationFailed(_("The first month comes before the last."), field="from")
+    check_range(start, end, field="from")
     if (end.year - start.year) * 12 + end.month - start.month >= MAX_MONTHS:
         raise ValidationFailed(_("Compare at most %(n)s months at a time.") % {"n": MAX_MONTHS}, field="from")
     return start, end

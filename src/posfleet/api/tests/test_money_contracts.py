@@ -175,8 +175,10 @@ def test_a_competitors_plan_is_not_offered(new_terminal, api_as):
         effective_from=date(2020, 1, 1),
         rules={"credit": RuleSpec(Decimal("0.005"))},
     )
+    before = money_trace()
     response = api_as("admin").post("/contracts", _terms(plan="rival"))
     assert assert_problem(response, 422, "validation_error")["field"] == "plan"
+    assert money_trace() == before
 
 
 def test_contract_filters(money, api_as):

@@ -68,7 +68,12 @@ def test_a_refund_releases_the_deposit_once(money, api_as, world, clock):
     second = api_as("admin").post(path, {**REFUND, "refund_fen": 29900}, key="refund-2", totp=clock.code())
     assert_problem(second, 409, "deposit_already_refunded")
     later = money_trace()
-    assert (later.rows, later.journals, later.entries) == (after.rows, after.journals, after.entries)
+    assert (later.rows, later.journals, later.entries, later.outbox) == (
+        after.rows,
+        after.journals,
+        after.entries,
+        after.outbox,
+    )
     assert new_events(after.audit) == [(EventType.STEP_UP_SUCCEEDED, "user", str(world.user("admin").pk))]
 
 
@@ -82,14 +87,21 @@ def test_a_full_forfeit(money, api_as, world, clock):
     assert balance(world.provider.pk, AccountKind.PENALTY_REVENUE) == 29900
 
 
-def test_without_step_up_nothing_happens_and_the_key_may_be_retried(money, api_as, clock):
+def test_without_step_up_nothing_happens_and_the_key_may_be_retried(money, api_as, world, clock):
     api = api_as("reviewer")
     path = f"/deposits/{money.deposit_a.pk}/refund"
     before = money_trace()
     assert_problem(api.post(path, REFUND, key="refund-3"), 403, "step_up_required")
+    assert money_trace() == before
     assert_problem(api.post(path, REFUND, key="refund-3", totp=clock.wrong_code()), 403, "step_up_failed")
     after = money_trace()
-    assert (after.rows, after.journals) == (before.rows, before.journals)
+    assert (after.rows, after.journals, after.entries, after.outbox) == (
+        before.rows,
+        before.journals,
+        before.entries,
+        before.outbox,
+    )
+    assert new_events(before.audit) == [(EventType.STEP_UP_FAILED, "user", str(world.user("reviewer").pk))]
     assert not IdempotencyRecord.objects.filter(key="refund-3").exists()
     assert api.post(path, REFUND, key="refund-3", totp=clock.code()).status_code == 200
 
@@ -101,12 +113,18 @@ def test_without_step_up_nothing_happens_and_the_key_may_be_retried(money, api_a
         ({"refund_fen": 100, "reason": "   "}, "reason"),
     ],
 )
-def test_refunds_the_domain_refuses_change_nothing(money, api_as, clock, body, field):
+def test_refunds_the_domain_refuses_change_nothing(money, api_as, world, clock, body, field):
     before = money_trace()
     response = api_as("admin").post(f"/deposits/{money.deposit_a.pk}/refund", body, totp=clock.code())
     assert assert_problem(response, 422, "validation_error")["field"] == field
     after = money_trace()
-    assert (after.rows, after.journals, after.entries) == (before.rows, before.journals, before.entries)
+    assert (after.rows, after.journals, after.entries, after.outbox) == (
+        before.rows,
+        before.journals,
+        before.entries,
+        before.outbox,
+    )
+    assert new_events(before.audit) == [(EventType.STEP_UP_SUCCEEDED, "user", str(world.user("admin").pk))]
 
 
 @pytest.mark.parametrize(

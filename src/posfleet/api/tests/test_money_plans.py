@@ -99,8 +99,10 @@ def test_the_admin_creates_ours_and_a_competitors_plan(money, api_as, world):
     theirs = api.get("/rate-plans", {"competitor": "true"}).json()["items"]
     assert ([p["code"] for p in ours], [p["code"] for p in theirs]) == (["standard"], ["rival-2026"])
     # Nobody is put on a competitor's plan.
+    after = money_trace()
     refused = api.post("/rate-plans/rival-2026/assignments", {"merchant": MID_A, "effective_from": _later(1)})
     assert assert_problem(refused, 422, "validation_error")["field"] == "plan"
+    assert money_trace() == after
 
 
 @pytest.mark.parametrize(

@@ -58,7 +58,8 @@ def test_a_run_settles_each_merchant_once(ingested, api_as):
     assert (replay.content, replay["Idempotent-Replayed"]) == (first.content, "true")
     again = api.post("/settlements/runs", {"business_date": day}, key="run-2")
     assert (again.status_code, again.json()["id"], again.json()["batches"]) == (200, run["id"], 2)
-    assert (money_trace().journals, SettlementBatch.objects.count()) == (after.journals, 2)
+    assert money_trace() == after  # the day is settled: no batch, journal, audit event or message more
+    assert SettlementBatch.objects.count() == 2
 
     runs = api.get("/settlements/runs").json()["items"]
     assert [(r["id"], r["status_label"]) for r in runs] == [(run["id"], "done")]
@@ -104,11 +105,13 @@ def test_batches_are_scoped_with_their_transactions(ingested, api_as):
             "agent_a1": set(),
         }[persona]
         assert listed == expected, persona
+        before = money_trace()
         detail = api.get(f"/settlements/{batch_a.pk}")
         if MID_A in expected:
             assert detail.status_code == 200
         else:
             assert_problem(detail, 404, "not_found")
+            assert money_trace() == before
 
     api = api_as("merchant_a")
     first = api.get(f"/settlements/{batch_a.pk}", {"limit": 2}).json()
@@ -137,4 +140,49 @@ def test_batches_are_scoped_with_their_transactions(ingested, api_as):
     assert [b["merchant"] for b in admin.get("/settlements", {"merchant": MID_B}).json()["items"]] == [MID_B]
     assert admin.get("/settlements", {"date_to": "2020-01-01"}).json()["items"] == []
     assert len(admin.get("/settlements", {"date_from": str(yesterday())}).json()["items"]) == 2
+    before = money_trace()
     assert_problem(admin.get("/settlements/999999"), 404, "not_found")
+    assert money_trace() == before
+
+
+def test_a_batch_shows_every_deduction_as_the_console_does(world, api_as):
+    """The API renders the console's read model (``SettlementRow``): the service fee a batch kept back,
+    by terminal, so that payout = gross − refunds − fees − deductions."""
+    from datetime import date
+
+    from posfleet.billing.tests.test_statements import build_october
+
+    build_october(world)
+    batch = SettlementBatch.objects.get(merchant__mid=MID_A, business_date=date(2026, 10, 5))
+    api = api_as("merchant_a")
+    deduction = {
+        "kind": "service_fee",
+        "label": "Service fee of SN-STMT-0001, year 1",
+        "terminal": "SN-STMT-0001",
+        "period": 1,
+        "charged_on": "2026-10-01",
+        "charge": _charge_reference(),
+        "amount_fen": 9900,
+        "amount_display": "¥99.00",
+    }
+    detail = api.get(f"/settlements/{batch.pk}").json()
+    assert {
+        k: detail[k] for k in ("gross_fen", "refunds_fen", "fees_fen", "service_fees_fen", "payout_fen")
+    } == {
+        "gross_fen": 540000,
+        "refunds_fen": 0,
+        "fees_fen": 2228,
+        "service_fees_fen": 9900,
+        "payout_fen": 527872,
+    }
+    assert (detail["deductions"], detail["adds_up"]) == ([deduction], True)
+    listed = {b["id"]: b for b in api.get("/settlements").json()["items"]}
+    assert listed[batch.pk]["deductions"] == [deduction]
+    later = SettlementBatch.objects.get(merchant__mid=MID_A, business_date=date(2026, 10, 6))
+    assert (listed[later.pk]["refunds_fen"], listed[later.pk]["deductions"]) == (2500, [])
+
+
+def _charge_reference() -> str:
+    from posfleet.billing.models import ServiceFeeDue
+
+    return ServiceFeeDue.objects.get(contract__terminal__sn="SN-STMT-0001").journal.reference

@@ -11,7 +11,7 @@ import pytest
 from pypdf import PdfReader
 
 from posfleet.api.tests.helpers import PERSONAS, assert_problem
-from posfleet.api.tests.money_world import MID_A, MID_B
+from posfleet.api.tests.money_world import MID_A, MID_B, money_trace
 from posfleet.api.tests.takings import item, takings, yesterday
 from posfleet.billing.services.plans import RuleSpec, plan_create
 from posfleet.billing.statements import Month
@@ -56,6 +56,7 @@ def paths(month: str) -> list[str]:
 def test_statements_are_scoped(settled, api_as, persona):
     api = api_as(persona)
     for path in paths(settled):
+        before = money_trace()
         response = api.get(path)
         if persona is None:
             assert_problem(response, 401, "not_authenticated")
@@ -63,6 +64,8 @@ def test_statements_are_scoped(settled, api_as, persona):
             assert response.status_code == 200, (path, response.content[:300])
         else:
             assert_problem(response, 404, "not_found")
+        if persona not in SEES_A:  # refused: nothing recorded
+            assert money_trace() == before, path
 
 
 def test_the_statement_of_the_month(settled, api_as):
@@ -93,16 +96,24 @@ def test_the_statement_of_the_month(settled, api_as):
         149_160,
     )
     assert [s["business_date"] for s in statement["settlements"]] == [str(yesterday())]
+    # the settlement payable's movements are the statement's own figures (one refund total, one fee
+    # total), not the ledger's journals netted each in its own way
     assert statement["payable_movements"] == [
-        {"kind": "capture", "label": "transactions captured", "amount_fen": 149_160},
-        {"kind": "settlement", "label": "settlement", "amount_fen": -149_160},
+        {"kind": "sales", "label": "Sales", "amount_fen": 150_000},
+        {"kind": "refunds", "label": "Refunds and reversals", "amount_fen": 0},
+        {"kind": "fees", "label": "Fees", "amount_fen": -840},
+        {"kind": "paid_out", "label": "Paid out", "amount_fen": -149_160},
+        {"kind": "deducted", "label": "Deducted from settlements", "amount_fen": 0},
     ]
     assert statement["closing_payable_display"] == "¥0.00"
+    before = money_trace()
     for month in ("2026-13", "1999-12", "november", str(Month.of(today()).plus(1))):
         assert_problem(api.get(f"/merchants/{MID_A}/statements/{month}"), 404, "not_found")
         assert_problem(api.get(f"/merchants/{MID_A}/statements/{month}.pdf"), 404, "not_found")
+    assert money_trace() == before
 
 
+@pytest.mark.pdf
 def test_the_statement_as_pdf(settled, api_as):
     response = api_as("merchant_a").get(f"/merchants/{MID_A}/statements/{settled}.pdf")
     assert response.status_code == 200
@@ -161,10 +172,14 @@ def test_the_comparison_names_the_plan_that_would_have_saved(settled, api_as):
     ],
 )
 def test_comparisons_the_api_refuses(settled, api_as, params, field):
+    before = money_trace()
     response = api_as("admin").get(f"/merchants/{MID_A}/comparison", params)
     assert assert_problem(response, 422, "validation_error")["field"] == field
+    assert money_trace() == before
 
 
 def test_malformed_months_are_422(settled, api_as):
+    before = money_trace()
     for params in ({"from": "2026-5"}, {"to": "May"}):
         assert_problem(api_as("admin").get(f"/merchants/{MID_B}/comparison", params), 422, "validation_error")
+    assert money_trace() == before

@@ -36,7 +36,6 @@ from posfleet.billing.models import (
     Transaction,
 )
 from posfleet.billing.services.contracts import charge_fees_due
-from posfleet.billing.services.plans import _require
 from posfleet.billing.services.settlement_chunk import pay_chunk
 from posfleet.billing.services.transactions.posting import (
     accounts,
@@ -71,7 +70,7 @@ def settlement_run(
     """Settle ``business_date`` (T+1: a day before today), or resume its run; a finished run is returned
     unchanged. ``fail_after=N`` stops after N merchants (crash tests); ``pause_ms`` sleeps that long per
     merchant inside each chunk's transaction (to kill a run mid-chunk in a test)."""
-    _require(actor, "billing.run_settlement")
+    actor.require("billing.run_settlement")
     if not isinstance(business_date, date) or isinstance(business_date, datetime):
         raise ValidationFailed(_("The business date is a date."), field="business_date")
     if business_date >= today():
@@ -318,7 +317,7 @@ def _finish(run: SettlementRun, actor: Actor) -> SettlementRun:
 def charge_service_fees(*, actor: Actor, up_to: date) -> int:
     """Charge every annual service/SIM fee due on or before ``up_to`` that has no journal yet
     (``charge_fees_due``, a chunk per transaction). Returns how many."""
-    _require(actor, "billing.run_settlement")
+    actor.require("billing.run_settlement")
     due = list(
         ServiceFeeDue.objects.filter(due_on__lte=up_to, journal__isnull=True, amount_fen__gt=0)
         .order_by("pk")

@@ -13,6 +13,7 @@ from posfleet.billing.statements.render import (
     render_document,
     render_pdf,
 )
+from posfleet.billing.statements.settlements import Deduction, SettlementRow, settlement_rows
 
 __all__ = [
     "BATCH_BODY",
@@ -21,12 +22,15 @@ __all__ = [
     "MONTHLY_DOCUMENT",
     "PDF_CONTENT_TYPE",
     "BatchDetail",
+    "Deduction",
     "Month",
     "MonthlyStatement",
+    "SettlementRow",
     "batch_detail",
     "monthly_statement",
     "months_between",
     "render_document",
     "render_pdf",
+    "settlement_rows",
     "statement_months",
 ]

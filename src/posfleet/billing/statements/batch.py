@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from posfleet.billing.models import SettlementBatch, Transaction
 from posfleet.billing.statements.figures import MethodLine, by_method, total
 from posfleet.billing.statements.monthly import MerchantHeading, heading
+from posfleet.billing.statements.settlements import SettlementRow, settlement_rows
 from posfleet.platform.clock import now
 
 # A day of one merchant is rarely more; the rest is one click away in the transaction search.
@@ -21,6 +22,7 @@ LISTED_MAX = 2000
 @dataclass
 class BatchDetail:
     batch: SettlementBatch
+    row: SettlementRow  # its figures and deductions, as every settlement table shows them
     merchant: MerchantHeading
     generated_at: datetime
     methods: list[MethodLine]
@@ -35,9 +37,10 @@ class BatchDetail:
 
     @property
     def adds_up(self) -> bool:
-        """The batch's recorded figures equal those of its transactions."""
-        b = self.batch
-        return (b.gross_fen, b.refunds_fen, b.fees_fen) == (
+        """The batch's recorded figures equal those of its transactions, and its payout is its sales
+        less refunds, fees and deductions."""
+        r = self.row
+        return self.row.adds_up and (r.gross_fen, r.refunds_fen, r.fees_fen) == (
             self.totals.sales_fen,
             self.totals.refunds_fen,
             self.totals.fees_fen,
@@ -49,13 +52,17 @@ def batch_transactions(batch: SettlementBatch) -> QuerySet[Transaction]:
 
 
 def batch_detail(batch: SettlementBatch, *, listed: int = LISTED_MAX) -> BatchDetail:
-    """``batch`` (already scoped by the caller) with its transactions by method and listed."""
+    """``batch`` (already scoped by the caller) with its transactions by method and the first
+    ``listed`` of them (the API pages through them itself: ``listed=0``)."""
     transactions = batch_transactions(batch)
     methods = by_method(transactions)
     totals = total(methods, _("Total"))
-    rows = list(transactions.select_related("terminal").order_by("occurred_at", "pk")[:listed])
+    rows = (
+        list(transactions.select_related("terminal").order_by("occurred_at", "pk")[:listed]) if listed else []
+    )
     return BatchDetail(
         batch=batch,
+        row=settlement_rows([batch])[0],
         merchant=heading(batch.merchant),
         generated_at=now(),
         methods=methods,

@@ -1,5 +1,12 @@
 """The monthly merchant statement (对账单): transactions by payment method, the settlements paid in the
-month, deposits, service fees, and the settlement payable from the opening to the closing balance."""
+month, deposits, service fees, and the settlement payable from the opening to the closing balance.
+
+One figure per thing, wherever the statement shows it. "Refunds and reversals" is what went back to
+cardholders for the month's transactions (their amounts, by transaction date); the share of the sale's
+fee a refund hands back is inside "Fees" (sale fees less those handed back). The settlement payable's
+movements are those same figures, plus what the month's settlements paid out and deducted; what the
+ledger booked in another month than the transactions' date, and anything else (corrections), are
+lines of their own, so the movements always lead from the opening to the closing balance."""
 
 from __future__ import annotations
 
@@ -22,6 +29,7 @@ from posfleet.billing.models import (
 )
 from posfleet.billing.statements.figures import MethodLine, balance_at, by_method, movements, total
 from posfleet.billing.statements.periods import Month
+from posfleet.billing.statements.settlements import SettlementRow, settlement_rows
 from posfleet.platform.clock import now
 
 
@@ -36,6 +44,8 @@ class MerchantHeading:
 
 @dataclass(frozen=True)
 class SettlementLine:
+    """The sums of the month's settlements (the per-batch lines are ``SettlementRow``s)."""
+
     pk: int
     business_date: date
     paid_on: date
@@ -73,7 +83,7 @@ class FeeDueLine:
 
 @dataclass(frozen=True)
 class Movement:
-    kind: str
+    kind: str  # sales, refunds, fees, other_month, paid_out, deducted, other (see FLOW_LABELS)
     label: str | Promise
     amount_fen: int  # positive: the merchant is owed more
 
@@ -85,7 +95,7 @@ class MonthlyStatement:
     generated_at: datetime
     methods: list[MethodLine]
     totals: MethodLine
-    settlements: list[SettlementLine]
+    settlements: list[SettlementRow]
     settlement_totals: SettlementLine
     deposits: list[DepositLine]
     deposit_held_fen: int  # at the end of the month
@@ -124,24 +134,13 @@ def heading(merchant: object) -> MerchantHeading:
     )
 
 
-def _settlements(merchant_id: int, first: date, last: date) -> tuple[list[SettlementLine], SettlementLine]:
+def _settlements(merchant_id: int, first: date, last: date) -> tuple[list[SettlementRow], SettlementLine]:
     batches = SettlementBatch.objects.filter(
         merchant_id=merchant_id, business_date__gte=first, business_date__lte=last
     )
-    lines = [
-        SettlementLine(
-            pk=b.pk,
-            business_date=b.business_date,
-            paid_on=b.paid_on,
-            txn_count=b.txn_count,
-            gross_fen=b.gross_fen,
-            refunds_fen=b.refunds_fen,
-            fees_fen=b.fees_fen,
-            service_fees_fen=b.service_fees_fen,
-            payout_fen=b.payout_fen,
-        )
-        for b in batches.order_by("business_date", "pk")
-    ]
+    lines = settlement_rows(
+        list(batches.select_related("merchant", "journal").order_by("business_date", "pk"))
+    )
     names = ("txn_count", "gross_fen", "refunds_fen", "fees_fen", "service_fees_fen", "payout_fen")
     sums = batches.aggregate(**{name: Coalesce(Sum(name), 0) for name in names})
     totals = SettlementLine(pk=0, business_date=first, paid_on=last, **sums)
@@ -205,14 +204,44 @@ def _fees_due(merchant_id: int, first: date, last: date) -> list[FeeDueLine]:
     ]
 
 
-MOVEMENT_ORDER = (
-    JournalKind.CAPTURE,
-    JournalKind.REFUND,
-    JournalKind.SETTLEMENT,
-    JournalKind.SERVICE_FEE,
-    JournalKind.PENALTY,
-    JournalKind.CORRECTION,
-)
+# The settlement payable's movements, in the order they are shown.
+FLOW_LABELS: dict[str, Promise] = {
+    "sales": _("Sales"),
+    "refunds": _("Refunds and reversals"),
+    "fees": _("Fees"),
+    "other_month": _("Booked in another month than the transactions' date"),
+    "paid_out": _("Paid out"),
+    "deducted": _("Deducted from settlements"),
+    "other": _("Other movements (corrections)"),
+}
+TAKINGS_JOURNALS = (JournalKind.CAPTURE, JournalKind.REFUND)
+
+
+def payable_flow(
+    totals: MethodLine, settled: SettlementLine, ledger: dict[str, int], opening: int, closing: int
+) -> list[Movement]:
+    """The settlement payable from ``opening`` to ``closing``: the month's sales, refunds and fees and
+    what its settlements paid out and deducted — the statement's own figures — and, when the ledger
+    moved otherwise, what it booked for transactions of another month (its capture and refund journals
+    are dated by the latest transaction of an ingest call) and any other movement. ``ledger``: the
+    payable's natural change in the month by journal kind."""
+    takings = totals.sales_fen - totals.refunds_fen - totals.fees_fen
+    booked = sum(ledger.get(kind, 0) for kind in TAKINGS_JOURNALS)
+    amounts = {
+        "sales": totals.sales_fen,
+        "refunds": -totals.refunds_fen,
+        "fees": -totals.fees_fen,
+        "other_month": booked - takings,
+        "paid_out": -settled.payout_fen,
+        "deducted": -settled.service_fees_fen,
+    }
+    amounts["other"] = closing - opening - sum(amounts.values())
+    shown_when_zero = {"sales", "refunds", "fees", "paid_out", "deducted"}
+    return [
+        Movement(kind, FLOW_LABELS[kind], amount)
+        for kind, amount in amounts.items()
+        if amount or kind in shown_when_zero
+    ]
 
 
 def monthly_statement(merchant: object, month: Month) -> MonthlyStatement:
@@ -227,16 +256,16 @@ def monthly_statement(merchant: object, month: Month) -> MonthlyStatement:
     fees_due = _fees_due(head.pk, first, last)
     org = head.organisation_id
     charged = movements(org, AccountKind.FEES_RECEIVABLE, first, last).get(JournalKind.SERVICE_FEE, 0)
-    payable = movements(org, AccountKind.SETTLEMENT_PAYABLE, first, last)
-    ordered = [k for k in MOVEMENT_ORDER if k in payable] + sorted(
-        k for k in payable if k not in MOVEMENT_ORDER and k in JournalKind.values
-    )
+    totals = total(methods, _("Total"))
+    opening = balance_at(org, AccountKind.SETTLEMENT_PAYABLE, month.plus(-1).last_day)
+    closing = balance_at(org, AccountKind.SETTLEMENT_PAYABLE, last)
+    ledger = movements(org, AccountKind.SETTLEMENT_PAYABLE, first, last)
     return MonthlyStatement(
         merchant=head,
         month=month,
         generated_at=now(),
         methods=methods,
-        totals=total(methods, _("Total")),
+        totals=totals,
         settlements=settlements,
         settlement_totals=settlement_totals,
         deposits=deposits,
@@ -248,9 +277,9 @@ def monthly_statement(merchant: object, month: Month) -> MonthlyStatement:
         service_fees_charged_fen=charged,
         service_fees_deducted_fen=settlement_totals.service_fees_fen,
         service_fees_outstanding_fen=balance_at(org, AccountKind.FEES_RECEIVABLE, last),
-        opening_payable_fen=balance_at(org, AccountKind.SETTLEMENT_PAYABLE, month.plus(-1).last_day),
-        closing_payable_fen=balance_at(org, AccountKind.SETTLEMENT_PAYABLE, last),
-        payable_movements=[Movement(k, JournalKind(k).label, payable[k]) for k in ordered],
+        opening_payable_fen=opening,
+        closing_payable_fen=closing,
+        payable_movements=payable_flow(totals, settlement_totals, ledger, opening, closing),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.utils import translation
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -107,6 +108,9 @@ def test_format(fen, text):
         ("RMB 3.20", 320),
         ("12，000.00", 1200000),
         ("１２.５", 1250),  # full-width digits from a Chinese input method
+        ("１００", 10000),  # issue 11: released a deposit of ¥100.00; still ¥100.00, shown for confirmation
+        ("￥１，２３４．５０", 123450),  # full-width yuan sign, grouping and point
+        ("12,345,678.9", 1234567890),
     ],
 )
 def test_parse_what_people_type(text, fen):
@@ -118,6 +122,54 @@ def test_parse_refuses_with_a_reason(text):
     with pytest.raises(MoneyParseError) as refused:
         parse_amount(text)
     assert str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "١٠٠",  # Arabic-Indic: int() and the old pattern's \d read it as 100
+        "۱۰۰",  # Extended Arabic-Indic (Persian)
+        "१००",  # Devanagari
+        "১০০",  # Bengali
+        "๑๐๐",  # Thai
+        "𝟏𝟎𝟎",  # mathematical bold digits
+        "²",  # superscript two
+        "1²",
+        "¹⁰⁰",
+        "①",  # circled one
+        "Ⅻ",  # Roman numeral twelve
+        "五十",  # Chinese numerals
+        "１٠０",  # full-width mixed with Arabic-Indic
+        "¥١٠٠.٠٠",
+    ],
+)
+def test_digits_of_other_scripts_are_refused_and_the_message_says_so(text):
+    with pytest.raises(MoneyParseError) as refused, translation.override("en"):
+        parse_amount(text)
+    assert str(refused.value) == (
+        f"“{text}” has digits other than 0–9: type the amount with the digits 0 to 9, e.g. 12.30."
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1,2",  # a decimal comma elsewhere: never read as 12
+        "1,23",
+        "12,34.5",
+        ",100",
+        "100,",
+        "1\u00a0234",  # a no-break space is not a grouping people type
+        "1\u3000234",  # nor an ideographic space
+        "\u3000100",
+        "100\u2009",
+        "12．3．4",
+        "1,000,00",
+    ],
+)
+def test_only_groups_of_three_digits_and_ascii_spaces_are_grouping(text):
+    with pytest.raises(MoneyParseError):
+        parse_amount(text)
 
 
 def test_money_refuses_mixed_currencies():

@@ -16,6 +16,7 @@ screen, with Chinese labels in Chinese.
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -191,7 +192,14 @@ def test_monthly_statement_adds_up_to_the_fen(october):
     )
     assert (statement.opening_payable_fen, statement.closing_payable_fen) == (19880, 99400)
     movements = {m.kind: m.amount_fen for m in statement.payable_movements}
-    assert movements == {"capture": 637172, "refund": -2485, "settlement": -555167}
+    # the figures of the month, each the one shown everywhere else on the statement
+    assert movements == {
+        "sales": SALES,
+        "refunds": -REFUNDS,
+        "fees": -FEES,
+        "paid_out": -PAYOUT,
+        "deducted": -9900,
+    }
     assert statement.opening_payable_fen + sum(movements.values()) == statement.closing_payable_fen
     assert (statement.deposit_held_fen, statement.deposit_refunded_fen, statement.deposit_forfeited_fen) == (
         29900,
@@ -232,6 +240,7 @@ def test_statement_months_run_from_the_first_activity_to_now(october):
     assert [str(m) for m in months] == ["2026-12", "2026-11", "2026-10", "2026-09"]
 
 
+@pytest.mark.pdf
 def test_the_pdf_has_the_statements_totals_in_english(october):
     with time_machine.travel(at(date(2026, 11, 20)), tick=False), translation.override("en"):
         statement = monthly_statement(october.merchant, OCTOBER)
@@ -253,12 +262,13 @@ def test_the_pdf_has_the_statements_totals_in_english(october):
         "¥198.80",  # opening payable
         "¥994.00",  # closing payable
         "¥299.00",  # deposit held
-        "¥6,371.72",  # captured in the month
+        "-¥5,452.67",  # paid out, in the settlement payable's flow
         "2026-10-01 – 2026-10-31",
     ):
         assert expected in text, expected
 
 
+@pytest.mark.pdf
 def test_the_pdf_in_chinese_has_chinese_labels_and_the_same_totals(october):
     with time_machine.travel(at(date(2026, 11, 20)), tick=False), translation.override("zh-hans"):
         statement = monthly_statement(october.merchant, OCTOBER)
@@ -274,8 +284,8 @@ def test_the_pdf_in_chinese_has_chinese_labels_and_the_same_totals(october):
         "信用卡",
         "借记卡",
         "非接 / NFC",
-        "交易入账",
-        "退货或冲正",
+        "退货与冲正",
+        "从结算款中扣除",
         "结算",
         "冻结中",
         "2026年10月",
@@ -285,6 +295,7 @@ def test_the_pdf_in_chinese_has_chinese_labels_and_the_same_totals(october):
         assert amount in text, amount
 
 
+@pytest.mark.pdf
 def test_batch_detail_lists_its_transactions_and_adds_up(october):
     batch = SettlementBatch.objects.get(merchant=october.merchant, business_date=date(2026, 10, 5))
     detail = batch_detail(batch)
@@ -312,3 +323,73 @@ def test_declined_and_refunded_batch(october):
     assert detail.adds_up
     assert (detail.totals.sales_fen, detail.totals.refunds_fen, detail.totals.fees_fen) == (20000, 2500, 105)
     assert detail.batch.payout_fen == 17395
+
+
+def _cells(html: str, testid: str) -> str:
+    found = re.search(rf'data-testid="{re.escape(testid)}"[^>]*>(.*?)</tr>', html, re.S)
+    assert found, testid
+    return " ".join(re.sub(r"<[^>]+>", " ", found.group(1)).split())
+
+
+def test_a_statement_shows_one_refund_total(october):
+    """The refunds and reversals of the month — what went back to cardholders, ¥25.00 — are one figure
+    wherever the statement speaks of them. The ¥0.15 of fee the refund handed back is inside Fees; the
+    settlement payable no longer shows the refund journal's net (−¥24.85) as a second refund figure."""
+    with time_machine.travel(at(date(2026, 11, 20)), tick=False), translation.override("en"):
+        statement = monthly_statement(october.merchant, OCTOBER)
+        html = render_document(MONTHLY_DOCUMENT, {"statement": statement})
+        flow = [(m.kind, str(m.label), m.amount_fen) for m in statement.payable_movements]
+    assert flow == [
+        ("sales", "Sales", 640000),
+        ("refunds", "Refunds and reversals", -2500),
+        ("fees", "Fees", -2813),
+        ("paid_out", "Paid out", -545267),
+        ("deducted", "Deducted from settlements", -9900),
+    ]
+    assert statement.opening_payable_fen + sum(m.amount_fen for m in statement.payable_movements) == 99400
+    assert 'Refunds and reversals</div><div class="st-box-value" data-testid="st-sum-refunds">¥25.00<' in html
+    assert _cells(html, "st-method-total") == "Total 5 ¥6,400.00 1 ¥25.00 ¥28.13 ¥6,346.87"
+    assert _cells(html, "st-flow-refunds") == "Refunds and reversals -¥25.00"
+    assert _cells(html, "st-flow-fees") == "Fees -¥28.13"
+    assert "24.85" not in html
+    assert "Refund or reversal</td>" not in html  # the refund journal, net of the fee it handed back
+    # the settlements' own sums of sales, refunds and fees (they pay days of other months too) are not
+    # a second set of the month's totals: the table sums what it paid out and what it deducted
+    assert _cells(html, "st-settlements-total") == "Total ¥99.00 ¥5,452.67"
+    assert (
+        "Refunds and reversals are the amounts handed back to cardholders for the month's transactions"
+        in html
+    )
+
+
+def test_transactions_booked_in_another_month_than_their_date_are_shown_as_such(world):
+    """An acquirer's call with October 31 and November 1 sales books one capture journal, dated November
+    1: October's settlement payable does not move, November's moves by both. Each statement shows its
+    own month's sales and says which part the ledger booked in the other month."""
+    merchant = world.merchant_a
+    on_standard_plan(merchant)
+    terminal = active_terminal(world, "SN-STMT-XMON", merchant)
+    ingest(txn(terminal, 1, 10000, day=date(2026, 10, 31)), txn(terminal, 2, 20000, day=date(2026, 11, 1)))
+    with time_machine.travel(at(date(2026, 12, 5)), tick=False), translation.override("en"):
+        october = monthly_statement(merchant, OCTOBER)
+        november = monthly_statement(merchant, Month(2026, 11))
+        label = str(october.payable_movements[3].label)
+    assert [(m.kind, m.amount_fen) for m in october.payable_movements] == [
+        ("sales", 10000),
+        ("refunds", 0),
+        ("fees", -60),
+        ("other_month", -9940),
+        ("paid_out", 0),
+        ("deducted", 0),
+    ]
+    assert label == "Booked in another month than the transactions' date"
+    assert (october.opening_payable_fen, october.closing_payable_fen) == (0, 0)
+    assert [(m.kind, m.amount_fen) for m in november.payable_movements] == [
+        ("sales", 20000),
+        ("refunds", 0),
+        ("fees", -120),
+        ("other_month", 9940),
+        ("paid_out", 0),
+        ("deducted", 0),
+    ]
+    assert (november.opening_payable_fen, november.closing_payable_fen) == (0, 29820)

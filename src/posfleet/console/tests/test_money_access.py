@@ -13,10 +13,11 @@ from types import SimpleNamespace
 import pytest
 from django.test import Client
 
-from posfleet.billing.models import SettlementBatch
+from posfleet.billing.models import PlanAssignment, SettlementBatch
 from posfleet.billing.tests.test_statements import active_terminal, build_october, ingest, txn
-from posfleet.console.tests.helpers import PERSONAS
+from posfleet.console.tests.helpers import PERSONAS, totp
 from posfleet.testing.money import on_standard_plan
+from posfleet.testing.refusals import assert_nothing_recorded
 
 MID_A, MID_B = "100000000000001", "100000000000002"
 STAFF = {"admin", "reviewer", "warehouse"}
@@ -119,6 +120,19 @@ def test_plan_assignment_and_deposit_release_need_the_role_and_the_scope(money, 
     expected_assign = 200 if name == "admin" else 403 if name in SEES_A else 404
     expected_release = 200 if name in {"admin", "reviewer"} else 403 if name in SEES_A else 404
     assert (assign.status_code, release.status_code) == (expected_assign, expected_release)
+    # Posting what would assign a plan or release the deposit (with a valid code) changes nothing for
+    # those refused: no assignment, the deposit held, no journal, audit event or outbox message.
+    if expected_assign != 200:
+        with assert_nothing_recorded(PlanAssignment.objects.all()):
+            posted = client.post(
+                f"/console/merchants/{MID_A}/plan/", {"plan": "standard", "effective_from": "2027-02-01"}
+            )
+        assert posted.status_code == expected_assign
+    if expected_release != 200:
+        confirmation = {"refund": "0.00", "reason": "device_not_returned", "confirm_fen": "0", "totp": totp()}
+        with assert_nothing_recorded(money.deposit, money.contract):
+            posted = client.post(f"/console/deposits/{money.deposit.pk}/release/", confirmation)
+        assert posted.status_code == expected_release
 
 
 @pytest.mark.parametrize("name", PERSONAS)
@@ -137,7 +151,9 @@ def test_only_merchant_a_may_accept_its_contract(money, login, name):
     )
     # the terminal has an active contract already: accepting fails even for merchant A (409), but
     # only after the role and the scope were checked
-    response = login(name).post(f"/console/contracts/{offered.pk}/accept/", {"confirm": "on"})
+    client = login(name)
+    with assert_nothing_recorded(offered, money.contract, money.deposit):
+        response = client.post(f"/console/contracts/{offered.pk}/accept/", {"confirm": "on"})
     if name == "merchant_a":
         assert response.status_code == 302
     elif name in SEES_A:

@@ -282,29 +282,41 @@ def test_deposit_release_needs_a_reason_and_a_fresh_code_and_happens_once(money,
     url = RELEASE.format(money.deposit.pk)
     dialog = client.get(url, **htmx()).content.decode()
     assert "<html" not in dialog
-    assert 'name="totp"' in dialog
+    assert 'name="totp"' not in dialog  # the code comes with the confirmation of the amounts
+    assert 'data-testid="review-release"' in dialog
     assert 'data-testid="deposit-amount">¥299.00<' in dialog
     before = trace()
     for data, message in (
-        ({"refund": "199", "reason": "device_damaged"}, "This field is required."),
-        ({"refund": "199", "reason": "device_damaged", "totp": "000000"}, "The verification code is wrong"),
-        (
-            {"refund": "300", "reason": "device_damaged", "totp": totp()},
-            "The refund cannot exceed the deposit.",
-        ),
-        ({"refund": "199", "reason": "other", "totp": totp()}, "Say in the note what the other reason is."),
-        ({"refund": "abc", "reason": "device_damaged", "totp": totp()}, "is not an amount"),
+        ({"refund": "300", "reason": "device_damaged"}, "The refund cannot exceed the deposit."),
+        ({"refund": "199", "reason": "other"}, "Say in the note what the other reason is."),
+        ({"refund": "abc", "reason": "device_damaged"}, "is not an amount"),
+        ({"refund": "199"}, "This field is required."),
     ):
         html = client.post(url, data, **htmx()).content.decode()
         assert message in html, data
+        assert 'data-testid="release-readback"' not in html, data
+    assert trace() == before
+
+    # the amounts read back; nothing moves until they are confirmed with a fresh code
+    step = {"refund": "199.00", "reason": "device_damaged", "note": "screen", "confirm_fen": "19900"}
+    review = client.post(
+        url, {k: v for k, v in step.items() if k != "confirm_fen"}, **htmx()
+    ).content.decode()
+    assert "You are refunding ¥199.00 to Shop A and forfeiting ¥100.00" in review
+    assert 'name="totp"' in review
+    for data, message in (
+        (step, "This field is required."),
+        ({**step, "totp": "000000"}, "The verification code is wrong"),
+    ):
+        html = client.post(url, data, **htmx()).content.decode()
+        assert message in html, data
+        assert "You are refunding ¥199.00 to Shop A" in html  # still the confirmation
         assert 'data-testid="release-done"' not in html
     # the wrong code left a failed verification in the audit chain; nothing else changed
     assert trace()[:-1] == before[:-1]
     assert not AuditEvent.objects.filter(event_type=EventType.DEPOSIT_RELEASED).exists()
 
-    response = client.post(
-        url, {"refund": "199.00", "reason": "device_damaged", "note": "screen", "totp": totp()}, **htmx()
-    )
+    response = client.post(url, {**step, "totp": totp()}, **htmx())
     assert 'data-testid="release-done"' in response.content.decode()
     assert response["HX-Trigger"] == "money-changed"
     deposit = Deposit.objects.get(pk=money.deposit.pk)
@@ -313,12 +325,16 @@ def test_deposit_release_needs_a_reason_and_a_fresh_code_and_happens_once(money,
     assert (event.actor_label, event.reason, event.note) == ("reviewer", "device_damaged", "screen")
 
     journals = Journal.objects.count()
-    again = client.post(url, {"refund": "299", "reason": "contract_ended"}, **htmx())
-    html = again.content.decode()
-    assert again.status_code == 409
-    assert 'data-testid="already-released"' in html
-    assert "deposit_already_refunded" in html
-    assert "¥199.00 was refunded and ¥100.00 forfeited" in html
+    for data in (
+        {"refund": "299", "reason": "contract_ended"},
+        {**step, "refund": "299", "confirm_fen": "29900"},
+    ):
+        again = client.post(url, data, **htmx())
+        html = again.content.decode()
+        assert again.status_code == 409
+        assert 'data-testid="already-released"' in html
+        assert "deposit_already_refunded" in html
+        assert "¥199.00 was refunded and ¥100.00 forfeited" in html
     assert Journal.objects.count() == journals
     assert AuditEvent.objects.filter(event_type=EventType.DEPOSIT_RELEASED).count() == 1
     page = client.get(url).content.decode()  # without htmx: a page of its own, saying so
@@ -327,8 +343,14 @@ def test_deposit_release_needs_a_reason_and_a_fresh_code_and_happens_once(money,
 
 
 def test_deposit_release_without_javascript_goes_back_to_the_contract(money, login):  # noqa: F811
-    response = login("admin").post(
-        RELEASE.format(money.deposit.pk), {"refund": "0", "reason": "device_not_returned", "totp": totp()}
+    client = login("admin")
+    url = RELEASE.format(money.deposit.pk)
+    review = client.post(url, {"refund": "0", "reason": "device_not_returned"})
+    html = review.content.decode()
+    assert (review.status_code, "<html" in html) == (200, True)
+    assert "You are refunding ¥0.00 to Shop A and forfeiting ¥299.00" in html
+    response = client.post(
+        url, {"refund": "0.00", "reason": "device_not_returned", "confirm_fen": "0", "totp": totp()}
     )
     assert response.status_code == 302
     assert response["Location"] == f"/console/contracts/{money.contract.pk}/"

@@ -6,9 +6,12 @@ from __future__ import annotations
 import io
 import json
 import re
+from datetime import date
 
 import pypdf
+import pytest
 
+from posfleet.billing.models import SettlementBatch
 from posfleet.console.tests.test_money_access import MID_A, MID_B, money  # noqa: F401  (fixture)
 
 
@@ -65,6 +68,7 @@ def test_an_agent_chooses_among_its_own_merchants_only(money, login):  # noqa: F
     assert f'data-testid="merchant-{MID_B}"' not in html
 
 
+@pytest.mark.pdf
 def test_the_statement_page_and_its_pdf_show_the_same_totals(money, login):  # noqa: F811
     client = login("merchant_a")
     html = client.get(f"/console/merchants/{MID_A}/statements/2026-10/").content.decode()
@@ -101,7 +105,7 @@ def test_the_statement_in_chinese_for_a_chinese_user(money, login, world):  # no
     client = login("merchant_a")
     html = client.get(f"/console/merchants/{MID_A}/statements/2026-10/").content.decode()
     assert '<html lang="zh-hans">' in html
-    for label in ("信用卡", "借记卡", "交易入账", "商户号"):
+    for label in ("信用卡", "借记卡", "退货与冲正", "从结算款中扣除", "商户号"):
         assert label in html, label
     pdf = client.get(f"/console/merchants/{MID_A}/statements/2026-10/pdf/").content
     text = "\n".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf)).pages)
@@ -109,6 +113,7 @@ def test_the_statement_in_chinese_for_a_chinese_user(money, login, world):  # no
         assert expected in text, expected
 
 
+@pytest.mark.pdf
 def test_the_batch_page_and_pdf(money, login):  # noqa: F811
     client = login("agent_a")
     html = client.get(f"/console/settlements/{money.batch.pk}/").content.decode()
@@ -181,4 +186,48 @@ def test_comparison_recommends_a_cheaper_plan_in_plain_words(money, login):  # n
     assert text_of(html, "plan-saving-cheap") == "¥11.11"
     assert text_of(html, "conclusion", "</p>").startswith(
         "Cheap Pay would have saved you ¥11.11 over these 3 months"
+    )
+
+
+def _fen(text: str) -> int:
+    return int(text.replace("¥", "").replace(",", "").replace(".", ""))
+
+
+def test_the_recent_settlements_show_every_deduction_and_add_up_on_every_row(money, login):  # noqa: F811
+    """Issue 11: a row showed sales and fees but not the ¥99.00 service fee the batch kept back, so its
+    payout did not add up. Each row shows refunds and every deduction by terminal; paid out = sales −
+    refunds − fees − deductions."""
+    html = login("merchant_a").get("/console/money/").content.decode()
+    first = money.batch.pk  # 2026-10-05: the contract's first annual fee was deducted
+    assert text_of(html, f"settlement-row-{first}", until="</tr>") == (
+        "2026-10-05 2026-10-06 ¥5,400.00 ¥0.00 ¥22.28 "
+        "¥99.00 Service fee of SN-STMT-0001, year 1 ¥99.00 "
+        "¥5,278.72"
+    )
+    # 2026-10-06: the refund of ¥25.00 handed ¥0.15 of the fee back
+    second = SettlementBatch.objects.get(merchant__mid=MID_A, business_date=date(2026, 10, 6)).pk
+    assert text_of(html, f"settlement-row-{second}", until="</tr>") == (
+        "2026-10-06 2026-10-07 ¥200.00 ¥25.00 ¥1.05 ¥0.00 ¥173.95"
+    )
+    rows = re.findall(r'data-testid="settlement-row-(\d+)"', html)
+    assert sorted(rows) == sorted([str(first), str(second)])
+    for pk in rows:
+        sales, refunds, fees, deducted, paid = (
+            _fen(text_of(html, f"settlement-{name}-{pk}"))
+            for name in ("sales", "refunds", "fees", "deducted", "payout")
+        )
+        assert paid == sales - refunds - fees - deducted, pk
+    assert "Paid out = sales − refunds − fees − deductions" in html
+
+
+def test_the_batch_page_and_the_statement_say_what_the_deduction_paid(money, login):  # noqa: F811
+    client = login("merchant_a")
+    batch = client.get(f"/console/settlements/{money.batch.pk}/").content.decode()
+    assert text_of(batch, "batch-service-fees") == "-¥99.00"
+    assert text_of(batch, "batch-deduction", until="</tr>") == "Service fee of SN-STMT-0001, year 1 -¥99.00"
+    statement = client.get(f"/console/merchants/{MID_A}/statements/2026-10/").content.decode()
+    assert text_of(statement, f"st-settlement-{money.batch.pk}", until="</tr>") == (
+        "2026-10-05 2026-10-06 4 ¥5,400.00 ¥0.00 ¥22.28 "
+        "¥99.00 Service fee of SN-STMT-0001, year 1 ¥99.00 "
+        "¥5,278.72"
     )

@@ -19,6 +19,8 @@ from posfleet.billing import exports
 from posfleet.billing.models import Transaction
 from posfleet.billing.tests.test_statements import ingest, txn
 from posfleet.console.tests.test_money_access import MID_A, MID_B, money  # noqa: F401  (fixture)
+from posfleet.platform import exports as shared_exports
+from posfleet.testing.refusals import assert_nothing_recorded
 
 URL = "/console/transactions/"
 
@@ -86,7 +88,9 @@ def test_the_tid_the_batch_and_the_merchant_filters(money, login):  # noqa: F811
 
 
 def test_an_amount_that_is_not_one_is_shown_and_left_out(money, login):  # noqa: F811
-    html = login("merchant_a").get(URL, {"amount_min": "abc", "method": "qr"}).content.decode()
+    client = login("merchant_a")
+    with assert_nothing_recorded(Transaction.objects.all()):
+        html = client.get(URL, {"amount_min": "abc", "method": "qr"}).content.decode()
     assert "is not an amount" in html.split('data-testid="filter-errors"')[1]
     assert shown(html) == ids(merchant__mid=MID_A, method="qr")
 
@@ -171,8 +175,9 @@ def test_parquet_export_has_an_explicit_schema_and_exact_values(money, login):  
 
 
 def test_exports_stream_in_small_pieces(money, login, monkeypatch):  # noqa: F811
-    monkeypatch.setattr(exports, "FLUSH_ROWS", 2)
-    monkeypatch.setattr(exports, "ROW_GROUP", 2)
+    # the shared export (platform/exports.py) flushes CSV every FLUSH_ROWS rows, Parquet every ROW_GROUP
+    monkeypatch.setattr(shared_exports, "FLUSH_ROWS", 2)
+    monkeypatch.setattr(shared_exports, "ROW_GROUP", 2)
     csv_parts = list(login("admin").get("/console/transactions/export/csv/").streaming_content)
     parquet_parts = list(login("admin").get("/console/transactions/export/parquet/").streaming_content)
     total = Transaction.objects.count()
@@ -185,5 +190,7 @@ def test_exports_stream_in_small_pieces(money, login, monkeypatch):  # noqa: F81
 
 
 def test_an_unknown_export_format_is_404_and_not_audited(money, login):  # noqa: F811
-    assert login("admin").get("/console/transactions/export/xlsx/").status_code == 404
+    client = login("admin")
+    with assert_nothing_recorded(Transaction.objects.all()):
+        assert client.get("/console/transactions/export/xlsx/").status_code == 404
     assert not AuditEvent.objects.filter(event_type=EventType.TRANSACTIONS_EXPORTED).exists()

@@ -8,11 +8,11 @@ from typing import Any
 from django.http import Http404, HttpRequest, HttpResponse
 
 from posfleet.console.views.base import render_page
-from posfleet.iam.models import Role, User
+from posfleet.iam.models import PROVIDER_ROLES, Role, User
 from posfleet.parties import selectors as parties
 from posfleet.platform.errors import NotFound
 
-STAFF = frozenset({Role.ADMIN, Role.REVIEWER, Role.WAREHOUSE})
+STAFF = PROVIDER_ROLES
 
 
 def signed_in(request: HttpRequest) -> User:

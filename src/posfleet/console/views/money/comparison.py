@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET
 from posfleet.billing.comparison import MAX_MONTHS, Comparison, compare_plans, default_period
 from posfleet.billing.statements import Month
 from posfleet.billing.statements.figures import method_label
+from posfleet.console.forms import inverted_range
 from posfleet.console.views.base import console_login_required, render_page
 from posfleet.console.views.money.common import merchant_in_scope, signed_in
 from posfleet.iam.forms import BootstrapMixin
@@ -24,6 +25,10 @@ PERIODS = (3, 6, 12)
 
 
 class PeriodForm(BootstrapMixin, forms.Form):
+    """The months to compare. A period that ends before it starts is refused (``range_error``)."""
+
+    range_error = ""
+
     start = forms.CharField(
         label=gettext_lazy("From month"), required=False, widget=forms.TextInput(attrs={"type": "month"})
     )
@@ -32,7 +37,8 @@ class PeriodForm(BootstrapMixin, forms.Form):
     )
 
     def period(self) -> tuple[Month, Month]:
-        """The chosen months, or the last six whole months when the choice is missing or invalid."""
+        """The chosen months, or the last six whole months when the choice is missing or invalid; as
+        chosen when they are in the wrong order (``range_error`` then says so)."""
         first, last = default_period(months=6)
         if not self.is_valid():
             return first, last
@@ -42,10 +48,12 @@ class PeriodForm(BootstrapMixin, forms.Form):
         except ValueError:
             self.add_error(None, _("Choose months such as 2026-05."))
             return first, last
+        self.range_error = inverted_range(start, end, field="start")
+        if self.range_error:
+            return start, end
         current = Month.of(today())
         end = min(end, current)
-        if start > end:
-            start, end = end, start
+        start = min(start, end)
         if (end.year - start.year) * 12 + end.month - start.month >= MAX_MONTHS:
             start = end.plus(-(MAX_MONTHS - 1))
         return start, end
@@ -108,11 +116,14 @@ def comparison_view(request: HttpRequest, mid: str) -> HttpResponse:
     merchant = merchant_in_scope(signed_in(request), mid)
     form = PeriodForm(request.GET)
     first, last = form.period()
-    result = compare_plans(merchant_id=merchant.pk, first=first, last=last)
     presets = []
     for n in PERIODS:
         start, end = default_period(months=n)
         presets.append({"months": n, "start": str(start), "end": str(end)})
+    if form.range_error:  # the form with the months as typed and why; no comparison
+        context = {"merchant": merchant, "form": form, "first": first, "last": last, "presets": presets}
+        return render_page(request, "console/money/comparison.html", context)
+    result = compare_plans(merchant_id=merchant.pk, first=first, last=last)
     context = {
         "merchant": merchant,
         "form": form,

@@ -1,26 +1,33 @@
 """Form fields for money as people type it: amounts in yuan ("12.30", "12.30元", "¥1,234.50") and
-rates in percent ("0.60%", "0.6")."""
+rates in percent ("0.60%", "0.6"). Both read digits 0–9 and their full-width forms only
+(``platform.money.ascii_number_text``): a digit of another script is refused, never read as a number."""
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from posfleet.platform.money import MoneyParseError, format_fen, parse_amount
+from posfleet.platform.money import MoneyParseError, ascii_number_text, format_fen, parse_amount
 
-_PERCENT = re.compile(r"^(?P<number>\d{1,3}(?:\.\d+)?)\s*%?$")
+_PERCENT = re.compile(r"^ *(?P<number>[0-9]{1,3}(?:\.[0-9]+)?) *%? *$")
 RATE_PLACES = 6  # a rate is stored with 6 decimals (0.006000 = 0.60 %)
 MAX_PERCENT = Decimal(10)
 
 
 def parse_percent(text: str) -> Decimal:
     """``"0.60%"`` -> ``Decimal("0.006")``. At most four decimals of a percent, from 0 to under 10 %."""
-    normal = unicodedata.normalize("NFKC", text or "").strip()
+    try:
+        normal = ascii_number_text((text or "").replace("％", "%"))
+    except MoneyParseError as exc:
+        raise forms.ValidationError(
+            _("“%(text)s” has digits other than 0–9: type the rate with the digits 0 to 9, e.g. 0.60%%."),
+            code="rate_digits",
+            params={"text": (text or "")[:16]},
+        ) from exc
     found = _PERCENT.match(normal)
     if not found:
         raise forms.ValidationError(_("Enter a rate in percent, such as 0.60%."), code="rate")

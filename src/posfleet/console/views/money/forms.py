@@ -19,6 +19,7 @@ from posfleet.billing.models import (
 )
 from posfleet.billing.selectors import DEFAULT_TRANSACTION_SORT, TRANSACTION_SORTS, TransactionSearch
 from posfleet.billing.services.contracts import DAMAGE_GRADES, Terms
+from posfleet.console.forms import inverted_range
 from posfleet.console.views.money.fields import MoneyField
 from posfleet.iam.forms import BootstrapMixin, WithTotpMixin
 from posfleet.iam.models import Role, User
@@ -33,7 +34,8 @@ def any_choice(label: Any) -> list[tuple[str, Any]]:
 
 
 class TransactionFilterForm(BootstrapMixin, forms.Form):
-    """Every field is optional; an invalid value is shown as an error and left out of the search."""
+    """Every field is optional; an invalid value is shown as an error and left out of the search. A
+    date range that ends before it starts is refused: ``range_error`` says so, nothing is found."""
 
     merchant = forms.CharField(
         label=_("Merchant MID"),
@@ -87,7 +89,13 @@ class TransactionFilterForm(BootstrapMixin, forms.Form):
         )
         if user.role == Role.MERCHANT:
             del self.fields["merchant"]  # a merchant sees its own transactions only
+        self.range_error = ""
         self.is_valid()
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        self.range_error = inverted_range(data.get("date_from"), data.get("date_to"), field="date_from")
+        return data
 
     def value(self, name: str) -> Any:
         """The cleaned value, or None when missing or invalid (the error is shown on the field)."""
@@ -236,6 +244,10 @@ class ReleaseReason:
 
 
 class DepositReleaseForm(WithTotpMixin, BootstrapMixin, forms.Form):
+    """Two steps: the amounts (``refund``, ``reason``, ``note``) are read back for confirmation; the
+    confirmation carries the refund it showed (``confirm_fen``) and the step-up code, and only a
+    confirmation of the very amount the refund field reads releases the deposit."""
+
     refund = MoneyField(
         label=_("Refund to the merchant"),
         help_text=_("The rest of the deposit is forfeited. Enter 0 to forfeit it all."),
@@ -246,10 +258,12 @@ class DepositReleaseForm(WithTotpMixin, BootstrapMixin, forms.Form):
     note = forms.CharField(
         label=_("Note"), required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
     )
+    confirm_fen = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
 
-    def __init__(self, *args: Any, amount_fen: int, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, amount_fen: int, confirming: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.amount_fen = amount_fen
+        self.confirming = confirming
         self.fields["refund"].initial = amount_fen
 
     def clean_refund(self) -> int:
@@ -264,4 +278,15 @@ class DepositReleaseForm(WithTotpMixin, BootstrapMixin, forms.Form):
         data = super().clean() or {}
         if data.get("reason") == "other" and not (data.get("note") or "").strip():
             self.add_error("note", _("Say in the note what the other reason is."))
+        refund = data.get("refund")
+        if self.confirming and refund is not None and data.get("confirm_fen") != refund:
+            raise forms.ValidationError(
+                _("The amount to refund changed: check it and confirm again."), code="changed"
+            )
         return data
+
+    @property
+    def amounts_read(self) -> bool:
+        """The amounts are valid (whatever the step-up code or the confirmation say): they can be shown
+        for confirmation."""
+        return not any(self.has_error(name) for name in ("refund", "reason", "note"))

@@ -19,6 +19,7 @@ from posfleet.billing.statements import (
     batch_detail,
     monthly_statement,
     render_pdf,
+    settlement_rows,
     statement_months,
 )
 from posfleet.console.views.base import console_login_required, render_page
@@ -118,8 +119,9 @@ def settlement_list(request: HttpRequest) -> HttpResponse:
     if mid:
         batches = batches.filter(merchant__mid=mid)
     page = Paginator(batches, SETTLEMENTS_PAGE).get_page(request.GET.get("page"))
+    rows = settlement_rows(list(page.object_list))
     return render_page(
-        request, "console/money/settlements.html", {"page": page, "mid": mid}, partial="results"
+        request, "console/money/settlements.html", {"page": page, "rows": rows, "mid": mid}, partial="results"
     )
 
 

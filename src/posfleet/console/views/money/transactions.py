@@ -59,6 +59,8 @@ def transaction_list(request: HttpRequest) -> HttpResponse:
     transactions = find_transactions(user, form.search(), form.sort_key()).select_related(
         "merchant", "terminal"
     )
+    if form.range_error:
+        transactions = transactions.none()
     page = Paginator(transactions, PAGE_SIZE).get_page(form.page_number())
     query = form.canonical()
     params = query.copy()
@@ -92,6 +94,8 @@ def transaction_export(request: HttpRequest, fmt: str) -> HttpResponse:
         raise Http404
     user = signed_in(request)
     form = TransactionFilterForm(request.GET, user=user)
+    if form.range_error:
+        return HttpResponse(form.range_error, status=422, content_type="text/plain; charset=utf-8")
     try:
         chunks = exports.stream_transactions(actor=actor_from_request(request), search=form.search(), fmt=fmt)
     except DomainError as exc:
