@@ -15,8 +15,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from posfleet.api.tests.helpers import Api, assert_problem
 from posfleet.audit.models import AuditEvent
 from posfleet.billing.defaults import ensure_standard_plan
-from posfleet.enrollment import applications as apps
+from posfleet.billing.models import ServiceContract
 from posfleet.enrollment.models import Application, ApplicationTerminal, KycDocument
+from posfleet.enrollment.services import applications as apps
 from posfleet.fleet.models import Terminal
 from posfleet.platform import keyring
 from posfleet.platform.models import OutboxMessage
@@ -30,6 +31,7 @@ from posfleet.testing.applications import (
     stock,
     walk,
 )
+from posfleet.testing.refusals import assert_nothing_recorded
 
 pytestmark = pytest.mark.django_db
 
@@ -85,6 +87,18 @@ def trace(number: str) -> dict[str, Any]:
     }
 
 
+def rows(number: str) -> tuple[Any, ...]:
+    """The rows a refusal about application ``number`` must leave as they were (for
+    ``assert_nothing_recorded``, which also sees the audit chain, the outbox and the ledger)."""
+    return (
+        Application.objects.all(),
+        KycDocument.objects.filter(application__number=number),
+        ApplicationTerminal.objects.filter(application__number=number),
+        Terminal.objects.all(),
+        ServiceContract.objects.all(),
+    )
+
+
 def trail(number: str) -> list[str]:
     return list(
         AuditEvent.objects.filter(
@@ -118,11 +132,12 @@ def test_from_submission_to_active_terminals_over_http(world, api_as):
     assert created["review_overdue"] is False
 
     # Approval needs the documents: the reviewer is told which are missing.
-    missing = assert_problem(
-        reviewer.post(f"/applications/{number}/review", {"decision": "approve", "reason": "ok"}),
-        409,
-        "guard_failed",
-    )
+    with assert_nothing_recorded(*rows(number)):
+        missing = assert_problem(
+            reviewer.post(f"/applications/{number}/review", {"decision": "approve", "reason": "ok"}),
+            409,
+            "guard_failed",
+        )
     assert missing["missing"] == ["id_card", "business_licence", "bank_proof"]
 
     for doc in documents():
@@ -167,11 +182,12 @@ def test_from_submission_to_active_terminals_over_http(world, api_as):
     line = next(x for x in installed["lines"] if x["sn"] == first)
     assert (line["status"], line["contract_id"] is not None, bool(line["tid"])) == ("bound", True, True)
 
-    unknown = assert_problem(
-        agent.post(f"/applications/{number}/terminals/{first}/test", {"checks": {"smell": True}}),
-        422,
-        "validation_error",
-    )
+    with assert_nothing_recorded(*rows(number)):
+        unknown = assert_problem(
+            agent.post(f"/applications/{number}/terminals/{first}/test", {"checks": {"smell": True}}),
+            422,
+            "validation_error",
+        )
     assert unknown["field"] == "checks"
     failed = ok(
         agent.post(
@@ -241,11 +257,12 @@ def test_a_merchant_asks_for_more_terminals_and_confirms_the_delivery(world, api
     ok(api_as("reviewer").post(f"/applications/{number}/review", {"decision": "approve", "reason": "known"}))
     ok(agent.post(f"/applications/{number}/allocate", {"sns": ["sn-ap-0001"]}))
     ok(agent.post(f"/applications/{number}/ship", {"carrier": "EMS", "tracking_no": "E1"}))
-    assert_problem(  # the merchant confirms the delivery, it does not install
-        merchant.post(f"/applications/{number}/terminals/SN-AP-0001/install", None, raw=b""),
-        403,
-        "permission_denied",
-    )
+    with assert_nothing_recorded(*rows(number)):  # no contract offered, no terminal bound
+        assert_problem(  # the merchant confirms the delivery, it does not install
+            merchant.post(f"/applications/{number}/terminals/SN-AP-0001/install", None, raw=b""),
+            403,
+            "permission_denied",
+        )
     assert ok(merchant.post(f"/applications/{number}/deliver", None, raw=b""))["status"] == "delivered"
     ok(agent.post(f"/applications/{number}/terminals/SN-AP-0001/install", None, raw=b""))
     done = ok(agent.post(f"/applications/{number}/terminals/SN-AP-0001/test", {"checks": ALL_CHECKS}))
@@ -262,9 +279,10 @@ def test_a_merchant_asks_for_more_terminals_and_confirms_the_delivery(world, api
 def test_the_needs_info_loop_over_http(world, api_as):
     agent, reviewer = api_as("agent_a"), api_as("reviewer")
     number = ok(agent.post("/applications", BODY), 201)["number"]
-    assert_problem(  # nobody asked yet
-        agent.post(f"/applications/{number}/respond", {"note": "here"}), 409, "transition_not_allowed"
-    )
+    with assert_nothing_recorded(*rows(number)):
+        assert_problem(  # nobody asked yet
+            agent.post(f"/applications/{number}/respond", {"note": "here"}), 409, "transition_not_allowed"
+        )
     asked = ok(
         reviewer.post(
             f"/applications/{number}/review", {"decision": "needs_info", "reason": "Upload the documents."}
@@ -346,8 +364,9 @@ def test_lists_are_newest_first_filtered_and_paginated(world, actor_of, api_as):
         "items"
     ]
     assert [x["number"] for x in both] == [numbers[2], numbers[1], numbers[0]]
-    assert_problem(api.get("/applications", {"status": "nope"}), 422, "validation_error")
-    assert_problem(api.get("/applications", {"cursor": "forged"}), 422, "validation_error")
+    with assert_nothing_recorded(Application.objects.all()):
+        assert_problem(api.get("/applications", {"status": "nope"}), 422, "validation_error")
+        assert_problem(api.get("/applications", {"cursor": "forged"}), 422, "validation_error")
     # The merchant sees its own application only.
     assert [x["number"] for x in ok(api_as("merchant_a").get("/applications"))["items"]] == [mine]
 
@@ -382,14 +401,16 @@ def _check_matrix(
         assert ok(got)["number"] == number
     else:
         assert_problem(got, detail, codes[detail])
-    reads = [api.get(f"/applications/{number}/kyc")]
+    paths = [f"/applications/{number}/kyc"]
     if document_id is not None:
-        reads.append(api.get(f"/applications/{number}/documents/{document_id}"))
-    for read in reads:
+        paths.append(f"/applications/{number}/documents/{document_id}")
+    for path in paths:
         if kyc == 200:
+            read = api.get(path)
             assert read.status_code == 200, read.content
         else:
-            assert_problem(read, kyc, codes[kyc])
+            with assert_nothing_recorded(*rows(number)):  # a refused read is not a "kyc.viewed"
+                assert_problem(api.get(path), kyc, codes[kyc])
     before = trace(number)
     decided = api.post(
         f"/applications/{number}/review", {"decision": "needs_info", "reason": "The bank proof."}
@@ -459,10 +480,10 @@ def test_fulfilment_steps_are_for_the_agent_the_warehouse_and_the_admin(world, a
     assert_problem(
         api_as("agent_a").post(f"/applications/{number}/allocate", {}), 409, "transition_not_allowed"
     )
-    assert_problem(  # install comes after the delivery
+    assert_problem(  # install comes after the delivery (the table: none from allocated)
         api_as("agent_a").post(f"/applications/{number}/terminals/SN-AP-0001/install", None, raw=b""),
         409,
-        "guard_failed",
+        "transition_not_allowed",
     )
     assert_problem(read_only.post(f"/applications/{number}/deliver", {}), 403, "permission_denied")
     assert trace(number) == before
@@ -524,8 +545,9 @@ def test_documents_download_under_a_generic_name(world, actor_of, api_as):
 
     # Another application's document is not reachable through this one.
     foreign = KycDocument.objects.get(application=other, kind="id_card")
-    assert_problem(reviewer.get(f"/applications/{number}/documents/{foreign.pk}"), 404, "not_found")
-    assert_problem(reviewer.get(f"/applications/{number}/documents/{2**63 + 5}"), 404, "not_found")
+    with assert_nothing_recorded(*rows(number)):  # no "kyc.document_viewed" of either
+        assert_problem(reviewer.get(f"/applications/{number}/documents/{foreign.pk}"), 404, "not_found")
+        assert_problem(reviewer.get(f"/applications/{number}/documents/{2**63 + 5}"), 404, "not_found")
 
 
 def test_shredded_personal_data_is_gone_and_the_application_stays(world, actor_of, api_as):
@@ -533,10 +555,11 @@ def test_shredded_personal_data_is_gone_and_the_application_stays(world, actor_o
     document_id = KycDocument.objects.filter(application=application).values_list("pk", flat=True)[0]
     assert keyring.shred(application.data_key) is True
     reviewer = api_as("reviewer")
-    assert_problem(reviewer.get(f"/applications/{application.number}/kyc"), 410, "data_shredded")
-    assert_problem(
-        reviewer.get(f"/applications/{application.number}/documents/{document_id}"), 410, "data_shredded"
-    )
+    with assert_nothing_recorded(*rows(application.number)):  # nothing was shown: nothing is audited
+        assert_problem(reviewer.get(f"/applications/{application.number}/kyc"), 410, "data_shredded")
+        assert_problem(
+            reviewer.get(f"/applications/{application.number}/documents/{document_id}"), 410, "data_shredded"
+        )
     assert ok(reviewer.get(f"/applications/{application.number}"))["kyc_given"] is True
 
 
@@ -641,7 +664,7 @@ def test_decisions_and_steps_out_of_turn_are_refused_and_change_nothing(world, a
     assert_problem(
         agent.post(f"/applications/{number}/terminals/SN-NONE/test", {"checks": ALL_CHECKS}),
         409,
-        "guard_failed",
+        "transition_not_allowed",
     )
     assert_problem(agent.get("/applications/AP0000000000"), 404, "not_found")
     assert_problem(agent.post("/applications/AP0000000000/deliver", None, raw=b""), 404, "not_found")

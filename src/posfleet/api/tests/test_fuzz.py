@@ -17,6 +17,8 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from posfleet.api.openapi import live_text
 from posfleet.api.tests.helpers import PERSONAS, new_token
 
+pytestmark = pytest.mark.fuzz
+
 SCHEMA = schemathesis.openapi.from_dict(json.loads(live_text()))
 SCHEMA.config.update(base_url="http://testserver")
 SCHEMA.app = get_wsgi_application()  # requests go through the whole Django stack, in process

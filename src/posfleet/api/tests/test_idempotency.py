@@ -19,6 +19,7 @@ from posfleet.audit.vocabulary import EventType
 from posfleet.fleet.models import Terminal
 from posfleet.platform.clock import now
 from posfleet.testing.personas import make_terminal
+from posfleet.testing.sessions import sign_in
 from posfleet.testing.totp import code_at
 
 DEACTIVATE = {"action": "deactivate", "reason": "cost", "note": "too expensive"}
@@ -198,7 +199,7 @@ def test_purge_forgets_only_records_past_retention(fleet, api_as, clock, setting
 
 
 def test_token_secrets_are_never_stored_or_replayed(world, client, clock):
-    client.force_login(world.user("merchant_a"))
+    sign_in(client, world.user("merchant_a"))
     api = Api(client=client)
     first = api.post("/tokens", {"name": "pos-app", "scope": "read"}, key="key-11", totp=clock.code())
     secret = first.json()["secret"]

@@ -17,6 +17,7 @@ from posfleet.api.tests.helpers import (
 )
 from posfleet.audit.vocabulary import EventType
 from posfleet.fleet.models import Terminal
+from posfleet.testing.sessions import sign_in
 
 ALL_SNS = {SN_A, SN_A1, SN_B, SN_STOCK}
 MID_A, MID_B, MID_A1 = "100000000000001", "100000000000002", "100000000000003"
@@ -98,7 +99,7 @@ def test_anonymous_writes_are_401_and_change_nothing(fleet, api_as, method, path
 
 
 def test_a_wrong_bearer_token_is_401_even_with_a_session(fleet, world, client):
-    client.force_login(world.user("admin"))
+    sign_in(client, world.user("admin"))
     response = client.get("/api/v1/me", headers={"Authorization": "Bearer pf_not-a-real-token"})
     assert_problem(response, 401, "not_authenticated")
     assert response["WWW-Authenticate"] == 'Bearer realm="posfleet"'

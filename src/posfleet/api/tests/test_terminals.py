@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from posfleet.api.tests.helpers import SN_A, SN_A1, SN_B, SN_STOCK, assert_problem
+from posfleet.api.tests.helpers import SN_A, SN_A1, SN_B, SN_STOCK, assert_problem, trace
 from posfleet.fleet.models import Terminal, TerminalModel
 from posfleet.fleet.services import NewTerminal, terminals_register_batch
 from posfleet.testing.personas import SYSTEM
@@ -150,10 +150,12 @@ def test_the_life_of_a_terminal_over_the_api(world, api_as, clock):
 
 def test_bulk_limits_come_from_the_service(fleet, api_as, settings):
     api = api_as("admin")
+    before = [trace(sn) for sn in (SN_A, SN_A1, SN_B)]
     body = assert_problem(
         api.post("/terminals/bulk-transitions", {"sns": [], "action": "suspend"}), 422, "validation_error"
     )
     assert body["field"] == "sns"
+    assert [trace(sn) for sn in (SN_A, SN_A1, SN_B)] == before
     settings.POSFLEET = {**settings.POSFLEET, "BULK_MAX_ITEMS": 2}
     body = assert_problem(
         api.post(
@@ -164,6 +166,7 @@ def test_bulk_limits_come_from_the_service(fleet, api_as, settings):
     )
     assert body["detail"] == "At most 2 terminals at a time."
     assert Terminal.objects.get(sn=SN_A).status == "active"
+    assert [trace(sn) for sn in (SN_A, SN_A1, SN_B)] == before  # not one of them was suspended
 
 
 def test_bulk_reports_duplicates_and_refusals_per_item(fleet, api_as):

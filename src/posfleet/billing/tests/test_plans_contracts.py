@@ -11,7 +11,16 @@ import time_machine
 from posfleet.audit.models import AuditEvent
 from posfleet.audit.vocabulary import EventType
 from posfleet.billing.errors import NoRatePlan
-from posfleet.billing.models import AccountKind, Deposit, RatePlanVersion, ServiceFeeDue
+from posfleet.billing.models import (
+    AccountKind,
+    Deposit,
+    PlanAssignment,
+    RatePlan,
+    RatePlanVersion,
+    RateRule,
+    ServiceContract,
+    ServiceFeeDue,
+)
 from posfleet.billing.services.contracts import (
     Terms,
     add_months,
@@ -25,8 +34,26 @@ from posfleet.fleet.states import Status
 from posfleet.platform.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
 from posfleet.testing.money import balance, on_standard_plan, signed_contract, standard_plan
 from posfleet.testing.personas import SYSTEM, make_terminal
+from posfleet.testing.refusals import assert_nothing_recorded
 
 NOW = date(2026, 11, 20)
+
+
+def plans_unchanged():
+    """Around a refused plan change: plans, versions, rules and assignments as they were."""
+    return assert_nothing_recorded(
+        RatePlan.objects.all(),
+        RatePlanVersion.objects.all(),
+        RateRule.objects.all(),
+        PlanAssignment.objects.all(),
+    )
+
+
+def contracts_unchanged():
+    """Around a refused contract change: contracts, deposits and fees due as they were."""
+    return assert_nothing_recorded(
+        ServiceContract.objects.all(), Deposit.objects.all(), ServiceFeeDue.objects.all()
+    )
 
 
 def test_the_articles_default_plan_is_seeded(db):
@@ -86,14 +113,14 @@ def test_a_terminal_assignment_wins_over_the_merchants(world):
 def test_history_is_never_rewritten(world, actor_of):
     admin = actor_of(world.user("admin"))
     with time_machine.travel(NOW):
-        with pytest.raises(ValidationFailed):
+        with plans_unchanged(), pytest.raises(ValidationFailed):
             plan_version_add(
                 actor=admin,
                 plan=standard_plan(),
                 effective_from=date(2026, 11, 19),
                 rules={"credit": RuleSpec(Decimal("0.005"))},
             )
-        with pytest.raises(ValidationFailed):
+        with plans_unchanged(), pytest.raises(ValidationFailed):
             plan_assign(
                 actor=admin,
                 merchant_id=world.merchant_a.pk,
@@ -116,13 +143,13 @@ def test_history_is_never_rewritten(world, actor_of):
     ],
 )
 def test_bad_rules_are_refused(world, rules):
-    with pytest.raises(ValidationFailed):
+    with plans_unchanged(), pytest.raises(ValidationFailed):
         plan_create(actor=SYSTEM, code="bad", name="bad", effective_from=NOW, rules=rules)
 
 
 def test_only_admins_manage_plans(world, actor_of):
     for persona in ("reviewer", "agent_a", "merchant_a"):
-        with pytest.raises(PermissionDenied):
+        with plans_unchanged(), pytest.raises(PermissionDenied):
             plan_create(
                 actor=actor_of(world.user(persona)),
                 code="x",
@@ -141,7 +168,7 @@ def test_competitor_plans_are_for_comparison_only(world):
         effective_from=NOW,
         rules={"credit": RuleSpec(Decimal("0.0055"))},
     )
-    with pytest.raises(ValidationFailed):
+    with plans_unchanged(), pytest.raises(ValidationFailed):
         plan_assign(
             actor=SYSTEM,
             merchant_id=world.merchant_a.pk,
@@ -165,7 +192,7 @@ def test_accepting_a_contract_makes_fees_due_and_collects_the_deposit(world):
     assert verify_ledger().ok
     kinds = list(AuditEvent.objects.order_by("-seq").values_list("event_type", flat=True)[:3])
     assert kinds == [EventType.DEPOSIT_COLLECTED, EventType.CONTRACT_ACCEPTED, EventType.CONTRACT_OFFERED]
-    with pytest.raises(Conflict):
+    with contracts_unchanged(), pytest.raises(Conflict):
         contract_accept(actor=SYSTEM, contract=contract)
 
 
@@ -179,9 +206,10 @@ def test_one_active_contract_per_terminal(world):
         plan=standard_plan(),
         terms=Terms(starts_on=NOW),
     )
-    with pytest.raises(Conflict):
+    with contracts_unchanged(), pytest.raises(Conflict):
         contract_accept(actor=SYSTEM, contract=second)
     assert Deposit.objects.count() == 1
+    assert ServiceContract.objects.get(pk=second.pk).status == "offered"
 
 
 def test_only_the_merchant_or_an_admin_accepts(world, actor_of):
@@ -194,10 +222,10 @@ def test_only_the_merchant_or_an_admin_accepts(world, actor_of):
         terms=Terms(starts_on=NOW, deposit_fen=100),
     )
     for persona in ("merchant_b", "agent_a", "reviewer"):
-        with pytest.raises(DomainError):
+        with contracts_unchanged(), pytest.raises(DomainError):
             contract_accept(actor=actor_of(world.user(persona)), contract=offer)
     contract_accept(actor=actor_of(world.user("merchant_a")), contract=offer)
-    with pytest.raises(PermissionDenied):
+    with contracts_unchanged(), pytest.raises(PermissionDenied):
         contract_offer(
             actor=actor_of(world.user("agent_b")),
             terminal_id=terminal.pk,
@@ -235,7 +263,7 @@ def test_bad_terms_are_refused(world):
         Terms(starts_on=NOW, min_term_months=24),
         Terms(starts_on=NOW, damage_prices={"Z": 1}),
     ):
-        with pytest.raises(ValidationFailed):
+        with contracts_unchanged(), pytest.raises(ValidationFailed):
             contract_offer(
                 actor=SYSTEM,
                 terminal_id=terminal.pk,

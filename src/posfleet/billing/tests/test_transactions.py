@@ -14,7 +14,7 @@ from django.utils.translation import override
 
 from posfleet.audit.models import AuditEvent
 from posfleet.audit.vocabulary import EventType
-from posfleet.billing.models import AccountKind, Entry, Journal, Transaction
+from posfleet.billing.models import Account, AccountKind, DailyTotal, Entry, Journal, Transaction
 from posfleet.billing.services.plans import RuleSpec, plan_version_add
 from posfleet.billing.services.transactions import MAX_BATCH, TxnIn, transactions_ingest
 from posfleet.billing.verify import verify_ledger
@@ -24,6 +24,7 @@ from posfleet.platform.context import Actor
 from posfleet.platform.errors import PermissionDenied, ValidationFailed
 from posfleet.testing.money import balance, on_standard_plan, standard_plan
 from posfleet.testing.personas import SYSTEM, make_terminal
+from posfleet.testing.refusals import assert_nothing_recorded
 
 SH = ZoneInfo("Asia/Shanghai")
 ACTIVATED = datetime(2026, 11, 2, 9, 0, tzinfo=SH)  # the terminals below became active then
@@ -66,13 +67,16 @@ def txn_like(sale: TxnIn, trace: int, amount: int, **fields) -> TxnIn:
 
 
 def ledger_state() -> tuple[int, int, list[tuple[int, int]]]:
-    from posfleet.billing.models import Account
-
     return (
         Journal.objects.count(),
         Entry.objects.count(),
         sorted(Account.objects.values_list("pk", "balance_fen")),
     )
+
+
+def nothing_ingested():
+    """Around refused items: no transaction, day total or balance changed, nothing recorded."""
+    return assert_nothing_recorded(Transaction.objects.all(), DailyTotal.objects.all(), Account.objects.all())
 
 
 def codes(results) -> list[str | None]:
@@ -163,20 +167,18 @@ def test_a_replayed_batch_returns_the_stored_results_and_changes_nothing(world, 
 def test_the_same_key_with_other_content_is_refused(world, shop):
     sale = txn(shop, 1, 10000, external_id="acq-1")
     stored = transactions_ingest(actor=INGEST, items=[sale])[0]
-    before = (ledger_state(), Transaction.objects.count(), AuditEvent.objects.count())
     changed = [
         txn_like(sale, 1, 10001, external_id="acq-1"),  # same key and id, other amount
         txn_like(sale, 1, 10000, external_id="acq-2"),  # same key, other external id
         txn_like(sale, 9, 10000, external_id="acq-1"),  # other key, same external id
         txn_like(sale, 1, 10000, external_id="acq-1", method="debit"),
     ]
-    with override("en"):
+    with override("en"), nothing_ingested():
         results = transactions_ingest(actor=INGEST, items=changed)
     assert codes(results) == ["duplicate_key_conflict"] * 4
     assert (
         results[0].detail == "A transaction with this key or external id is recorded with different content."
     )
-    assert (ledger_state(), Transaction.objects.count(), AuditEvent.objects.count()) == before
     replay = transactions_ingest(actor=INGEST, items=[sale])[0]
     assert (replay.ok, replay.replayed, replay.transaction_id) == (True, True, stored.transaction_id)
     assert verify_ledger().ok
@@ -276,8 +278,8 @@ def test_each_refused_item_says_why_and_writes_nothing(world, shop):
         txn(shop, 16, 100, response_code="approved"),
         txn(shop, 17, 100, external_id="x" * 65),
     ]
-    before = (ledger_state(), AuditEvent.objects.count())
-    results = transactions_ingest(actor=INGEST, items=items)
+    with nothing_ingested():
+        results = transactions_ingest(actor=INGEST, items=items)
     assert codes(results) == [
         "invalid_amount",
         "invalid_amount",
@@ -299,7 +301,6 @@ def test_each_refused_item_says_why_and_writes_nothing(world, shop):
     ]
     assert all(r.detail for r in results)
     assert Transaction.objects.count() == 0
-    assert (ledger_state(), AuditEvent.objects.count()) == before
 
 
 def test_refunds_are_linked_return_fees_in_proportion_and_cannot_exceed_the_sale(world, shop):
@@ -361,15 +362,16 @@ def test_a_refund_needs_an_approved_sale_of_the_same_merchant(world, shop):
     their_sale = txn(theirs, 1, 10000)
     declined = txn(shop, 2, 10000, status="declined")
     transactions_ingest(actor=INGEST, items=[their_sale, declined])
-    results = transactions_ingest(
-        actor=INGEST,
-        items=[
-            refund_of(their_sale, 3, 100, tid=shop.tid),
-            refund_of(declined, 4, 100),
-            refund_of(txn(shop, 99, 1), 5, 100),  # no such sale
-            txn(shop, 6, 100, kind="refund", original_external_id="nope"),
-        ],
-    )
+    with nothing_ingested():
+        results = transactions_ingest(
+            actor=INGEST,
+            items=[
+                refund_of(their_sale, 3, 100, tid=shop.tid),
+                refund_of(declined, 4, 100),
+                refund_of(txn(shop, 99, 1), 5, 100),  # no such sale
+                txn(shop, 6, 100, kind="refund", original_external_id="nope"),
+            ],
+        )
     assert codes(results) == [
         "original_other_merchant",
         "original_not_found",
@@ -403,7 +405,7 @@ def test_one_capture_journal_per_merchant_per_call(world, shop):
 
 def test_batches_are_bounded_and_only_admins_ingest(world, shop, actor_of):
     item = txn(shop, 1, 100)
-    with pytest.raises(ValidationFailed):
+    with nothing_ingested(), pytest.raises(ValidationFailed):
         transactions_ingest(actor=INGEST, items=[item] * (MAX_BATCH + 1))
     for actor in (
         actor_of(world.user("merchant_a")),
@@ -411,7 +413,7 @@ def test_batches_are_bounded_and_only_admins_ingest(world, shop, actor_of):
         actor_of(world.user("reviewer")),
         Actor(kind="token", user=world.user("admin"), read_only=True),
     ):
-        with pytest.raises(PermissionDenied):
+        with nothing_ingested(), pytest.raises(PermissionDenied):
             transactions_ingest(actor=actor, items=[item])
     assert (Transaction.objects.count(), Journal.objects.count()) == (0, 0)
     assert transactions_ingest(actor=actor_of(world.user("admin")), items=[item])[0].ok

@@ -11,6 +11,7 @@ from posfleet.billing.models import AccountKind, Journal, Transaction
 from posfleet.billing.tests.test_transactions import active_terminal
 from posfleet.billing.verify import verify_ledger
 from posfleet.testing.money import balance, on_standard_plan
+from posfleet.testing.refusals import assert_nothing_recorded
 
 HEADER = (
     "tid,batch_no,trace_no,txn_date,occurred_at,method,entry_mode,amount,kind,status,card,original_trace\n"
@@ -97,15 +98,15 @@ def test_refused_rows_are_named_and_set_the_exit_code(shop, tmp_path, capsys):
 
 def test_an_unusable_file_writes_nothing(shop, tmp_path):
     bad_header = write(tmp_path, good_rows(shop.tid), header="tid,amount\n")
-    with pytest.raises(CommandError) as missing:
+    with assert_nothing_recorded(Transaction.objects.all()), pytest.raises(CommandError) as missing:
         call_command("ingest", "transactions", bad_header, "--commit")
     assert (missing.value.returncode, "missing columns: batch_no" in str(missing.value)) == (2, True)
     gbk = tmp_path / "gbk.csv"
     gbk.write_bytes((HEADER + good_rows(shop.tid)[0] + ",备注\n").encode("gb18030"))
-    with pytest.raises(CommandError) as encoding:
+    with assert_nothing_recorded(Transaction.objects.all()), pytest.raises(CommandError) as encoding:
         call_command("ingest", "transactions", str(gbk), "--commit")
     assert encoding.value.returncode == 2
-    with pytest.raises(CommandError) as absent:
-        call_command("ingest", "transactions", str(tmp_path / "nope.csv"))
+    with assert_nothing_recorded(Transaction.objects.all()), pytest.raises(CommandError) as absent:
+        call_command("ingest", "transactions", str(tmp_path / "nope.csv"), "--commit")
     assert absent.value.returncode == 2
     assert Transaction.objects.count() == 0

@@ -9,6 +9,7 @@ from django.test import Client
 from posfleet.console.tests.helpers import SN_A, SN_A1, SN_B, T0
 from posfleet.fleet.states import Status
 from posfleet.testing.personas import make_terminal
+from posfleet.testing.sessions import sign_in
 
 
 @pytest.fixture
@@ -28,11 +29,10 @@ def terminals(world):
 
 @pytest.fixture
 def login(world):
-    """login("agent_a") -> a test client signed in as that persona."""
+    """login("agent_a") -> a test client signed in as that persona (as after the password and the code,
+    without the fresh step-up the code gives: tests of step-up ask for it)."""
 
     def make(name: str, **kwargs) -> Client:
-        client = Client(**kwargs)
-        client.force_login(world.user(name))
-        return client
+        return sign_in(Client(**kwargs), world.user(name))
 
     return make

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from posfleet.console.tests.helpers import PERSONAS, SN_A, SN_A1, SN_B, VISIBLE, htmx
+from posfleet.console.tests.helpers import PERSONAS, SN_A, SN_A1, SN_B, VISIBLE, htmx, trace
 
 PAGES = [
     "/console/",
@@ -83,6 +83,10 @@ def test_action_dialog_does_not_reveal_others_terminals(clock, terminals, login,
 
 def test_unknown_action_is_404(clock, terminals, login):
     assert login("admin").get(f"/console/terminals/actions/explode/?sn={SN_A}").status_code == 404
+    before = trace(SN_A)
+    forged = login("admin").post("/console/terminals/actions/explode/", {"sn": [SN_A], "reason": "cost"})
+    assert forged.status_code == 404
+    assert trace(SN_A) == before
 
 
 def test_django_admin_link_only_for_superusers(clock, terminals, login, world):

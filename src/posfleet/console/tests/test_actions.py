@@ -152,8 +152,12 @@ def test_unknown_reason_is_refused(fleet, login):
 
 
 def test_no_selection_is_refused(fleet, login):
+    before = trace(*fleet)
     html = post(login("admin"), "deactivate", [], reason="cost", totp=totp()).content.decode()
     assert "Select at least one terminal." in html
+    assert 'data-testid="result-' not in html
+    assert trace(*fleet) == before
+    assert not AuditEvent.objects.filter(event_type__startswith="mfa.").exists()  # code not spent
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,9 +268,11 @@ def test_warehouse_allocates_stock_to_an_agent(clock, world, login):
 
 def test_allocate_needs_an_agent(clock, world, login):
     stock = make_terminal(world, "SN-ALLOC-X", Status.IN_STOCK)
+    before = trace(stock.sn)
     html = post(login("warehouse"), "allocate", [stock.sn], agent_code="").content.decode()
     assert "This field is required." in html
     assert Terminal.objects.get(sn=stock.sn).status == Status.IN_STOCK
+    assert trace(stock.sn) == before
 
 
 def test_bind_asks_for_a_tid_only_for_a_single_terminal(clock, world, login):

@@ -3,12 +3,16 @@ decision, KYC shown only to reviewers (audited), each step's button, and who see
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import pytest
 
 from posfleet.audit.models import AuditEvent
 from posfleet.console.tests.helpers import PERSONAS
-from posfleet.enrollment.models import Application
+from posfleet.enrollment.models import Application, ApplicationTerminal, KycDocument
+from posfleet.fleet.models import Terminal
 from posfleet.testing.applications import KYC, PDF, new_merchant_request, png, stock, walk
+from posfleet.testing.refusals import assert_nothing_recorded
 
 pytestmark = pytest.mark.django_db
 
@@ -31,6 +35,17 @@ FORM = {
 }
 
 
+def unchanged():
+    """Around a refused page action: applications, documents, lines and terminals as they were; no
+    audit event, outbox message or ledger entry."""
+    return assert_nothing_recorded(
+        Application.objects.all(),
+        KycDocument.objects.all(),
+        ApplicationTerminal.objects.all(),
+        Terminal.objects.all(),
+    )
+
+
 def files() -> dict:
     from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -48,7 +63,8 @@ def test_an_agent_applies_through_the_form_and_the_reviewer_approves(world, logi
     assert page.status_code == 200
     assert "¥299.00" in page.content.decode()  # the deposit of the offer, shown before submitting
 
-    refused = agent.post("/console/applications/new/", {**FORM, "accept_offer": "", **files()})
+    with unchanged():
+        refused = agent.post("/console/applications/new/", {**FORM, "accept_offer": "", **files()})
     assert refused.status_code == 200
     assert 'data-testid="form-invalid"' in refused.content.decode()
     assert Application.objects.count() == 0
@@ -99,7 +115,10 @@ def test_the_steps_through_the_pages(world, login, actor_of):
     url = f"/console/applications/{application.number}/"
     assert 'data-testid="stock"' in agent.get(url).content.decode()
     agent.post(url + "allocate/", {"sns": ""})
-    agent.post(url + "ship/", {"carrier": "", "tracking_no": "X"})  # refused: no carrier
+    with unchanged():
+        refused = agent.post(url + "ship/", {"carrier": "", "tracking_no": "X"})  # no carrier
+    assert (refused.status_code, refused["Location"]) == (302, url)
+    assert "<div>Name the carrier.</div>" in agent.get(url).content.decode()
     application.refresh_from_db()
     assert application.status == "allocated"
     agent.post(url + "ship/", {"carrier": "顺丰", "tracking_no": "SF0001"})
@@ -135,11 +154,14 @@ def test_who_sees_an_application(world, login, actor_of, name):
     assert client.get(f"/console/applications/{application.number}/").status_code == expected
     listed = application.number in client.get("/console/applications/?tab=all").content.decode()
     assert listed == (expected == 200)
-    kyc = client.post(f"/console/applications/{application.number}/kyc/")
+    refused = name not in {"admin", "reviewer"}
+    with unchanged() if refused else nullcontext():  # not even a "KYC viewed" event
+        kyc = client.post(f"/console/applications/{application.number}/kyc/")
     assert kyc.status_code == {"admin": 200, "reviewer": 200}.get(name, 403 if expected == 200 else 404)
-    review = client.post(
-        f"/console/applications/{application.number}/review/", {"decision": "reject", "reason": "no"}
-    )
+    with unchanged() if refused else nullcontext():
+        review = client.post(
+            f"/console/applications/{application.number}/review/", {"decision": "reject", "reason": "no"}
+        )
     assert review.status_code == (302 if name in {"admin", "reviewer"} else 403 if expected == 200 else 404)
 
 

@@ -9,10 +9,12 @@ from datetime import timedelta
 
 import pytest
 
+from posfleet.billing.models import ServiceContract, ServiceFeeDue
 from posfleet.console.tests.helpers import PERSONAS, SN_A, SN_A1, SN_B, VISIBLE
 from posfleet.fleet.models import Terminal
 from posfleet.platform.clock import today
 from posfleet.testing.money import signed_contract
+from posfleet.testing.refusals import assert_nothing_recorded
 
 
 @pytest.fixture
@@ -23,6 +25,14 @@ def expiring(clock, terminals):
     Terminal.objects.filter(sn=SN_B).update(service_expires_on=day + timedelta(days=60))  # chart only
     signed_contract(terminals[SN_A], deposit_fen=0)
     return terminals
+
+
+def unchanged():
+    """Around a refused renewal: terminals, contracts and fees due as they were; no audit event, outbox
+    message or ledger entry (no fee charged)."""
+    return assert_nothing_recorded(
+        Terminal.objects.all(), ServiceContract.objects.all(), ServiceFeeDue.objects.all()
+    )
 
 
 def chart(html: str) -> dict:
@@ -58,9 +68,12 @@ def test_the_merchant_renews_from_the_calendar(expiring, login):
 
 def test_renewal_refusals_change_nothing(expiring, login):
     before = Terminal.objects.get(sn=SN_A).service_expires_on
-    assert login("merchant_b").post("/console/expiry/renew/", {"sn": SN_A}).status_code == 404
-    assert login("reviewer").post("/console/expiry/renew/", {"sn": SN_A}).status_code == 403
-    no_contract = login("agent_a").post("/console/expiry/renew/", {"sn": SN_A1}, follow=True)
+    with unchanged():
+        assert login("merchant_b").post("/console/expiry/renew/", {"sn": SN_A}).status_code == 404
+    with unchanged():
+        assert login("reviewer").post("/console/expiry/renew/", {"sn": SN_A}).status_code == 403
+    with unchanged():
+        no_contract = login("agent_a").post("/console/expiry/renew/", {"sn": SN_A1}, follow=True)
     assert "no active service contract" in no_contract.content.decode()
     assert Terminal.objects.get(sn=SN_A).service_expires_on == before
 
@@ -87,7 +100,8 @@ def test_renewal_offers_go_once_per_expiry_to_the_merchants_of_the_ticked_termin
     mail = Delivery.objects.filter(notice="service.renewal_offered", channel="inbox").first()
     assert mail is not None
     assert "¥99.00" in content(mail)[1]
-    assert login("merchant_a").post("/console/expiry/offers/", {"sn": [SN_A]}).status_code == 403
+    with unchanged():
+        assert login("merchant_a").post("/console/expiry/offers/", {"sn": [SN_A]}).status_code == 403
 
 
 def test_the_merchant_renews_several_at_once(expiring, login, terminals):

@@ -10,6 +10,7 @@ from django.test import Client
 
 from posfleet.console.tests.helpers import SN_A, htmx, totp
 from posfleet.fleet.models import Terminal
+from posfleet.testing.sessions import sign_in
 
 PAGES = [
     "/console/",
@@ -61,8 +62,7 @@ def test_body_sends_the_csrf_token_with_htmx_requests(clock, terminals, login):
 
 
 def test_posts_without_a_csrf_token_are_refused(clock, terminals, world):
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(world.user("admin"))
+    client = sign_in(Client(enforce_csrf_checks=True), world.user("admin"))
     response = client.post(
         "/console/terminals/actions/deactivate/", {"sn": SN_A, "reason": "cost", "totp": totp()}, **htmx()
     )
@@ -73,8 +73,7 @@ def test_posts_without_a_csrf_token_are_refused(clock, terminals, world):
 
 
 def test_posts_with_the_csrf_header_pass(clock, terminals, world):
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(world.user("admin"))
+    client = sign_in(Client(enforce_csrf_checks=True), world.user("admin"))
     html = client.get("/console/terminals/").content.decode()
     token = re.search(r'"X-CSRFToken": "([^"]+)"', html).group(1)
     response = client.post(

@@ -6,11 +6,13 @@ from __future__ import annotations
 import pytest
 
 from posfleet.audit.models import AuditEvent
+from posfleet.billing.models import ServiceContract
 from posfleet.console.tests.helpers import SN_A, SN_B, htmx, totp, trace
 from posfleet.fleet.models import Replacement, Terminal
 from posfleet.fleet.states import Status
 from posfleet.testing.money import signed_contract
 from posfleet.testing.personas import make_terminal
+from posfleet.testing.refusals import assert_nothing_recorded
 
 NEW = "SN-CON-NEW-001"
 NEW_2 = "SN-CON-NEW-002"
@@ -84,17 +86,28 @@ def test_replacing_from_the_page(stock, login):
 def test_a_wrong_code_or_a_refusal_changes_nothing(stock, login):
     client = login("admin")
     before = trace(SN_A, NEW, STOCK_B)
-    wrong = client.post(URL.format(SN_A), {"new_sn": NEW, "reason": "damage", "totp": "000000"}, **htmx())
+    with assert_nothing_recorded(*untouched(), audit=["mfa.step_up_failed"]):  # only the failed code
+        wrong = client.post(URL.format(SN_A), {"new_sn": NEW, "reason": "damage", "totp": "000000"}, **htmx())
     assert wrong.status_code == 200
     assert 'data-testid="replace-dialog"' in wrong.content.decode()
-    assert trace(SN_A, NEW, STOCK_B)[0] == before[0]
     # Another agent's stock is not among the choices (a form error), and the service would refuse it.
-    other = client.post(URL.format(SN_A), {"new_sn": STOCK_B, "reason": "damage", "totp": totp()}, **htmx())
+    with assert_nothing_recorded(*untouched()):  # the code is not even spent
+        other = client.post(
+            URL.format(SN_A), {"new_sn": STOCK_B, "reason": "damage", "totp": totp()}, **htmx()
+        )
     assert "Select a valid choice" in other.content.decode()
-    missing_note = client.post(URL.format(SN_A), {"new_sn": NEW, "reason": "other", "totp": totp()}, **htmx())
+    with assert_nothing_recorded(*untouched()):
+        missing_note = client.post(
+            URL.format(SN_A), {"new_sn": NEW, "reason": "other", "totp": totp()}, **htmx()
+        )
     assert "Say in the note what the other reason is." in missing_note.content.decode()
-    assert trace(SN_A, NEW, STOCK_B)[0] == before[0]
+    assert trace(SN_A, NEW, STOCK_B) == before
     assert Replacement.objects.count() == 0
+
+
+def untouched():
+    """What a refused replacement leaves as it was: the terminals, contracts and replacements."""
+    return Terminal.objects.all(), ServiceContract.objects.all(), Replacement.objects.all()
 
 
 @pytest.mark.parametrize(("persona", "status"), [("merchant_b", 404), ("agent_b", 404), ("merchant_a", 403)])

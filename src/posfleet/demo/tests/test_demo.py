@@ -21,6 +21,7 @@ from posfleet.fleet.models import Terminal
 from posfleet.fleet.states import Status
 from posfleet.iam.models import Role, User
 from posfleet.parties.models import Agent, Merchant, Store
+from posfleet.testing.refusals import assert_nothing_recorded
 from posfleet.testing.totp import DEMO_TOTP_SECRET, hex_key
 
 TODAY = date(2026, 11, 23)
@@ -244,15 +245,14 @@ def test_if_empty_is_a_no_op_the_second_time(db):
     options = ["--agents", "2", "--merchants", "10", "--terminals", "40", "--today", TODAY.isoformat()]
     options += ["--money-days", "0"]
     call_command("demo", *options, "--if-empty", stdout=_Sink())
-    counts = (Terminal.objects.count(), AuditEvent.objects.count(), User.objects.count())
-    assert counts[0] == 40
+    assert Terminal.objects.count() == 40
+    built = (Terminal.objects.all(), User.objects.all(), Merchant.objects.all(), Agent.objects.all())
     out = _Sink()
-    call_command("demo", *options, "--if-empty", stdout=out)
+    with assert_nothing_recorded(*built):
+        call_command("demo", *options, "--if-empty", stdout=out)
     assert "nothing done" in out.text
-    assert (Terminal.objects.count(), AuditEvent.objects.count(), User.objects.count()) == counts
-    with pytest.raises(CommandError, match="not empty"):
+    with assert_nothing_recorded(*built), pytest.raises(CommandError, match="not empty"):
         call_command("demo", *options, stdout=_Sink())
-    assert (Terminal.objects.count(), AuditEvent.objects.count(), User.objects.count()) == counts
 
 
 def test_summary_output(db):
@@ -266,7 +266,8 @@ def test_summary_output(db):
 
 
 def test_too_small_a_fleet_is_refused(db):
-    with pytest.raises(CommandError, match="at least"):
+    empty = (Terminal.objects.all(), User.objects.all(), Merchant.objects.all(), Agent.objects.all())
+    with assert_nothing_recorded(*empty), pytest.raises(CommandError, match="at least"):
         call_command("demo", "--terminals", "5", stdout=_Sink())
     assert not Terminal.objects.exists()
 

@@ -4,6 +4,7 @@ reminder, allocation from the agent's stock, shipping, delivery, install and the
 from __future__ import annotations
 
 from datetime import timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,10 @@ from django.db import connection
 
 from posfleet.audit.models import AuditEvent
 from posfleet.billing.models import Deposit, ServiceContract
-from posfleet.enrollment import applications as apps
-from posfleet.enrollment import fulfilment
+from posfleet.enrollment import selectors
 from posfleet.enrollment.models import Application, ApplicationTerminal, KycDocument
+from posfleet.enrollment.services import applications as apps
+from posfleet.enrollment.services import fulfilment
 from posfleet.enrollment.tests.test_eligibility import veteran  # noqa: F401  (the closed merchant)
 from posfleet.fleet.models import Terminal
 from posfleet.fleet.states import Status
@@ -31,6 +33,8 @@ from posfleet.platform.errors import (
 )
 from posfleet.platform.models import OutboxMessage
 from posfleet.testing.applications import KYC, PDF, documents, new_merchant_request, png, stock, walk
+from posfleet.testing.refusals import assert_nothing_recorded
+from posfleet.testing.sessions import sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -50,6 +54,77 @@ def steps(number: str) -> list[str]:
             "id"
         )
     ]
+
+
+def unchanged():
+    """Around a refused command: applications, their documents and lines, terminals and merchants as
+    they were; no audit event, outbox message or ledger entry."""
+    return assert_nothing_recorded(
+        Application.objects.all(),
+        KycDocument.objects.all(),
+        ApplicationTerminal.objects.all(),
+        Terminal.objects.all(),
+        Merchant.objects.all(),
+    )
+
+
+class Node:
+    """An HTML element of a parsed page: its tag, attributes and children (nodes and text)."""
+
+    def __init__(self, tag: str, attrs: dict[str, str | None]) -> None:
+        self.tag, self.attrs, self.children = tag, attrs, []
+
+    def find_all(self, tag: str) -> list[Node]:
+        found = []
+        for child in self.children:
+            if isinstance(child, Node):
+                found += [child] if child.tag == tag else []
+                found += child.find_all(tag)
+        return found
+
+    def walk(self) -> list[Node]:
+        return [self] + [n for c in self.children if isinstance(c, Node) for n in c.walk()]
+
+
+class _TreeBuilder(HTMLParser):
+    VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.root = Node("#document", {})
+        self.open = [self.root]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        node = Node(tag, dict(attrs))
+        self.open[-1].children.append(node)
+        if tag not in self.VOID:
+            self.open.append(node)
+
+    def handle_endtag(self, tag: str) -> None:
+        if any(n.tag == tag for n in self.open[1:]):
+            while self.open.pop().tag != tag:
+                pass
+
+    def handle_data(self, data: str) -> None:
+        self.open[-1].children.append(data)
+
+
+def parse(html: str) -> Node:
+    builder = _TreeBuilder()
+    builder.feed(html)
+    builder.close()
+    return builder.root
+
+
+def by_testid(node: Node, testid: str) -> Node:
+    (found,) = [n for n in node.walk() if n.attrs.get("data-testid") == testid]
+    return found
+
+
+def text(node: Node) -> str:
+    """The text a person reads in ``node``, white space collapsed."""
+    parts = [c if isinstance(c, str) else text(c) for c in node.children]
+    return " ".join("".join(parts).split())
 
 
 def test_from_submission_to_active_terminals(world, actor_of):
@@ -161,12 +236,14 @@ def test_reviewers_read_kyc_and_every_read_is_audited(world, actor_of):
     assert sorted(reads.values_list("event_type", flat=True)) == ["kyc.document_viewed", "kyc.viewed"]
     assert all(e.actor_label == "reviewer" for e in reads)
 
-    before = AuditEvent.objects.count()
-    with pytest.raises(PermissionDenied):  # the agent submitted it but has no need to read it back
+    with unchanged(), pytest.raises(PermissionDenied):  # the agent submitted it but has no need to read it
         apps.kyc_reveal(actor=actor_of(world.user("agent_a")), number=application.number)
-    with pytest.raises(NotFound):  # another agent does not even see the application
+    with unchanged(), pytest.raises(NotFound):  # another agent does not even see the application
         apps.kyc_reveal(actor=actor_of(world.user("agent_b")), number=application.number)
-    assert AuditEvent.objects.count() == before
+    with unchanged(), pytest.raises(NotFound):
+        apps.kyc_document_read(
+            actor=actor_of(world.user("agent_b")), number=application.number, document_id=document.pk
+        )
 
 
 def test_shredding_the_key_makes_the_kyc_unreadable(world, actor_of):
@@ -175,7 +252,7 @@ def test_shredding_the_key_makes_the_kyc_unreadable(world, actor_of):
     )
     assert keyring.shred(application.data_key) is True
     assert keyring.shred(application.data_key) is False
-    with pytest.raises(keyring.KeyShredded):
+    with unchanged(), pytest.raises(keyring.KeyShredded):
         apps.kyc_reveal(actor=actor_of(world.user("reviewer")), number=application.number)
 
 
@@ -183,14 +260,14 @@ def test_maker_checker_and_who_may_review(world, actor_of):
     admin = actor_of(world.user("admin"))
     application = apps.application_submit(actor=admin, request=new_merchant_request(agent_code="AG-B"))
     assert application.agent == world.agent_b
-    with pytest.raises(PermissionDenied):
+    with unchanged(), pytest.raises(PermissionDenied):  # maker-checker: not the one who submitted it
         apps.application_review(actor=admin, number=application.number, decision="approve", reason="ok")
     for name in ("agent_b", "warehouse"):
-        with pytest.raises(PermissionDenied):
+        with unchanged(), pytest.raises(PermissionDenied):
             apps.application_review(
                 actor=actor_of(world.user(name)), number=application.number, decision="approve", reason="ok"
             )
-    with pytest.raises(NotFound):
+    with unchanged(), pytest.raises(NotFound):
         apps.application_review(
             actor=actor_of(world.user("agent_a")), number=application.number, decision="approve", reason="ok"
         )
@@ -208,7 +285,7 @@ def test_maker_checker_and_who_may_review(world, actor_of):
     assert application.status == "rejected"
     assert application.decision_reason == "MCC wrong"
     assert application.merchant is None
-    with pytest.raises(TransitionNotAllowed):
+    with unchanged(), pytest.raises(TransitionNotAllowed):
         apps.application_review(
             actor=actor_of(world.user("reviewer")), number=application.number, decision="approve", reason="x"
         )
@@ -217,7 +294,7 @@ def test_maker_checker_and_who_may_review(world, actor_of):
 def test_the_needs_info_loop_restarts_the_review_clock(world, actor_of):
     agent, reviewer = actor_of(world.user("agent_a")), actor_of(world.user("reviewer"))
     application = apps.application_submit(actor=agent, request=new_merchant_request(documents=[]))
-    with pytest.raises(GuardFailed) as refused:
+    with unchanged(), pytest.raises(GuardFailed) as refused:
         apps.application_review(actor=reviewer, number=application.number, decision="approve", reason="fine")
     assert refused.value.params["missing"] == ["id_card", "business_licence", "bank_proof"]
     assert Application.objects.get(pk=application.pk).status == "submitted"
@@ -232,7 +309,7 @@ def test_the_needs_info_loop_restarts_the_review_clock(world, actor_of):
     application.refresh_from_db()
     assert application.status == "needs_info"
     assert application.info_request == "Upload the three documents: ID card, business licence and bank proof."
-    with pytest.raises(ValidationFailed):
+    with unchanged(), pytest.raises(ValidationFailed):
         apps.application_respond(actor=agent, number=application.number, note="  ", documents=documents())
     later = now() + timedelta(hours=30)
     with time_machine.travel(later, tick=False):
@@ -265,12 +342,12 @@ def test_bad_input_is_refused_and_nothing_is_stored(world, actor_of):
         ({"plan_code": "nope"}, "plan"),
     ]
     for changes, field in bad:
-        with pytest.raises(ValidationFailed) as refused:
+        with unchanged(), pytest.raises(ValidationFailed) as refused:
             apps.application_submit(actor=agent, request=new_merchant_request(**changes))
         assert refused.value.params["field"] == field
     assert Application.objects.count() == 0
     assert KycDocument.objects.count() == 0
-    with pytest.raises(PermissionDenied):
+    with unchanged(), pytest.raises(PermissionDenied):
         apps.application_submit(actor=actor_of(world.user("reviewer")), request=new_merchant_request())
 
 
@@ -293,12 +370,14 @@ def test_a_merchant_applies_for_more_terminals_and_sees_only_its_own(world, acto
     assert application.merchant == world.merchant_a
     assert application.shop_name == "Shop A"
     assert application.agent == world.agent_a
-    assert [a.number for a in apps.visible_applications(world.user("merchant_a"))] == [application.number]
-    assert list(apps.visible_applications(world.user("merchant_b"))) == []
-    assert [a.number for a in apps.visible_applications(world.user("agent_a"))] == [application.number]
-    assert list(apps.visible_applications(world.user("agent_a1"))) == []
+    assert [a.number for a in selectors.visible_applications(world.user("merchant_a"))] == [
+        application.number
+    ]
+    assert list(selectors.visible_applications(world.user("merchant_b"))) == []
+    assert [a.number for a in selectors.visible_applications(world.user("agent_a"))] == [application.number]
+    assert list(selectors.visible_applications(world.user("agent_a1"))) == []
     with pytest.raises(NotFound):
-        apps.application_for(actor_of(world.user("merchant_b")), application.number)
+        selectors.application_for(actor_of(world.user("merchant_b")), application.number)
     apps.application_review(
         actor=actor_of(world.user("reviewer")),
         number=application.number,
@@ -314,25 +393,25 @@ def test_allocation_needs_the_agents_stock(world, actor_of):
     stock(world, 1)
     application = walk(world, actor_of, "approved")
     agent = actor_of(world.user("agent_a"))
-    with pytest.raises(GuardFailed) as refused:
+    with unchanged(), pytest.raises(GuardFailed) as refused:
         fulfilment.application_allocate(actor=agent, number=application.number)
     assert (refused.value.params["have"], refused.value.params["need"]) == (1, 2)
     assert ApplicationTerminal.objects.count() == 0
     assert Application.objects.get(pk=application.pk).status == "approved"
-    with pytest.raises(GuardFailed):
+    with unchanged(), pytest.raises(GuardFailed):
         fulfilment.application_allocate(
             actor=agent, number=application.number, sns=["SN-AP-0001", "SN-NOPE-01"]
         )
-    with pytest.raises(PermissionDenied):
+    with unchanged(), pytest.raises(PermissionDenied):
         fulfilment.application_allocate(actor=actor_of(world.user("reviewer")), number=application.number)
-    with pytest.raises(NotFound):
+    with unchanged(), pytest.raises(NotFound):
         fulfilment.application_allocate(actor=actor_of(world.user("merchant_a")), number=application.number)
     stock(world, 2, prefix="SN-MORE")
     fulfilment.application_allocate(
         actor=agent, number=application.number, sns=["SN-MORE-0002", "sn-ap-0001"]
     )
     assert sorted(application.lines.values_list("terminal__sn", flat=True)) == ["SN-AP-0001", "SN-MORE-0002"]
-    with pytest.raises(TransitionNotAllowed):
+    with unchanged(), pytest.raises(TransitionNotAllowed):
         fulfilment.application_allocate(actor=agent, number=application.number)
 
 
@@ -341,7 +420,7 @@ def test_a_failed_test_transaction_changes_nothing_but_the_record(world, actor_o
     application = walk(world, actor_of, "delivered")
     agent = actor_of(world.user("agent_a"))
     sn = application.lines.first().terminal.sn
-    with pytest.raises(GuardFailed):
+    with unchanged(), pytest.raises(GuardFailed):  # not installed yet
         fulfilment.application_test(actor=agent, number=application.number, sn=sn, checks={"swipe": True})
     fulfilment.application_install(actor=agent, number=application.number, sn=sn)
     result = fulfilment.application_test(
@@ -418,6 +497,7 @@ def test_a_closed_merchant_reapplies_after_the_waiting_period(veteran, actor_of)
     )
     with (
         time_machine.travel(noon(WAIT_ENDS - timedelta(days=1)), tick=False),
+        unchanged(),
         pytest.raises(GuardFailed) as early,
     ):
         apps.application_submit(actor=merchant, request=request)
@@ -431,8 +511,25 @@ def test_a_closed_merchant_reapplies_after_the_waiting_period(veteran, actor_of)
     assert application.eligibility["outcome"] == "approve"
     assert application.eligibility["policy"]["version"] == 1
 
-    client = Client()
-    client.force_login(veteran.user("merchant_a"))
-    html = client.get(f"/console/applications/{application.number}/").content.decode()
-    assert 'data-testid="eligibility"' in html
-    assert "100" in html
+    client = sign_in(Client(), veteran.user("merchant_a"))
+    page = parse(client.get(f"/console/applications/{application.number}/").content.decode())
+    section = by_testid(page, "eligibility")
+    assert text(by_testid(section, "eligibility-outcome")) == "approve"
+    paragraphs = [text(p) for p in section.find_all("p")]
+    # The merchant reads the score out of 100 and the plain-words answer, not the staff's thresholds.
+    assert paragraphs == [
+        "approve · 100 of 100 points",
+        "Your application to use our terminals again is approved.",
+    ]
+    assert text(section.find_all("h2")[0]) == "Eligibility after closure"
+    assert text(section.find_all("span")[0]) == "policy version 1"
+    rows = [[text(cell) for cell in row.find_all("td")[:3]] for row in section.find_all("tr")[1:]]
+    assert rows == [
+        ["Months active", "25", "25"],
+        ["Takings", "20", "20"],
+        ["Declines and reversals", "20", "20"],
+        ["Refunds (disputes)", "10", "10"],
+        ["Closure reason", "15", "15"],
+        ["KYC freshness", "10", "10"],
+    ]
+    assert sum(int(points) for _factor, _weight, points in rows) == application.eligibility["score"] == 100

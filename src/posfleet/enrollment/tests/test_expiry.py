@@ -10,16 +10,16 @@ import time_machine
 from django.utils import timezone
 
 from posfleet.audit.models import AuditEvent
-from posfleet.billing.models import AccountKind, ServiceFeeDue
+from posfleet.billing.models import AccountKind, ServiceContract, ServiceFeeDue
 from posfleet.billing.verify import verify_ledger
-from posfleet.enrollment.expiry import (
+from posfleet.enrollment.models import ExpiryMilestone
+from posfleet.enrollment.services.expiry import (
     Window,
     expiry_suspend_sweep,
     expiry_sweep,
     service_renew,
     windows,
 )
-from posfleet.enrollment.models import ExpiryMilestone
 from posfleet.fleet.models import Terminal
 from posfleet.fleet.services import terminal_transition
 from posfleet.fleet.states import Command, Status
@@ -31,6 +31,7 @@ from posfleet.platform.models import OutboxMessage
 from posfleet.platform.outbox import dispatch_outbox
 from posfleet.testing.money import balance, signed_contract
 from posfleet.testing.personas import make_terminal
+from posfleet.testing.refusals import assert_nothing_recorded
 
 pytestmark = pytest.mark.django_db
 
@@ -188,27 +189,28 @@ def test_a_terminal_resumed_by_hand_is_not_suspended_again_for_the_same_expiry(e
 
 
 def test_renewal_refusals_change_nothing(expiring, world):
-    before_audit = AuditEvent.objects.count()
-    before_fees = ServiceFeeDue.objects.count()
-    with pytest.raises(NotFound):  # another merchant's terminal does not exist for you
-        service_renew(actor=Actor.for_user(world.user("merchant_b")), sn="SN-E-1")
-    with pytest.raises(NotFound):
-        service_renew(actor=Actor.for_user(world.user("agent_b")), sn="SN-E-1")
-    with pytest.raises(PermissionDenied):  # staff who may see it but not renew
-        service_renew(actor=Actor.for_user(world.user("reviewer")), sn="SN-E-1")
-    with pytest.raises(PermissionDenied):
-        service_renew(actor=Actor(kind="token", user=world.user("merchant_a"), read_only=True), sn="SN-E-1")
-    with pytest.raises(ValidationFailed):
-        service_renew(actor=Actor.for_user(world.user("merchant_a")), sn="SN-E-1", years=9)
     make_terminal(world, "SN-NOCONTRACT", Status.ACTIVE)
-    with pytest.raises(GuardFailed):
-        service_renew(actor=Actor.for_user(world.user("merchant_a")), sn="SN-NOCONTRACT")
+    merchant_a = Actor.for_user(world.user("merchant_a"))
+    refusals = [
+        (Actor.for_user(world.user("merchant_b")), "SN-E-1", {}, NotFound),  # not theirs: does not exist
+        (Actor.for_user(world.user("agent_b")), "SN-E-1", {}, NotFound),
+        (Actor.for_user(world.user("reviewer")), "SN-E-1", {}, PermissionDenied),  # may see, not renew
+        (Actor(kind="token", user=world.user("merchant_a"), read_only=True), "SN-E-1", {}, PermissionDenied),
+        (merchant_a, "SN-E-1", {"years": 9}, ValidationFailed),
+        (merchant_a, "SN-NOCONTRACT", {}, GuardFailed),
+    ]
+    for actor, sn, options, error in refusals:
+        with (
+            assert_nothing_recorded(
+                Terminal.objects.filter(sn__in=["SN-E-1", "SN-NOCONTRACT"]),
+                ServiceContract.objects.all(),
+                ServiceFeeDue.objects.all(),
+                ExpiryMilestone.objects.all(),
+            ),
+            pytest.raises(error),
+        ):
+            service_renew(actor=actor, sn=sn, **options)
     assert Terminal.objects.get(sn="SN-E-1").service_expires_on == EXPIRES
-    assert ServiceFeeDue.objects.count() == before_fees
-    assert (
-        AuditEvent.objects.count()
-        == before_audit + AuditEvent.objects.filter(subject_id="SN-NOCONTRACT").count()
-    )
     assert verify_ledger().ok
 
 

@@ -15,9 +15,9 @@ from posfleet.audit.models import AuditEvent
 from posfleet.billing.models import Deposit, Journal, PlanAssignment, ServiceContract, ServiceFeeDue
 from posfleet.billing.services.plans import plan_assign
 from posfleet.billing.verify import verify_ledger
-from posfleet.enrollment.expiry import expiry_sweep
 from posfleet.enrollment.models import ExpiryMilestone
-from posfleet.enrollment.replacement import may_replace, replacement_stock, terminal_replace
+from posfleet.enrollment.services.expiry import expiry_sweep
+from posfleet.enrollment.services.replacement import may_replace, replacement_stock, terminal_replace
 from posfleet.fleet.models import Replacement, Terminal
 from posfleet.fleet.services import (
     NewTerminal,
@@ -306,11 +306,13 @@ def test_the_sub_agents_terminal_is_replaced_by_the_parent_agent_or_the_sub_agen
     make_terminal(world, "SN-R-A-STOCK", Status.ALLOCATED, agent=world.agent_a)  # the parent's: not its agent
     old = Terminal.objects.get(sn="SN-R-A1-OLD")
     assert [t.sn for t in replacement_stock(world.user("agent_a"), old)] == ["SN-R-A1-NEW", "SN-R-A1-NEW2"]
+    before = trace(old.sn, "SN-R-A-STOCK")
     with pytest.raises(GuardFailed) as refused:
         terminal_replace(
             actor=stepped_up(world, "agent_a"), old_sn=old.sn, new_sn="SN-R-A-STOCK", reason="damage"
         )
     assert refused.value.params == {"guard": "new_in_agent_stock"}
+    assert trace(old.sn, "SN-R-A-STOCK") == before
     first = terminal_replace(
         actor=stepped_up(world, "agent_a"), old_sn=old.sn, new_sn="SN-R-A1-NEW", reason="damage"
     )
@@ -341,14 +343,18 @@ def test_a_refurbished_device_can_be_replaced_again_in_its_next_life(setup):
 
 def test_take_over_refuses_twice_and_strangers(setup):
     terminal_replace(actor=stepped_up(setup, "admin"), old_sn=OLD, new_sn=NEW, reason="device_fault")
+    before = trace(OLD, NEW)
     with pytest.raises(GuardFailed) as twice:
         terminal_take_over(actor=SYSTEM, sn=NEW, old_sn=OLD)
     assert twice.value.params == {"guard": "not_replaced_yet"}
+    assert trace(OLD, NEW) == before
     with pytest.raises(NotFound):
         terminal_take_over(actor=Actor.for_user(setup.user("agent_b")), sn=NEW, old_sn=OLD)
+    assert trace(OLD, NEW) == before
     with pytest.raises(GuardFailed) as not_closed:
         terminal_take_over(actor=SYSTEM, sn=OLD, old_sn=NEW)
     assert not_closed.value.params == {"guard": "old_deregistered"}
+    assert trace(OLD, NEW) == before
     assert Replacement.objects.count() == 1
 
 

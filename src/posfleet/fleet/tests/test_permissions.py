@@ -14,6 +14,7 @@ from posfleet.fleet.states import Command, Status
 from posfleet.platform.errors import DomainError
 from posfleet.platform.models import OutboxMessage
 from posfleet.testing.personas import make_terminal
+from posfleet.testing.refusals import assert_nothing_recorded
 
 PERSONAS = ["admin", "reviewer", "warehouse", "agent_a", "agent_a1", "agent_b", "merchant_a", "merchant_b"]
 
@@ -261,7 +262,7 @@ def test_an_agent_acts_on_its_sub_agents_terminals_but_not_the_reverse(world, ac
         reason="cost",
     )
     assert Terminal.objects.get(sn=of_a1.sn).status == Status.DEACTIVATED
-    with pytest.raises(DomainError) as refused:
+    with assert_nothing_recorded(of_a), pytest.raises(DomainError) as refused:
         terminal_transition(
             actor=actor_of(world.user("agent_a1"), stepped_up=True),
             sn=of_a.sn,
@@ -274,7 +275,7 @@ def test_an_agent_acts_on_its_sub_agents_terminals_but_not_the_reverse(world, ac
 
 def test_an_agent_cannot_bind_to_another_agents_merchant(world, actor_of):
     shipped = make_terminal(world, "SN-BIND-0001", Status.SHIPPED)
-    with pytest.raises(DomainError) as refused:
+    with assert_nothing_recorded(shipped), pytest.raises(DomainError) as refused:
         terminal_transition(
             actor=actor_of(world.user("admin")),
             sn=shipped.sn,
@@ -282,7 +283,7 @@ def test_an_agent_cannot_bind_to_another_agents_merchant(world, actor_of):
             params={"merchant_mid": world.merchant_b.mid},
         )
     assert refused.value.code == "guard_failed"
-    with pytest.raises(DomainError) as hidden:
+    with assert_nothing_recorded(shipped), pytest.raises(DomainError) as hidden:
         terminal_transition(
             actor=actor_of(world.user("agent_a")),
             sn=shipped.sn,
@@ -298,7 +299,7 @@ def test_read_only_token_actor_cannot_change_anything(world, actor_of):
 
     active = make_terminal(world, "SN-RO-00001", Status.ACTIVE)
     actor = replace(actor_of(world.user("admin"), stepped_up=True), kind="token", read_only=True)
-    with pytest.raises(DomainError) as refused:
+    with assert_nothing_recorded(active), pytest.raises(DomainError) as refused:
         terminal_transition(actor=actor, sn=active.sn, action="deactivate", reason="cost")
     assert refused.value.code == "permission_denied"
     assert Terminal.objects.get(sn=active.sn).status == Status.ACTIVE
@@ -309,7 +310,7 @@ def test_inactive_user_is_refused(world, actor_of):
     user = world.user("admin")
     user.is_active = False
     user.save()
-    with pytest.raises(DomainError) as refused:
+    with assert_nothing_recorded(active), pytest.raises(DomainError) as refused:
         terminal_transition(
             actor=actor_of(user, stepped_up=True), sn=active.sn, action="deactivate", reason="cost"
         )

@@ -20,6 +20,7 @@ from posfleet.fleet.transfer.cli import CliProgress
 from posfleet.fleet.transfer.report import ProgressEvent
 from posfleet.platform.models import OutboxMessage
 from posfleet.testing.personas import make_terminal
+from posfleet.testing.refusals import assert_nothing_recorded
 
 
 @pytest.fixture(autouse=True)
@@ -131,7 +132,8 @@ def test_an_unusable_file_exits_2(world, files):
 
 
 def test_a_missing_file_exits_2(world, tmp_path):
-    code, out, _err, _ = run("import", "terminals", str(tmp_path / "nope.csv"))
+    with assert_nothing_recorded(Terminal.objects.all()):
+        code, out, _err, _ = run("import", "terminals", str(tmp_path / "nope.csv"), "--commit")
     assert code == 2
     assert "ERROR [unreadable] The file cannot be opened" in out
 
@@ -205,7 +207,8 @@ def test_export_as_a_user_sees_only_their_scope(world, tmp_path):
 
 
 def test_export_rejects_unknown_status(world):
-    code, *_rest, message = run("export", "terminals", "--status", "lost")
+    with assert_nothing_recorded():  # not even the export's audit event
+        code, *_rest, message = run("export", "terminals", "--status", "lost")
     assert code == 2
     assert message.startswith("unknown status lost")
 

@@ -17,7 +17,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from posfleet.audit.models import AuditEvent
 from posfleet.fleet.services import terminal_transition
 from posfleet.fleet.states import Command, Status
-from posfleet.notifications.models import Channel, Delivery, InboxItem
+from posfleet.notifications.models import Channel, Delivery, InboxItem, WebhookEndpoint
 from posfleet.notifications.services import (
     deliver_due,
     delivery_resend,
@@ -31,6 +31,7 @@ from posfleet.platform.errors import Conflict, PermissionDenied
 from posfleet.platform.models import OutboxMessage
 from posfleet.platform.outbox import dispatch_outbox
 from posfleet.testing.personas import make_terminal
+from posfleet.testing.refusals import assert_nothing_recorded
 from posfleet.testing.servers import http_receiver, smtp_mailers, smtp_server
 
 pytestmark = pytest.mark.django_db
@@ -363,7 +364,7 @@ def test_a_disabled_endpoint_gets_nothing_more(shop, actor_of):
         dispatch_outbox()
         webhook_endpoint_disable(actor=merchant, endpoint_id=endpoint.pk)
         deliver_due()
-        with pytest.raises(Conflict):
+        with assert_nothing_recorded(endpoint, Delivery.objects.all()), pytest.raises(Conflict):
             webhook_endpoint_disable(actor=merchant, endpoint_id=endpoint.pk)
     assert hook.received == []
     assert Delivery.objects.get(channel="webhook").status == "dead"
@@ -373,20 +374,28 @@ def test_bad_endpoints_are_refused_and_nothing_is_written(shop, actor_of):
     from posfleet.platform.errors import NotFound, ValidationFailed
 
     merchant = actor_of(shop.user("merchant_a"))
+    endpoints = WebhookEndpoint.objects.all()
     for url, types in (
         ("ftp://example.test/x", []),
         ("not a url", []),
         ("http://example.test/", ["no.such"]),
     ):
-        with pytest.raises(ValidationFailed):
+        with assert_nothing_recorded(endpoints), pytest.raises(ValidationFailed):
             webhook_endpoint_create(actor=merchant, url=url, event_types=types)
-    with notify({"WEBHOOK_ALLOW_HTTP": False}), pytest.raises(ValidationFailed):
+    with (
+        notify({"WEBHOOK_ALLOW_HTTP": False}),
+        assert_nothing_recorded(endpoints),
+        pytest.raises(ValidationFailed),
+    ):
         webhook_endpoint_create(actor=merchant, url="http://example.test/")
     assert not AuditEvent.objects.filter(event_type__startswith="webhook.").exists()
     endpoint, _ = webhook_endpoint_create(actor=merchant, url="https://erp.example.test/hook")
-    with pytest.raises(NotFound):  # another organisation's endpoint does not exist for you
+    # Another organisation's endpoint does not exist for you: its secret stays as it was.
+    with assert_nothing_recorded(endpoints), pytest.raises(NotFound):
         webhook_secret_rotate(actor=actor_of(shop.user("merchant_b")), endpoint_id=endpoint.pk)
-    with pytest.raises(PermissionDenied):
+    with assert_nothing_recorded(endpoints), pytest.raises(NotFound):
+        webhook_endpoint_disable(actor=actor_of(shop.user("merchant_b")), endpoint_id=endpoint.pk)
+    with assert_nothing_recorded(endpoints), pytest.raises(PermissionDenied):
         webhook_endpoint_create(
             actor=Actor(kind="token", user=shop.user("merchant_a"), read_only=True), url="https://x.test/"
         )
@@ -399,9 +408,9 @@ def test_resend_by_staff_only_and_only_when_failed_or_dead(shop, actor_of):
         deliver_due()
     failed = Delivery.objects.filter(status="failed").first()
     sent = Delivery.objects.filter(status="sent").first()
-    with pytest.raises(PermissionDenied):
+    with assert_nothing_recorded(failed, sent), pytest.raises(PermissionDenied):
         delivery_resend(actor=actor_of(shop.user("merchant_a")), delivery_id=failed.pk)
-    with pytest.raises(Conflict):
+    with assert_nothing_recorded(failed, sent), pytest.raises(Conflict):
         delivery_resend(actor=actor_of(shop.user("admin")), delivery_id=sent.pk)
     assert not AuditEvent.objects.filter(event_type="notification.resent").exists()
     failed.refresh_from_db()

@@ -19,6 +19,7 @@ from posfleet.notifications.models import Delivery, InboxItem
 from posfleet.platform.context import Actor
 from posfleet.platform.models import OutboxMessage
 from posfleet.testing.personas import make_terminal
+from posfleet.testing.refusals import assert_nothing_recorded
 
 DB_TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
 
@@ -50,15 +51,47 @@ def test_a_committed_change_reaches_the_inbox_through_the_worker(world):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_refused_change_asks_for_nothing(world):
-    make_terminal(world, "SN-W-2", Status.IN_STOCK)
+    terminal = make_terminal(world, "SN-W-2", Status.IN_STOCK)
     with override_settings(TASKS=DB_TASKS):
         from posfleet.platform.errors import DomainError
 
-        with pytest.raises(DomainError):
+        with assert_nothing_recorded(terminal), pytest.raises(DomainError) as refused:
             terminal_transition(
                 actor=Actor.system("test"), sn="SN-W-2", action=Command.SUSPEND, reason="risk"
             )
+    assert refused.value.code == "transition_not_allowed"
     assert not DBTaskResult.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_on_the_database_queue_the_dispatch_is_asked_for_in_the_changes_own_transaction(world):
+    """One task per transaction however many events it publishes, written with the change (no second
+    commit), and gone with it when it rolls back: the worker never sees work for a change that is not
+    committed."""
+    from django.db import transaction
+
+    from posfleet.fleet.events import TerminalsImported
+    from posfleet.platform.events import publish
+    from posfleet.platform.models import OutboxMessage as Message
+
+    def publish_twice_then_roll_back() -> None:
+        with transaction.atomic():
+            publish([TerminalsImported(aggregate_id="B-1", count=1)])
+            publish([TerminalsImported(aggregate_id="B-2", count=1)])
+            assert DBTaskResult.objects.count() == 1  # already there, inside the transaction
+            raise LookupError("roll back")
+
+    with override_settings(TASKS=DB_TASKS):
+        with pytest.raises(LookupError):
+            publish_twice_then_roll_back()
+        assert not DBTaskResult.objects.exists()
+        assert not Message.objects.filter(aggregate_id__in=["B-1", "B-2"]).exists()
+        with transaction.atomic():
+            publish([TerminalsImported(aggregate_id="B-3", count=1)])
+            publish([TerminalsImported(aggregate_id="B-4", count=1)])
+    assert list(DBTaskResult.objects.values_list("task_path", flat=True)) == [
+        "posfleet.platform.tasks.dispatch_outbox_task"
+    ]
 
 
 def test_the_worker_refuses_a_backend_it_cannot_run():
@@ -76,6 +109,8 @@ def test_the_scheduler_lists_its_jobs():
         "dispatch_outbox_task": "* * * * *",
         "deliver_due_task": "* * * * *",
         "settle_yesterday_task": "30 2 * * *",
+        "ledger_verify_task": "45 3 * * *",
+        "audit_verify_task": "50 3 * * *",
         "expiry_sweep_task": "5 * * * *",
         "expiry_suspend_task": "10 * * * *",
         "review_remind_task": "15 * * * *",

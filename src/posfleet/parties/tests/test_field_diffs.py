@@ -23,6 +23,18 @@ def test_terminal_status_is_not_a_plain_edit(world):
     from posfleet.fleet.states import Status
     from posfleet.testing.personas import make_terminal
 
-    terminal = make_terminal(world, "SN-DIFF-0001", Status.ACTIVE)
-    for entry in LogEntry.objects.get_for_object(terminal):
-        assert "status" not in entry.changes_dict  # status changes live in the audit chain
+    terminal = make_terminal(world, "SN-DIFF-0001", Status.ACTIVE)  # register, allocate, ship, bind, activate
+    entries = list(LogEntry.objects.get_for_object(terminal).order_by("pk"))
+    # Registering, allocating and binding change plain fields; shipping and activating change only the
+    # status (and its time), which live in the audit chain: they leave no field diff at all.
+    assert [entry.action for entry in entries] == [
+        LogEntry.Action.CREATE,
+        LogEntry.Action.UPDATE,
+        LogEntry.Action.UPDATE,
+    ]
+    created, allocated, bound = (entry.changes_dict for entry in entries)
+    assert created["sn"] == ["None", "SN-DIFF-0001"]
+    assert {"status", "status_changed_at", "updated_at"}.isdisjoint(created)
+    assert allocated == {"agent": ["None", str(world.agent_a.pk)]}
+    assert bound == {"tid": ["None", terminal.tid], "merchant": ["None", str(world.merchant_a.pk)]}
+    assert {entry.object_repr for entry in entries} == {"SN-DIFF-0001"}
