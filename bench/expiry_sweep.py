@@ -67,7 +67,7 @@ def phase_setup(terminals: int) -> dict[str, object]:
     from django.db import connection, transaction
 
     call_command("migrate", verbosity=0, skip_checks=True)
-    from posfleet.enrollment.expiry import expiry_sweep
+    from posfleet.enrollment.services.expiry import expiry_sweep
     from posfleet.fleet.models import Terminal
     from posfleet.platform.bulk import insert_rows
     from posfleet.platform.context import Actor
@@ -106,8 +106,8 @@ def phase_ours() -> dict[str, object]:
     import django
 
     django.setup()
-    from posfleet.enrollment.expiry import expiry_sweep
     from posfleet.enrollment.models import ExpiryMilestone
+    from posfleet.enrollment.services.expiry import expiry_sweep
     from posfleet.platform.context import Actor
     from posfleet.platform.models import OutboxMessage
 
