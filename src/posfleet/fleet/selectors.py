@@ -70,7 +70,9 @@ CARD_FIELDS = (
 
 def terminal_card(user: User, sn: str) -> Terminal:
     """``terminal_for`` with only the card's columns (``CARD_FIELDS``)."""
-    terminal = terminals_visible_to(user).only(*CARD_FIELDS).filter(sn=sn.strip().upper()).first()
+    # The SN is unique: no order to compile (``first()`` would add one).
+    rows = terminals_visible_to(user).only(*CARD_FIELDS).filter(sn=sn.strip().upper()).order_by()[:1]
+    terminal = next(iter(rows), None)
     if terminal is None:
         raise NotFound()
     return terminal

@@ -409,11 +409,12 @@ def token_revoke(*, actor: Actor, token_id: int) -> ApiToken:
 def token_authenticate(raw: str) -> ApiToken | None:
     if not raw.startswith(TOKEN_PREFIX):
         return None
-    token = (
+    rows = (  # the digest is unique: no order to compile (``first()`` would add one)
         ApiToken.objects.select_related("user", "user__organisation")
         .filter(digest=hash_token(raw), revoked_at__isnull=True)
-        .first()
+        .order_by()[:1]
     )
+    token = next(iter(rows), None)
     if token is None or not token.user.is_active:
         return None
     at = now()

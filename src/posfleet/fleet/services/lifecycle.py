@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from auditlog.context import disable_auditlog
 from django.conf import settings
 from django.db import transaction
 from django.utils.translation import gettext as _
@@ -82,7 +83,7 @@ def terminals_lock(actor: Actor, sns: Sequence[str]) -> dict[str, Terminal]:
             "model", "agent", "agent__organisation", "merchant", "merchant__organisation", "store"
         )
         .filter(sn__in=wanted)
-        .order_by("pk")
+        .order_by(*(["pk"] if len(wanted) > 1 else []))  # one row: no order to compile
     )
     return {t.sn: t for t in rows if actor.may("fleet.view_terminal", t)}
 
@@ -159,25 +160,16 @@ def _run(
         elif command in {Command.REACTIVATE, Command.DEREGISTER}:
             terminal.deactivated_at = None
         try:
-            terminal.save()  # compare-and-set: UPDATE ... WHERE status = <from_status>
+            # Compare-and-set: UPDATE ... WHERE status = <from_status>. The transition's record is the
+            # audit event below (before and after, hash-chained); django-auditlog's field diffs are for
+            # plain edits (the admin), so it does not write a second, weaker copy of this one.
+            with disable_auditlog():
+                terminal.save()
         except ConcurrentTransition as exc:
             raise Conflict() from exc
         StatusPeriod.objects.filter(terminal=terminal, ended_at__isnull=True).update(ended_at=at)
         StatusPeriod.objects.create(terminal=terminal, status=terminal.status, started_at=at)
         after = terminal.snapshot()
-        record(
-            actor,
-            Entry(
-                event_type=EVENT_OF[command],
-                subject_type="terminal",
-                subject_id=terminal.sn,
-                reason=reason,
-                note=note,
-                before=before,
-                after={**after, **(extra or {})},
-                occurred_at=at,
-            ),
-        )
         publish(
             [
                 TerminalStatusChanged(
@@ -193,6 +185,21 @@ def _run(
                 )
             ],
             occurred_at=at,
+        )
+        # The audit row last: the chain's head stays locked from here to the commit, and every audited
+        # write in the system waits for it (bench/transitions.py).
+        record(
+            actor,
+            Entry(
+                event_type=EVENT_OF[command],
+                subject_type="terminal",
+                subject_id=terminal.sn,
+                reason=reason,
+                note=note,
+                before=before,
+                after={**after, **(extra or {})},
+                occurred_at=at,
+            ),
         )
     return terminal
 

@@ -19,22 +19,30 @@ def test_contact_changes_are_logged_masked(world):
     assert set(changes) >= {"contact_phone", "contact_email"}
 
 
-def test_terminal_status_is_not_a_plain_edit(world):
+def test_a_terminals_life_is_in_the_audit_chain_and_only_plain_edits_leave_field_diffs(world):
+    from posfleet.audit.models import AuditEvent
     from posfleet.fleet.states import Status
     from posfleet.testing.personas import make_terminal
 
     terminal = make_terminal(world, "SN-DIFF-0001", Status.ACTIVE)  # register, allocate, ship, bind, activate
+    # The transitions are recorded once, in the chain, with the fields they changed; django-auditlog
+    # keeps no second copy of them: only the registration's row is there.
     entries = list(LogEntry.objects.get_for_object(terminal).order_by("pk"))
-    # Registering, allocating and binding change plain fields; shipping and activating change only the
-    # status (and its time), which live in the audit chain: they leave no field diff at all.
-    assert [entry.action for entry in entries] == [
-        LogEntry.Action.CREATE,
-        LogEntry.Action.UPDATE,
-        LogEntry.Action.UPDATE,
-    ]
-    created, allocated, bound = (entry.changes_dict for entry in entries)
-    assert created["sn"] == ["None", "SN-DIFF-0001"]
-    assert {"status", "status_changed_at", "updated_at"}.isdisjoint(created)
-    assert allocated == {"agent": ["None", str(world.agent_a.pk)]}
-    assert bound == {"tid": ["None", terminal.tid], "merchant": ["None", str(world.merchant_a.pk)]}
-    assert {entry.object_repr for entry in entries} == {"SN-DIFF-0001"}
+    assert [entry.action for entry in entries] == [LogEntry.Action.CREATE]
+    assert entries[0].changes_dict["sn"] == ["None", "SN-DIFF-0001"]
+    assert {"status", "status_changed_at", "updated_at"}.isdisjoint(entries[0].changes_dict)
+    chain = {
+        e.event_type: (e.before, e.after)
+        for e in AuditEvent.objects.filter(subject_type="terminal", subject_id="SN-DIFF-0001")
+    }
+    assert chain["terminal.allocated"][0]["agent"] is None
+    assert chain["terminal.allocated"][1]["agent"] == world.agent_a.code
+    assert chain["terminal.bound"][1]["tid"] == terminal.tid
+    assert chain["terminal.bound"][1]["merchant"] == world.merchant_a.mid
+
+    before = terminal.firmware_version
+    terminal.firmware_version = "V9.9.9"  # a plain edit, as in the admin
+    terminal.save()
+    edited = LogEntry.objects.get_for_object(terminal).order_by("pk").last()
+    assert edited.action == LogEntry.Action.UPDATE
+    assert edited.changes_dict == {"firmware_version": [before, "V9.9.9"]}
