@@ -14,6 +14,7 @@ from posfleet.audit.models import AuditChainHead, AuditEvent
 from posfleet.audit.vocabulary import EventType
 from posfleet.platform.clock import now
 from posfleet.platform.context import Actor
+from posfleet.platform.exports import ExportRecord, Recorder
 
 MAX_NOTE = 2000
 
@@ -95,3 +96,23 @@ def record_many(actor: Actor, entries: Sequence[Entry]) -> list[AuditEvent]:
         AuditEvent.objects.bulk_create(rows, batch_size=500)
         AuditChainHead.objects.filter(pk=1).update(last_seq=seq, last_hash=prev)
     return rows
+
+
+def export_recorder(actor: Actor, event_type: EventType) -> Recorder:
+    """The audit row of an export (``platform.exports``): written once, when it ends, with who, the
+    export, its outcome, its format, filters, scope and rows."""
+
+    def write(export: ExportRecord) -> None:
+        with transaction.atomic():
+            record(
+                actor,
+                Entry(
+                    event_type=event_type,
+                    subject_type="export",
+                    subject_id=export.export_id,
+                    outcome=export.outcome,
+                    after=export.after(),
+                ),
+            )
+
+    return write

@@ -11,16 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from django.db import transaction
-
-from posfleet.audit.services import Entry, record
+from posfleet.audit.services import export_recorder
 from posfleet.audit.vocabulary import EventType
 from posfleet.billing.selectors import TransactionSearch, find_transactions
 from posfleet.iam.models import User
 from posfleet.platform import exports
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import PermissionDenied
-from posfleet.platform.exports import Column, ColumnType, ExportRecord, ExportSpec
+from posfleet.platform.exports import Column, ColumnType, ExportSpec
 
 _INT, _DATE, _TIME = ColumnType.INTEGER, ColumnType.DATE, ColumnType.DATETIME
 
@@ -70,20 +68,7 @@ def _user_of(actor: Actor) -> User:
 
 
 def _recorder(actor: Actor) -> exports.Recorder:
-    def write(export: ExportRecord) -> None:
-        with transaction.atomic():
-            record(
-                actor,
-                Entry(
-                    event_type=EventType.TRANSACTIONS_EXPORTED,
-                    subject_type="export",
-                    subject_id=export.export_id,
-                    outcome=export.outcome,
-                    after=export.after(),
-                ),
-            )
-
-    return write
+    return export_recorder(actor, EventType.TRANSACTIONS_EXPORTED)
 
 
 def filename(fmt: str) -> str:

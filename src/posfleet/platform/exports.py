@@ -16,8 +16,8 @@ recorder that writes the audit row. This module then, the same way for every exp
   ``aborted`` with the rows written so far when the reader went away or an error stopped it. A format
   the spec does not offer is refused before anything is read or recorded.
 
-The platform is the bottom layer and never imports the audit chain: the context's recorder (a few
-lines around ``audit.services.record``) turns the ``ExportRecord`` into its typed audit event.
+The platform is the bottom layer and never imports the audit chain: the caller passes the recorder,
+``audit.services.export_recorder(actor, <its export's event type>)``, which writes the typed event.
 """
 
 from __future__ import annotations

@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import IO
 
-from django.db import transaction
 from django.db.models import QuerySet
 
-from posfleet.audit.services import Entry, record
+from posfleet.audit.services import export_recorder
 from posfleet.audit.vocabulary import EventType
 from posfleet.fleet.models import Terminal
 from posfleet.fleet.selectors import TerminalFilters, search_terminals
@@ -24,7 +23,7 @@ from posfleet.iam.models import User
 from posfleet.platform import exports
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import PermissionDenied
-from posfleet.platform.exports import Column, ColumnType, ExportRecord, ExportSpec, neutralise
+from posfleet.platform.exports import Column, ColumnType, ExportSpec, neutralise
 
 __all__ = [
     "CSV_CONTENT_TYPE",
@@ -77,20 +76,7 @@ def export_queryset(user: User | None, filters: TerminalFilters) -> QuerySet[Ter
 
 
 def _recorder(actor: Actor) -> exports.Recorder:
-    def write(export: ExportRecord) -> None:
-        with transaction.atomic():
-            record(
-                actor,
-                Entry(
-                    event_type=EventType.TERMINALS_EXPORTED,
-                    subject_type="export",
-                    subject_id=export.export_id,
-                    outcome=export.outcome,
-                    after=export.after(),
-                ),
-            )
-
-    return write
+    return export_recorder(actor, EventType.TERMINALS_EXPORTED)
 
 
 def _progress(report: Progress | None) -> exports.Progress | None:
