@@ -19,8 +19,11 @@ from posfleet.api.auth import AUTH
 from posfleet.api.edge import guarded, not_found
 from posfleet.api.routers import (
     applications,
+    backups,
+    closures,
     contracts,
     deposits,
+    devices,
     enrollment,
     ledger,
     me,
@@ -101,6 +104,8 @@ api.add_exception_handler(Exception, problems.handle_unexpected)
 
 api.add_router("", me.router)
 api.add_router("", terminals.router)
+api.add_router("", devices.router)
+api.add_router("", devices.device_router)  # the smart terminals' own channel (their credential only)
 api.add_router("", parties.router)
 api.add_router("", tokens.router)
 # Money (issue 3)
@@ -116,3 +121,6 @@ api.add_router("", notifications.router)
 api.add_router("", enrollment.router)
 # Applications (issue 4)
 api.add_router("", applications.router)
+# Data backups (closure)
+api.add_router("", backups.router)
+api.add_router("", closures.router)

@@ -13,12 +13,12 @@ from typing import Any
 
 from posfleet.audit.services import export_recorder
 from posfleet.audit.vocabulary import EventType
-from posfleet.billing.selectors import TransactionSearch, find_transactions
+from posfleet.billing.selectors import TRANSACTION_COLUMNS, TransactionSearch, find_transactions
 from posfleet.iam.models import User
 from posfleet.platform import exports
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import PermissionDenied
-from posfleet.platform.exports import Column, ColumnType, ExportSpec
+from posfleet.platform.exports import ColumnType, ExportSpec
 
 _INT, _DATE, _TIME = ColumnType.INTEGER, ColumnType.DATE, ColumnType.DATETIME
 
@@ -26,28 +26,7 @@ TRANSACTION_EXPORT = ExportSpec(
     name="transactions",
     id_prefix="TXE",
     formats=("csv", "parquet"),
-    columns=(
-        Column("id", "id", _INT, required=True),
-        Column("occurred_at", "occurred_at", _TIME, required=True, fractions=True),
-        Column("txn_date", "txn_date", _DATE, required=True),
-        Column("merchant_mid", "merchant__mid", required=True),
-        Column("terminal_sn", "terminal__sn", required=True),
-        Column("tid", "tid", required=True),
-        Column("batch_no", "batch_no", required=True),
-        Column("trace_no", "trace_no", required=True),
-        Column("kind", "kind", required=True),
-        Column("status", "status", required=True),
-        Column("method", "method", required=True),
-        Column("entry_mode", "entry_mode", required=True),
-        Column("amount_fen", "amount_fen", _INT, required=True),
-        Column("fee_fen", "fee_fen", _INT, required=True),
-        Column("currency", constant="CNY", required=True),
-        Column("card_masked", "card_masked"),
-        Column("response_code", "response_code"),
-        Column("original_id", "original_id", _INT),
-        Column("settlement_batch_id", "settled_by", _INT),
-        Column("external_id", "external_id"),
-    ),
+    columns=TRANSACTION_COLUMNS,
     parquet_metadata=((b"posfleet.amounts", b"integer fen (1/100 CNY)"),),
 )
 HEADER = TRANSACTION_EXPORT.header

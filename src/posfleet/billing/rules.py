@@ -14,6 +14,8 @@ rules.add_perm("billing.accept_contract", is_admin | (is_merchant & is_the_merch
 # Moving an active contract to the merchant's replacement terminal (换机): the object is the merchant.
 rules.add_perm("billing.transfer_contract", is_admin | (is_agent & signed_the_merchant))
 rules.add_perm("billing.release_deposit", is_admin | is_reviewer)
+# Closure's postings (contract end, penalty, damage, deposit set-off): the closure case's job runs them.
+rules.add_perm("billing.end_contract", is_admin)
 rules.add_perm("billing.ingest_transactions", is_admin)
 rules.add_perm("billing.run_settlement", is_admin)
 rules.add_perm(

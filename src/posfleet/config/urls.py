@@ -3,9 +3,11 @@ from django.urls import include, path
 
 from posfleet.api.urls import api
 from posfleet.console import views as console_views
+from posfleet.console.views.backups import backup_key
 
 urlpatterns = [
     path("healthz", console_views.healthz, name="healthz"),
+    path(".well-known/posfleet-backup-key", backup_key, name="backup_key"),
     path("api/v1/", api.urls),
     path("accounts/", include("posfleet.iam.urls")),
     path("console/", include("posfleet.console.urls")),

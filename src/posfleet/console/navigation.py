@@ -74,6 +74,7 @@ MAIN: tuple[NavEntry | NavGroup, ...] = (
     NavEntry("expiry", _("Expiry calendar"), "calendar-event", "console:expiry"),
     MONEY,
     NavEntry("deliveries", _("Notifications"), "send", "console:deliveries", roles=STAFF),
+    NavEntry("backups", _("Data backup"), "archive", "console:backups", roles=frozenset({Role.MERCHANT})),
 )
 
 ACCOUNT: tuple[NavEntry, ...] = (

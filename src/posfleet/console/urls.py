@@ -3,7 +3,9 @@ from django.urls import path
 from posfleet.console.views import (
     actions,
     applications,
+    backups,
     dashboard,
+    device_commands,
     expiry,
     jobs,
     notifications,
@@ -32,6 +34,7 @@ urlpatterns = [
     path("jobs/<str:job_id>/import/", jobs.import_commit, name="job_import_commit"),
     path("terminals/<str:sn>/", terminals.terminal_detail, name="terminal"),
     path("terminals/<str:sn>/replace/", replacement.terminal_replace_view, name="terminal_replace"),
+    path("terminals/<str:sn>/commands/", device_commands.terminal_commands, name="terminal_commands"),
     path("applications/", applications.application_list, name="applications"),
     path("applications/new/", applications.application_new, name="application_new"),
     path("applications/<str:number>/", applications.application_detail, name="application"),
@@ -71,4 +74,9 @@ urlpatterns = [
     path("contracts/<int:pk>/", contracts.contract_detail, name="contract"),
     path("contracts/<int:pk>/accept/", contracts.contract_accept_view, name="contract_accept"),
     path("deposits/<int:pk>/release/", deposits.deposit_release_view, name="deposit_release"),
+    # Data backup (closure)
+    path("backups/", backups.backup_list, name="backups"),
+    path("backups/create/", backups.backup_start, name="backup_start"),
+    path("backups/jobs/<str:job_id>/", backups.backup_job, name="backup_job"),
+    path("backups/<int:pk>/download/", backups.backup_file, name="backup_file"),
 ]

@@ -27,3 +27,41 @@ class TerminalsImported(DomainEvent):
     aggregate_type = "import_batch"
 
     count: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceCredentialChanged(DomainEvent):
+    """A smart terminal's device credential was issued (``revoked_key_id``: the one it replaced) or
+    revoked (``change`` "revoked", with the reason)."""
+
+    name = "device.credential_changed"
+    aggregate_type = "terminal"
+
+    change: str  # "issued" or "revoked"
+    key_id: str
+    revoked_key_id: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceFirmwareChanged(DomainEvent):
+    name = "device.firmware_changed"
+    aggregate_type = "terminal"
+
+    from_version: str
+    to_version: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceCommandChanged(DomainEvent):
+    """A device command moved: sent (``queued``), fetched by the device (``delivered``), answered
+    (``acknowledged`` or ``failed``) or given up on (``expired``). ``key`` is the sender's idempotency
+    key ("closure:<case>:wipe"), so a sender finds its own command's answer by it."""
+
+    name = "device.command_changed"
+    aggregate_type = "device_command"
+
+    sn: str
+    kind: str
+    status: str
+    key: str = ""

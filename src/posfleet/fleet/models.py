@@ -116,6 +116,9 @@ class Terminal(TerminalTransitions, ConcurrentTransitionMixin, models.Model):  #
     service_expires_on = models.DateField(_("service expiry"), null=True, blank=True, db_index=True)
     firmware_version = models.CharField(_("firmware"), max_length=32, blank=True)
     last_heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
+    # Where the device last said it was (smart terminals, with its heartbeat): {"lat", "lon",
+    # "accuracy_m"}, written only by ``fleet.services.device_heartbeat``.
+    last_location = models.JSONField(_("last location"), null=True, blank=True)
     status_reason = models.CharField(_("status reason"), max_length=32, blank=True)
     status_changed_at = models.DateTimeField(_("status changed"), null=True, blank=True)
     deactivated_at = models.DateTimeField(null=True, blank=True)
@@ -203,3 +206,111 @@ class Replacement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.old_id} → {self.new_id} at {self.replaced_at}"
+
+
+# -------------------------------------------------------------------------------------------------
+# The device command channel of smart terminals (fleet/services/devices.py is the only writer).
+
+
+class DeviceCredential(models.Model):
+    """The credential a smart terminal signs in to the device channel with: a public ``key_id`` and a
+    secret shown once, at issue, and stored only as its SHA-256 (a leaked table opens no device).
+
+    At most one unrevoked credential per terminal (``device_credential_one_live``): issuing a new one
+    revokes the old in the same transaction, and closure revokes it for good.
+    """
+
+    class RevokeReason(models.TextChoices):
+        REISSUED = "reissued", _("a new credential was issued")
+        CLOSURE = "closure", _("terminal closed (deregistered)")
+        COMPROMISED = "compromised", _("credential compromised")
+        RETURNED = "returned", _("device returned to the warehouse")
+        LOST = "lost", _("device lost or stolen")
+        OTHER = "other", _("other")
+
+    terminal = models.ForeignKey(
+        Terminal, on_delete=models.PROTECT, related_name="device_credentials", verbose_name=_("terminal")
+    )
+    key_id = models.CharField(_("key ID"), max_length=32, unique=True)
+    secret_hash = models.CharField(max_length=64)  # SHA-256 hex of the secret; never the secret
+    issued_at = models.DateTimeField(_("issued"))
+    issued_by = models.CharField(_("issued by"), max_length=150, blank=True)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+    revoked_reason = models.CharField(
+        _("revocation reason"), max_length=16, blank=True, choices=RevokeReason.choices
+    )
+
+    class Meta:
+        ordering = ["-issued_at", "-id"]
+        verbose_name = _("device credential")
+        verbose_name_plural = _("device credentials")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["terminal"],
+                condition=models.Q(revoked_at__isnull=True),
+                name="device_credential_one_live",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.key_id
+
+
+class DeviceCommand(models.Model):
+    """One command for a smart terminal's device (lock, unlock, wipe, message, update parameters) and
+    what the device answered: the evidence a closure keeps of its wipe.
+
+    ``queued`` → ``delivered`` (the device fetched it) → ``acknowledged`` (it did it) or ``failed`` (it
+    said it could not); ``queued`` or ``delivered`` past ``expires_at`` → ``expired``.
+    """
+
+    class Kind(models.TextChoices):
+        LOCK = "lock", _("lock")
+        UNLOCK = "unlock", _("unlock")
+        WIPE = "wipe", _("wipe")
+        MESSAGE = "message", _("message")
+        UPDATE_PARAMS = "update_params", _("update parameters")
+
+    class State(models.TextChoices):
+        QUEUED = "queued", _("queued")  # waiting for the device to fetch it
+        DELIVERED = "delivered", _("delivered")  # fetched, not answered yet
+        ACKNOWLEDGED = "acknowledged", _("acknowledged")  # the device did it
+        FAILED = "failed", _("failed")  # the device answered that it could not
+        EXPIRED = "expired", _("expired")  # not answered in time
+
+    terminal = models.ForeignKey(
+        Terminal, on_delete=models.PROTECT, related_name="device_commands", verbose_name=_("terminal")
+    )
+    kind = models.CharField(_("command"), max_length=16, choices=Kind.choices)
+    payload = models.JSONField(_("payload"), default=dict, blank=True)
+    status = models.CharField(
+        _("status"), max_length=16, choices=State.choices, default=State.QUEUED, db_index=True
+    )
+    # The caller's idempotency key ("closure:<case>:wipe"): a repeat of the same send returns this row.
+    key = models.CharField(_("idempotency key"), max_length=128, null=True, blank=True, unique=True)
+    created_by = models.ForeignKey(
+        "iam.User",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("sent by"),
+    )
+    actor_label = models.CharField(_("sent by"), max_length=150, blank=True)
+    created_at = models.DateTimeField(_("sent"))
+    delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
+    acknowledged_at = models.DateTimeField(_("answered"), null=True, blank=True)
+    expires_at = models.DateTimeField(_("expires"))
+    result = models.JSONField(_("result"), null=True, blank=True)  # what the device reported
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("device command")
+        verbose_name_plural = _("device commands")
+        indexes = [
+            models.Index(fields=["terminal", "status"], name="device_command_pending_idx"),
+            models.Index(fields=["status", "expires_at"], name="device_command_expiry_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} → {self.terminal_id} ({self.status})"

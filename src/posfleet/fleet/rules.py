@@ -55,3 +55,28 @@ for _command, _predicate in COMMAND_RULES.items():
 rules.add_perm("fleet.view_terminal", is_provider_staff | agent_of | merchant_of)
 rules.add_perm("fleet.import_terminals", stock_keeper)
 rules.add_perm("fleet.export_terminals", rules.is_authenticated)
+
+# -- the device channel of smart terminals (fleet/services/devices.py) ------------------------------
+# The provider's admins and warehouse run every command (the warehouse wipes and re-parameterises
+# devices it refurbishes); an agent locks, unlocks and messages the devices of its own merchants; a
+# merchant may lock its own device (as it may report it lost) and message its own staff, but never
+# unlock it (a lock may be the provider's, for risk), wipe it or change its parameters. The credential
+# a device signs in with is the warehouse's to issue and revoke (it provisions the device).
+DEVICE_COMMAND_RULES: dict[str, rules.Predicate] = {
+    "lock": stock_keeper | agent_of | merchant_of,
+    "unlock": stock_keeper | agent_of,
+    "wipe": stock_keeper,
+    "message": stock_keeper | agent_of | merchant_of,
+    "update_params": stock_keeper,
+}
+
+
+def device_command_permission(kind: str) -> str:
+    return f"fleet.send_{kind}_device_command"
+
+
+for _kind, _predicate in DEVICE_COMMAND_RULES.items():
+    rules.add_perm(device_command_permission(_kind), _predicate)
+
+rules.add_perm("fleet.view_device_commands", is_provider_staff | agent_of | merchant_of)
+rules.add_perm("fleet.manage_device_credential", stock_keeper)

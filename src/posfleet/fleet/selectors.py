@@ -7,8 +7,15 @@ from datetime import date, datetime
 
 from django.db.models import Count, Q, QuerySet
 
+from posfleet.fleet.models import (
+    DeviceCommand,
+    DeviceCredential,
+    Replacement,
+    StatusPeriod,
+    Terminal,
+    TerminalModel,
+)
 from posfleet.fleet.models import Kind as Kind  # the fleet's types other contexts name (not query)
-from posfleet.fleet.models import Replacement, StatusPeriod, Terminal, TerminalModel
 from posfleet.fleet.rules import permission_name
 from posfleet.fleet.states import IN_SERVICE, WITH_MERCHANT, Command, Status, commands_from
 from posfleet.iam.models import Role, User
@@ -17,7 +24,7 @@ from posfleet.parties.selectors import Agent
 from posfleet.platform.errors import NotFound
 
 # The fleet's types other contexts name (they read through the functions below, never query them).
-__all__ = ["Kind", "Replacement", "Terminal", "TerminalModel"]
+__all__ = ["DeviceCommand", "DeviceCredential", "Kind", "Replacement", "Terminal", "TerminalModel"]
 
 SORTABLE = {"sn", "tid", "status", "model", "agent", "merchant", "sim_expiry", "changed"}
 _SORT_FIELDS = {
@@ -139,6 +146,28 @@ def replacement_links(user: User, terminal: Terminal) -> tuple[list[ReplacementL
 def allowed_commands(user: User, terminal: Terminal) -> list[Command]:
     """The commands ``user`` may run on ``terminal`` now (what the console offers)."""
     return [cmd for cmd in commands_from(terminal.status) if user.has_perm(permission_name(cmd), terminal)]
+
+
+def device_commands_of(user: User, sn: str) -> tuple[Terminal, QuerySet[DeviceCommand]]:
+    """The terminal ``user`` may see (``NotFound`` otherwise) with its device commands, newest first."""
+    terminal = terminal_for(user, sn)
+    if not user.has_perm("fleet.view_device_commands", terminal):
+        raise NotFound()
+    return terminal, DeviceCommand.objects.filter(terminal=terminal).order_by("-created_at", "-id")
+
+
+def device_credential_of(terminal: Terminal) -> DeviceCredential | None:
+    """The terminal's live (unrevoked) device credential, if any: its key id and when it was issued."""
+    return DeviceCredential.objects.filter(terminal=terminal, revoked_at__isnull=True).order_by().first()
+
+
+def device_commands_waiting(terminal: Terminal, at: datetime) -> int:
+    """How many commands ``terminal``'s device has still to fetch or answer (its heartbeat says so)."""
+    return DeviceCommand.objects.filter(
+        terminal=terminal,
+        status__in=(DeviceCommand.State.QUEUED, DeviceCommand.State.DELIVERED),
+        expires_at__gt=at,
+    ).count()
 
 
 def terminal_models() -> QuerySet[TerminalModel]:
@@ -287,6 +316,18 @@ def terminals_of_merchant(merchant_id: int) -> list[tuple[int, str, str, str]]:
     return list(
         Terminal.objects.filter(merchant_id=merchant_id).values_list("pk", "sn", "status", "status_reason")
     )
+
+
+def device_command_by_key(key: str) -> DeviceCommand | None:
+    """The device command sent with idempotency ``key`` (a closure's "closure:<case>:wipe"), or None:
+    its ``status`` (queued, delivered, acknowledged, failed, expired), ``acknowledged_at`` and the
+    device's ``result`` are the evidence of what the device did."""
+    return DeviceCommand.objects.select_related("terminal").filter(key=key).order_by().first()
+
+
+def active_smart_terminals() -> QuerySet[Terminal]:
+    """The active smart terminals: those a device simulator plays (``posfleet simulate devices``)."""
+    return Terminal.objects.filter(model__kind=Kind.SMART, status=Status.ACTIVE).order_by("sn")
 
 
 def status_history(terminal_ids: list[int]) -> list[tuple[int, str, datetime, datetime | None]]:

@@ -136,11 +136,14 @@ class DeactivationReason(TextChoices):
     OTHER = "other", _("other")
     # Set by the replacement (换机, enrollment/replacement.py) only: see RESERVED_REASONS.
     REPLACEMENT = "replacement", _("replaced by a new terminal")
+    # Set by the closure case (closure/) only: its own reasons (closure.states.ClosureReason) say why.
+    CLOSURE = "closure", _("closure requested")
 
 
 # Reasons no person picks: the composite service that owns them passes them as a job actor, so a
-# deactivation or deregistration "for replacement" always has its replacement (fleet.Replacement).
-RESERVED_REASONS: frozenset[str] = frozenset({DeactivationReason.REPLACEMENT})
+# deactivation or deregistration "for replacement" always has its replacement (fleet.Replacement), and
+# one "for closure" its closure case.
+RESERVED_REASONS: frozenset[str] = frozenset({DeactivationReason.REPLACEMENT, DeactivationReason.CLOSURE})
 
 
 class SuspensionReason(TextChoices):

@@ -46,6 +46,9 @@ FACTS: dict[str, Promise] = {
     "replaced_by": _("replaced by"),
     "new_tid": _("new TID"),
     "count": _("terminals"),
+    "kind": _("command"),
+    "key_id": _("key ID"),
+    "firmware": _("firmware"),
 }
 
 

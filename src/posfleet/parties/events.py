@@ -19,3 +19,31 @@ class MerchantStatusChanged(DomainEvent):
     to_status: str
     reason: str = ""
     agent: str | None = None  # the code of the agent that signed it
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChannelUnbound(DomainEvent):
+    """A terminal's binding to a payment channel was undone by the channel. ``aggregate_id`` is the
+    binding's id."""
+
+    name = "channel.unbound"
+    aggregate_type = "channel_binding"
+
+    channel: str
+    merchant: str  # MID
+    terminal: str  # SN
+    reference: str = ""  # the channel's reference of the unbind
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChannelUnbindRefused(DomainEvent):
+    """A payment channel refused to unbind a terminal: it stays bound until a person acts (the
+    channel's ``code`` and ``message`` say why). ``aggregate_id`` is the binding's id."""
+
+    name = "channel.unbind_refused"
+    aggregate_type = "channel_binding"
+
+    channel: str
+    merchant: str  # MID
+    terminal: str  # SN
+    code: str = ""

@@ -1,4 +1,5 @@
-"""Agents (服务商), merchants (商户) and their stores (门店)."""
+"""Agents (服务商), merchants (商户), their stores (门店) and their terminals' payment-channel bindings
+(渠道绑定)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from posfleet.parties.channels import BindingStatus, Channel, Outcome
 from posfleet.parties.states import MerchantStatus
 
 MID_VALIDATOR = RegexValidator(r"^[0-9A-Z]{15}$", _("A merchant ID (MID) is 15 digits or capital letters."))
@@ -88,3 +90,50 @@ class Store(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ChannelBinding(models.Model):
+    """A terminal's enrolment in one payment channel (UnionPay, Alipay, WeChat Pay, JD Pay…), under the
+    channel's own id of the merchant or terminal. Closure unbinds every one through its channel's
+    adapter; only ``parties.services`` (``channel_bind``, ``channel_unbind``) writes these rows.
+
+    ``evidence`` is the channel's last answer as it gave it (code, message, its reference, when), so a
+    person can see why a binding is still there; ``attempts`` counts the unbinds sent, each one counted
+    before it goes out (a crash mid-call still leaves a trace)."""
+
+    Status = BindingStatus
+
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, related_name="channel_bindings", verbose_name=_("merchant")
+    )
+    # The terminal lives in fleet, a context above this one: named by string, never imported.
+    terminal = models.ForeignKey(
+        "fleet.Terminal",
+        on_delete=models.PROTECT,
+        related_name="channel_bindings",
+        verbose_name=_("terminal"),
+    )
+    channel = models.CharField(_("payment channel"), max_length=16, choices=Channel.choices)
+    channel_merchant_id = models.CharField(_("merchant ID at the channel"), max_length=64)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.BOUND)
+    bound_at = models.DateTimeField(_("bound"))
+    unbound_at = models.DateTimeField(_("unbound"), null=True, blank=True)
+    last_outcome = models.CharField(_("last answer"), max_length=16, choices=Outcome.choices, blank=True)
+    evidence = models.JSONField(_("channel's answer"), default=dict, blank=True)
+    attempts = models.PositiveIntegerField(_("unbind attempts"), default=0)
+
+    class Meta:
+        ordering = ["terminal_id", "channel", "pk"]
+        verbose_name = _("channel binding")
+        verbose_name_plural = _("channel bindings")
+        constraints = [
+            # A terminal is bound to a channel once at a time; unbound rows are history.
+            models.UniqueConstraint(
+                fields=["terminal", "channel"],
+                condition=~models.Q(status=BindingStatus.UNBOUND),
+                name="channel_binding_open_per_terminal",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} {self.channel_merchant_id}"

@@ -55,3 +55,8 @@ rules.add_perm(
     is_admin | (is_merchant & is_the_merchant) | (is_agent & signed_the_merchant),
 )
 rules.add_perm("parties.view_agent_contact", is_admin | (is_agent & is_the_agent_or_above))
+
+# Payment-channel bindings: recorded at activation and unbound at closure, both on the provider's
+# authority (its admins; the closure case's jobs and the system pass as everywhere).
+rules.add_perm("parties.bind_channel", is_admin)
+rules.add_perm("parties.unbind_channel", is_admin)

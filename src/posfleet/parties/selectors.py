@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.db.models import QuerySet
 
 from posfleet.iam.models import Role, User
-from posfleet.parties.models import Agent, Merchant, Store
+from posfleet.parties.channels import BindingStatus
+from posfleet.parties.models import Agent, ChannelBinding, Merchant, Store
 from posfleet.platform.errors import NotFound
 
 
@@ -103,3 +106,16 @@ def free_store_code(merchant: Merchant) -> str:
     while f"S{n}" in used:
         n += 1
     return f"S{n}"
+
+
+# -- payment-channel bindings (for the closure case's unbind step and the pages) ----------------------
+
+
+def channel_bindings_of(terminal_ids: Iterable[int], *, open_only: bool = False) -> QuerySet[ChannelBinding]:
+    """The payment-channel bindings of these terminals, by terminal then channel; ``open_only``: those
+    not unbound yet (what a closure still has to unbind). Not scoped: pass the ids of terminals the
+    reader may see (the closure case's own, a page's scoped terminals)."""
+    qs = ChannelBinding.objects.select_related("merchant").filter(terminal_id__in=list(terminal_ids))
+    if open_only:
+        qs = qs.exclude(status=BindingStatus.UNBOUND)
+    return qs.order_by("terminal_id", "channel", "pk")

@@ -21,6 +21,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from posfleet.parties.channels.simulator import ChannelSimulator
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -137,3 +139,17 @@ def http_receiver() -> Iterator[HttpReceiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def channel_simulator(*, delay: float = 1.0) -> Iterator[ChannelSimulator]:
+    """The payment channels' simulator (``parties.channels.simulator``) on a free loopback port, in a
+    thread: ``.url`` (point ``POSFLEET_CHANNELS_URL`` at it), ``.control(channel, mode, times)``, and
+    what it received (``.calls``, ``.calls_of``, ``.unbinds_done``, ``.unbound``). ``delay``: how long a
+    'late' or 'timeout' call waits; keep it above the tests' ``POSFLEET_CHANNELS_TIMEOUT``."""
+    simulator = ChannelSimulator(port=0, delay=delay)
+    simulator.start()
+    try:
+        yield simulator
+    finally:
+        simulator.stop()

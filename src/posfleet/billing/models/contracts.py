@@ -77,6 +77,8 @@ class ServiceFeeDue(models.Model):
     journal = models.OneToOneField(
         "billing.Journal", on_delete=models.PROTECT, null=True, blank=True, related_name="fee_due"
     )
+    # Set when the contract ended before the fee was charged (closure): it never falls due.
+    lapsed_on = models.DateField(_("lapsed on"), null=True, blank=True)
 
     class Meta:
         ordering = ["due_on", "id"]
@@ -85,6 +87,10 @@ class ServiceFeeDue(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["contract", "period"], name="fee_due_once_per_period"),
             models.CheckConstraint(condition=models.Q(amount_fen__gte=0), name="fee_due_not_negative"),
+            models.CheckConstraint(
+                condition=models.Q(journal__isnull=True) | models.Q(lapsed_on__isnull=True),
+                name="fee_due_charged_or_lapsed",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -209,7 +209,9 @@ def charge_fees_due(*, actor: Actor, fee_ids: list[int], provider_id: int) -> in
     reference and the conditional update of ``journal``), with an audit row each. Runs in the caller's
     transaction, under the money lock (``provider_id``). Returns how many were charged."""
     rows = list(
-        ServiceFeeDue.objects.filter(pk__in=fee_ids, journal__isnull=True, amount_fen__gt=0)
+        ServiceFeeDue.objects.filter(
+            pk__in=fee_ids, journal__isnull=True, lapsed_on__isnull=True, amount_fen__gt=0
+        )
         .order_by("pk")
         .values_list(
             "pk",

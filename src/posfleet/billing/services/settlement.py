@@ -41,6 +41,7 @@ from posfleet.billing.services.transactions.posting import (
     accounts,
     money_lock,
 )
+from posfleet.fleet.states import IN_SERVICE
 from posfleet.platform.clock import now, today
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import Conflict, ValidationFailed
@@ -316,10 +317,19 @@ def _finish(run: SettlementRun, actor: Actor) -> SettlementRun:
 
 def charge_service_fees(*, actor: Actor, up_to: date) -> int:
     """Charge every annual service/SIM fee due on or before ``up_to`` that has no journal yet
-    (``charge_fees_due``, a chunk per transaction). Returns how many."""
+    (``charge_fees_due``, a chunk per transaction). Returns how many.
+
+    Only a terminal in service is charged: a deactivated terminal's fee waits until it is reactivated
+    (and lapses if it is closed instead: ``billing.services.closure.contract_end``)."""
     actor.require("billing.run_settlement")
     due = list(
-        ServiceFeeDue.objects.filter(due_on__lte=up_to, journal__isnull=True, amount_fen__gt=0)
+        ServiceFeeDue.objects.filter(
+            due_on__lte=up_to,
+            journal__isnull=True,
+            lapsed_on__isnull=True,
+            amount_fen__gt=0,
+            contract__terminal__status__in=IN_SERVICE,
+        )
         .order_by("pk")
         .values_list("pk", flat=True)
     )

@@ -102,6 +102,7 @@ INSTALLED_APPS = [
     "posfleet.fleet",
     "posfleet.billing",
     "posfleet.enrollment",
+    "posfleet.closure",
     "posfleet.notifications",
     "posfleet.api",
     "posfleet.console",
@@ -382,6 +383,12 @@ POSFLEET_EXPIRY: ExpiryPolicy = {
     "GRACE_DAYS": int(env("EXPIRY_GRACE_DAYS", "15")),
 }
 
+# Payment channels (支付渠道) a terminal is unbound from at closure (parties/channels/): where their
+# gateway is (`posfleet simulate channels` serves one on loopback at the default) and how many seconds
+# to wait for a connection and for an answer; a timeout is resolved by asking the channel again.
+POSFLEET_CHANNELS_URL = env("CHANNELS_URL", "http://127.0.0.1:8585")
+POSFLEET_CHANNELS_TIMEOUT = float(env("CHANNELS_TIMEOUT", "5"))
+
 
 def _master_keys() -> dict[str, str]:
     """Master keys that wrap the per-subject data keys. ``POSFLEET_MASTER_KEYS`` is ``id=base64,...``;
@@ -434,3 +441,36 @@ POSFLEET_APPLICATIONS: ApplicationPolicy = {
 # temporary file on disk. A file above the limit is not accepted at all.
 FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.MemoryFileUploadHandler"]
 FILE_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
+
+
+class ClosurePolicy(TypedDict):
+    REVIEW_DAYS: int
+    REMIND_BEFORE_HOURS: int
+    RETURN_DAYS: int
+    RETURN_ADDRESS: str
+    STEP_LEASE_SECONDS: int
+    RETRY_BASE_SECONDS: int
+    RETRY_MAX_SECONDS: int
+    BACKUP_DIR: Path
+    RETENTION_YEARS: int
+
+
+# Closure (注销): the review clock (maker-checker SLA), the device return, the step runner's lease and
+# back-off, where data backups are kept, and how long a closed merchant's records stay (floor: 5 years).
+POSFLEET_CLOSURE: ClosurePolicy = {
+    "REVIEW_DAYS": int(env("CLOSURE_REVIEW_DAYS", "7")),
+    "REMIND_BEFORE_HOURS": int(env("CLOSURE_REMIND_BEFORE_HOURS", "24")),
+    "RETURN_DAYS": int(env("CLOSURE_RETURN_DAYS", "14")),
+    "RETURN_ADDRESS": env(
+        "CLOSURE_RETURN_ADDRESS", "posfleet returns warehouse, 88 Zhangjiang Road, Pudong, Shanghai 201203"
+    ),
+    "STEP_LEASE_SECONDS": int(env("CLOSURE_STEP_LEASE_SECONDS", "120")),
+    "RETRY_BASE_SECONDS": int(env("CLOSURE_RETRY_BASE_SECONDS", "30")),
+    "RETRY_MAX_SECONDS": int(env("CLOSURE_RETRY_MAX_SECONDS", "3600")),
+    "BACKUP_DIR": Path(env("BACKUP_DIR", str(VAR_DIR / "backups"))),
+    "RETENTION_YEARS": max(5, int(env("CLOSURE_RETENTION_YEARS", "5"))),
+}
+
+# The Ed25519 key that signs merchants' data backups (closure/backup_signing.py): 32 bytes, base64.
+# Unset (development, tests), it is derived from SECRET_KEY, so it stays the same across restarts.
+POSFLEET_BACKUP_SIGNING_KEY = env("BACKUP_SIGNING_KEY")

@@ -47,3 +47,4 @@ POSFLEET_NOTIFY["WEBHOOK_ALLOW_PRIVATE"] = True  # the tests' receivers listen o
 
 # Files the tests' jobs write (exports, uploads) go to a scratch folder, not the checkout's var/.
 VAR_DIR = Path(tempfile.mkdtemp(prefix="posfleet-test-var-"))
+POSFLEET_CLOSURE["BACKUP_DIR"] = VAR_DIR / "backups"  # noqa: F405

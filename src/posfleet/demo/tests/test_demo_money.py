@@ -47,7 +47,7 @@ from posfleet.demo.build import build_demo
 from posfleet.demo.money import vocabulary as M
 from posfleet.fleet.models import StatusPeriod, Terminal
 from posfleet.fleet.selectors import active_periods, was_active
-from posfleet.fleet.states import Status
+from posfleet.fleet.states import IN_SERVICE, Status
 from posfleet.iam.models import User
 from posfleet.parties.models import Merchant
 from posfleet.platform.context import Actor
@@ -276,7 +276,11 @@ def check_contracts_fees_and_deposits():
         assert fees
         assert fees[0] == c.starts_on
         assert c.ended_on is None or fees[-1] < c.ended_on
-    assert not ServiceFeeDue.objects.filter(due_on__lte=FIRST, journal__isnull=True).exists()
+    # Every fee due of a terminal in service is charged; a stopped terminal's fee waits (and lapses if
+    # it is closed instead).
+    assert not ServiceFeeDue.objects.filter(
+        due_on__lte=FIRST, journal__isnull=True, contract__terminal__status__in=IN_SERVICE
+    ).exists()
     assert ServiceFeeDue.objects.filter(journal__isnull=False).count() > 0
     deposits = Deposit.objects.select_related("contract__terminal")
     assert deposits.filter(status="held").exists()

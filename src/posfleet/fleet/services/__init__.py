@@ -1,7 +1,19 @@
 """The fleet's services: the only writers of terminals (``fleet/services/lifecycle.py`` for the
 terminal life, ``registration.py`` for stock coming in, ``takeover.py`` for the service period and
-replacement). Other contexts import them from here."""
+replacement, ``devices.py`` for the device command channel of smart terminals). Other contexts import
+them from here."""
 
+from posfleet.fleet.services.devices import (
+    CommandKeyReused,
+    device_authenticate,
+    device_command_ack,
+    device_command_send,
+    device_commands_expire,
+    device_commands_fetch,
+    device_credential_issue,
+    device_credential_revoke,
+    device_heartbeat,
+)
 from posfleet.fleet.services.lifecycle import (
     EVENT_OF,
     PARAMETERS,
@@ -36,8 +48,17 @@ __all__ = [
     "PARAMETERS",
     "TID_COUNTER",
     "TID_START",
+    "CommandKeyReused",
     "ItemResult",
     "NewTerminal",
+    "device_authenticate",
+    "device_command_ack",
+    "device_command_send",
+    "device_commands_expire",
+    "device_commands_fetch",
+    "device_credential_issue",
+    "device_credential_revoke",
+    "device_heartbeat",
     "organisations_of",
     "terminal_activate",
     "terminal_allocate",

@@ -1,0 +1,29 @@
+"""Events of closure cases (written to the outbox in the service's or the step's transaction)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from posfleet.platform.events import DomainEvent
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClosureProgressed(DomainEvent):
+    """A closure case moved on: ``step`` is what happened (requested, withdrawn, approved, rejected,
+    review_reminded, escalated, a step's name with ``state`` done/waiting/failed, completed)."""
+
+    name = "closure.progressed"
+    aggregate_type = "closure"
+
+    step: str
+    state: str = ""
+    status: str = ""
+    merchant: str = ""
+    terminals: str = ""  # SNs, comma-separated
+    reason: str = ""
+    waiting_for: str = ""
+    return_due_on: str = ""
+    return_reference: str = ""
+    refund_fen: int = 0
+    still_owed_fen: int = 0
+    certificate_code: str = ""
