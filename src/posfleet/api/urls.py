@@ -21,6 +21,7 @@ from posfleet.api.routers import (
     applications,
     backups,
     closures,
+    complaints,
     contracts,
     deposits,
     devices,
@@ -124,3 +125,4 @@ api.add_router("", applications.router)
 # Data backups (closure)
 api.add_router("", backups.router)
 api.add_router("", closures.router)
+api.add_router("", complaints.router)  # complaints and the provider taking over (ADR 0023)

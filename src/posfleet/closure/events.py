@@ -22,8 +22,29 @@ class ClosureProgressed(DomainEvent):
     terminals: str = ""  # SNs, comma-separated
     reason: str = ""
     waiting_for: str = ""
+    return_address: str = ""
     return_due_on: str = ""
     return_reference: str = ""
     refund_fen: int = 0
     still_owed_fen: int = 0
     certificate_code: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComplaintProgressed(DomainEvent):
+    """A complaint moved on: ``step`` is what happened (raised, acknowledged, resolved, rejected,
+    escalated, taken_over, closed, reopened); ``handler`` is who holds it now (agent or provider)."""
+
+    name = "complaint.progressed"
+    aggregate_type = "complaint"
+
+    step: str
+    status: str = ""
+    merchant: str = ""
+    category: str = ""
+    subject: str = ""
+    handler: str = ""
+    agent: str = ""  # the agent's code it is addressed to ("" when addressed to the provider)
+    case: str = ""  # the related closure case's number
+    due_at: str = ""
+    reason: str = ""  # why escalated (late, merchant, staff, case_review_late)

@@ -10,7 +10,8 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from posfleet.closure.states import CaseStatus, ClosureReason, Party, StepName, StepState
+from posfleet.closure.complaint_states import ComplaintCategory, ComplaintStatus, Escalation
+from posfleet.closure.states import CaseKind, CaseStatus, ClosureReason, Party, StepName, StepState
 
 
 class ClosureCase(models.Model):
@@ -21,6 +22,8 @@ class ClosureCase(models.Model):
     )
     reason = models.CharField(_("reason"), max_length=24, choices=ClosureReason.choices)
     note = models.CharField(_("note"), max_length=500, blank=True)
+    # An agent termination is reviewed by the merchant's agent until the provider takes it over (ADR 0023).
+    kind = models.CharField(_("kind"), max_length=20, choices=CaseKind.choices, default=CaseKind.CLOSURE)
     # Who asked: a person (merchant, agent or provider staff) — maker-checker compares the reviewer to it.
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -35,6 +38,12 @@ class ClosureCase(models.Model):
     )
     reviewed_at = models.DateTimeField(_("reviewed"), null=True, blank=True)
     review_note = models.CharField(_("review note"), max_length=500, blank=True)
+    # Set once when the provider's staff take an agent termination over from an agent that did not act
+    # (through a complaint, closure.services.complaints.complaint_take_over): they decide from then on.
+    taken_over_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    taken_over_at = models.DateTimeField(_("taken over"), null=True, blank=True)
     ended_at = models.DateTimeField(_("ended"), null=True, blank=True)  # withdrawn, rejected or completed
     # The quote the requester confirmed (closure.quote.Quote.as_json) and its digest: a request whose
     # digest is not the current quote's is refused as stale.
@@ -153,3 +162,70 @@ class DataBackup(models.Model):
 
     def __str__(self) -> str:
         return self.path
+
+
+class Complaint(models.Model):
+    """A merchant's grievance (投诉) — about its agent, a closure case, a deposit, a device, anything —
+    addressed to its agent or to the provider, with the handler's clock (``due_at``) and the escalation
+    to the provider (closure/complaint_states.py). Only ``closure.services.complaints`` writes it."""
+
+    number = models.CharField(_("complaint number"), max_length=20, unique=True)
+    merchant = models.ForeignKey("parties.Merchant", on_delete=models.PROTECT, related_name="complaints")
+    status = models.CharField(
+        _("status"), max_length=16, choices=ComplaintStatus.choices, default=ComplaintStatus.OPEN
+    )
+    category = models.CharField(_("about"), max_length=16, choices=ComplaintCategory.choices)
+    subject = models.CharField(_("subject"), max_length=200)
+    text = models.TextField(_("what happened"), max_length=4000)
+    case = models.ForeignKey(
+        ClosureCase,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="complaints",
+        verbose_name=_("closure case"),
+    )
+    # The agent organisation it is addressed to, or the provider; it stays when escalated (the agent
+    # still sees what it was asked).
+    addressed_to = models.ForeignKey(
+        "iam.Organisation", on_delete=models.PROTECT, related_name="+", verbose_name=_("addressed to")
+    )
+    raised_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    raised_by_label = models.CharField(max_length=120, blank=True)
+    raised_at = models.DateTimeField(_("raised"))
+    # The handler's clock: acknowledge by (open, escalated), answer by (acknowledged).
+    due_at = models.DateTimeField(_("due"))
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(_("acknowledged"), null=True, blank=True)
+    escalated_at = models.DateTimeField(_("escalated"), null=True, blank=True)
+    escalation = models.CharField(
+        _("escalated because"), max_length=20, blank=True, choices=[(e.value, e.value) for e in Escalation]
+    )
+    resolution = models.TextField(_("answer"), max_length=4000, blank=True)
+    answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    answered_at = models.DateTimeField(_("answered"), null=True, blank=True)
+    closed_at = models.DateTimeField(_("closed"), null=True, blank=True)
+    reopened = models.PositiveSmallIntegerField(_("times reopened"), default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-raised_at", "-id"]
+        verbose_name = _("complaint")
+        verbose_name_plural = _("complaints")
+        indexes = [models.Index(fields=["status", "due_at"], name="closure_complaint_due_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(escalated_at__isnull=True, escalation="")
+                | models.Q(escalated_at__isnull=False) & ~models.Q(escalation=""),
+                name="closure_complaint_escalation_named",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number

@@ -57,15 +57,41 @@ class Quote:
         return {**asdict(self), "digest": self.digest}
 
 
+@dataclass(frozen=True)
+class AgentTerms:
+    """An agent termination's reviewer: the merchant's agent, and how long it has to decide."""
+
+    code: str
+    name: str
+    review_days: int
+
+
 def build_quote(
-    *, merchant_id: int, organisation_id: int, terminals: list[tuple[int, str]], on: date
+    *,
+    merchant_id: int,
+    organisation_id: int,
+    terminals: list[tuple[int, str]],
+    on: date,
+    agent: AgentTerms | None = None,
 ) -> Quote:
-    """The quote of closing ``terminals`` ((id, SN) pairs of one merchant) on ``on``."""
+    """The quote of closing ``terminals`` ((id, SN) pairs of one merchant) on ``on``; with ``agent``, of
+    ending with that agent (ADR 0023): the same money, plus the agent's review clock, the clauses of
+    each contract signed through it, and who holds the deposit (the provider: there is no agent-held
+    deposit in posfleet, so the deposit line is what is refunded, whether or not the agent acts)."""
     sn_of = dict(terminals)
     facts = closure_facts(
         merchant_id=merchant_id, organisation_id=organisation_id, terminal_ids=list(sn_of), on=on
     )
     lines: list[QuoteLine] = []
+    if agent is not None:
+        lines.append(
+            QuoteLine(
+                "agent_review",
+                0,
+                INFO,
+                params={"agent": agent.code, "agent_name": agent.name, "days": agent.review_days},
+            )
+        )
     if facts.unsettled_gross_fen or facts.unsettled_refunds_fen:
         lines.append(
             QuoteLine(
@@ -87,6 +113,22 @@ def build_quote(
     deposit = 0
     for contract in facts.contracts:
         sn = sn_of.get(contract.terminal_id, "")
+        if agent is not None:
+            lines.append(
+                QuoteLine(
+                    "agent_clauses",
+                    0,
+                    INFO,
+                    sn,
+                    params={
+                        "agent": agent.code,
+                        "contract": contract.contract_id,
+                        "rule": contract.penalty_rule,
+                        "min_term_months": contract.min_term_months,
+                        "months_served": contract.months_served,
+                    },
+                )
+            )
         if contract.fees_to_charge_fen:
             lines.append(QuoteLine("fees_due", contract.fees_to_charge_fen, OWED, sn))
             owed += contract.fees_to_charge_fen
@@ -117,6 +159,8 @@ def build_quote(
         if contract.deposit_held_fen:
             lines.append(QuoteLine("deposit", contract.deposit_held_fen, HELD, sn))
             deposit += contract.deposit_held_fen
+    if agent is not None and deposit:
+        lines.append(QuoteLine("agent_deposit", 0, INFO, params={"agent": agent.code}))
     refund = max(0, deposit - owed)
     return Quote(
         on=on.isoformat(),
@@ -175,6 +219,31 @@ def line_text(line: dict[str, Any]) -> str:
         }
     if code == "deposit":
         return _("Deposit held")
+    if code == "agent_review":
+        return _(
+            "Your agent %(agent)s decides on ending with it within %(days)d days; if it does not, "
+            "complain to the provider, who can take the case over"
+        ) % {"agent": params.get("agent_name") or params.get("agent", ""), "days": params.get("days", 0)}
+    if code == "agent_clauses":
+        rule = {
+            "fixed": _("a fixed penalty"),
+            "remaining_months": _("a penalty per month left of the minimum term"),
+        }.get(str(params.get("rule", "")), _("no penalty"))
+        return _(
+            "Terms signed through agent %(agent)s (contract %(contract)s): minimum term %(minimum)d "
+            "months, %(served)d served; ending early: %(rule)s"
+        ) % {
+            "agent": params.get("agent", ""),
+            "contract": params.get("contract"),
+            "minimum": params.get("min_term_months", 0),
+            "served": params.get("months_served", 0),
+            "rule": rule,
+        }
+    if code == "agent_deposit":
+        return _(
+            "Deposit held by the agent: none — the deposit above is held by the provider, which refunds "
+            "it at the end even if the agent does not act"
+        )
     return code
 
 

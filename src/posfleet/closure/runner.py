@@ -19,6 +19,7 @@ wakes every case with a step due, so a case resumes wherever it stopped, after a
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ from posfleet.parties.services import UnbindOutcome, channel_unbind
 from posfleet.platform.clock import now, today
 from posfleet.platform.wake import after_commit
 
+log = logging.getLogger(__name__)
 CRASH_ENV = "POSFLEET_CLOSURE_CRASH"  # "<step>:<claimed|effect>": SIGKILL the process there (tests)
 WIPE_EXPIRES = timedelta(days=7)
 SETTLEMENT_RECHECK = timedelta(hours=1)
@@ -231,6 +233,7 @@ def _finish(step: CaseStep, attempts: int, outcome: Outcome) -> None:
 def _event_extra(case: ClosureCase, step: str, evidence: dict[str, Any]) -> dict[str, Any]:
     if step == StepName.RETURN:
         return {
+            "return_address": case.return_address,
             "return_due_on": case.return_due_on.isoformat() if case.return_due_on else "",
             "return_reference": case.return_reference,
         }
@@ -275,6 +278,22 @@ def due_case_ids() -> list[int]:
         .order_by("case_id")
         .distinct()
     )
+
+
+def on_device_answer(message: Any) -> None:
+    """Outbox handler: a device answered (or gave up on) a wipe this runner sent — look at the case's
+    wipe step now rather than at its next minute. Idempotent: it only moves the next look forward."""
+    if message.event_type != "device.command_changed":
+        return
+    payload = message.payload or {}
+    key = str(payload.get("key", ""))
+    if payload.get("status") not in ("acknowledged", "failed", "expired") or f":{StepName.WIPE}:" not in key:
+        return
+    step_key = key.rsplit(":", 1)[0]  # "<case>:wipe:<sn>" → "<case>:wipe"
+    step = CaseStep.objects.filter(key=step_key, state=StepState.WAITING).first()
+    if step is not None:
+        CaseStep.objects.filter(pk=step.pk, state=StepState.WAITING).update(next_attempt_at=now())
+        after_commit("closure.advance", step.case_id, once=True)
 
 
 def resume_sweep() -> int:
@@ -348,10 +367,12 @@ def _unbind(step: CaseStep) -> Outcome:
 
 
 def _settle(step: CaseStep) -> Outcome:
-    """The final settlement: done once the T+1 run of the day the terminals stopped has finished."""
+    """The final settlement: done once every sale of the case's terminals up to the day they stopped has
+    been paid by its T+1 run (at once when none is waiting)."""
     case = step.case
     stopped_on = timezone.localdate(case.requested_at)
-    result = final_settlement(merchant_id=case.merchant_id, stopped_on=stopped_on)
+    terminal_ids = list(CaseTerminal.objects.filter(case=case).values_list("terminal_id", flat=True))
+    result = final_settlement(merchant_id=case.merchant_id, terminal_ids=terminal_ids, stopped_on=stopped_on)
     if result is None:
         return Wait(
             Party.SETTLEMENT, {"stopped_on": stopped_on.isoformat()}, recheck_at=now() + SETTLEMENT_RECHECK

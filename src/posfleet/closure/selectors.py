@@ -4,15 +4,16 @@ the scoped lists (open, stuck, late)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
 
-from posfleet.closure.models import CaseStep, ClosureCase
+from posfleet.closure.models import CaseStep, CaseTerminal, ClosureCase
 from posfleet.closure.quote import effect_text, line_text
 from posfleet.closure.states import (
+    FINISHED_STEP,
     SPEC,
     STEPS,
     CaseStatus,
@@ -174,9 +175,11 @@ def _may(user: User, command: str, case: ClosureCase) -> bool:
         "approve": "closure.review_closure",
         "reject": "closure.review_closure",
     }
-    if command not in perm or not user.has_perm(perm[command], case.merchant):
-        return False
-    return not (command in ("approve", "reject") and case.requested_by_id == user.pk)
+    if command in ("approve", "reject"):  # on the case: an agent termination is its agent's (ADR 0023)
+        return user.has_perm("closure.decide_case", case) and case.requested_by_id != user.pk
+    if command == "withdraw" and case.kind == "agent_termination":
+        return user.has_perm("closure.request_agent_termination", case.merchant)
+    return command in perm and user.has_perm(perm[command], case.merchant)
 
 
 def _next_words(case: ClosureCase, steps: list[StepView]) -> str:
@@ -200,3 +203,147 @@ def reasons() -> list[tuple[str, str]]:
 
 def step_spec(name: str) -> Any:
     return SPEC[StepName(name)]
+
+
+# -- the console's lists (added for the console's closure pages) -------------------------------------------
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    """What a list row shows of a case besides the case itself: its terminals, the first step not
+    finished (whom it waits for, since when) and how many steps are finished."""
+
+    sns: list[str]
+    current: StepView | None
+    finished: int
+    total: int
+
+
+def case_rows(cases: list[ClosureCase]) -> dict[int, CaseRow]:
+    """The rows of a page of cases, in two queries (terminals, steps)."""
+    ids = [c.pk for c in cases]
+    sns: dict[int, list[str]] = {pk: [] for pk in ids}
+    for case_id, sn in (
+        CaseTerminal.objects.filter(case_id__in=ids).order_by("pk").values_list("case_id", "terminal__sn")
+    ):
+        sns[case_id].append(sn)
+    steps: dict[int, dict[str, CaseStep]] = {pk: {} for pk in ids}
+    for row in CaseStep.objects.filter(case_id__in=ids):
+        steps[row.case_id][row.name] = row
+    out = {}
+    for pk in ids:
+        rows = steps[pk]
+        current = None
+        for spec in STEPS:
+            found = rows.get(spec.name)
+            if found is not None and found.state not in FINISHED_STEP:
+                current = _step_view(spec, found)
+                break
+        out[pk] = CaseRow(
+            sns=sns[pk],
+            current=current,
+            finished=sum(1 for r in rows.values() if r.state in FINISHED_STEP),
+            total=len(STEPS),
+        )
+    return out
+
+
+def _step_view(spec: Any, row: CaseStep) -> StepView:
+    return StepView(
+        name=spec.name,
+        label=str(spec.label),
+        state=row.state,
+        state_label=str(StepState(row.state).label),
+        waiting_for=row.waiting_for,
+        waiting_for_label=str(Party(row.waiting_for).label) if row.waiting_for else "",
+        since=row.waiting_since if row.state == StepState.WAITING else row.started_at,
+        attempts=row.attempts,
+        message=row.message,
+        next_words=str(spec.next_words),
+        evidence=row.evidence,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+def case_terminal_sns(case: ClosureCase) -> dict[int, str]:
+    """Terminal id → SN of a case's terminals (evidence is keyed by terminal id in places)."""
+    return dict(CaseTerminal.objects.filter(case=case).values_list("terminal_id", "terminal__sn"))
+
+
+def open_case_numbers(terminal_ids: list[int]) -> dict[int, str]:
+    """Terminal id → the number of the open case it is in (a terminal is in at most one)."""
+    return dict(
+        CaseTerminal.objects.filter(terminal_id__in=terminal_ids, open=True).values_list(
+            "terminal_id", "case__number"
+        )
+    )
+
+
+@dataclass(frozen=True)
+class ReturnEntry:
+    """A device of an open case, as the warehouse sees it."""
+
+    case: ClosureCase
+    sn: str
+    model: str
+    due_on: date | None
+    reference: str
+    tracking_no: str
+    received_at: datetime | None
+    inspected_at: datetime | None
+    overdue: bool
+    damage_prices: dict[str, int]
+
+
+def _return_entry(entry: CaseTerminal, on: date) -> ReturnEntry:
+    case = entry.case
+    return ReturnEntry(
+        case=case,
+        sn=entry.terminal.sn,
+        model=f"{entry.terminal.model.maker} {entry.terminal.model.name}",
+        due_on=case.return_due_on,
+        reference=case.return_reference,
+        tracking_no=case.tracking_no,
+        received_at=entry.received_at,
+        inspected_at=entry.inspected_at,
+        overdue=entry.received_at is None and case.return_due_on is not None and case.return_due_on < on,
+        damage_prices={
+            k: int(v) for k, v in ((entry.contract.damage_prices if entry.contract else {}) or {}).items()
+        },
+    )
+
+
+def _open_entries(user: User) -> QuerySet[CaseTerminal]:
+    return CaseTerminal.objects.filter(
+        open=True, case__in=cases_visible_to(user).filter(status=CaseStatus.RUNNING)
+    ).select_related("case", "case__merchant", "terminal", "terminal__model", "contract")
+
+
+def returns_expected(user: User) -> tuple[list[ReturnEntry], list[ReturnEntry]]:
+    """The warehouse's two lists: devices expected back (their case's return step waiting; the
+    earliest deadline first) and devices received but not yet inspected."""
+    on = now().date()
+    expected = [
+        _return_entry(e, on)
+        for e in _open_entries(user)
+        .filter(
+            received_at__isnull=True,
+            case__steps__name=StepName.RETURN,
+            case__steps__state=StepState.WAITING,
+        )
+        .order_by("case__return_due_on", "case__number", "pk")
+    ]
+    to_inspect = [
+        _return_entry(e, on)
+        for e in _open_entries(user)
+        .filter(received_at__isnull=False, inspected_at__isnull=True)
+        .order_by("received_at", "pk")
+    ]
+    return expected, to_inspect
+
+
+def return_entry_for(user: User, sn: str) -> ReturnEntry | None:
+    """The device ``sn`` of an open case ``user`` may see, or None."""
+    entry = _open_entries(user).filter(terminal__sn=(sn or "").strip().upper()[:32]).order_by("-pk").first()
+    return _return_entry(entry, now().date()) if entry is not None else None

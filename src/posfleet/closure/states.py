@@ -88,6 +88,15 @@ class ClosureReason(TextChoices):
     OTHER = "other", _("other")
 
 
+class CaseKind(TextChoices):
+    """What a case ends: the terminals with the provider, or the merchant's terms with its agent (DOMAIN.md
+    workflow 6, article 004) — the same steps; an agent termination is reviewed by the merchant's agent
+    within its own clock (``AGENT_REVIEW_DAYS``) until the provider takes it over (ADR 0023)."""
+
+    CLOSURE = "closure", _("closure")
+    AGENT_TERMINATION = "agent_termination", _("ending with the agent")
+
+
 # Reasons only the provider's staff give; ``OTHER`` needs a note.
 STAFF_ONLY_REASONS = frozenset({ClosureReason.PROVIDER_INITIATED})
 NOTE_REQUIRED_REASONS = frozenset({ClosureReason.OTHER})

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from django.tasks import task
 
-from posfleet.closure.runner import advance, resume_sweep
-from posfleet.closure.services import review_remind_sweep
+from posfleet.closure.runner import advance, on_device_answer, resume_sweep
+from posfleet.closure.services import complaint_sla_sweep, review_remind_sweep
 from posfleet.platform.context import Actor
+from posfleet.platform.outbox import register_handler
 from posfleet.platform.wake import register
 
 
@@ -27,3 +28,11 @@ def closure_review_remind_task() -> dict[str, int]:
 
 
 register("closure.advance", closure_advance_task.enqueue)
+register_handler("closure", on_device_answer)
+
+
+@task
+def complaint_sla_sweep_task() -> dict[str, int]:
+    """Escalate complaints the agent let run past their clock, and agent terminations it did not decide
+    in time (ADR 0023). Cron: ``("25 * * * *", complaint_sla_sweep_task, ...)`` in config/schedule.py."""
+    return complaint_sla_sweep(actor=Actor.job("complaint_sla_sweep"))

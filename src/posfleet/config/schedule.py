@@ -15,7 +15,7 @@ from django.tasks import Task
 from posfleet.audit.tasks import audit_verify_task
 from posfleet.billing.tasks import ledger_verify_task, settle_yesterday_task
 from posfleet.closure.backup_tasks import closure_retention_sweep_task
-from posfleet.closure.tasks import closure_resume_task, closure_review_remind_task
+from posfleet.closure.tasks import closure_resume_task, closure_review_remind_task, complaint_sla_sweep_task
 from posfleet.enrollment.tasks import expiry_suspend_task, expiry_sweep_task, review_remind_task
 from posfleet.fleet.tasks import device_commands_expire_task
 from posfleet.notifications.tasks import deliver_due_task
@@ -33,6 +33,7 @@ JOBS: list[tuple[str, Task[Any, Any], str]] = [
     ("15 * * * *", review_remind_task, "remind reviewers of applications due within hours"),
     ("* * * * *", closure_resume_task, "resume closure cases with a step due (retries, rechecks, crashes)"),
     ("20 * * * *", closure_review_remind_task, "remind and escalate closure reviews (7-day SLA)"),
+    ("25 * * * *", complaint_sla_sweep_task, "escalate complaints and agent terminations left late"),
     ("40 4 * * *", closure_retention_sweep_task, "shred personal data of merchants closed past retention"),
     ("*/5 * * * *", device_commands_expire_task, "expire device commands not answered in time"),
 ]

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from posfleet.api.urls import api
+from posfleet.closure import web as closure_web
 from posfleet.console import views as console_views
 from posfleet.console.views.backups import backup_key
 
@@ -12,6 +13,8 @@ urlpatterns = [
     path("accounts/", include("posfleet.iam.urls")),
     path("console/", include("posfleet.console.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("verify/", closure_web.verify_form, name="closure_verify_form"),
+    path("verify/<str:code>/", closure_web.verify, name="closure_verify"),
     path("admin/", admin.site.urls),
     path("", console_views.home, name="home"),
 ]

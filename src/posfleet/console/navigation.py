@@ -71,6 +71,8 @@ MAIN: tuple[NavEntry | NavGroup, ...] = (
     NavEntry("dashboard", _("Dashboard"), "speedometer2", "console:dashboard", exact=True),
     NavEntry("terminals", _("Device management"), "hdd-stack", "console:terminals"),
     NavEntry("applications", _("Applications"), "clipboard-check", "console:applications"),
+    NavEntry("closures", _("Closures"), "x-octagon", "console:closures"),
+    NavEntry("complaints", _("Complaints"), "chat-square-text", "console:complaints"),
     NavEntry("expiry", _("Expiry calendar"), "calendar-event", "console:expiry"),
     MONEY,
     NavEntry("deliveries", _("Notifications"), "send", "console:deliveries", roles=STAFF),

@@ -4,6 +4,10 @@ from posfleet.console.views import (
     actions,
     applications,
     backups,
+    closure_request,
+    closure_returns,
+    closures,
+    complaints,
     dashboard,
     device_commands,
     expiry,
@@ -79,4 +83,16 @@ urlpatterns = [
     path("backups/create/", backups.backup_start, name="backup_start"),
     path("backups/jobs/<str:job_id>/", backups.backup_job, name="backup_job"),
     path("backups/<int:pk>/download/", backups.backup_file, name="backup_file"),
+    # Complaints (投诉; ADR 0023)
+    path("complaints/", complaints.complaint_list, name="complaints"),
+    path("complaints/new/", complaints.complaint_new, name="complaint_new"),
+    path("complaints/<str:number>/", complaints.complaint_detail, name="complaint"),
+    path("complaints/<str:number>/<slug:step>/", complaints.complaint_step, name="complaint_step"),
+    # Closure cases (注销)
+    path("closures/", closures.closure_list, name="closures"),
+    path("closures/new/", closure_request.closure_new, name="closure_new"),
+    path("closures/returns/", closure_returns.closure_returns, name="closure_returns"),
+    path("closures/returns/<str:sn>/", closure_returns.closure_inspect_view, name="closure_inspect"),
+    path("closures/<str:number>/", closures.closure_detail, name="closure"),
+    path("closures/<str:number>/<slug:action>/", closures.closure_action, name="closure_action"),
 ]

@@ -7,7 +7,9 @@ The story is written in time order, in one transaction (a failure leaves the dat
    deposits (``money/contracts.py``);
 2. the history as audit entries in time order, appended to the chain between
 3. the calls of the real money services at their moments (``money/timeline.py``), each on the
-   simulated clock (``clock.py``): plans, service fees, daily ingest, T+1 settlement.
+   simulated clock (``clock.py``): plans, service fees, daily ingest, T+1 settlement; and between them
+   the payment-channel bindings, device credentials and closure cases (``closures.py``), with the
+   payment channels simulated in this process.
 
 So ``posfleet audit verify`` and ``posfleet ledger verify`` pass, and the chain reads in time order.
 """
@@ -20,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 from django.db import transaction
 
@@ -27,9 +30,11 @@ from posfleet.audit.models import AuditEvent
 from posfleet.audit.services import Entry, record_many
 from posfleet.demo import clock as simulated
 from posfleet.demo import vocabulary as V
+from posfleet.demo.closures import MONEY_DAYS_NEEDED, DemoClosures, channel_simulator_for_the_demo
 from posfleet.demo.fleet import SYSTEM, _Demo
 from posfleet.demo.money.timeline import Money, Op
 from posfleet.demo.plan import make_plan
+from posfleet.fleet.devices.simulator import Device, save_credentials
 from posfleet.fleet.models import Terminal
 from posfleet.fleet.states import Status
 from posfleet.iam.models import Organisation, User
@@ -61,6 +66,8 @@ class Summary:
     expiry_notices: dict[str, int] = field(default_factory=dict)  # milestone -> terminals told today
     # Processor seconds by part of the work (rows, history, plans, fees, ingest, settlement).
     cpu: dict[str, float] = field(default_factory=dict)
+    closures: dict[str, str] = field(default_factory=dict)  # stage -> case number
+    devices: int = 0  # device credentials live (written to ``devices_file``)
 
 
 def database_is_empty() -> bool:
@@ -77,8 +84,11 @@ def build_demo(
     money_days: int = DEFAULT_MONEY_DAYS,
     sales_per_day: float = DEFAULT_SALES_PER_DAY,
     write: Callable[[str], None] = lambda line: None,
+    devices_file: Path | None = None,
 ) -> Summary:
-    """Create the demo fleet (and its money) in an empty database and return what was created."""
+    """Create the demo fleet (and its money, channel bindings, device credentials and closure cases) in
+    an empty database and return what was created. The live device credentials are written to
+    ``devices_file`` (owner-only) when it is given."""
     from posfleet.platform.clock import today as local_today
 
     started = clock.perf_counter()
@@ -104,6 +114,7 @@ def build_demo(
         demo.write_terminals()
         summary.status_periods = demo.write_periods()
         ops: list[Op] = []
+        closures: DemoClosures | None = None
         if money is not None:
             root = provider()
             assert root is not None
@@ -112,16 +123,36 @@ def build_demo(
                 times=times, merchants=demo.merchants, terminal_ids=demo.terminal_ids, provider_id=root.pk
             )
             demo.build_entries(events, deferred=True)
+            if money_days >= MONEY_DAYS_NEEDED:
+                closures = DemoClosures(plan, demo.zone, {c.terminal: c for c in money.contracts})
+                left_out = closures.choose()
+                if left_out:
+                    write(f"  closure cases left out (no suitable terminal): {', '.join(left_out)}")
+                money.pauses = closures.pauses()
+            else:
+                write(f"  no closure cases: they need {MONEY_DAYS_NEEDED} days of money or more")
             ops = money.ops(demo.replays)
         write(f"  {summary.status_periods:,} status periods; history and money in time order…")
         summary.cpu["rows"] = clock.process_time() - cpu
         money_started = clock.perf_counter()
-        _tell([e.entry for e in events if e.entry is not None], ops, write, summary.cpu)
+        entries = [e.entry for e in events if e.entry is not None]
+        if closures is not None:
+            with channel_simulator_for_the_demo() as simulator:
+                _tell(entries, sorted(ops + closures.ops(demo, simulator)), write, summary.cpu)
+        else:
+            _tell(entries, ops, write, summary.cpu)
         summary.money_seconds = clock.perf_counter() - money_started
         if money is not None:
             summary.money = money.summary()
     summary.audit_events = AuditEvent.objects.count()
-    statuses = Counter(r.status.value for r in demo.replays)
+    if closures is not None:
+        summary.closures = dict(closures.made)
+        live = closures.live_devices()
+        summary.devices = len(live)
+        if devices_file is not None:
+            devices_file.parent.mkdir(parents=True, exist_ok=True)
+            save_credentials([Device(sn=sn, key_id=k, secret=s) for sn, k, s in live], devices_file)
+    statuses = Counter(Terminal.objects.values_list("status", flat=True))
     summary.statuses = {s.value: statuses.get(s.value, 0) for s in Status}
     summary.counts = {
         "provider": 1,

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 
 from posfleet.fleet.models import Terminal
+from posfleet.fleet.states import RESERVED_REASONS
 from posfleet.parties import selectors as parties
 from posfleet.platform.clock import now
 from posfleet.platform.errors import GuardFailed
@@ -55,8 +56,20 @@ def within_reactivation_window(terminal: Terminal, change: Change) -> None:
         )
 
 
+def not_held_by_a_case(terminal: Terminal, change: Change) -> None:
+    """A terminal stopped for a reserved reason (a closure case, a replacement) is moved on only by the
+    case that stopped it (its job): a person withdraws the closure request instead, so a terminal under
+    closure never transacts again behind the case's back."""
+    if terminal.status_reason in RESERVED_REASONS and not change.asked.get("by_system"):
+        raise GuardFailed(
+            _("This terminal is held by a closure or replacement under way: withdraw that request first."),
+            guard="not_held_by_a_case",
+        )
+
+
 GUARDS: dict[str, Callable[[Terminal, Change], None]] = {
     "merchant_under_agent": merchant_under_agent,
     "store_of_merchant": store_of_merchant,
     "within_reactivation_window": within_reactivation_window,
+    "not_held_by_a_case": not_held_by_a_case,
 }

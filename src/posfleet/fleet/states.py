@@ -182,8 +182,10 @@ SPECS: dict[Command, CommandSpec] = {
     C.SUSPEND: CommandSpec(C.SUSPEND, reasons=SuspensionReason),
     C.RESUME: CommandSpec(C.RESUME),
     C.DEACTIVATE: CommandSpec(C.DEACTIVATE, reasons=DeactivationReason, step_up=True),
-    C.REACTIVATE: CommandSpec(C.REACTIVATE, guards=("within_reactivation_window",)),
-    C.DEREGISTER: CommandSpec(C.DEREGISTER, reasons=DeactivationReason, step_up=True),
+    C.REACTIVATE: CommandSpec(C.REACTIVATE, guards=("not_held_by_a_case", "within_reactivation_window")),
+    C.DEREGISTER: CommandSpec(
+        C.DEREGISTER, reasons=DeactivationReason, step_up=True, guards=("not_held_by_a_case",)
+    ),
     C.RECEIVE_RETURN: CommandSpec(C.RECEIVE_RETURN),
     C.REFURBISH: CommandSpec(C.REFURBISH),
     C.SCRAP: CommandSpec(C.SCRAP, reasons=ScrapReason, step_up=True),

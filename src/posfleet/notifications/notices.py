@@ -11,11 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
+from posfleet.closure.states import SPEC as CLOSURE_STEPS
+from posfleet.closure.states import ClosureReason, StepName
 from posfleet.fleet.states import RESERVED_REASONS, SPECS, Command
 from posfleet.notifications.models import Channel
+from posfleet.platform.money import format_fen
 
 MERCHANT, AGENT, STAFF, ADMINS = "merchant", "agent", "staff", "admins"
 ALL = (Channel.INBOX, Channel.EMAIL, Channel.SMS)
@@ -181,6 +185,149 @@ WORDS: dict[str, Words] = {
     ),
 }
 
+# closure.progressed (注销, DOMAIN.md workflow 4): ``number`` is the case, ``terminals`` its SNs, ``merchant``
+# its MID; ``refund``/``still_owed`` are the amounts in words, ``step_label`` the step's name (``render``).
+WORDS.update(
+    {
+        "closure.requested": Words(
+            _("Closure %(number)s requested"),
+            _(
+                "The closure of terminal(s) %(terminals)s of %(merchant_name)s (MID %(merchant)s) was "
+                "requested. Reason: %(reason)s. The terminals no longer take payments; the request is "
+                "reviewed next, and it can be withdrawn until then."
+            ),
+        ),
+        "closure.withdrawn": Words(
+            _("Closure %(number)s withdrawn"),
+            _(
+                "The closure request %(number)s for terminal(s) %(terminals)s was withdrawn. Terminals "
+                "that were active before take payments again."
+            ),
+        ),
+        "closure.approved": Words(
+            _("Closure %(number)s approved"),
+            _(
+                "The closure of terminal(s) %(terminals)s of %(merchant_name)s was approved. Next: the "
+                "contract ends, the last sales are settled, the payment channels are unbound, the data is "
+                "backed up and the device is asked back. You hear of each step."
+            ),
+        ),
+        "closure.rejected": Words(
+            _("Closure %(number)s rejected"),
+            _(
+                "The closure request %(number)s for terminal(s) %(terminals)s was rejected; terminals that "
+                "were active before take payments again. The closure's page says why."
+            ),
+        ),
+        "closure.review_reminded": Words(
+            _("Review of closure %(number)s is due"),
+            _(
+                "The closure request %(number)s of %(merchant_name)s (MID %(merchant)s, terminal(s) "
+                "%(terminals)s) waits for review and is due soon."
+            ),
+        ),
+        "closure.review_late": Words(
+            _("Closure %(number)s: review is late"),
+            _(
+                "The closure request %(number)s of %(merchant_name)s (MID %(merchant)s) passed its review "
+                "deadline without a decision. Please see that someone decides now."
+            ),
+        ),
+        "closure.return_overdue": Words(
+            _("Closure %(number)s: device not returned"),
+            _(
+                "The device(s) of terminal(s) %(terminals)s (closure %(number)s, %(merchant_name)s) did "
+                "not reach the warehouse by the deadline. The recovery fee was charged; it is taken from "
+                "the deposit."
+            ),
+        ),
+        "closure.contract_ended": Words(
+            _("Closure %(number)s: contract ended"),
+            _(
+                "The service contract of terminal(s) %(terminals)s has ended: the service fees due were "
+                "charged, later ones are cancelled, and the early-termination penalty applies if the "
+                "minimum term was not served."
+            ),
+        ),
+        "closure.settled": Words(
+            _("Closure %(number)s: final settlement done"),
+            _(
+                "Your last sales up to the closure were paid with the final (T+1) settlement, less any "
+                "service fee owed."
+            ),
+        ),
+        "closure.backup_ready": Words(
+            _("Closure %(number)s: your data backup is ready"),
+            _(
+                "The backup of your transactions, settlements, statements and audit trail is ready to "
+                "download on the closure's page. It is signed; its manifest lists each file's SHA-256."
+            ),
+        ),
+        "closure.wiped": Words(
+            _("Closure %(number)s: device wipe done"),
+            _(
+                "The wipe step of terminal(s) %(terminals)s is done: the devices' keys are revoked, and a "
+                "device that acknowledged the remote wipe has erased its data."
+            ),
+        ),
+        "closure.return_instructions": Words(
+            _("Closure %(number)s: please return the device by %(return_due_on)s"),
+            _(
+                "Send the device(s) of terminal(s) %(terminals)s to: %(return_address)s. Write the "
+                "reference %(return_reference)s on the parcel and send it by %(return_due_on)s; a device "
+                "not back by then is charged the recovery fee. Give the tracking number on the closure's "
+                "page."
+            ),
+        ),
+        "closure.inspected": Words(
+            _("Closure %(number)s: device inspected"),
+            _(
+                "The warehouse received and inspected the device(s) of terminal(s) %(terminals)s. The "
+                "grade and any damage charge are on the closure statement."
+            ),
+        ),
+        "closure.refunded": Words(
+            _("Closure %(number)s: deposit refunded, %(refund)s"),
+            _(
+                "Your deposit, less what was owed, was released: %(refund)s is paid to your settlement "
+                "account. Nothing is owed."
+            ),
+        ),
+        "closure.refunded_owing": Words(
+            _("Closure %(number)s: %(still_owed)s still owed"),
+            _(
+                "Your deposit was released: %(refund)s is refunded to your settlement account, and "
+                "%(still_owed)s that the deposit did not cover is still owed. Please pay it: it blocks a "
+                "new application until it is paid."
+            ),
+        ),
+        "closure.certificate_ready": Words(
+            _("Closure %(number)s: your closure certificate is ready"),
+            _(
+                "Terminal(s) %(terminals)s are closed for good. The closure certificate and the itemised "
+                "closure statement can be downloaded on the closure's page; anyone can check the "
+                "certificate with verification code %(certificate_code)s."
+            ),
+        ),
+        "closure.completed": Words(
+            _("Closure %(number)s completed"),
+            _(
+                "The closure of terminal(s) %(terminals)s of %(merchant_name)s (MID %(merchant)s) is "
+                "completed. Certificate verification code: %(certificate_code)s."
+            ),
+        ),
+        "closure.step_failed": Words(
+            _("Closure %(number)s: “%(step_label)s” needs attention"),
+            _(
+                "The step “%(step_label)s” of closure %(number)s (%(merchant_name)s, MID %(merchant)s) "
+                "failed and waits for a person: read its message on the case's page, deal with the cause, "
+                "then retry the step."
+            ),
+        ),
+    }
+)
+
+
 # terminal.status_changed: the command decides the notice.
 TERMINAL_NOTICES: dict[str, Notice] = {
     Command.BIND: Notice("terminal.bound", {MERCHANT: QUIET}),
@@ -191,6 +338,56 @@ TERMINAL_NOTICES: dict[str, Notice] = {
     Command.REACTIVATE: Notice("terminal.reactivated", {MERCHANT: QUIET}),
     Command.DEREGISTER: Notice("terminal.deregistered", {MERCHANT: ALL, AGENT: INBOX}),
 }
+
+
+# complaint.progressed (a merchant's grievance, ADR 0023): ``number`` is the complaint, ``subject`` its
+# title, ``case`` a related closure case, ``due`` when the side holding it must answer.
+WORDS.update(
+    {
+        "complaint.raised": Words(
+            _("Complaint %(number)s: %(subject)s"),
+            _(
+                "Merchant %(merchant)s raised complaint %(number)s (%(category)s): “%(subject)s”. "
+                "Acknowledge it by %(due_at)s; it goes to the provider if it is not answered in time."
+            ),
+        ),
+        "complaint.acknowledged": Words(
+            _("Complaint %(number)s acknowledged"),
+            _(
+                "Your complaint %(number)s (“%(subject)s”) is being looked at. You will hear of the "
+                "answer here."
+            ),
+        ),
+        "complaint.answered": Words(
+            _("Complaint %(number)s answered"),
+            _(
+                "Your complaint %(number)s (“%(subject)s”) has an answer: read it in the console, where you "
+                "can close it or, if it does not settle the matter, reopen it or take it to the provider."
+            ),
+        ),
+        "complaint.escalated": Words(
+            _("Complaint %(number)s escalated to the provider"),
+            _(
+                "Complaint %(number)s of merchant %(merchant)s (“%(subject)s”) is now with the provider's "
+                "staff%(case_words)s."
+            ),
+        ),
+        "complaint.taken_over": Words(
+            _("The provider took over closure %(case)s"),
+            _(
+                "Following complaint %(number)s, the provider's staff now decide closure case %(case)s of "
+                "merchant %(merchant)s."
+            ),
+        ),
+        "complaint.reopened": Words(
+            _("Complaint %(number)s reopened"),
+            _(
+                "Merchant %(merchant)s reopened complaint %(number)s (“%(subject)s”): it needs an "
+                "answer again."
+            ),
+        ),
+    }
+)
 
 
 # application.progressed: the step decides the notice. "staff" are the provider's reviewers and admins.
@@ -204,6 +401,103 @@ APPLICATION_NOTICES: dict[str, Notice] = {
     "shipped": Notice("application.shipped", {MERCHANT: ALL, AGENT: INBOX}),
     "completed": Notice("application.completed", {MERCHANT: QUIET, AGENT: INBOX}),
 }
+
+
+# closure.progressed: what happened (``step``, and a step's ``state``) decides the notice. The merchant
+# hears its case's milestones and the steps that matter to it; the agent the decisions, the end and the
+# escalations; the provider's reviewers ("staff") what waits for review; its admins what went wrong.
+CLOSURE_NOTICES: dict[str, Notice] = {
+    "requested": Notice("closure.requested", {MERCHANT: QUIET, AGENT: INBOX, STAFF: INBOX}),
+    "withdrawn": Notice("closure.withdrawn", {MERCHANT: QUIET}),
+    "approved": Notice("closure.approved", {MERCHANT: QUIET, AGENT: INBOX}),
+    "rejected": Notice("closure.rejected", {MERCHANT: ALL, AGENT: INBOX}),
+    "review_reminded": Notice("closure.review_reminded", {STAFF: INBOX}),
+    "completed": Notice("closure.completed", {AGENT: INBOX}),
+}
+CLOSURE_ESCALATIONS: dict[str, Notice] = {
+    "review_late": Notice("closure.review_late", {AGENT: INBOX, ADMINS: QUIET}),
+    "return_overdue": Notice("closure.return_overdue", {MERCHANT: ALL, AGENT: INBOX, ADMINS: QUIET}),
+}
+# A step done (the unbinding says nothing to the merchant: the certificate lists the channels).
+CLOSURE_STEPS_DONE: dict[str, Notice] = {
+    StepName.CONTRACT: Notice("closure.contract_ended", {MERCHANT: QUIET}),
+    StepName.SETTLE: Notice("closure.settled", {MERCHANT: QUIET}),
+    StepName.BACKUP: Notice("closure.backup_ready", {MERCHANT: QUIET}),
+    StepName.WIPE: Notice("closure.wiped", {MERCHANT: QUIET}),
+    StepName.INSPECT: Notice("closure.inspected", {MERCHANT: QUIET}),
+    StepName.REFUND: Notice("closure.refunded", {MERCHANT: ALL}),
+    StepName.CERTIFICATE: Notice("closure.certificate_ready", {MERCHANT: ALL}),
+}
+
+
+# complaint.progressed: the side holding the complaint hears what it must answer (the agent, or the
+# provider's staff once it is theirs: the event reaches the agent only while it is addressed to it);
+# the merchant hears the answers; the admins hear escalations.
+COMPLAINT_NOTICES: dict[str, Notice] = {
+    "acknowledged": Notice("complaint.acknowledged", {MERCHANT: QUIET}),
+    "resolved": Notice("complaint.answered", {MERCHANT: ALL}),
+    "rejected": Notice("complaint.answered", {MERCHANT: ALL}),
+    "escalated": Notice("complaint.escalated", {STAFF: INBOX, ADMINS: QUIET, MERCHANT: QUIET, AGENT: INBOX}),
+    "taken_over": Notice("complaint.taken_over", {MERCHANT: QUIET, AGENT: INBOX}),
+}
+
+
+def complaint_notices(payload: dict[str, Any]) -> list[Notice]:
+    step = payload.get("step", "")
+    holder: dict[str, tuple[str, ...]] = (
+        {AGENT: INBOX} if payload.get("handler") == "agent" else {STAFF: INBOX}
+    )
+    if step == "raised":
+        return [Notice("complaint.raised", holder)]
+    if step == "reopened":
+        return [Notice("complaint.reopened", holder)]
+    notice = COMPLAINT_NOTICES.get(step)
+    return [notice] if notice is not None else []
+
+
+def complaint_values(values: dict[str, str]) -> dict[str, str]:
+    out = dict(values)
+    out["number"] = values.get("number") or values.get("sn", "")
+    case = values.get("case", "")
+    out["case_words"] = (_(", with closure case %(case)s") % {"case": case}) if case else ""
+    return out
+
+
+def closure_notices(payload: dict[str, Any]) -> list[Notice]:
+    step, state = payload.get("step", ""), payload.get("state", "")
+    if step == "escalated":
+        notice = CLOSURE_ESCALATIONS.get(payload.get("reason", ""))
+    elif state == "failed":
+        notice = Notice("closure.step_failed", {ADMINS: QUIET})
+    elif step == StepName.RETURN and state == "waiting":  # the instructions, given once
+        notice = Notice("closure.return_instructions", {MERCHANT: ALL})
+    elif state == "done":  # a skipped step (nothing to inspect, no channel bound) says nothing
+        notice = CLOSURE_STEPS_DONE.get(step)
+        if step == StepName.REFUND and payload.get("still_owed_fen"):
+            notice = Notice("closure.refunded_owing", {MERCHANT: ALL})
+    elif state:
+        notice = None  # waiting for the settlement run or the device: nothing to tell yet
+    else:
+        notice = CLOSURE_NOTICES.get(step)
+    return [notice] if notice is not None else []
+
+
+def closure_values(values: dict[str, str]) -> dict[str, str]:
+    """The words of a closure notice from its payload: the case number (the event's aggregate id, which
+    the delivery's context calls ``sn``), the reason and the step in words, the amounts, the address."""
+    out = dict(values)
+    out["number"] = values.get("number") or values.get("sn", "")
+    if values.get("reason") in ClosureReason.values:
+        out["reason"] = str(ClosureReason(values["reason"]).label)
+    for name in ("refund", "still_owed"):
+        amount = values.get(f"{name}_fen", "")
+        if amount.lstrip("-").isdigit():
+            out[name] = format_fen(int(amount))
+    if values.get("step") in CLOSURE_STEPS:
+        out["step_label"] = str(CLOSURE_STEPS[StepName(values["step"])].label)
+    if not values.get("return_address"):
+        out["return_address"] = settings.POSFLEET_CLOSURE["RETURN_ADDRESS"]
+    return out
 
 
 def notices_for(event_type: str, payload: dict[str, Any]) -> list[Notice]:
@@ -229,6 +523,10 @@ def notices_for(event_type: str, payload: dict[str, Any]) -> list[Notice]:
     if event_type == "application.progressed":
         notice = APPLICATION_NOTICES.get(payload.get("step", ""))
         return [notice] if notice is not None else []
+    if event_type == "closure.progressed":
+        return closure_notices(payload)
+    if event_type == "complaint.progressed":
+        return complaint_notices(payload)
     return []
 
 
@@ -249,6 +547,10 @@ def render(key: str, context: dict[str, Any], language: str) -> tuple[str, str]:
         values = _Defaulting({k: str(v) for k, v in context.items() if v is not None})
         if "reason" in values and "command" in values:
             values["reason"] = reason_label(values["command"], values["reason"])
+        if key.startswith("closure."):
+            values = _Defaulting(closure_values(values))
+        elif key.startswith("complaint."):
+            values = _Defaulting(complaint_values(values))
         return str(words.subject) % values, str(words.body) % values
 
 

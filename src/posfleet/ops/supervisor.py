@@ -1,6 +1,7 @@
 """A small process supervisor for the embedded tier: one command starts every process posfleet
-needs (web now; worker, scheduler and gateway as later parts add them), prefixes their output,
-restarts none silently, and stops them all on Ctrl-C or when one of them dies."""
+needs (web, worker, scheduler, and the local simulators of the parties posfleet talks to), prefixes
+their output, restarts none silently, and stops them all on Ctrl-C or when one of them dies — except
+an ``optional`` one (a simulator): its exit is told and the others keep running."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import TextIO
 class Process:
     name: str
     argv: Sequence[str]
+    optional: bool = False  # its exit is told, and the others keep running
 
 
 COLOURS = ["36", "35", "33", "32", "34"]
@@ -61,14 +63,23 @@ def supervise(processes: Sequence[Process], *, out: TextIO = sys.stdout, grace: 
                 args=(proc.name, COLOURS[i % len(COLOURS)], child.stdout, out, lock),
                 daemon=True,
             ).start()
+        told: set[str] = set()
         while not stopping.is_set():
             for proc, child in children:
-                if child.poll() is not None:
+                if child.poll() is None or proc.name in told:
+                    continue
+                if proc.optional:
+                    told.add(proc.name)
                     with lock:
-                        out.write(f"{proc.name} exited with code {child.returncode}; stopping everything\n")
-                    code = child.returncode or 1
-                    stopping.set()
-                    break
+                        out.write(
+                            f"{proc.name} exited with code {child.returncode}; the others keep running\n"
+                        )
+                    continue
+                with lock:
+                    out.write(f"{proc.name} exited with code {child.returncode}; stopping everything\n")
+                code = child.returncode or 1
+                stopping.set()
+                break
             time.sleep(0.2)
     finally:
         for _proc, child in children:

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 from ninja import Field, Query, Router, Schema
 
 from posfleet.api import presenters
@@ -14,6 +15,8 @@ from posfleet.api import schemas as s
 from posfleet.api.auth import IdempotencyKey, StepUpCode, actor
 from posfleet.api.idempotency import Outcome, execute
 from posfleet.api.pagination import PageQuery, keyset
+from posfleet.closure import documents
+from posfleet.closure.documents import PDF_CONTENT_TYPE
 from posfleet.closure.quote import line_text
 from posfleet.closure.selectors import case_view, cases_visible_to, filter_cases
 from posfleet.closure.services import (
@@ -59,6 +62,9 @@ class QuoteOut(Schema):
 
 class QuoteIn(Schema):
     terminals: list[str] = Field(min_length=1, max_length=200, description="SNs of one merchant's terminals")
+    kind: Literal["closure", "agent_termination"] = Field(
+        "closure", description="agent_termination: the merchant ends with its agent, which reviews (ADR 0023)"
+    )
 
 
 class ClosureIn(QuoteIn):
@@ -108,6 +114,7 @@ class StepOut(Schema):
 
 class CaseSummary(Schema):
     number: str
+    kind: str = "closure"
     status: str
     merchant: str
     reason: str
@@ -118,6 +125,7 @@ class CaseSummary(Schema):
 
 class CaseOut(CaseSummary):
     note: str
+    taken_over_at: datetime | None = None
     terminals: list[dict[str, Any]]
     quote: dict[str, Any]
     steps: list[StepOut]
@@ -148,6 +156,7 @@ def _user(request: HttpRequest) -> User:
 def _summary(case: Any) -> CaseSummary:
     return CaseSummary(
         number=case.number,
+        kind=case.kind,
         status=case.status,
         merchant=case.merchant.mid,
         reason=case.reason,
@@ -163,6 +172,7 @@ def _detail(user: User, number: str) -> CaseOut:
     return CaseOut(
         **_summary(case).dict(),
         note=case.note,
+        taken_over_at=case.taken_over_at,
         terminals=[
             {**t, "received_at": t["received_at"].isoformat() if t["received_at"] else None}
             for t in view.terminals
@@ -211,7 +221,7 @@ def closure_quote_create(
 ) -> QuoteOut:
     """Every money line closing these terminals would move, and why — nothing is changed (so a repeat
     needs no Idempotency-Key; one is accepted and ignored)."""
-    return _quote_out(closure_quote(actor=actor(request), sns=body.terminals).quote)
+    return _quote_out(closure_quote(actor=actor(request), sns=body.terminals, kind=body.kind).quote)
 
 
 @router.post("/closures", summary="Request a closure", response=s.responses({201: CaseOut}, s.WRITE))
@@ -224,7 +234,12 @@ def closure_create(
     def work(who: Actor) -> Outcome:
         assert who.user is not None
         case = closure_request(
-            actor=who, sns=body.terminals, reason=body.reason, note=body.note, quote_digest=body.quote_digest
+            actor=who,
+            sns=body.terminals,
+            reason=body.reason,
+            note=body.note,
+            quote_digest=body.quote_digest,
+            kind=body.kind,
         )
         return Outcome(201, presenters.dump(_detail(who.user, case.number)))
 
@@ -366,3 +381,97 @@ def closure_step_retry_create(
         lambda who: closure_step_retry(actor=who, number=number, step=step),
         key=idempotency_key,
     )
+
+
+# -- the closure's documents: the certificate (注销证明) and the itemised statement, as PDF and HTML ------
+
+PDF_DOCUMENT = {
+    "responses": {
+        200: {
+            "description": "The document as an A4 PDF, in the caller's language.",
+            "content": {PDF_CONTENT_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    }
+}
+HTML_DOCUMENT = {
+    "responses": {
+        200: {
+            "description": "The document as a stand-alone HTML page, in the caller's language.",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        }
+    }
+}
+
+
+def _document(request: HttpRequest, number: str, which: str, fmt: str) -> HttpResponse:
+    """A case the caller may see (another tenant's is 404) and its document: the certificate of a
+    completed case, the statement of a running (provisional) or completed one; otherwise 404."""
+    case = case_for(actor(request), number)
+    if which == "certificate":
+        cert = documents.certificate(
+            case,
+            verify_url=request.build_absolute_uri(
+                reverse("closure_verify", args=[case.certificate_code or "-"])
+            ),
+        )
+        html = documents.render_certificate(cert)
+        name = f"closure-certificate-{case.number}"
+    else:
+        html = documents.render_statement(documents.statement(case))
+        name = f"closure-statement-{case.number}"
+    if fmt == "pdf":
+        response = HttpResponse(documents.to_pdf(html), content_type=PDF_CONTENT_TYPE)
+        response["Content-Disposition"] = f'attachment; filename="{name}.pdf"'
+    else:
+        response = HttpResponse(html, content_type="text/html; charset=utf-8")
+        response["Content-Disposition"] = f'inline; filename="{name}.html"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@router.get(
+    "/closures/{number}/certificate.pdf",
+    summary="A closure certificate as PDF",
+    url_name="closure_certificate_pdf",
+    response=s.responses({}, s.READ_ONE),
+    openapi_extra=PDF_DOCUMENT,
+)
+def closure_certificate_pdf(request: HttpRequest, number: str) -> HttpResponse:
+    """The closure certificate (注销证明) of a completed case as an A4 PDF, with its verification code."""
+    return _document(request, number, "certificate", "pdf")
+
+
+@router.get(
+    "/closures/{number}/certificate.html",
+    summary="A closure certificate as HTML",
+    url_name="closure_certificate_html",
+    response=s.responses({}, s.READ_ONE),
+    openapi_extra=HTML_DOCUMENT,
+)
+def closure_certificate_html(request: HttpRequest, number: str) -> HttpResponse:
+    """The same certificate as a stand-alone HTML document."""
+    return _document(request, number, "certificate", "html")
+
+
+@router.get(
+    "/closures/{number}/statement.pdf",
+    summary="An itemised closure statement as PDF",
+    url_name="closure_statement_pdf",
+    response=s.responses({}, s.READ_ONE),
+    openapi_extra=PDF_DOCUMENT,
+)
+def closure_statement_pdf(request: HttpRequest, number: str) -> HttpResponse:
+    """Each money line of the quote beside what happened, with the difference and why, and the totals;
+    provisional while the case runs."""
+    return _document(request, number, "statement", "pdf")
+
+
+@router.get(
+    "/closures/{number}/statement.html",
+    summary="An itemised closure statement as HTML",
+    url_name="closure_statement_html",
+    response=s.responses({}, s.READ_ONE),
+    openapi_extra=HTML_DOCUMENT,
+)
+def closure_statement_html(request: HttpRequest, number: str) -> HttpResponse:
+    return _document(request, number, "statement", "html")

@@ -50,7 +50,10 @@ def test_merchant_quotes_requests_and_a_reviewer_approves(setup) -> None:
     reviewer = sign_in(Client(), world.users["reviewer"])
     assert reviewer.get("/api/v1/closures?view=review").json()["items"][0]["number"] == number
     approved = post(
-        reviewer, f"/api/v1/closures/{number}/decision", {"decision": "approve"}, HTTP_X_STEP_UP_TOTP=code_at()
+        reviewer,
+        f"/api/v1/closures/{number}/decision",
+        {"decision": "approve"},
+        HTTP_X_STEP_UP_TOTP=code_at(),
     )
     assert approved.status_code == 200, approved.content
     steps = {step["name"]: step["state"] for step in approved.json()["steps"]}
@@ -62,7 +65,9 @@ def test_refusals_change_nothing(setup) -> None:
     merchant = sign_in(Client(), world.users["merchant_a"])
     digest = post(merchant, "/api/v1/closures/quote", {"terminals": [sn]}).json()["digest"]
     outsider = sign_in(Client(), world.users["merchant_b"])
-    with assert_nothing_recorded(Terminal.objects.all(), ClosureCase.objects.all(), OutboxMessage.objects.all()):
+    with assert_nothing_recorded(
+        Terminal.objects.all(), ClosureCase.objects.all(), OutboxMessage.objects.all()
+    ):
         # Another tenant's terminal: as if it did not exist.
         other = post(outsider, "/api/v1/closures/quote", {"terminals": [sn]})
         assert other.status_code == 404
@@ -91,7 +96,9 @@ def test_refusals_change_nothing(setup) -> None:
     )
     assert created.status_code == 201, created.content
     number = created.json()["number"]
-    with assert_nothing_recorded(ClosureCase.objects.all(), CaseTerminal.objects.all(), OutboxMessage.objects.all()):
+    with assert_nothing_recorded(
+        ClosureCase.objects.all(), CaseTerminal.objects.all(), OutboxMessage.objects.all()
+    ):
         # A second case for the same terminal.
         again = post(merchant, "/api/v1/closures/quote", {"terminals": [sn]})
         assert again.status_code == 409

@@ -37,6 +37,7 @@ from posfleet.billing.models import (
     ServiceFeeDue,
     SettlementBatch,
     SettlementRun,
+    Transaction,
 )
 from posfleet.billing.selectors import amounts_owed
 from posfleet.billing.services.contracts import charge_fees_due, months_between, penalty_for
@@ -134,24 +135,31 @@ def closure_facts(
     )
 
 
-def final_settlement(*, merchant_id: int, stopped_on: date) -> dict[str, Any] | None:
-    """The final settlement of a merchant whose terminals stopped on ``stopped_on``: None until the T+1
-    run of that day has finished; then what it paid since (the batches: evidence for the case) and
-    what is still unsettled (a non-positive net waits for later sales, which a closed terminal no
-    longer makes, or is left to be collected)."""
+def final_settlement(*, merchant_id: int, terminal_ids: list[int], stopped_on: date) -> dict[str, Any] | None:
+    """The final settlement of the terminals ``terminal_ids`` of a merchant, stopped on ``stopped_on``:
+    None while one of their approved sales up to that day waits for its T+1 run (the day's totals it
+    is in have not been paid yet); then what was paid to the merchant since that day (the batches:
+    evidence for the case) and what is left unsettled of the merchant's — only a non-positive net,
+    which waits for sales a closed terminal no longer makes (the closure statement shows it)."""
     settled = last_settled_day()
-    if settled is None or settled < stopped_on:
+    sales = Transaction.objects.filter(
+        terminal_id__in=terminal_ids, txn_date__lte=stopped_on, daily_total__isnull=False
+    )
+    if settled is not None:
+        sales = sales.filter(daily_total__settle_day__gt=settled)
+    if sales.exists() and (settled is None or settled < stopped_on):
         return None
     batches = list(
         SettlementBatch.objects.filter(merchant_id=merchant_id, business_date__gte=stopped_on)
         .order_by("business_date")
         .values("pk", "business_date", "payout_fen", "journal__reference")
     )
-    left = DailyTotal.objects.filter(merchant_id=merchant_id, settle_day__gt=settled).aggregate(
-        g=Sum("gross_fen"), r=Sum("refunds_fen"), f=Sum("fees_fen")
-    )
+    waiting = DailyTotal.objects.filter(merchant_id=merchant_id, txn_date__lte=stopped_on)
+    if settled is not None:
+        waiting = waiting.filter(settle_day__gt=settled)
+    left = waiting.aggregate(g=Sum("gross_fen"), r=Sum("refunds_fen"), f=Sum("fees_fen"))
     return {
-        "settled_through": settled.isoformat(),
+        "settled_through": settled.isoformat() if settled else None,
         "batches": [
             {
                 "id": b["pk"],

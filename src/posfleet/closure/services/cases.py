@@ -16,18 +16,20 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from posfleet.audit.services import Entry, clean_text, record
 from posfleet.audit.vocabulary import EventType
 from posfleet.billing.selectors import active_contracts_of
 from posfleet.closure.common import audit_case, case_for, job_actor, move, progressed
 from posfleet.closure.models import CaseStep, CaseTerminal, ClosureCase
-from posfleet.closure.quote import Quote, build_quote
+from posfleet.closure.quote import AgentTerms, Quote, build_quote
 from posfleet.closure.states import (
     NOTE_REQUIRED_REASONS,
     STAFF_ONLY_REASONS,
     STEPS,
     CaseCommand,
+    CaseKind,
     CaseStatus,
     ClosureReason,
     StepName,
@@ -58,18 +60,16 @@ NUMBER_COUNTER = "closure_number"
 # A terminal may be closed from these states: it stops at once (deactivated) unless it is already.
 CLOSABLE = frozenset({TerminalStatus.ACTIVE, TerminalStatus.SUSPENDED, TerminalStatus.DEACTIVATED})
 MAX_TERMINALS = 200
-GRADES = ("A", "B", "C")
-DISPOSALS = ("refurbish", "scrap")
 
 
 class QuoteStale(Conflict):
     code = "quote_stale"
-    title = _("The quote has changed.")
+    title = gettext_lazy("The quote has changed.")
 
 
 class AlreadyInCase(Conflict):
     code = "closure_already_requested"
-    title = _("A closure is already under way for this terminal.")
+    title = gettext_lazy("A closure is already under way for this terminal.")
 
 
 # -- reading before asking ------------------------------------------------------------------------------
@@ -87,9 +87,12 @@ class Proposal:
     quote: Quote
 
 
-def closure_quote(*, actor: Actor, sns: list[str]) -> Proposal:
+def closure_quote(*, actor: Actor, sns: list[str], kind: str = CaseKind.CLOSURE) -> Proposal:
     """The quote for closing the terminals ``sns`` (one merchant's): refused, with a clear reason and
-    nothing written, when one is not visible (404), not closable or already in an open case."""
+    nothing written, when one is not visible (404), not closable or already in an open case. ``kind``
+    ``agent_termination``: ending with the merchant's agent (the merchant asks; ADR 0023)."""
+    if kind not in CaseKind.values:
+        raise ValidationFailed(_("Choose what to end."), field="kind", allowed=list(CaseKind.values))
     user = actor.scope_user
     wanted = _clean_sns(sns)
     if user is not None:
@@ -105,7 +108,10 @@ def closure_quote(*, actor: Actor, sns: list[str]) -> Proposal:
     if len(merchants) != 1:
         raise ValidationFailed(_("Close the terminals of one merchant at a time."), field="terminals")
     merchant = terminals[0].merchant
+    assert merchant is not None  # every terminal has one (checked above)
     actor.require("closure.request_closure", merchant)
+    if kind == CaseKind.AGENT_TERMINATION:
+        actor.require("closure.request_agent_termination", merchant)
     for terminal in terminals:
         if terminal.status not in CLOSABLE:
             raise TransitionNotAllowed(
@@ -127,6 +133,13 @@ def closure_quote(*, actor: Actor, sns: list[str]) -> Proposal:
         organisation_id=merchant.organisation_id,
         terminals=[(t.pk, t.sn) for t in terminals],
         on=today(),
+        agent=AgentTerms(
+            code=merchant.agent.code,
+            name=merchant.agent.name,
+            review_days=settings.POSFLEET_CLOSURE["AGENT_REVIEW_DAYS"],
+        )
+        if kind == CaseKind.AGENT_TERMINATION
+        else None,
     )
     return Proposal(
         merchant_id=merchant.pk,
@@ -153,13 +166,21 @@ def _clean_sns(sns: list[str]) -> list[str]:
 
 
 def closure_request(
-    *, actor: Actor, sns: list[str], reason: str, note: str = "", quote_digest: str
+    *,
+    actor: Actor,
+    sns: list[str],
+    reason: str,
+    note: str = "",
+    quote_digest: str,
+    kind: str = CaseKind.CLOSURE,
 ) -> ClosureCase:
     """Ask for the closure of ``sns`` with ``reason``, confirming the quote whose digest is
-    ``quote_digest``. The terminals stop transacting at once (deactivated). Needs a fresh step-up."""
+    ``quote_digest``. The terminals stop transacting at once (deactivated). Needs a fresh step-up.
+    ``kind`` ``agent_termination``: the merchant ends with its agent, which reviews within
+    AGENT_REVIEW_DAYS (ADR 0023)."""
     note = clean_text(note or "", 500)
     _check_reason(actor, reason, note)
-    proposal = closure_quote(actor=actor, sns=sns)  # visibility, permission, states, open cases
+    proposal = closure_quote(actor=actor, sns=sns, kind=kind)  # visibility, permission, states, cases
     if not isinstance(quote_digest, str) or quote_digest != proposal.quote.digest:
         # Before the step-up: the requester reads the new quote before spending a code on it.
         raise QuoteStale(
@@ -183,7 +204,13 @@ def closure_request(
             requested_by=actor.scope_user if actor.user is not None else None,
             requested_by_label=actor.label or (actor.user.username if actor.user else ""),
             requested_at=at,
-            review_due_at=at + timedelta(days=settings.POSFLEET_CLOSURE["REVIEW_DAYS"]),
+            kind=kind,
+            review_due_at=at
+            + timedelta(
+                days=settings.POSFLEET_CLOSURE[
+                    "AGENT_REVIEW_DAYS" if kind == CaseKind.AGENT_TERMINATION else "REVIEW_DAYS"
+                ]
+            ),
             quote=proposal.quote.as_json(),
             quote_digest=proposal.quote.digest,
         )
@@ -216,6 +243,7 @@ def closure_request(
                 note=note,
                 after={
                     "status": case.status,
+                    "kind": case.kind,
                     "terminals": [sn for _pk, sn, _s in proposal.terminals],
                     "quote_digest": case.quote_digest,
                     "expected_refund_fen": proposal.quote.expected_refund_fen,
@@ -244,6 +272,8 @@ def closure_withdraw(*, actor: Actor, number: str, note: str = "") -> ClosureCas
     with transaction.atomic():
         case = case_for(actor, number, lock=True)
         actor.require("closure.withdraw_closure", case.merchant)
+        if case.kind == CaseKind.AGENT_TERMINATION:  # the agent does not withdraw an ending with itself
+            actor.require("closure.request_agent_termination", case.merchant)
         move(case, CaseCommand.WITHDRAW, ended_at=now())
         restored = _release_terminals(case)
         audit_case(actor, case, EventType.CLOSURE_WITHDRAWN, note=note, restored=restored)
@@ -253,7 +283,8 @@ def closure_withdraw(*, actor: Actor, number: str, note: str = "") -> ClosureCas
 
 def closure_decide(*, actor: Actor, number: str, decision: str, note: str = "") -> ClosureCase:
     """A reviewer approves (the steps start; needs a fresh step-up) or rejects (the terminals that
-    were active are active again) — never the person who asked (maker-checker)."""
+    were active are active again) — never the person who asked (maker-checker). The reviewer of an
+    agent termination is the merchant's agent until the provider's staff take it over (ADR 0023)."""
     if decision not in ("approve", "reject"):
         raise ValidationFailed(
             _("Decide approve or reject."), field="decision", allowed=["approve", "reject"]
@@ -263,7 +294,7 @@ def closure_decide(*, actor: Actor, number: str, decision: str, note: str = "") 
         raise ValidationFailed(_("Say why the closure is rejected."), field="note")
     with transaction.atomic():
         case = case_for(actor, number, lock=True)
-        user = actor.require_person("closure.review_closure", case.merchant)
+        user = actor.require_person("closure.decide_case", case)
         if case.requested_by_id is not None and case.requested_by_id == user.pk:
             raise PermissionDenied(_("Someone other than the requester decides (maker-checker)."))
         command = CaseCommand.APPROVE if decision == "approve" else CaseCommand.REJECT

@@ -13,6 +13,8 @@ from posfleet.audit.models import AuditEvent
 from posfleet.audit.verify import verify_chain
 from posfleet.billing.models import AccountKind, Deposit, Journal, ServiceContract, ServiceFeeDue
 from posfleet.billing.services.settlement import settlement_run
+from posfleet.billing.services.transactions import transactions_ingest
+from posfleet.billing.tests.test_transactions import txn
 from posfleet.billing.verify import verify_ledger
 from posfleet.closure.models import CaseStep, CaseTerminal, DataBackup
 from posfleet.closure.runner import advance
@@ -52,8 +54,13 @@ def test_whole_journey_to_the_certificate(world):
     with time_machine.travel(at(6), tick=False) as clock:
         setup = closable(world)
         org = world.merchant_a.organisation_id
+        # A last sale on the day the terminal stops: 1,000.00 by credit card (0.60 % fee).
+        transactions_ingest(
+            actor=Actor.job("ingest"), items=[txn(setup.terminal, 1, 100_000, day=date(2026, 12, 6))]
+        )
         audit_before = AuditEvent.objects.count()
         case = request_and_approve(setup)
+        assert {line["code"]: line["amount_fen"] for line in case.quote["lines"]}["unsettled_sales"] == 99_400
         assert case.status == CaseStatus.RUNNING
         terminal = Terminal.objects.get(pk=setup.terminal.pk)
         assert terminal.status == "deregistered"
@@ -99,14 +106,18 @@ def test_whole_journey_to_the_certificate(world):
     assert not CaseTerminal.objects.filter(case=case, open=True).exists()
     assert Terminal.objects.get(pk=setup.terminal.pk).status == "in_stock"
     deposit = Deposit.objects.get(contract=setup.contract)
-    # 299.00 deposit − 99.00 fee − 60.00 penalty − 50.00 damage (grade B, caused by a person) = 90.00
-    assert (deposit.status, deposit.refunded_fen, deposit.forfeited_fen) == ("refunded", 9_000, 20_900)
+    # The final settlement paid 994.00 less the 99.00 fee it deducted; the deposit then paid the 60.00
+    # penalty and the 50.00 damage (grade B, caused by a person): 299.00 − 110.00 = 189.00 refunded.
+    # (The quote expected 140.00: it counted the fee against the deposit — the statement explains it.)
+    assert (deposit.status, deposit.refunded_fen, deposit.forfeited_fen) == ("refunded", 18_900, 11_000)
+    settle = CaseStep.objects.get(case=case, name="settle").evidence
+    assert settle["paid_fen"] == 99_400 - 9_900
     assert balance(org, AccountKind.FEES_RECEIVABLE) == 0
     assert balance(org, AccountKind.PENALTIES_RECEIVABLE) == 0
     assert balance(org, AccountKind.DEPOSIT_HELD) == 0
     refs = list(
         Journal.objects.filter(merchant_id=world.merchant_a.pk)
-        .exclude(kind__in=["deposit_collect"])
+        .exclude(kind__in=["deposit_collect", "capture"])
         .order_by("id")
         .values_list("kind", "reference")
     )
@@ -114,6 +125,7 @@ def test_whole_journey_to_the_certificate(world):
     assert refs == [
         ("service_fee", f"service_fee:{fee.pk}"),
         ("penalty", f"closure_penalty:{setup.contract.pk}"),
+        ("settlement", f"settlement:2026-12-06:{world.merchant_a.mid}"),
         ("penalty", f"closure_damage:{case.number}:{setup.terminal.sn}"),
         ("deposit_refund", f"deposit_release:{deposit.pk}"),
     ]

@@ -453,6 +453,9 @@ class ClosurePolicy(TypedDict):
     RETRY_MAX_SECONDS: int
     BACKUP_DIR: Path
     RETENTION_YEARS: int
+    AGENT_REVIEW_DAYS: int
+    COMPLAINT_ACK_DAYS: int
+    COMPLAINT_RESOLVE_DAYS: int
 
 
 # Closure (注销): the review clock (maker-checker SLA), the device return, the step runner's lease and
@@ -469,6 +472,10 @@ POSFLEET_CLOSURE: ClosurePolicy = {
     "RETRY_MAX_SECONDS": int(env("CLOSURE_RETRY_MAX_SECONDS", "3600")),
     "BACKUP_DIR": Path(env("BACKUP_DIR", str(VAR_DIR / "backups"))),
     "RETENTION_YEARS": max(5, int(env("CLOSURE_RETENTION_YEARS", "5"))),
+    # Ending with the agent (ADR 0023): the agent's review clock; a complaint's clocks (acknowledge, answer).
+    "AGENT_REVIEW_DAYS": int(env("CLOSURE_AGENT_REVIEW_DAYS", "5")),
+    "COMPLAINT_ACK_DAYS": int(env("COMPLAINT_ACK_DAYS", "3")),
+    "COMPLAINT_RESOLVE_DAYS": int(env("COMPLAINT_RESOLVE_DAYS", "7")),
 }
 
 # The Ed25519 key that signs merchants' data backups (closure/backup_signing.py): 32 bytes, base64.

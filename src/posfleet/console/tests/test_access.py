@@ -17,6 +17,9 @@ PAGES = [
     "/console/inbox/",
     "/console/notifications/",
     "/console/expiry/",
+    "/console/closures/",
+    "/console/closures/new/",
+    "/console/closures/returns/",
 ]
 
 

@@ -22,6 +22,9 @@ PAGES = [
     "/console/inbox/",
     "/console/notifications/",
     "/console/expiry/",
+    "/console/closures/",
+    "/console/closures/new/",
+    "/console/closures/returns/",
     "/console/no-such-page/",
 ]
 

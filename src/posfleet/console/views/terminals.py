@@ -9,10 +9,12 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET
 
+from posfleet.closure import selectors as closures
 from posfleet.console.commands import commands_for_role
 from posfleet.console.forms import PAGE_SIZE, TerminalFilterForm
 from posfleet.console.presentation import CommandView, command_views
 from posfleet.console.views.base import console_login_required, is_htmx, render_page
+from posfleet.console.views.closure_request import REQUESTER_ROLES, may_close, may_close_in_list
 from posfleet.enrollment.services.replacement import may_replace
 from posfleet.fleet import selectors as fleet
 from posfleet.fleet.models import Capability, Terminal
@@ -39,6 +41,7 @@ COLUMNS = (
 class Row:
     terminal: Terminal
     commands: list[CommandView]
+    may_close: bool = False  # offers "Close terminal" (注销): the closure's screens check it all again
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,10 @@ def terminal_list(request: HttpRequest) -> HttpResponse:
     if form.range_error:
         terminals = terminals.none()
     page = Paginator(terminals, PAGE_SIZE).get_page(form.page_number())
-    rows = [Row(t, command_views(fleet.allowed_commands(user, t))) for t in page.object_list]
+    rows = [
+        Row(t, command_views(fleet.allowed_commands(user, t)), may_close_in_list(user, t))
+        for t in page.object_list
+    ]
     query = form.canonical()
     canonical = request.path + (f"?{query.urlencode()}" if query else "")
     params = query.copy()
@@ -86,6 +92,7 @@ def terminal_list(request: HttpRequest) -> HttpResponse:
         "selected_statuses": set(form.value("status")),
         "bulk_commands": command_views(commands_for_role(user)),
         "may_import": user.has_perm("fleet.import_terminals"),
+        "may_close_several": user.role in REQUESTER_ROLES,
         "page_range": page.paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1),
     }
     response = render_page(request, "console/terminals/list.html", context, partial="table")
@@ -135,6 +142,8 @@ def terminal_detail(request: HttpRequest, sn: str) -> HttpResponse:
         "agents": _agent_chain(user, terminal),
         "timeline": timeline.entries(newest_first=True),
         "may_replace": may_replace(user, terminal),
+        "may_close": may_close(user, terminal),
+        "closure_case": closures.open_case_numbers([terminal.pk]).get(terminal.pk, ""),
         "replaces": replaces,
         "replaced_by": replaced_by,
     }

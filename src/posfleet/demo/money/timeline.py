@@ -83,6 +83,9 @@ class Money:
         self.history = ContractHistory(plan, self.contracts, self.standard)
         self.merchants: list[Any] = []
         self.ingested = 0
+        # Stretches a terminal did not sell although its history says active (terminal index ->
+        # [(from, until or None)]): the demo's closure cases stop their terminals (closures.py).
+        self.pauses: dict[int, list[tuple[datetime, datetime | None]]] = {}
 
     def extra_events(self) -> list[Extra]:
         return self.history.extra_events()
@@ -130,7 +133,7 @@ class Money:
             terminal = replay.plan
             if replay.tid is None or replay.merchant is None or terminal.merchant is None:
                 continue
-            intervals = _active(replay)
+            intervals = _paused(_active(replay), self.pauses.get(terminal.index, []))
             if not any(end is None or end > start for _start, end in intervals):
                 continue
             rng = random.Random(self.plan.seed * 1_000_003 + terminal.index)
@@ -290,6 +293,22 @@ def _active(replay: Any) -> list[Interval]:
         if state == Status.ACTIVE:
             ended = replay.times[i + 1] if i + 1 < len(replay.times) else None
             intervals.append((started, ended))
+    return intervals
+
+
+def _paused(intervals: list[Interval], pauses: list[tuple[datetime, datetime | None]]) -> list[Interval]:
+    """``intervals`` without the ``pauses``."""
+    for stop, until in pauses:
+        cut: list[Interval] = []
+        for start, end in intervals:
+            if (end is not None and end <= stop) or (until is not None and start >= until):
+                cut.append((start, end))
+                continue
+            if start < stop:
+                cut.append((start, stop))
+            if until is not None and (end is None or end > until):
+                cut.append((until, end))
+        intervals = cut
     return intervals
 
 

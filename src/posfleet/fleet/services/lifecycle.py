@@ -142,6 +142,7 @@ def _run(
             )
         reason = _check_reason(actor, command, reason, note)
         change = prepare(terminal) if prepare is not None else Change()
+        change.asked.setdefault("by_system", actor.is_system)
         for guard in SPECS[command].guards:
             GUARDS[guard](terminal, change)
         if SPECS[command].step_up:

@@ -4,8 +4,10 @@ the last weeks, its money (contracts, deposits, transactions, settlements)."""
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from rich.console import Console
 from rich.table import Table
@@ -19,12 +21,16 @@ from posfleet.demo.build import (
     build_demo,
     database_is_empty,
 )
+from posfleet.demo.closures import walkthrough_terminal
 from posfleet.demo.vocabulary import PASSWORD
 from posfleet.enrollment.services.expiry import expiry_sweep
 from posfleet.fleet.models import Terminal
 from posfleet.platform.cli import raw_stream
 from posfleet.platform.context import Actor
 from posfleet.testing.totp import DEMO_TOTP_SECRET
+
+# The demo devices' credentials, for the device simulator `posfleet run` starts (demo data only).
+DEVICES_FILE = "demo-devices.json"
 
 
 class Command(BaseCommand):
@@ -73,6 +79,7 @@ class Command(BaseCommand):
                 money_days=options["money_days"],
                 sales_per_day=options["sales_per_day"],
                 write=self.stdout.write,
+                devices_file=Path(settings.VAR_DIR) / DEVICES_FILE,
             )
         except NotEmpty as exc:
             raise CommandError(f"{exc}; run it on a fresh database, or pass --if-empty") from exc
@@ -103,6 +110,20 @@ class Command(BaseCommand):
             for name, value in summary.money:
                 money.add_row(name, value)
             console.print(money)
+        if summary.closures:
+            cases = Table("closure case", "number", title="Closure cases (注销)")
+            for stage, number in summary.closures.items():
+                cases.add_row(stage.replace("_", " "), number)
+            console.print(cases)
+            self.stdout.write(
+                f"device credentials for the device simulator: {summary.devices} "
+                f"({Path(settings.VAR_DIR) / DEVICES_FILE})"
+            )
+            walkthrough = walkthrough_terminal()
+            if walkthrough:
+                self.stdout.write(
+                    f"closure walk-through (README): as merchant1, close terminal {walkthrough}"
+                )
         spent = ", ".join(f"{name} {seconds:.1f}" for name, seconds in summary.cpu.items())
         self.stdout.write(f"processor seconds: {spent}")
         states = Table("status", "terminals", title="Terminals by status")

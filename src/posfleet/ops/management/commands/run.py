@@ -1,50 +1,111 @@
-"""`posfleet run`: start the whole embedded system under one supervisor; Ctrl-C stops everything."""
+"""`posfleet run`: start the whole embedded system under one supervisor; Ctrl-C stops everything.
+
+Besides web, worker and scheduler it starts the local simulators of the parties a closure talks to:
+the payment channels (``posfleet simulate channels`` on ``POSFLEET_CHANNELS_URL``'s port, 8585 by
+default) and the smart terminals polling the device channel (``posfleet simulate devices``). The
+device simulator plays the demo's devices (``var/demo-devices.json``, written by ``posfleet demo``);
+without that file it plays every active smart terminal (``--demo``). A simulator that exits is told
+and the rest keeps running.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from posfleet.ops.supervisor import Process, supervise
 
-DEMO_USERS = ("admin", "reviewer", "agent1", "merchant1")
+DEMO_USERS = ("admin", "reviewer", "warehouse", "agent1", "merchant1")
+# The demo's device credentials (written by `posfleet demo`, owner-only; demo data only).
+DEMO_DEVICES = "demo-devices.json"
+
+
+def channels_address() -> tuple[str, int]:
+    """Where the channel simulator listens: POSFLEET_CHANNELS_URL's host and port (127.0.0.1:8585)."""
+    parts = urlsplit(settings.POSFLEET_CHANNELS_URL)
+    return parts.hostname or "127.0.0.1", parts.port or 8585
+
+
+def demo_devices_file() -> Path:
+    return Path(settings.VAR_DIR) / DEMO_DEVICES
+
+
+def processes(bind: str, *, simulators: bool = True) -> list[Process]:
+    """What `posfleet run` starts, in order."""
+    posfleet = [sys.executable, "-m", "posfleet"]
+    started = [
+        Process("web", [*posfleet, "serve", "--bind", bind]),
+        Process("worker", [*posfleet, "worker"]),
+        Process("scheduler", [*posfleet, "scheduler"]),
+    ]
+    if simulators:
+        host, port = channels_address()
+        devices = demo_devices_file()
+        which = ["--credentials", str(devices)] if devices.exists() else ["--demo"]
+        started += [
+            Process(
+                "channels",
+                [*posfleet, "simulate", "channels", "--host", host, "--port", str(port)],
+                optional=True,
+            ),
+            Process(
+                "devices",
+                [*posfleet, "simulate", "devices", *which, "--url", f"http://{bind}"],
+                optional=True,
+            ),
+        ]
+    return started
 
 
 class Command(BaseCommand):
     help = (
-        "Start web, worker and scheduler (and, when it comes, the gateway) together; Ctrl-C stops them all."
+        "Start web, worker and scheduler, and the payment-channel and device simulators, together; "
+        "Ctrl-C stops them all."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--bind", default=os.environ.get("POSFLEET_BIND", "127.0.0.1:8000"))
+        parser.add_argument(
+            "--no-simulators",
+            action="store_true",
+            help="Do not start the payment-channel and device simulators (real channels and devices).",
+        )
 
-    def handle(self, *args: Any, bind: str, **options: Any) -> None:
-        posfleet = [sys.executable, "-m", "posfleet"]
-        processes = [
-            Process("web", [*posfleet, "serve", "--bind", bind]),
-            Process("worker", [*posfleet, "worker"]),
-            Process("scheduler", [*posfleet, "scheduler"]),
-        ]
-        self._banner(bind)
-        code = supervise(processes)
+    def handle(self, *args: Any, bind: str, no_simulators: bool = False, **options: Any) -> None:
+        started = processes(bind, simulators=not no_simulators)
+        self._banner(bind, started)
+        code = supervise(started)
         self.stdout.write("posfleet stopped")
         if code:
             sys.exit(code)
 
-    def _banner(self, bind: str) -> None:
+    def _banner(self, bind: str, started: list[Process]) -> None:
         base = f"http://{bind}"
         lines = [
             "",
-            "posfleet is starting:",
+            "posfleet is starting: " + ", ".join(p.name for p in started),
             f"  console   {base}/console/   (log in at {base}/accounts/login/)",
             f"  API       {base}/api/v1/    (docs at {base}/api/v1/docs)",
             f"  health    {base}/healthz",
             f"  admin     {base}/admin/",
         ]
+        names = {p.name for p in started}
+        if "channels" in names:
+            host, port = channels_address()
+            lines.append(
+                f"  channels  http://{host}:{port}/_state   (payment-channel simulator: UnionPay, Alipay, "
+                "WeChat Pay, JD Pay)"
+            )
+        if "devices" in names:
+            devices = demo_devices_file()
+            played = f"the demo's devices ({devices})" if devices.exists() else "every active smart terminal"
+            lines.append(f"  devices   smart-terminal simulator polling {base}/api/v1/device/ as {played}")
         if settings.POSFLEET["DEMO_MODE"]:
             lines += [
                 "",

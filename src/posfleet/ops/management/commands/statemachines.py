@@ -8,6 +8,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from posfleet.closure.complaint_states import to_mermaid as complaint_mermaid
+from posfleet.closure.states import steps_to_mermaid as closure_steps_mermaid
+from posfleet.closure.states import to_mermaid as closure_mermaid
 from posfleet.enrollment.states import to_mermaid as application_mermaid
 from posfleet.fleet.states import to_mermaid as terminal_mermaid
 from posfleet.parties.states import to_mermaid as merchant_mermaid
@@ -17,6 +20,9 @@ MACHINES: list[tuple[str, str, str, Callable[[], str]]] = [
     ("terminal.md", "Terminal life", "fleet/states.py", terminal_mermaid),
     ("merchant.md", "Merchant life", "parties/states.py", merchant_mermaid),
     ("application.md", "An application's life", "enrollment/states.py", application_mermaid),
+    ("closure.md", "A closure case's life", "closure/states.py", closure_mermaid),
+    ("closure-steps.md", "The steps of an approved closure case", "closure/states.py", closure_steps_mermaid),
+    ("complaint.md", "A complaint's life", "closure/complaint_states.py", complaint_mermaid),
 ]
 
 

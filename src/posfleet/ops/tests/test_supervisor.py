@@ -1,0 +1,96 @@
+"""`posfleet run`: what it starts (web, worker, scheduler, the channel and device simulators) and how
+the supervisor stops them — all on Ctrl-C or when a process dies, but not when a simulator exits."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from posfleet.ops.management.commands.run import Command, processes
+from posfleet.ops.supervisor import Process, supervise
+
+PY = sys.executable
+
+
+def sleeper(name: str, seconds: float = 30, **kwargs: bool) -> Process:
+    return Process(
+        name, [PY, "-c", f"import time; print('{name} up', flush=True); time.sleep({seconds})"], **kwargs
+    )
+
+
+def test_run_starts_the_simulators_with_the_web(settings, tmp_path: Path) -> None:
+    settings.VAR_DIR = tmp_path
+    settings.POSFLEET_CHANNELS_URL = "http://127.0.0.1:8585"
+    started = {p.name: p for p in processes("127.0.0.1:8000")}
+    assert list(started) == ["web", "worker", "scheduler", "channels", "devices"]
+    assert started["channels"].argv[-5:] == ["channels", "--host", "127.0.0.1", "--port", "8585"]
+    devices = list(started["devices"].argv)
+    assert devices[devices.index("devices") :] == ["devices", "--demo", "--url", "http://127.0.0.1:8000"]
+    assert started["channels"].optional
+    assert started["devices"].optional
+    assert not any(started[name].optional for name in ("web", "worker", "scheduler"))
+
+    # With the demo's credentials file, the device simulator plays exactly those devices.
+    (tmp_path / "demo-devices.json").write_text("[]")
+    devices = list({p.name: p for p in processes("127.0.0.1:9000")}["devices"].argv)
+    assert devices[devices.index("devices") :] == [
+        "devices",
+        "--credentials",
+        str(tmp_path / "demo-devices.json"),
+        "--url",
+        "http://127.0.0.1:9000",
+    ]
+    # The channel simulator listens where the channel clients call.
+    settings.POSFLEET_CHANNELS_URL = "http://127.0.0.1:9595/"
+    assert processes("127.0.0.1:8000")[3].argv[-2:] == ["--port", "9595"]
+    assert [p.name for p in processes("127.0.0.1:8000", simulators=False)] == ["web", "worker", "scheduler"]
+
+
+def test_the_banner_names_the_simulators_and_their_urls(settings, tmp_path: Path) -> None:
+    settings.VAR_DIR = tmp_path
+    settings.POSFLEET_CHANNELS_URL = "http://127.0.0.1:8585"
+    out = io.StringIO()
+    command = Command(stdout=out)
+    command._banner("127.0.0.1:8000", processes("127.0.0.1:8000"))
+    text = out.getvalue()
+    assert "web, worker, scheduler, channels, devices" in text
+    assert "http://127.0.0.1:8585/_state" in text
+    assert "http://127.0.0.1:8000/api/v1/device/" in text
+    assert "http://127.0.0.1:8000/console/" in text
+
+
+def test_a_simulator_that_exits_leaves_the_others_running_and_ctrl_c_stops_all() -> None:
+    out = io.StringIO()
+    procs = [sleeper("web"), Process("devices", [PY, "-c", "raise SystemExit(2)"], optional=True)]
+    seen: list[bool] = []
+
+    def press_ctrl_c() -> None:
+        deadline = time.monotonic() + 20
+        while "the others keep running" not in out.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        seen.append("stopping everything" not in out.getvalue())  # the web still ran
+        os.kill(os.getpid(), signal.SIGINT)  # the supervisor's handler (main thread) stops everything
+
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
+    started = time.monotonic()
+    code = supervise(procs, out=out, grace=5)
+    assert code == 0
+    assert seen == [True]
+    assert "devices exited with code 2; the others keep running" in out.getvalue()
+    assert "web up" in out.getvalue()
+    assert time.monotonic() - started < 25  # stopped by Ctrl-C, not by the sleeper's end
+
+
+def test_a_process_that_dies_stops_everything() -> None:
+    out = io.StringIO()
+    started = time.monotonic()
+    code = supervise([sleeper("web"), Process("worker", [PY, "-c", "raise SystemExit(3)"])], out=out, grace=5)
+    assert code == 3
+    assert "worker exited with code 3; stopping everything" in out.getvalue()
+    assert time.monotonic() - started < 20  # the web was stopped, not waited for
