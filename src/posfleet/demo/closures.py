@@ -53,6 +53,7 @@ from posfleet.fleet.models import DeviceCredential, Terminal
 from posfleet.fleet.services import device_command_ack, device_commands_fetch, device_credential_issue
 from posfleet.fleet.states import Command, Status
 from posfleet.parties.services import channel_bind
+from posfleet.platform.clock import now
 from posfleet.platform.context import Actor
 from posfleet.testing.servers import ChannelSimulator
 
@@ -311,8 +312,6 @@ class DemoClosures:
         return ops
 
     def _person(self, username: str) -> Actor:
-        from posfleet.platform.clock import now
-
         return Actor.for_user(self.demo.users[username], request_id="demo").with_step_up(now())
 
     def _request(self, case: Case) -> Callable[[], None]:
@@ -361,8 +360,6 @@ class DemoClosures:
         def run() -> None:
             terminal = Terminal.objects.select_related("model").get(sn=case.terminal.sn)
             for command in device_commands_fetch(terminal=terminal):
-                from posfleet.platform.clock import now
-
                 device_command_ack(
                     terminal=terminal,
                     command_id=command.pk,
