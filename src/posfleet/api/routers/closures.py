@@ -16,7 +16,7 @@ from posfleet.api.auth import IdempotencyKey, StepUpCode, actor
 from posfleet.api.idempotency import Outcome, execute
 from posfleet.api.pagination import PageQuery, keyset
 from posfleet.closure import documents
-from posfleet.closure.documents import PDF_CONTENT_TYPE
+from posfleet.closure.document_facts import PDF_CONTENT_TYPE
 from posfleet.closure.quote import line_text
 from posfleet.closure.selectors import case_view, cases_visible_to, filter_cases
 from posfleet.closure.services import (

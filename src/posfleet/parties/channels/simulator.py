@@ -90,7 +90,10 @@ class ChannelSimulator:
     def start(self) -> None:
         # A short poll: stopping (tests start one per test) waits for at most one poll.
         self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, name="channel-simulator", daemon=True
+            target=self.server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="channel-simulator",
+            daemon=True,
         )
         self._thread.start()
 
