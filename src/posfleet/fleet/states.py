@@ -111,6 +111,9 @@ STOPPED = frozenset({S.SUSPENDED, S.DEACTIVATED})
 WITH_MERCHANT = IN_SERVICE | STOPPED
 # Stock: in the warehouse or held by an agent, no merchant yet.
 IN_STOCK_GROUP = frozenset({S.IN_STOCK, S.ALLOCATED})
+# Closable (注销): with a merchant and past its first transaction — it stops at once (deactivated) when
+# a closure is asked for, unless it is already.
+CLOSABLE = frozenset({S.ACTIVE, S.SUSPENDED, S.DEACTIVATED})
 # Closed: ended for good, the device on its way back, back, destroyed or lost.
 CLOSED = frozenset({S.DEREGISTERED, S.RETURNED, S.SCRAPPED, S.BLOCKED})
 

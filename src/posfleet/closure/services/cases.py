@@ -42,6 +42,7 @@ from posfleet.fleet.services import (
     terminal_reactivate,
     terminals_lock,
 )
+from posfleet.fleet.states import CLOSABLE
 from posfleet.fleet.states import Status as TerminalStatus
 from posfleet.iam.stepup import require_fresh_step_up
 from posfleet.platform import counters
@@ -57,8 +58,6 @@ from posfleet.platform.errors import (
 from posfleet.platform.wake import after_commit
 
 NUMBER_COUNTER = "closure_number"
-# A terminal may be closed from these states: it stops at once (deactivated) unless it is already.
-CLOSABLE = frozenset({TerminalStatus.ACTIVE, TerminalStatus.SUSPENDED, TerminalStatus.DEACTIVATED})
 MAX_TERMINALS = 200
 
 

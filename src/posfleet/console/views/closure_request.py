@@ -26,13 +26,13 @@ from django.views.decorators.http import require_http_methods
 
 from posfleet.closure.quote import effect_text, line_text
 from posfleet.closure.services import Proposal, QuoteStale, closure_quote, closure_request
-from posfleet.closure.services.cases import CLOSABLE
 from posfleet.closure.states import NOTE_REQUIRED_REASONS, STAFF_ONLY_REASONS, ClosureReason
 from posfleet.console.commands import parse_sns
 from posfleet.console.views.base import console_login_required, render_page
 from posfleet.console.views.money.common import forbidden, signed_in
 from posfleet.fleet import selectors as fleet
 from posfleet.fleet.models import Terminal
+from posfleet.fleet.states import CLOSABLE
 from posfleet.iam.forms import BootstrapMixin, WithTotpMixin
 from posfleet.iam.models import Role, User
 from posfleet.iam.web import actor_from_form, actor_from_request, step_up_remaining_seconds

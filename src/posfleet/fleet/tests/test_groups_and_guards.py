@@ -7,6 +7,7 @@ import inspect
 
 from posfleet.fleet import guards
 from posfleet.fleet.states import (
+    CLOSABLE,
     CLOSED,
     FINAL,
     GROUPS,
@@ -37,6 +38,11 @@ def test_stock_in_service_and_closed_do_not_overlap_and_leave_only_shipped_out()
     assert sum(len(p) for p in parts) == len(set().union(*parts))
     assert set(Status) - set().union(*parts) == {S.SHIPPED}  # on its way: no one's yet
     assert set(GROUPS.values()) == {IN_STOCK_GROUP, IN_SERVICE, STOPPED, WITH_MERCHANT, CLOSED}
+
+
+def test_a_closable_terminal_is_with_its_merchant_and_has_transacted():
+    assert CLOSABLE < WITH_MERCHANT
+    assert CLOSABLE.isdisjoint({S.BOUND, S.SHIPPED})  # never activated: nothing to close yet
 
 
 def test_every_named_guard_is_a_function_and_every_guard_is_named():
