@@ -12,14 +12,16 @@ from django.utils.translation import gettext as _
 from posfleet.audit.services import Entry, record
 from posfleet.audit.vocabulary import EventType
 from posfleet.closure.events import ClosureProgressed
-from posfleet.closure.models import CaseTerminal, ClosureCase
+from posfleet.closure.models import CaseStep, CaseTerminal, ClosureCase
 from posfleet.closure.states import (
     CaseCommand,
     CaseStatus,
+    StepState,
     commands_from,
     next_state,
 )
 from posfleet.iam.selectors import organisations_told
+from posfleet.platform.clock import now
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import (
     Conflict,
@@ -27,6 +29,7 @@ from posfleet.platform.errors import (
     TransitionNotAllowed,
 )
 from posfleet.platform.events import publish
+from posfleet.platform.wake import after_commit
 
 JOB = "closure"  # the job actor that moves the fleet and the money on a case's behalf
 
@@ -74,6 +77,18 @@ def new_certificate_code() -> str:
     """A certificate's public verification code: 12 characters anyone can type, no 0/O or 1/I."""
     alphabet = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
     return "".join(secrets.choice(alphabet) for _ in range(12))
+
+
+def look_again(case_id: int, step: str) -> None:
+    """Something a step waits for happened (a device answered, the warehouse received or graded): ask
+    the runner to look at the step now rather than at its next scheduled look. A step being run right
+    now counts too: its handler may have read before this change, so its runner keeps this earlier
+    look when it records the wait (``runner._finish``) and looks again at once. Call inside the
+    change's transaction; the case's runner is woken after it commits."""
+    CaseStep.objects.filter(
+        case_id=case_id, name=step, state__in=(StepState.WAITING, StepState.RUNNING)
+    ).update(next_attempt_at=now())
+    after_commit("closure.advance", case_id, once=True)
 
 
 def organisations_of(case: ClosureCase) -> tuple[int, ...]:

@@ -28,7 +28,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import BooleanField, DateTimeField, ExpressionWrapper, F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -36,7 +37,14 @@ from posfleet.audit.vocabulary import EventType
 from posfleet.billing.selectors import deposit_of_contract
 from posfleet.billing.services.closure import closure_charge, contract_end, deposit_settle, final_settlement
 from posfleet.closure.backup import backup_create
-from posfleet.closure.common import audit_case, job_actor, move, new_certificate_code, progressed
+from posfleet.closure.common import (
+    audit_case,
+    job_actor,
+    look_again,
+    move,
+    new_certificate_code,
+    progressed,
+)
 from posfleet.closure.models import CaseStep, CaseTerminal, ClosureCase
 from posfleet.closure.states import (
     SPEC,
@@ -107,8 +115,9 @@ def _crash_point(step: str, phase: str) -> None:
 
 def advance(case_id: int, *, limit: int = 50) -> str:
     """Run the steps of case ``case_id`` that can run now; returns the case's status afterwards."""
+    finished = True
     for _round in range(limit):
-        claimed = _claim(case_id)
+        claimed, finished = _claim(case_id)
         if claimed is None:
             break
         step, attempts = claimed
@@ -119,6 +128,11 @@ def advance(case_id: int, *, limit: int = 50) -> str:
             outcome = Retry(f"{type(exc).__name__}: {exc}"[:480])
         _crash_point(step.name, "effect")
         _finish(step, attempts, outcome)
+    else:  # still steps to run after ``limit`` rounds: hand the rest to another task
+        with transaction.atomic():
+            after_commit("closure.advance", case_id, once=True)
+    if not finished:  # the last look saw a step still to do: the case cannot complete yet
+        return CaseStatus.RUNNING
     return _maybe_complete(case_id)
 
 
@@ -131,18 +145,20 @@ def _due(at: datetime) -> Q:
     )
 
 
-def _claim(case_id: int) -> tuple[CaseStep, int] | None:
+def _claim(case_id: int) -> tuple[tuple[CaseStep, int] | None, bool]:
+    """(the step claimed and its attempt, or None; whether every step of the running case was
+    finished at this look — also True when the case is not running)."""
     at = now()
     with transaction.atomic():
-        case = ClosureCase.objects.filter(pk=case_id, status=CaseStatus.RUNNING).first()
-        if case is None:
-            return None
-        steps = list(CaseStep.objects.filter(case_id=case_id))
+        # One read: the running case's steps, each with whether it is due now, and the case itself.
+        steps = list(
+            CaseStep.objects.filter(case_id=case_id, case__status=CaseStatus.RUNNING)
+            .select_related("case__merchant__organisation")
+            .annotate(due=ExpressionWrapper(_due(at), output_field=BooleanField()))
+        )
         states = {s.name: s.state for s in steps}
-        due = set(CaseStep.objects.filter(case_id=case_id).filter(_due(at)).values_list("pk", flat=True))
-        candidates = [s for s in steps if s.pk in due]
         order = {name: i for i, name in enumerate(SPEC)}
-        for step in sorted(candidates, key=lambda s: order[StepName(s.name)]):
+        for step in sorted((s for s in steps if s.due), key=lambda s: order[StepName(s.name)]):
             if step.state == StepState.PENDING and step.name not in runnable(states):
                 continue
             lease = at + timedelta(seconds=settings.POSFLEET_CLOSURE["STEP_LEASE_SECONDS"])
@@ -151,18 +167,18 @@ def _claim(case_id: int) -> tuple[CaseStep, int] | None:
                 attempts=step.attempts + 1,
                 lease_until=lease,
                 started_at=step.started_at or at,
+                next_attempt_at=None,  # a ``look_again`` while it runs sets it (see _finish)
             )
             if won:
                 step.attempts += 1
-                step.case = case
-                return step, step.attempts
-    return None
+                return (step, step.attempts), False
+    return None, not steps or all_finished(states)
 
 
 def _finish(step: CaseStep, attempts: int, outcome: Outcome) -> None:
     at = now()
+    case = step.case  # read with the claim (its status only changes once every step is finished)
     with transaction.atomic():
-        case = ClosureCase.objects.select_related("merchant__organisation").get(pk=step.case_id)
         current = CaseStep.objects.filter(pk=step.pk, state=StepState.RUNNING, attempts=attempts)
         evidence = {**(step.evidence or {}), **outcome.evidence}
         if isinstance(outcome, Done):
@@ -175,14 +191,19 @@ def _finish(step: CaseStep, attempts: int, outcome: Outcome) -> None:
                 job_actor(), case, EventType.CLOSURE_STEP_DONE, step=step.name, state=state, evidence=evidence
             )
             progressed(case, step.name, state=state, **_event_extra(case, step.name, evidence))
-            after_commit("closure.advance", case.pk, once=True)
+            # No wake here: ``advance`` goes on claiming the steps this one unblocked.
         elif isinstance(outcome, Wait):
             first = step.state != StepState.WAITING or step.waiting_for != outcome.party
+            # A look asked for while the handler ran (``look_again``) comes first: what it waits for
+            # may have happened after the handler read, so the step is looked at again at once.
+            recheck: F | Coalesce = F("next_attempt_at")
+            if outcome.recheck_at is not None:
+                recheck = Coalesce(F("next_attempt_at"), Value(outcome.recheck_at, DateTimeField()))
             if not current.update(
                 state=StepState.WAITING,
                 waiting_for=outcome.party,
                 waiting_since=step.waiting_since if not first and step.waiting_since else at,
-                next_attempt_at=outcome.recheck_at,
+                next_attempt_at=recheck,
                 lease_until=None,
                 evidence=evidence,
                 message=outcome.message[:500],
@@ -290,10 +311,10 @@ def on_device_answer(message: Any) -> None:
     if payload.get("status") not in ("acknowledged", "failed", "expired") or f":{StepName.WIPE}:" not in key:
         return
     step_key = key.rsplit(":", 1)[0]  # "<case>:wipe:<sn>" → "<case>:wipe"
-    step = CaseStep.objects.filter(key=step_key, state=StepState.WAITING).first()
-    if step is not None:
-        CaseStep.objects.filter(pk=step.pk, state=StepState.WAITING).update(next_attempt_at=now())
-        after_commit("closure.advance", step.case_id, once=True)
+    case_id = CaseStep.objects.filter(key=step_key).values_list("case_id", flat=True).first()
+    if case_id is not None:
+        with transaction.atomic():
+            look_again(case_id, StepName.WIPE)
 
 
 def resume_sweep() -> int:

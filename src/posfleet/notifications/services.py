@@ -82,7 +82,7 @@ def fan_out(message: OutboxMessage) -> None:
     ]
     if rows:
         Delivery.objects.bulk_create(rows, ignore_conflicts=True)
-        wake.after_commit("notifications.deliver", once=True)
+        wake.after_commit("notifications.deliver", once=True, coalesce=True)
 
 
 # The provider's audiences: who of its users hears (staff: applications to review; admins: broken data).
@@ -251,7 +251,7 @@ def escalate(delivery: Delivery) -> int:
     )
     Delivery.objects.bulk_create(rows, ignore_conflicts=True)
     if rows:
-        wake.after_commit("notifications.deliver", once=True)
+        wake.after_commit("notifications.deliver", once=True, coalesce=True)
     return len(rows)
 
 
@@ -388,7 +388,7 @@ def delivery_resend(*, actor: Actor, delivery_id: int) -> Delivery:
                 after={"status": PENDING, "notice": delivery.notice, "channel": delivery.channel},
             ),
         )
-        wake.after_commit("notifications.deliver", once=True)
+        wake.after_commit("notifications.deliver", once=True, coalesce=True)
     delivery.refresh_from_db()
     return delivery
 

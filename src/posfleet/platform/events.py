@@ -113,9 +113,9 @@ def _write(
         rows,
         occurred_at=at,
     )
-    # Ask for a dispatch, seen by the worker once this commits (once per transaction); the scheduler's
-    # sweep is the safety net.
-    wake.after_commit("outbox.dispatch", once=True)
+    # Ask for a dispatch, seen by the worker once this commits (once per transaction, and not at all
+    # when a dispatch not started yet will see it); the scheduler's sweep is the safety net.
+    wake.after_commit("outbox.dispatch", once=True, coalesce=True)
 
 
 def _event_ids(batch: int = 1024) -> Iterator[str]:

@@ -9,11 +9,16 @@ from posfleet.platform import wake
 from posfleet.platform.jobs import run
 from posfleet.platform.outbox import dispatch_outbox
 
+DISPATCH_BATCH = 1000
+
 
 @task
 def dispatch_outbox_task() -> dict[str, int]:
-    """Hand the due outbox messages to their handlers (safe to run any number of times)."""
-    result = dispatch_outbox()
+    """Hand the due outbox messages to their handlers (safe to run any number of times). A full batch
+    asks for another dispatch at once: publishers that found this task queued did not ask for one."""
+    result = dispatch_outbox(limit=DISPATCH_BATCH)
+    if result.sent + result.failed + result.dead >= DISPATCH_BATCH:
+        wake.wake("outbox.dispatch")
     return {"sent": result.sent, "failed": result.failed, "dead": result.dead}
 
 

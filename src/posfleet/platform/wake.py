@@ -39,15 +39,38 @@ def _in_transaction_queue() -> bool:
     return settings.TASKS["default"]["BACKEND"] in TRANSACTIONAL_BACKENDS
 
 
-def after_commit(work: str, *args: Any, once: bool = False) -> None:
+def _still_queued(work: str) -> bool:
+    """On the database queue: a task of ``work`` is queued and not started yet, and it is now locked by
+    this transaction until it commits — so the worker takes it only after this commit, and it sees
+    what this transaction wrote. A task the worker is taking right now is locked by the worker and
+    skipped here (SKIP LOCKED): then we queue our own. (SQLite has no row locks; there the worker's
+    exclusive transaction waits for this one's write lock, to the same effect.)"""
+    from django_tasks_db.models import DBTaskResult
+
+    path = getattr(getattr(_ENQUEUE[work], "__self__", None), "module_path", None)
+    if path is None:
+        return False
+    queued = (
+        DBTaskResult.objects.ready()
+        .filter(task_path=path)
+        .select_for_update(skip_locked=True)
+        .values_list("pk", flat=True)[:1]
+    )
+    return bool(list(queued))
+
+
+def after_commit(work: str, *args: Any, once: bool = False, coalesce: bool = False) -> None:
     """Ask the worker for ``work`` so that it sees the request only once the current transaction
-    commits (and never if it rolls back). With ``once``, a transaction asks for it at most once."""
+    commits (and never if it rolls back). With ``once``, a transaction asks for it at most once. With
+    ``coalesce`` (for work without arguments that handles everything due when it runs, like the outbox
+    dispatch), a task of it still waiting in the database queue answers for this transaction too."""
     connection = transaction.get_connection()
     key = (work, args)
     if once and any(getattr(entry[1], "wake_key", None) == key for entry in connection.run_on_commit):
         return
     if connection.in_atomic_block and _in_transaction_queue():
-        wake(work, *args)  # a row in this transaction: invisible to the worker until it commits
+        if not (coalesce and not args and _still_queued(work)):
+            wake(work, *args)  # a row in this transaction: invisible to the worker until it commits
 
         def asked() -> None:  # marks the transaction as having asked (for ``once``)
             return None

@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 from posfleet.audit.services import clean_text
 from posfleet.audit.vocabulary import EventType
 from posfleet.billing.services.closure import closure_charge
-from posfleet.closure.common import audit_case, job_actor
+from posfleet.closure.common import audit_case, job_actor, look_again
 from posfleet.closure.models import CaseStep, CaseTerminal
 from posfleet.closure.states import (
     StepName,
@@ -30,7 +30,6 @@ from posfleet.platform.errors import (
     TransitionNotAllowed,
     ValidationFailed,
 )
-from posfleet.platform.wake import after_commit
 
 GRADES = ("A", "B", "C")
 DISPOSALS = ("refurbish", "scrap")
@@ -77,8 +76,7 @@ def closure_receive(*, actor: Actor, sn: str, note: str = "") -> CaseTerminal:
             received_at=entry.received_at
         )
         audit_case(actor, entry.case, EventType.CLOSURE_DEVICE_RECEIVED, sn=entry.terminal.sn, note=note)
-        CaseStep.objects.filter(pk=step.pk, state=StepState.WAITING).update(next_attempt_at=now())
-        after_commit("closure.advance", entry.case_id, once=True)
+        look_again(entry.case_id, StepName.RETURN)
     return entry
 
 
@@ -146,9 +144,6 @@ def closure_inspect(
             disposal=disposal,
             note=note,
         )
-        CaseStep.objects.filter(case=entry.case, name=StepName.INSPECT, state=StepState.WAITING).update(
-            next_attempt_at=at
-        )
-        after_commit("closure.advance", entry.case_id, once=True)
+        look_again(entry.case_id, StepName.INSPECT)
     entry.refresh_from_db()
     return entry

@@ -156,3 +156,46 @@ def test_a_device_that_never_answers(world, channels) -> None:
     assert DeviceCommand.objects.get(kind="wipe").status == "expired"
     assert device_authenticate(key_id, secret) is None
     assert step(case, "return").state == "waiting"
+
+
+def test_an_answer_that_comes_while_its_step_runs_is_not_left_for_later(world, channels, monkeypatch) -> None:
+    """The device answers the wipe, and the warehouse receives the device, while the runner is still in
+    the step that waits for them (its handler already read 'not yet'): the runner looks again at once
+    instead of at the step's next scheduled look (a minute for the wipe, the return deadline — two
+    weeks — for the device)."""
+    from posfleet.closure import runner
+    from posfleet.closure.services import closure_receive
+
+    with time_machine.travel(DAY, tick=False) as clock:
+        setup = closable(world)
+        bound(setup)
+        case = request_and_approve(setup)
+        settle_stop_day(clock)
+        terminal = Terminal.objects.get(pk=setup.terminal.pk)
+        looked: list[str] = []
+
+        def wipe_then_the_device_answers(step):  # type: ignore[no-untyped-def]
+            outcome = real_wipe(step)
+            looked.append(f"wipe:{type(outcome).__name__}")
+            for command in device_commands_fetch(terminal=terminal):
+                device_command_ack(terminal=terminal, command_id=command.pk, ok=True, result={"wiped": True})
+            dispatch_outbox()  # the answer's event reaches the runner while the step still runs
+            return outcome
+
+        def return_then_the_parcel_arrives(step):  # type: ignore[no-untyped-def]
+            outcome = real_return(step)
+            looked.append(f"return:{type(outcome).__name__}")
+            if len(looked) == 3:  # the first look only
+                closure_receive(actor=person(world, "warehouse"), sn=setup.terminal.sn)
+            return outcome
+
+        real_wipe, real_return = runner.HANDLERS["wipe"], runner.HANDLERS["return"]
+        monkeypatch.setitem(runner.HANDLERS, runner.StepName.WIPE, wipe_then_the_device_answers)
+        monkeypatch.setitem(runner.HANDLERS, runner.StepName.RETURN, return_then_the_parcel_arrives)
+        advance(case.pk)  # one wake-up, the clock standing still
+
+    # Each step first read 'wait', then was looked at again in the same run and found its answer.
+    assert looked[:4] == ["wipe:Wait", "wipe:Done", "return:Wait", "return:Done"]
+    assert step(case, "wipe").state == "done"
+    assert step(case, "return").state == "done"
+    assert (step(case, "inspect").state, step(case, "inspect").waiting_for) == ("waiting", "warehouse")

@@ -9,7 +9,7 @@ import io
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.test import override_settings
 from django_tasks_db.models import DBTaskResult
 
@@ -92,6 +92,80 @@ def test_on_the_database_queue_the_dispatch_is_asked_for_in_the_changes_own_tran
     assert list(DBTaskResult.objects.values_list("task_path", flat=True)) == [
         "posfleet.platform.tasks.dispatch_outbox_task"
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dispatch_not_started_yet_answers_for_the_changes_after_it(world):
+    """While a dispatch waits in the queue, later changes do not queue another: it will see them. Once
+    the worker has started it, the next change asks for a new one. Every message is handed over."""
+    from posfleet.fleet.events import TerminalsImported
+    from posfleet.platform.events import publish
+
+    def change(batch: str) -> None:
+        with transaction.atomic():
+            publish([TerminalsImported(aggregate_id=batch, count=1)])
+
+    dispatch = "posfleet.platform.tasks.dispatch_outbox_task"
+    OutboxMessage.objects.all().delete()
+    with override_settings(TASKS=DB_TASKS):
+        change("C-1")
+        change("C-2")
+        change("C-3")
+        assert list(DBTaskResult.objects.values_list("task_path", "status")) == [(dispatch, "READY")]
+        DBTaskResult.objects.update(status="RUNNING")  # the worker took it (and may have read already)
+        change("C-4")
+        assert sorted(DBTaskResult.objects.values_list("status", flat=True)) == ["READY", "RUNNING"]
+        DBTaskResult.objects.filter(status="RUNNING").delete()
+        call_command("worker", batch=True, stdout=io.StringIO(), verbosity=0)
+    assert set(OutboxMessage.objects.values_list("status", flat=True)) == {"sent"}
+    assert OutboxMessage.objects.count() == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_queued_dispatch_a_change_counts_on_waits_for_that_change_to_commit(world):
+    """The change that relied on a queued dispatch holds it until it commits, so the worker cannot run
+    it before the change's message is there: PostgreSQL's worker skips the locked row; on SQLite the
+    worker's exclusive transaction cannot begin while the change writes."""
+    import sqlite3
+    import threading
+
+    from posfleet.fleet.events import TerminalsImported
+    from posfleet.platform.events import publish
+
+    claimed: list[object] = []
+
+    def worker_claims() -> None:
+        try:
+            with transaction.atomic():
+                claimed.append(DBTaskResult.objects.ready().select_for_update(skip_locked=True).first())
+        finally:
+            connections.close_all()
+
+    with override_settings(TASKS=DB_TASKS):
+        with transaction.atomic():
+            publish([TerminalsImported(aggregate_id="L-1", count=1)])
+        queued = DBTaskResult.objects.get()
+        with transaction.atomic():
+            publish([TerminalsImported(aggregate_id="L-2", count=1)])
+            assert DBTaskResult.objects.count() == 1  # it counts on the queued one
+            if connection.vendor == "postgresql":
+                thread = threading.Thread(target=worker_claims)
+                thread.start()
+                thread.join(timeout=30)
+                assert claimed == [None]  # locked by this change: skipped
+            else:
+                other = sqlite3.connect(connection.settings_dict["NAME"], timeout=0.2)
+                try:
+                    with pytest.raises(sqlite3.OperationalError, match="locked"):
+                        other.execute("BEGIN IMMEDIATE")
+                finally:
+                    other.close()
+        if connection.vendor == "postgresql":
+            claimed.clear()
+            thread = threading.Thread(target=worker_claims)
+            thread.start()
+            thread.join(timeout=30)
+            assert [getattr(c, "pk", None) for c in claimed] == [queued.pk]  # free once committed
 
 
 def test_the_worker_refuses_a_backend_it_cannot_run():
