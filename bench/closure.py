@@ -308,6 +308,13 @@ def phase_ours(cases: int, workers: int) -> dict[str, object]:
     ):
         if began and ended:
             spent[name].append((ended - began).total_seconds())
+    from django.db.models import Count
+    from django_tasks_db.models import DBTaskResult
+
+    runs = {
+        row["task_path"].rsplit(".", 1)[-1]: row["n"]
+        for row in DBTaskResult.objects.values("task_path").annotate(n=Count("id"))
+    }
     if unbinds != 2 * cases:
         raise SystemExit(f"{unbinds} channel unbinds for {cases} cases (2 each expected)")
     return {
@@ -322,6 +329,7 @@ def phase_ours(cases: int, workers: int) -> dict[str, object]:
             name: {"median": statistics.median(v) * 1000, "p95": _percentile(v, 0.95) * 1000}
             for name, v in spent.items()
         },
+        "task_runs_per_case": {name: n / cases for name, n in sorted(runs.items())},
         "child_queries_per_case": (_queries_total(connection) - queries_before) / cases,
         "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "baseline_kb": baseline,
@@ -476,6 +484,8 @@ def _report(summaries: list[dict[str, object]], workers: int) -> None:
         print("|---|---:|---:|")
         for step, ms in ours["step_ms"].items():
             print(f"| {step} | {ms['median']:.1f} | {ms['p95']:.1f} |")
+        runs = ", ".join(f"{name} {n:.2f}" for name, n in ours["task_runs_per_case"].items())
+        print(f"\nworker task runs per case: {runs}")
         print(
             f"\nrequests and approvals all made after {ours['requests_seconds']:.1f} s "
             f"of {ours['seconds']:.1f} s"
