@@ -146,6 +146,9 @@ class OfferOut(Schema):
     penalty_monthly_fen: int
     penalty_cap_fen: int | None
     recovery_fee_fen: int
+    recovery_value_fen: int = Field(
+        description="Credited at closure when the device comes back as new (grade A)."
+    )
     damage_prices: dict[str, int]
 
 

@@ -145,6 +145,7 @@ def _contract_fields(c: ServiceContract) -> dict[str, Any]:
         "penalty_monthly_fen": c.penalty_monthly_fen,
         "penalty_cap_fen": c.penalty_cap_fen,
         "recovery_fee_fen": c.recovery_fee_fen,
+        "recovery_value_fen": c.recovery_value_fen,
         "damage_prices": {k: int(v) for k, v in sorted(c.damage_prices.items())},
         "accepted_at": c.accepted_at,
         "ended_on": c.ended_on,

@@ -160,6 +160,9 @@ class ContractIn(Schema):
     penalty_monthly_fen: Fen = 0
     penalty_cap_fen: Fen | None = None
     recovery_fee_fen: Fen = 0
+    recovery_value_fen: Fen = Field(
+        0, description="Credited to the merchant at closure when the device comes back as new (grade A)."
+    )
     damage_prices: DamagePrices = Field(default_factory=DamagePrices)
 
 
@@ -228,6 +231,9 @@ class ContractOut(Schema):
     penalty_monthly_fen: int
     penalty_cap_fen: int | None
     recovery_fee_fen: int
+    recovery_value_fen: int = Field(
+        description="Credited to the merchant at closure when the device comes back as new (grade A)."
+    )
     damage_prices: dict[str, int]
     accepted_at: datetime | None
     ended_on: date | None

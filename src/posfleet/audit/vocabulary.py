@@ -45,6 +45,7 @@ class EventType(models.TextChoices):
     SERVICE_FEE_CHARGED = "service_fee.charged", _("service fee charged")
     CONTRACT_ENDED = "contract.ended", _("service contract ended")
     PENALTY_CHARGED = "penalty.charged", _("penalty or charge posted")
+    RECOVERY_CREDITED = "recovery_value.credited", _("device recovery value credited")
     TRANSACTIONS_INGESTED = "transactions.ingested", _("transactions ingested")
     SETTLEMENT_RUN = "settlement.run", _("settlement run")
     LEDGER_CORRECTED = "ledger.corrected", _("ledger correction")

@@ -45,7 +45,12 @@ MERCHANT_ACCOUNT_KINDS = (
     AccountKind.PENALTIES_RECEIVABLE,
     AccountKind.REFUNDS_PAYABLE,
 )
-PROVIDER_ACCOUNT_KINDS = (AccountKind.BANK_CLEARING, AccountKind.FEE_REVENUE, AccountKind.PENALTY_REVENUE)
+PROVIDER_ACCOUNT_KINDS = (
+    AccountKind.BANK_CLEARING,
+    AccountKind.FEE_REVENUE,
+    AccountKind.PENALTY_REVENUE,
+    AccountKind.DEVICE_RECOVERY,
+)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -96,6 +96,7 @@ CONTRACTS = ExportSpec(
         Column("penalty_monthly_fen", "penalty_monthly_fen", _INT, required=True),
         Column("penalty_cap_fen", "penalty_cap_fen", _INT),
         Column("recovery_fee_fen", "recovery_fee_fen", _INT, required=True),
+        Column("recovery_value_fen", "recovery_value_fen", _INT, required=True),
         Column("damage_prices_fen", "damage_prices", required=True),  # JSON: kind -> fen
         Column("accepted_at", "accepted_at", _TIME),
         Column("ended_on", "ended_on", _DATE),

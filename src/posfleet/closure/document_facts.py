@@ -117,6 +117,10 @@ class ClosureStatement:
     still_owed_fen: int | None
     outcome_text: str
     settlements: list[dict[str, Any]] = field(default_factory=list)
+    # The recovery value credited for devices returned as new, and how much of it was paid out (the
+    # rest paid what was still owed); None before the refund step.
+    recovery_credited_fen: int | None = None
+    recovery_paid_out_fen: int | None = None
 
     def total(self, code: str) -> TotalLine:
         return next(t for t in self.totals if t.code == code)

@@ -92,6 +92,9 @@ class CaseTerminal(models.Model):
     inspected_at = models.DateTimeField(_("inspected"), null=True, blank=True)
     damage_fen = models.BigIntegerField(_("damage charge (fen)"), default=0)
     recovery_fee_fen = models.BigIntegerField(_("recovery fee charged (fen)"), default=0)
+    # The contract's recovery value, recorded at inspection for a device graded A (as new); credited to
+    # the merchant by the refund step.
+    recovery_value_fen = models.BigIntegerField(_("recovery value to credit (fen)"), default=0)
     disposal = models.CharField(_("disposal"), max_length=16, blank=True)  # refurbished | scrapped
 
     class Meta:
@@ -102,7 +105,7 @@ class CaseTerminal(models.Model):
             ),
             models.UniqueConstraint(fields=["case", "terminal"], name="closure_terminal_once_per_case"),
             models.CheckConstraint(
-                condition=models.Q(damage_fen__gte=0, recovery_fee_fen__gte=0),
+                condition=models.Q(damage_fen__gte=0, recovery_fee_fen__gte=0, recovery_value_fen__gte=0),
                 name="closure_terminal_charges_not_negative",
             ),
         ]

@@ -1,7 +1,8 @@
 """The closure quote (DOMAIN.md workflow 4: "preconditions shown up front"): before a requester
 commits, every money line that will move and why — unsettled sales, fees due, the early-termination
 penalty with its clause and the months left, the recovery fee if the device does not come back, the
-damage prices by grade, the deposit held, and the expected refund or the amount that will be owed.
+recovery value credited if it comes back as new, the damage prices by grade, the deposit held, and the
+expected refund or the amount that will be owed (the conditional lines are not in these totals).
 
 A quote is data (codes, amounts in fen, parameters), stored with the case as the requester confirmed
 it; its words are rendered in the reader's language when shown (``line_text``). Its ``digest`` covers
@@ -25,7 +26,7 @@ from posfleet.platform.money import format_fen
 # What each line does to the money between the merchant and the provider.
 TO_MERCHANT = "to_merchant"  # paid to the merchant (sales, the refund)
 OWED = "owed"  # the merchant owes it; taken from the deposit first
-IF = "if"  # only if something happens (device not returned, damage)
+IF = "if"  # only if something happens (device not returned, damage; returned as new: a credit)
 INFO = "info"  # nothing moves (a fee that lapses)
 HELD = "held"  # the deposit
 
@@ -153,6 +154,8 @@ def build_quote(
             owed += contract.penalty_fen
         if contract.recovery_fee_fen:
             lines.append(QuoteLine("recovery_fee", contract.recovery_fee_fen, IF, sn))
+        if contract.recovery_value_fen:
+            lines.append(QuoteLine("recovery_value", contract.recovery_value_fen, IF, sn))
         for grade, price in sorted(contract.damage_prices.items()):
             if price:
                 lines.append(QuoteLine("damage", price, IF, sn, params={"grade": grade}))
@@ -213,6 +216,11 @@ def line_text(line: dict[str, Any]) -> str:
         }
     if code == "recovery_fee":
         return _("Device recovery fee — only if the device is not returned by the deadline")
+    if code == "recovery_value":
+        return _(
+            "Device recovery value, credited to you — only if the device comes back as new (grade A); "
+            "it pays what you still owe, the rest is paid to you"
+        )
     if code == "damage":
         return _("Damage charge for grade %(grade)s — only if a person caused the damage") % {
             "grade": params.get("grade", "")

@@ -35,7 +35,13 @@ from django.utils.translation import gettext as _
 
 from posfleet.audit.vocabulary import EventType
 from posfleet.billing.selectors import deposit_of_contract
-from posfleet.billing.services.closure import closure_charge, contract_end, deposit_settle, final_settlement
+from posfleet.billing.services.closure import (
+    closure_charge,
+    closure_credit,
+    contract_end,
+    deposit_settle,
+    final_settlement,
+)
 from posfleet.closure.backup import backup_create
 from posfleet.closure.common import (
     audit_case,
@@ -522,6 +528,7 @@ def _inspect(step: CaseStep) -> Outcome:
                 "grade": e.grade,
                 "human_damage": e.human_damage,
                 "damage_fen": e.damage_fen,
+                "recovery_value_fen": e.recovery_value_fen,
                 "disposal": e.disposal,
             }
             for e in returned
@@ -534,20 +541,45 @@ def _inspect(step: CaseStep) -> Outcome:
 
 
 def _refund(step: CaseStep) -> Outcome:
-    """Release each deposit of the case's contracts: what the merchant owes first, the rest refunded."""
+    """Release each deposit of the case's contracts: what the merchant owes first, the rest refunded.
+    Then credit the recovery value of each device returned as new (grade A, recorded at inspection):
+    it pays what is still owed, the rest is paid out (one journal per device,
+    ``closure_recovery_value:<case>:<sn>``)."""
+    case = step.case
+    entries = _entries(step)
     releases = []
-    for entry in _entries(step):
+    for entry in entries:
         if entry.contract_id is None:
             continue
         deposit_id = deposit_of_contract(entry.contract_id)
         if deposit_id is not None:
-            releases.append(deposit_settle(actor=job_actor(), deposit_id=deposit_id, why=step.case.number))
+            releases.append(deposit_settle(actor=job_actor(), deposit_id=deposit_id, why=case.number))
+    credits: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        if entry.grade != "A" or not entry.recovery_value_fen:
+            continue
+        sn = entry.terminal.sn
+        credits[sn] = closure_credit(
+            actor=job_actor(),
+            merchant_id=case.merchant_id,
+            organisation_id=case.merchant.organisation_id,
+            amount_fen=entry.recovery_value_fen,
+            reference=f"closure_recovery_value:{case.number}:{sn}",
+            memo=f"recovery value, device {sn} returned as new, case {case.number}",
+        )
+    last = list(credits.values())[-1] if credits else releases[-1] if releases else None
     return Done(
         {
             "deposits": releases,
             "refund_fen": sum(r["refund_fen"] for r in releases),
             "paid_owed_fen": sum(r["paid_fees_fen"] + r["paid_penalties_fen"] for r in releases),
-            "still_owed_fen": releases[-1]["still_owed_fen"] if releases else 0,
+            "recovery_credits": credits,
+            "recovery_credited_fen": sum(c["amount_fen"] for c in credits.values()),
+            "recovery_paid_owed_fen": sum(
+                c["paid_fees_fen"] + c["paid_penalties_fen"] for c in credits.values()
+            ),
+            "recovery_paid_out_fen": sum(c["paid_out_fen"] for c in credits.values()),
+            "still_owed_fen": last["still_owed_fen"] if last is not None else 0,
         }
     )
 

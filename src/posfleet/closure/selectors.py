@@ -149,6 +149,7 @@ def case_view(user: User, case: ClosureCase) -> CaseView:
             "human_damage": e.human_damage,
             "damage_fen": e.damage_fen,
             "recovery_fee_fen": e.recovery_fee_fen,
+            "recovery_value_fen": e.recovery_value_fen,
             "disposal": e.disposal,
         }
         for e in case.terminals.select_related("terminal").order_by("pk")

@@ -1,5 +1,7 @@
 """The itemised closure statement: each line of the quote the requester confirmed beside what happened
-(from the steps' evidence and the journals), with the difference and its reason in plain words."""
+(from the steps' evidence and the journals), with the difference and its reason in plain words. A
+conditional line that applied (a damage charge, the recovery fee, the recovery value credited for a
+device returned as new) is not in the quote's totals: its reason says why the totals differ."""
 
 from __future__ import annotations
 
@@ -25,6 +27,9 @@ from posfleet.closure.states import CaseStatus, StepName
 from posfleet.platform.clock import now
 from posfleet.platform.errors import NotFound
 from posfleet.platform.money import format_fen
+
+# Lines that credit the merchant (not charges): the recovery value of a device returned as new.
+CREDIT_CODES = frozenset({"recovery_value"})
 
 # -- the statement --------------------------------------------------------------------------------------
 
@@ -56,6 +61,7 @@ def statement(case: ClosureCase) -> ClosureStatement:
             ),
         )
     totals, refund, still_owed = _totals(read, quote, lines, final)
+    credited, paid_out = _recovery_credited(read)
     provisional = case.status != CaseStatus.COMPLETED
     return ClosureStatement(
         number=case.number,
@@ -76,8 +82,10 @@ def statement(case: ClosureCase) -> ClosureStatement:
         totals=totals,
         refund_fen=refund,
         still_owed_fen=still_owed,
-        outcome_text=_outcome_text(provisional, refund, still_owed),
+        outcome_text=_outcome_text(provisional, refund, still_owed, credited, paid_out),
         settlements=final["batches"] if final else [],
+        recovery_credited_fen=credited,
+        recovery_paid_out_fen=paid_out,
     )
 
 
@@ -154,6 +162,8 @@ def _line(
         return _make(raw, actual, why)
     if code == "recovery_fee":
         return _recovery_line(read, raw)
+    if code == "recovery_value":
+        return _recovery_value_line(read, raw)
     if code == "damage":
         return _damage_line(read, raw)
     if code == "deposit":
@@ -229,6 +239,37 @@ def _recovery_line(read: _Case, raw: dict[str, Any]) -> StatementLine:
     return _make(raw, None, "")
 
 
+def _recovery_value_line(read: _Case, raw: dict[str, Any]) -> StatementLine:
+    """The recovery value credited for a device returned as new: the credit the refund step posted."""
+    entry = read.by_sn.get(raw.get("terminal", ""))
+    if entry is None:
+        return _make(raw, None, "")
+    if entry.inspected_at is None:
+        if entry.received_at is None and read.finished(StepName.RETURN):
+            return _make(raw, 0, _("not credited: the device was not returned"))
+        return _make(raw, None, _("when the device is inspected"))
+    if entry.grade != "A":
+        return _make(
+            raw, 0, _("not credited: the device was graded %(grade)s, not as new") % {"grade": entry.grade}
+        )
+    if not read.finished(StepName.REFUND):
+        return _make(raw, None, _("credited when the deposit is refunded"))
+    credit = (read.evidence(StepName.REFUND).get("recovery_credits") or {}).get(entry.terminal.sn) or {}
+    amount = int(credit.get("amount_fen", 0) or 0)
+    if not amount:
+        return _make(raw, 0, _("not credited: no recovery value was recorded at the inspection"))
+    paid_owed = int(credit.get("paid_fees_fen", 0) or 0) + int(credit.get("paid_penalties_fen", 0) or 0)
+    return _make(
+        raw,
+        amount,
+        _(
+            "credited: the device came back as new (grade A); %(owed)s paid what was still owed, "
+            "%(out)s was paid to you"
+        )
+        % {"owed": format_fen(paid_owed), "out": format_fen(int(credit.get("paid_out_fen", 0) or 0))},
+    )
+
+
 def _damage_line(read: _Case, raw: dict[str, Any]) -> StatementLine:
     entry = read.by_sn.get(raw.get("terminal", ""))
     grade = str((raw.get("params") or {}).get("grade", ""))
@@ -271,6 +312,17 @@ def _deposit_line(read: _Case, raw: dict[str, Any]) -> StatementLine:
     return _make(raw, 0, _("no deposit was held"))
 
 
+def _recovery_credited(read: _Case) -> tuple[int | None, int | None]:
+    """The recovery value credited and how much of it was paid out (None before the refund step)."""
+    if not read.finished(StepName.REFUND):
+        return None, None
+    evidence = read.evidence(StepName.REFUND)
+    return (
+        int(evidence.get("recovery_credited_fen", 0) or 0),
+        int(evidence.get("recovery_paid_out_fen", 0) or 0),
+    )
+
+
 def _sum(values: list[int | None]) -> int | None:
     return None if any(v is None for v in values) else sum(v for v in values if v is not None)
 
@@ -278,7 +330,8 @@ def _sum(values: list[int | None]) -> int | None:
 def _totals(
     read: _Case, quote: dict[str, Any], lines: list[StatementLine], final: dict[str, Any] | None
 ) -> tuple[list[TotalLine], int | None, int | None]:
-    charges = [line for line in lines if line.effect in (OWED, IF)]
+    charges = [line for line in lines if line.effect in (OWED, IF) and line.code not in CREDIT_CODES]
+    credits = [line for line in lines if line.code in CREDIT_CODES]
     charged = _sum([line.actual_fen for line in charges])
     deposit_held = int(quote.get("deposit_held_fen", 0))
     owed_quoted = int(quote.get("owed_fen", 0))
@@ -287,6 +340,8 @@ def _totals(
     from_deposit = int(refund_evidence.get("paid_owed_fen", 0)) if refund_evidence is not None else None
     refund = int(refund_evidence.get("refund_fen", 0)) if refund_evidence is not None else None
     still_owed = int(refund_evidence.get("still_owed_fen", 0)) if refund_evidence is not None else None
+    credited = _recovery_credited(read)[0]
+    credit_paid_owed = int(refund_evidence.get("recovery_paid_owed_fen", 0)) if refund_evidence else 0
     # What made the charges differ from the quote: a conditional charge that applied, an amount worked
     # out again on the day the contract ended.
     changed = [
@@ -307,8 +362,22 @@ def _totals(
     quoted_refund = int(quote.get("expected_refund_fen", 0))
     quoted_owed = int(quote.get("expected_shortfall_fen", 0))
 
-    def why_if(actual: int | None, quoted: int) -> str:
-        return "; ".join(paid_why) if actual is not None and actual != quoted else ""
+    # A credit (the recovery value of a device returned as new), like a conditional charge, is not in the
+    # quote's totals: it explains what it changed.
+    credit_why = [line.why for line in credits if line.why and line.actual_fen]
+    owed_why = paid_why + (
+        [
+            _("the device recovery value paid %(amount)s of what was still owed")
+            % {"amount": format_fen(credit_paid_owed)}
+        ]
+        if credit_paid_owed
+        else []
+    )
+
+    def why_if(actual: int | None, quoted: int, reasons: list[str] | None = None) -> str:
+        if actual is None or actual == quoted:
+            return ""
+        return "; ".join(paid_why if reasons is None else reasons)
 
     totals = [
         TotalLine("charged", _("Charged to you at closure"), owed_quoted, charged, "; ".join(changed)),
@@ -323,23 +392,56 @@ def _totals(
         TotalLine(
             "refund", _("Deposit refunded to you"), quoted_refund, refund, why_if(refund, quoted_refund)
         ),
-        TotalLine(
-            "still_owed", _("Still owed by you"), quoted_owed, still_owed, why_if(still_owed, quoted_owed)
-        ),
     ]
+    if credits or credited:
+        totals.append(
+            TotalLine(
+                "recovery_credited",
+                _("Device recovery value credited to you"),
+                0,
+                credited,
+                "; ".join(credit_why) if credited else "",
+            )
+        )
+    totals.append(
+        TotalLine(
+            "still_owed",
+            _("Still owed by you"),
+            quoted_owed,
+            still_owed,
+            why_if(still_owed, quoted_owed, owed_why),
+        )
+    )
     return totals, refund, still_owed
 
 
-def _outcome_text(provisional: bool, refund: int | None, still_owed: int | None) -> str:
+def _outcome_text(
+    provisional: bool,
+    refund: int | None,
+    still_owed: int | None,
+    credited: int | None = None,
+    paid_out: int | None = None,
+) -> str:
     if refund is None or still_owed is None:
         return _("Provisional: the closure is still under way, the figures not known yet are marked “—”.")
     if still_owed:
-        return _(
+        text = _(
             "%(refund)s of the deposit was refunded to your settlement account; %(owed)s is still owed."
         ) % {
             "refund": format_fen(refund),
             "owed": format_fen(still_owed),
         }
-    return _("%(refund)s of the deposit was refunded to your settlement account; nothing is owed.") % {
-        "refund": format_fen(refund)
-    }
+    else:
+        text = _("%(refund)s of the deposit was refunded to your settlement account; nothing is owed.") % {
+            "refund": format_fen(refund)
+        }
+    if credited:
+        text += " " + _(
+            "The device recovery value credited to you, %(credited)s, paid %(owed)s of what was owed and "
+            "%(out)s to your settlement account."
+        ) % {
+            "credited": format_fen(credited),
+            "owed": format_fen(credited - (paid_out or 0)),
+            "out": format_fen(paid_out or 0),
+        }
+    return text

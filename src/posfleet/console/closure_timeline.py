@@ -224,6 +224,11 @@ def _inspect(ev: dict[str, Any]) -> list[Fact]:
         parts = [_("grade %(grade)s") % {"grade": grade.get("grade", "")}]
         if grade.get("human_damage"):
             parts.append(_("damage by a person: %(amount)s") % {"amount": _money(grade.get("damage_fen"))})
+        if grade.get("recovery_value_fen"):
+            parts.append(
+                _("recovery value to credit: %(amount)s")
+                % {"amount": _money(grade.get("recovery_value_fen"))}
+            )
         if grade.get("disposal"):
             parts.append(str(DISPOSALS.get(grade["disposal"], grade["disposal"])))
         facts.append(Fact(sn, " · ".join(str(p) for p in parts), mono=False))
@@ -236,11 +241,17 @@ def _refund(ev: dict[str, Any]) -> list[Fact]:
         facts.append(Fact(_("Refunded"), _money(ev["refund_fen"])))
     if ev.get("paid_owed_fen"):
         facts.append(Fact(_("Taken from the deposit for what was owed"), _money(ev["paid_owed_fen"])))
+    if ev.get("recovery_credited_fen"):
+        facts.append(Fact(_("Device recovery value credited"), _money(ev["recovery_credited_fen"])))
+        facts.append(Fact(_("Recovery value paid out"), _money(ev.get("recovery_paid_out_fen"))))
     if ev.get("still_owed_fen"):
         facts.append(Fact(_("Still owed"), _money(ev["still_owed_fen"])))
     for deposit in ev.get("deposits") or []:
         if deposit.get("journal"):
             facts.append(Fact(_("Deposit journal"), deposit["journal"], mono=True))
+    for _sn, credit in sorted((ev.get("recovery_credits") or {}).items()):
+        if (credit or {}).get("journal"):
+            facts.append(Fact(_("Recovery value journal"), credit["journal"], mono=True))
     return facts
 
 

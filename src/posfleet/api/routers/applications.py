@@ -107,6 +107,7 @@ def offer(terms: dict[str, Any]) -> a.OfferOut:
         penalty_monthly_fen=int(terms.get("penalty_monthly_fen", 0)),
         penalty_cap_fen=int(cap) if cap is not None else None,
         recovery_fee_fen=int(terms.get("recovery_fee_fen", 0)),
+        recovery_value_fen=int(terms.get("recovery_value_fen", 0)),
         damage_prices={str(k): int(v) for k, v in (terms.get("damage_prices") or {}).items()},
     )
 

@@ -78,6 +78,7 @@ def contracts_create(
             penalty_monthly_fen=body.penalty_monthly_fen,
             penalty_cap_fen=body.penalty_cap_fen,
             recovery_fee_fen=body.recovery_fee_fen,
+            recovery_value_fen=body.recovery_value_fen,
             damage_prices=prices,
         )
         offered = contract_offer(

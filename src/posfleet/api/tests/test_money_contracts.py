@@ -36,6 +36,7 @@ def _terms(**change):
         "penalty_monthly_fen": 5000,
         "penalty_cap_fen": 40000,
         "recovery_fee_fen": 15000,
+        "recovery_value_fen": 3000,
         "damage_prices": {"A": 0, "B": 5000, "C": 30000},
         **change,
     }
@@ -67,6 +68,7 @@ def test_the_agent_offers_and_the_merchant_accepts(new_terminal, api_as):
         "penalty_monthly_fen": 5000,
         "penalty_cap_fen": 40000,
         "recovery_fee_fen": 15000,
+        "recovery_value_fen": 3000,
         "damage_prices": {"A": 0, "B": 5000, "C": 30000},
         "accepted_at": None,
         "ended_on": None,
@@ -147,6 +149,8 @@ def test_terms_the_domain_refuses_change_nothing(new_terminal, api_as, change, f
     [
         {"deposit_fen": -1},
         {"deposit_fen": 10**19},
+        {"recovery_value_fen": -1},
+        {"recovery_value_fen": "30.00"},
         {"annual_fee_fen": "99.00"},
         {"term_months": 120},
         {"penalty_rule": "whatever"},
@@ -157,6 +161,17 @@ def test_terms_the_domain_refuses_change_nothing(new_terminal, api_as, change, f
 def test_malformed_terms_are_422(new_terminal, api_as, change):
     before = money_trace()
     assert_problem(api_as("admin").post("/contracts", _terms(**change)), 422, "validation_error")
+    assert money_trace() == before
+
+
+def test_a_negative_recovery_value_is_refused_by_name(new_terminal, api_as):
+    before = money_trace()
+    problem = assert_problem(
+        api_as("admin").post("/contracts", _terms(recovery_value_fen=-3000)), 422, "validation_error"
+    )
+    assert problem["detail"] == "The request is not valid: check recovery_value_fen."
+    errors = [(e["field"], e["type"]) for e in problem["errors"]]
+    assert errors == [("recovery_value_fen", "greater_than_equal")]
     assert money_trace() == before
 
 

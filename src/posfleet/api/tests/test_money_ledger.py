@@ -46,6 +46,7 @@ def test_a_merchants_accounts_and_the_providers(money, api_as, clock):
         "bank_clearing": (29900 * 2 - 20000, "¥398.00"),
         "fee_revenue": (0, "¥0.00"),
         "penalty_revenue": (9900, "¥99.00"),
+        "device_recovery": (0, "¥0.00"),
     }
     held_b = api.get("/ledger/accounts", {"merchant": MID_B}).json()["items"][1]
     assert (held_b["kind"], held_b["balance_fen"]) == ("deposit_held", 29900)

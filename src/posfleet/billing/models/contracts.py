@@ -34,6 +34,10 @@ class ServiceContract(models.Model):
     penalty_monthly_fen = models.BigIntegerField(_("monthly fee for the penalty (fen)"), default=0)
     penalty_cap_fen = models.BigIntegerField(_("penalty cap (fen)"), null=True, blank=True)
     recovery_fee_fen = models.BigIntegerField(_("device recovery fee (fen)"), default=0)
+    # Credited to the merchant at closure when its device comes back as new (inspection grade A).
+    recovery_value_fen = models.BigIntegerField(
+        _("device recovery value, credited when returned as new (fen)"), default=0
+    )
     # Damage charges by inspection grade: {"A": 0, "B": 5000, "C": 30000} (fen).
     damage_prices = models.JSONField(_("damage price list"), default=dict, blank=True)
     accepted_at = models.DateTimeField(_("accepted"), null=True, blank=True)
@@ -50,6 +54,7 @@ class ServiceContract(models.Model):
                     annual_fee_fen__gte=0,
                     deposit_fen__gte=0,
                     recovery_fee_fen__gte=0,
+                    recovery_value_fen__gte=0,
                     penalty_fixed_fen__gte=0,
                     penalty_monthly_fen__gte=0,
                 ),

@@ -26,13 +26,21 @@ class AccountKind(models.TextChoices):
     FEE_REVENUE = "fee_revenue", _("fee revenue")
     PENALTY_REVENUE = "penalty_revenue", _("penalty revenue")
     BANK_CLEARING = "bank_clearing", _("bank clearing")  # money at the bank, in and out
+    # An expense: what the provider credits merchants for devices returned as new (closure).
+    DEVICE_RECOVERY = "device_recovery", _("device recovery")
     # Per agent (reserved for commissions)
     COMMISSION_PAYABLE = "commission_payable", _("commission payable")
 
 
-# Accounts whose natural balance is a debit (assets); the others are credits (liabilities, revenue).
+# Accounts whose natural balance is a debit (assets, expenses); the others are credits (liabilities,
+# revenue).
 DEBIT_NORMAL = frozenset(
-    {AccountKind.BANK_CLEARING, AccountKind.FEES_RECEIVABLE, AccountKind.PENALTIES_RECEIVABLE}
+    {
+        AccountKind.BANK_CLEARING,
+        AccountKind.FEES_RECEIVABLE,
+        AccountKind.PENALTIES_RECEIVABLE,
+        AccountKind.DEVICE_RECOVERY,
+    }
 )
 
 
@@ -68,6 +76,7 @@ class JournalKind(models.TextChoices):
     DEPOSIT_COLLECT = "deposit_collect", _("deposit collected")
     DEPOSIT_REFUND = "deposit_refund", _("deposit refunded")
     PENALTY = "penalty", _("penalty charged")
+    RECOVERY_CREDIT = "recovery_credit", _("device recovery value credited")
     CORRECTION = "correction", _("correction")
 
 

@@ -1,5 +1,5 @@
-"""Money at closure (注销, DOMAIN.md workflow 4 steps 3, 4 and 9): what a closure quote shows, and the
-three postings a closure case makes — each at most once, whatever retries or crashes come between:
+"""Money at closure (注销, DOMAIN.md workflow 4 steps 3, 4, 8 and 9): what a closure quote shows, and the
+postings a closure case makes — each at most once, whatever retries or crashes come between:
 
 - ``contract_end``: the contract ends; fees due by then are charged, later ones (and any that waited
   while the terminal was deactivated) lapse, and the early-termination penalty is charged;
@@ -7,7 +7,9 @@ three postings a closure case makes — each at most once, whatever retries or c
 - ``deposit_settle``: the deposit pays what the merchant owes (fees first, then penalties and charges)
   and the rest is refunded; what the deposit cannot cover stays owed (a receivable: a debt that blocks
   re-application). Its journal's reference is the manual release's (``deposit_release:<id>``), so a
-  deposit is released once, by one or the other.
+  deposit is released once, by one or the other;
+- ``closure_credit``: the contract's recovery value for a device returned as new (grade A), credited
+  after the deposit: it pays what is still owed (fees, then penalties) and the rest is paid out.
 
 "Once" comes from the database each time: a unique journal reference, a compare-and-set on the row
 that changes. A step that runs again after a crash finds its journal and reads back what it did.
@@ -65,6 +67,7 @@ class ContractFacts:
     fees_to_charge_fen: int  # due by the closing day, not charged yet: charged at closure
     fees_lapsing_fen: int  # due later (or waiting while deactivated): never charged
     recovery_fee_fen: int
+    recovery_value_fen: int  # credited if the device comes back as new (grade A)
     damage_prices: dict[str, int]
     deposit_id: int | None
     deposit_held_fen: int
@@ -119,6 +122,7 @@ def closure_facts(
                 fees_to_charge_fen=unpaid.filter(due_on__lte=on).aggregate(s=Sum("amount_fen"))["s"] or 0,
                 fees_lapsing_fen=unpaid.filter(due_on__gt=on).aggregate(s=Sum("amount_fen"))["s"] or 0,
                 recovery_fee_fen=contract.recovery_fee_fen,
+                recovery_value_fen=contract.recovery_value_fen,
                 damage_prices={k: int(v) for k, v in (contract.damage_prices or {}).items()},
                 deposit_id=deposit.pk if deposit else None,
                 deposit_held_fen=deposit.amount_fen if deposit else 0,
@@ -308,6 +312,87 @@ def closure_charge(
             ),
         )
     return {"journal": journal.reference, "amount_fen": amount_fen}
+
+
+def closure_credit(
+    *,
+    actor: Actor,
+    merchant_id: int,
+    organisation_id: int,
+    amount_fen: int,
+    reference: str,
+    memo: str,
+) -> dict[str, Any]:
+    """Credit the merchant ``amount_fen``: the recovery value of a device returned as new, once per
+    ``reference``. Dr the provider's device recovery (an expense); Cr the merchant's fees receivable up
+    to the fees it still owes, then its penalties receivable up to the penalties it still owes, and the
+    rest Cr bank clearing (paid out to the merchant, as a deposit refund is). A journal with that
+    reference answers what it did. Returns the evidence: journal reference, amount, what it paid of the
+    fees and of the penalties, what was paid out, and what is still owed after it."""
+    actor.require("billing.end_contract")
+    if isinstance(amount_fen, bool) or not isinstance(amount_fen, int) or amount_fen < 0:
+        raise ValidationFailed(_("The credit is a whole, non-negative number of fen."), field="amount")
+    org = organisation_id
+    if amount_fen == 0:
+        return _credit_evidence(None, org)
+    with transaction.atomic():
+        money_lock()
+        existing = _journal_reference(reference)
+        if existing is not None:
+            return _credit_evidence(existing, org)
+        fees_owed, penalties_owed = amounts_owed(org)
+        to_fees = min(amount_fen, fees_owed)
+        to_penalties = min(amount_fen - to_fees, penalties_owed)
+        paid_out = amount_fen - to_fees - to_penalties
+        lines = [Line(provider_account(AccountKind.DEVICE_RECOVERY), amount_fen)]
+        if to_fees:
+            lines.append(Line(merchant_account(org, AccountKind.FEES_RECEIVABLE), -to_fees))
+        if to_penalties:
+            lines.append(Line(merchant_account(org, AccountKind.PENALTIES_RECEIVABLE), -to_penalties))
+        if paid_out:
+            lines.append(Line(provider_account(AccountKind.BANK_CLEARING), -paid_out))
+        journal = post(
+            kind=JournalKind.RECOVERY_CREDIT,
+            reference=reference,
+            lines=lines,
+            business_date=today(),
+            merchant_id=merchant_id,
+            memo=clean_text(memo, 255),
+        )
+        evidence = _credit_evidence(journal, org)
+        record(
+            actor,
+            Entry(
+                event_type=EventType.RECOVERY_CREDITED,
+                subject_type="journal",
+                subject_id=journal.reference,
+                reason="recovery_value",
+                after={**evidence, "merchant": merchant_id},
+            ),
+        )
+    return evidence
+
+
+def _credit_evidence(journal: Journal | None, org: int) -> dict[str, Any]:
+    """What the recovery credit ``journal`` did, read from its entries (nothing when None)."""
+    paid: dict[str, int] = {
+        AccountKind.FEES_RECEIVABLE: 0,
+        AccountKind.PENALTIES_RECEIVABLE: 0,
+        AccountKind.BANK_CLEARING: 0,
+    }
+    if journal is not None:
+        for kind, amount in journal.entries.values_list("account__kind", "amount_fen"):
+            if kind in paid and amount < 0:
+                paid[kind] -= amount
+    fees_owed, penalties_owed = amounts_owed(org)
+    return {
+        "journal": journal.reference if journal is not None else None,
+        "amount_fen": _debit_of(journal),
+        "paid_fees_fen": paid[AccountKind.FEES_RECEIVABLE],
+        "paid_penalties_fen": paid[AccountKind.PENALTIES_RECEIVABLE],
+        "paid_out_fen": paid[AccountKind.BANK_CLEARING],
+        "still_owed_fen": fees_owed + penalties_owed,
+    }
 
 
 def deposit_settle(*, actor: Actor, deposit_id: int, why: str) -> dict[str, Any]:

@@ -58,6 +58,7 @@ class Terms:
     penalty_monthly_fen: int = 0
     penalty_cap_fen: int | None = None
     recovery_fee_fen: int = 0
+    recovery_value_fen: int = 0  # credited at closure when the device comes back as new (grade A)
     damage_prices: dict[str, int] | None = None
 
 
@@ -68,6 +69,7 @@ def check_terms(terms: Terms) -> None:
         terms.penalty_fixed_fen,
         terms.penalty_monthly_fen,
         terms.recovery_fee_fen,
+        terms.recovery_value_fen,
         *(terms.damage_prices or {}).values(),
     ]
     if any(not isinstance(a, int) or isinstance(a, bool) or a < 0 for a in amounts):
@@ -107,6 +109,7 @@ def contract_offer(
             penalty_monthly_fen=terms.penalty_monthly_fen,
             penalty_cap_fen=terms.penalty_cap_fen,
             recovery_fee_fen=terms.recovery_fee_fen,
+            recovery_value_fen=terms.recovery_value_fen,
             damage_prices=dict(terms.damage_prices or {}),
         )
         record(

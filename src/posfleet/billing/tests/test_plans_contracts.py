@@ -259,6 +259,7 @@ def test_bad_terms_are_refused(world):
     terminal = make_terminal(world, "SN-TERMS-01", Status.ACTIVE)
     for terms in (
         Terms(starts_on=NOW, deposit_fen=-1),
+        Terms(starts_on=NOW, recovery_value_fen=-1),
         Terms(starts_on=NOW, term_months=7),
         Terms(starts_on=NOW, min_term_months=24),
         Terms(starts_on=NOW, damage_prices={"Z": 1}),

@@ -1,6 +1,7 @@
 """The returned device at the warehouse (DOMAIN.md workflow 4 step 8): received by scanning its SN,
 then graded A/B/C — damage a person caused is charged per the contract's price list, other damage is
-repaired free — and refurbished to stock or scrapped. Each wakes the case's runner."""
+repaired free; a device as new (A) records the contract's recovery value, which the refund step
+credits — and refurbished to stock or scrapped. Each wakes the case's runner."""
 
 from __future__ import annotations
 
@@ -84,7 +85,9 @@ def closure_inspect(
     *, actor: Actor, sn: str, grade: str, human_damage: bool = False, note: str = "", disposal: str = ""
 ) -> CaseTerminal:
     """Grade a received device A/B/C. Damage a person caused is charged per the contract's price list
-    for the grade (other damage is repaired free); then the device is refurbished to stock or scrapped."""
+    for the grade (other damage is repaired free); a device as new (A) records the contract's recovery
+    value, credited to the merchant by the refund step; then the device is refurbished to stock or
+    scrapped."""
     grade = (grade or "").strip().upper()
     if grade not in GRADES:
         raise ValidationFailed(_("Grade the device A, B or C."), field="grade", allowed=list(GRADES))
@@ -107,6 +110,7 @@ def closure_inspect(
             raise Conflict(_("This device was inspected already."))
         prices = (entry.contract.damage_prices if entry.contract else {}) or {}
         damage = int(prices.get(grade, 0)) if human_damage else 0
+        recovery_value = entry.contract.recovery_value_fen if entry.contract and grade == "A" else 0
         at = now()
         if not CaseTerminal.objects.filter(pk=entry.pk, inspected_at__isnull=True).update(
             grade=grade,
@@ -114,6 +118,7 @@ def closure_inspect(
             inspection_note=note,
             inspected_at=at,
             damage_fen=damage,
+            recovery_value_fen=recovery_value,
             disposal=disposal,
         ):
             raise Conflict()
@@ -141,6 +146,7 @@ def closure_inspect(
             human_damage=human_damage,
             damage_fen=damage,
             journal=charge["journal"],
+            recovery_value_fen=recovery_value,
             disposal=disposal,
             note=note,
         )

@@ -186,6 +186,7 @@ OFFER = {
     "penalty_monthly": "50",
     "penalty_cap": "200",
     "recovery_fee": "150",
+    "recovery_value": "30",
     "damage_B": "50",
     "damage_C": "300",
 }
@@ -215,6 +216,7 @@ def test_offer_then_the_merchant_reads_and_accepts(money, login, world):  # noqa
         20000,
     )
     assert (contract.recovery_fee_fen, contract.damage_prices) == (15000, {"B": 5000, "C": 30000})
+    assert contract.recovery_value_fen == 3000
     assert events(EventType.CONTRACT_OFFERED) == offered + 1
 
     merchant = login("merchant_b")
@@ -225,6 +227,7 @@ def test_offer_then_the_merchant_reads_and_accepts(money, login, world):  # noqa
     assert "¥50.00 per remaining month" in page
     assert "at most ¥200.00" in page
     assert 'data-testid="term-recovery">¥150.00<' in page
+    assert 'data-testid="term-recovery-value">¥30.00<' in page
     assert "grade C: ¥300.00" in page
     assert 'data-testid="penalty-table"' in page  # ending after 0, 1, … months: ¥200.00 (cap), …, ¥0.00
     assert "2027-01-20" in page
@@ -271,6 +274,20 @@ def test_refused_offers_change_nothing(money, login, world):  # noqa: F811
         "/console/contracts/new/", {**OFFER, "terminal": "SN-MONEY-B01", "deposit": "-5"}
     )
     assert "The amount cannot be negative." in amount.content.decode()
+    assert trace() == before
+
+
+def test_a_negative_recovery_value_is_refused_at_its_field(money, login, world):  # noqa: F811
+    make_terminal(world, "SN-OFFER-0002", Status.ACTIVE, merchant=world.merchant_b)
+    before = trace()
+    response = login("admin").post(
+        "/console/contracts/new/", {**OFFER, "terminal": "SN-OFFER-0002", "recovery_value": "-30"}
+    )
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert 'data-testid="form-invalid"' in page
+    assert "The amount cannot be negative." in page
+    assert 'name="recovery_value"' in page
     assert trace() == before
 
 

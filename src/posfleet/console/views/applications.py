@@ -200,6 +200,10 @@ def _offer_rows() -> list[tuple[str, str]]:
         ),
         (_("Device recovery fee"), format_fen(offer.recovery_fee_fen)),
         (
+            _("Device recovery value (credited if the device comes back as new)"),
+            format_fen(offer.recovery_value_fen),
+        ),
+        (
             _("Damage (inspection grade A / B / C)"),
             " / ".join(format_fen(v) for v in (offer.damage_prices or {}).values()),
         ),

@@ -17,7 +17,9 @@ the terminal kind asks for one, is collected with the signature. When the termin
 saga of a later issue will do this; see docs/adr/0011-demo-money.md); the deposit is released the
 morning after the closure, or after the device comes back and is inspected: refunded, less the
 early-termination penalty (before the 12-month minimum term) and the damage charge of its inspection
-grade, the rest forfeited; a lost device forfeits its recovery fee.
+grade, the rest forfeited; a lost device forfeits its recovery fee. The contracts still running of
+smart and wireless terminals carry a device recovery value, which the closure saga credits when the
+device comes back as new (grade A).
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class ContractPlan:
     penalty_cap_fen: int | None
     recovery_fee_fen: int
     damage_prices: dict[str, int]
+    recovery_value_fen: int = 0  # credited at closure when the device comes back as new (grade A)
     ends: int | None = None  # index of the step that ends it (deregister, report lost)
     release_ago: int | None = None  # day of the deposit's release (days ago)
     returned: bool = False
@@ -110,6 +113,10 @@ def plan_contracts(plan: Plan, seed: int) -> list[ContractPlan]:
             damage_prices=dict(menu.damage),
         )
         _plan_end(rng, terminal, contract)
+        if contract.ends is None:
+            # The recovery value is credited by the closure saga; the history's closures released their
+            # deposits by hand before it existed, so only the contracts still running carry one.
+            contract.recovery_value_fen = menu.recovery_value_fen
         contracts.append(contract)
     return contracts
 
@@ -301,6 +308,7 @@ class ContractHistory:
                     c.penalty_monthly_fen,
                     c.penalty_cap_fen,
                     c.recovery_fee_fen,
+                    c.recovery_value_fen,
                     c.damage_prices,  # insert_rows encodes JSON fields
                     times[(6, c.terminal, ACCEPT)],
                     ended,
@@ -323,6 +331,7 @@ class ContractHistory:
                 "penalty_monthly_fen",
                 "penalty_cap_fen",
                 "recovery_fee_fen",
+                "recovery_value_fen",
                 "damage_prices",
                 "accepted_at",
                 "ended_on",
@@ -342,7 +351,7 @@ class ContractHistory:
         are not owed (they fall after its end)."""
         fees = []
         for c, row in zip(self.contracts, rows, strict=True):
-            starts, ended = row[3], row[15]
+            starts, ended = row[3], row[16]
             for year in range(c.term_months // 12):
                 due = add_months(starts, 12 * year)
                 if c.annual_fee_fen and (ended is None or due < ended):

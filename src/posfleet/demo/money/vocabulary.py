@@ -101,8 +101,9 @@ WEEKEND = 1.2  # more sales on Saturdays and Sundays
 @dataclass(frozen=True)
 class ContractMenu:
     """The contract a terminal kind comes with: annual service/SIM fee choices (fen), deposit choices
-    (fen; 0 = none) with how often one is asked, the penalty rule, the device recovery fee and the
-    damage prices by inspection grade."""
+    (fen; 0 = none) with how often one is asked, the penalty rule, the device recovery fee, the
+    damage prices by inspection grade and the device recovery value (credited at closure when the
+    device comes back as new; 0 = none)."""
 
     annual_fees: tuple[int, ...]
     deposits: tuple[int, ...]
@@ -112,6 +113,7 @@ class ContractMenu:
     penalty_cap_fen: int | None
     recovery_fee_fen: int
     damage: dict[str, int]
+    recovery_value_fen: int = 0
 
 
 CONTRACTS: dict[str, ContractMenu] = {
@@ -124,6 +126,7 @@ CONTRACTS: dict[str, ContractMenu] = {
         20_000,
         59_900,
         {"A": 0, "B": 8_000, "C": 35_000},
+        3_000,
     ),
     "traditional": ContractMenu(
         (12_800,), (19_900,), 0.8, "fixed", 10_000, None, 39_900, {"A": 0, "B": 5_000, "C": 20_000}
@@ -137,6 +140,7 @@ CONTRACTS: dict[str, ContractMenu] = {
         15_000,
         39_900,
         {"A": 0, "B": 5_000, "C": 25_000},
+        2_000,
     ),
     "e_signature": ContractMenu(
         (9_900, 12_800), (9_900,), 0.5, "fixed", 5_000, None, 19_900, {"A": 0, "B": 3_000, "C": 9_900}

@@ -388,6 +388,7 @@ def test_bulk_contracts_and_deposits_are_what_the_services_write(demo):
         penalty_monthly_fen=ours.penalty_monthly_fen,
         penalty_cap_fen=ours.penalty_cap_fen,
         recovery_fee_fen=ours.recovery_fee_fen,
+        recovery_value_fen=ours.recovery_value_fen,
         damage_prices=ours.damage_prices,
     )
     seq = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first()

@@ -178,6 +178,11 @@ class ContractOfferForm(BootstrapMixin, forms.Form):
     penalty_monthly = MoneyField(label=_("Monthly fee for the penalty"), required=False)
     penalty_cap = MoneyField(label=_("Penalty cap"), required=False, help_text=_("Optional."))
     recovery_fee = MoneyField(label=_("Device recovery fee"), initial=0)
+    recovery_value = MoneyField(
+        label=_("Device recovery value"),
+        initial=0,
+        help_text=_("Credited to the merchant at closure if the device comes back as new (grade A)."),
+    )
     damage_A = MoneyField(label=_("Damage, grade A"), required=False)
     damage_B = MoneyField(label=_("Damage, grade B"), required=False)
     damage_C = MoneyField(label=_("Damage, grade C"), required=False)
@@ -219,6 +224,7 @@ class ContractOfferForm(BootstrapMixin, forms.Form):
             penalty_monthly_fen=data.get("penalty_monthly") or 0,
             penalty_cap_fen=data.get("penalty_cap"),
             recovery_fee_fen=data.get("recovery_fee") or 0,
+            recovery_value_fen=data.get("recovery_value") or 0,
             damage_prices=damage,
         )
 
