@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from apscheduler.schedulers import SchedulerNotRunningError
 from crontask import conf as crontask_conf
 from crontask import scheduler as crontask_scheduler
 from crontask.management.commands.crontask import Command as CrontaskCommand
@@ -46,7 +47,14 @@ class Command(BaseCommand):
             self.stdout.flush()
             # crontask's loop (what `crontask --no-task-loading --no-heartbeat` runs), under our lock:
             # it extends a Redis lock every LOCK_REFRESH_INTERVAL and stops when it cannot.
-            CrontaskCommand(stdout=self.stdout, stderr=self.stderr).launch_scheduler(lock, crontask_scheduler)
+            try:
+                CrontaskCommand(stdout=self.stdout, stderr=self.stderr).launch_scheduler(
+                    lock, crontask_scheduler
+                )
+            except SchedulerNotRunningError:
+                # Stopped (SIGTERM/Ctrl-C) while APScheduler was still starting: crontask then shuts
+                # down a scheduler that never ran. Nothing was enqueued yet; stop cleanly.
+                self.stdout.write("scheduler: stopped before it started")
 
 
 @contextmanager
