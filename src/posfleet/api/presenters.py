@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from posfleet.api import schemas as s
-from posfleet.fleet.selectors import allowed_commands
+from posfleet.fleet.selectors import allowed_commands, connectivity
 from posfleet.fleet.states import Status
 from posfleet.iam.models import User
+from posfleet.platform.clock import now
 from posfleet.platform.context import Actor
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ def terminal(t: Terminal, who: Actor) -> s.TerminalOut:
         service_expires_on=t.service_expires_on,
         firmware_version=t.firmware_version,
         last_heartbeat_at=t.last_heartbeat_at,
+        connectivity=connectivity(t.last_heartbeat_at, now()).value,
         registered_at=t.registered_at,
         allowed_actions=actions,
     )

@@ -81,6 +81,9 @@ class TerminalOut(Schema):
     service_expires_on: date | None
     firmware_version: str
     last_heartbeat_at: datetime | None
+    connectivity: Literal["online", "offline", "never"] = Field(
+        description="online: a heartbeat within the last 10 minutes; offline: earlier ones only; never."
+    )
     registered_at: datetime
     allowed_actions: list[Command] = Field(description="What the caller may do with it now.")
 

@@ -515,3 +515,10 @@ TRANSACTION_COLUMNS: tuple[Column, ...] = (
     Column("settlement_batch_id", "settled_by", _INT),
     Column("external_id", "external_id"),
 )
+
+
+def transaction_recorded(tid: str, batch_no: str, trace_no: str, txn_date: date) -> bool:
+    """Whether the acquirer's natural key (TID, batch, trace, date) is taken (the gateway's ``94``)."""
+    return Transaction.objects.filter(
+        tid=tid, batch_no=batch_no, trace_no=trace_no, txn_date=txn_date
+    ).exists()

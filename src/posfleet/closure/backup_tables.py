@@ -25,7 +25,8 @@ from posfleet.billing.selectors import (
     merchant_settlements,
     merchant_transactions,
 )
-from posfleet.closure.models import ClosureCase, DataBackup
+from posfleet.closure.models import CaseTerminal, ClosureCase, DataBackup
+from posfleet.fleet.selectors import terminals_of_merchant
 from posfleet.platform.exports import (
     BOM,
     ITERATOR_CHUNK,
@@ -137,7 +138,7 @@ def audit_trail(merchant: Any) -> QuerySet[Any]:
     """The audit events of the merchant, of its terminals while they were its own (an event names the
     merchant before or after it: what happened to a terminal with another merchant is not ours to
     hand out), of its closure cases and of its earlier backups, in chain order."""
-    terminals = events_about("terminal").filter(
+    terminals = events_about("terminal", sorted(_terminals_ever_of(merchant.pk))).filter(
         Q(after__merchant=merchant.mid) | Q(before__merchant=merchant.mid)
     )
     cases = ClosureCase.objects.filter(merchant_id=merchant.pk).values_list("number", flat=True)
@@ -149,6 +150,22 @@ def audit_trail(merchant: Any) -> QuerySet[Any]:
         | events_about(BACKUP_SUBJECT, [str(pk) for pk in backups])
     )
     return trail.order_by("seq")
+
+
+def _terminals_ever_of(merchant_id: int) -> set[str]:
+    """The SNs of every terminal that was the merchant's: bound to it now, under one of its contracts,
+    in one of its closure cases, or that sold for it. The audit trail is read by these subjects (its
+    index), not by scanning every terminal event for the merchant's MID — a scan that grew with the
+    whole fleet's history and made each closure's backup slower than the one before."""
+    sns = {sn for _pk, sn, _status, _reason in terminals_of_merchant(merchant_id)}
+    sns.update(merchant_contracts(merchant_id).values_list("terminal__sn", flat=True))
+    sns.update(
+        CaseTerminal.objects.filter(case__merchant_id=merchant_id).values_list("terminal__sn", flat=True)
+    )
+    sns.update(
+        merchant_transactions(merchant_id).order_by().values_list("terminal__sn", flat=True).distinct()
+    )
+    return sns
 
 
 TABLES: tuple[Table, ...] = (

@@ -29,7 +29,12 @@ from posfleet.closure.common import audit_case, job_actor, new_certificate_code,
 from posfleet.closure.models import CaseStep, CaseTerminal, ClosureCase
 from posfleet.closure.states import Party, StepName
 from posfleet.fleet import selectors as fleet
-from posfleet.fleet.services import device_command_send, device_credential_revoke, terminal_deregister
+from posfleet.fleet.services import (
+    device_command_send,
+    device_credential_revoke,
+    terminal_deregister,
+    terminal_keys_revoke,
+)
 from posfleet.fleet.states import Status as TerminalStatus
 from posfleet.parties.selectors import channel_bindings_of
 from posfleet.parties.services import UnbindOutcome, channel_unbind
@@ -85,9 +90,11 @@ def _entries(step: CaseStep) -> list[CaseTerminal]:
 
 
 def _contract(step: CaseStep) -> Outcome:
-    """End each terminal's contract (fees due charged, later ones lapse, penalty), then deregister it."""
+    """End each terminal's contract (fees due charged, later ones lapse, penalty), then deregister it;
+    its gateway key is revoked (at deactivation already, or here), so it can never sign on again."""
     case = step.case
     ended = []
+    keys: dict[str, Any] = {}
     for entry in _entries(step):
         if entry.contract_id is not None:
             ended.append(
@@ -97,9 +104,17 @@ def _contract(step: CaseStep) -> Outcome:
             )
         if entry.terminal.status == TerminalStatus.DEACTIVATED:
             terminal_deregister(actor=job_actor(), sn=entry.terminal.sn, reason="closure", note=case.number)
+        key = terminal_keys_revoke(actor=job_actor(), sn=entry.terminal.sn, reason="closed")
+        if key is not None and key.revoked_at is not None:
+            keys[entry.terminal.sn] = {
+                "kcv": key.master_kcv,
+                "revoked_at": key.revoked_at.isoformat(),
+                "reason": key.revoked_reason,
+            }
     return Done(
         {
             "contracts": ended,
+            "keys_revoked": keys,
             "penalty_fen": sum(e["penalty_fen"] for e in ended),
             "fees_charged_fen": sum(e["fees_charged_fen"] for e in ended),
             "fees_lapsed_fen": sum(e["fees_lapsed_fen"] for e in ended),

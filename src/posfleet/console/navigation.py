@@ -67,9 +67,20 @@ MONEY = NavGroup(
     ),
 )
 
+DEVICES = NavGroup(
+    "devices",
+    _("Device management"),
+    "hdd-stack",
+    (
+        NavEntry("terminals", _("Terminals"), "hdd-stack", "console:terminals"),
+        NavEntry("silent", _("Silent terminals"), "wifi-off", "console:silent_terminals"),
+        NavEntry("relocations", _("Relocation alerts"), "geo-alt", "console:relocations"),
+    ),
+)
+
 MAIN: tuple[NavEntry | NavGroup, ...] = (
     NavEntry("dashboard", _("Dashboard"), "speedometer2", "console:dashboard", exact=True),
-    NavEntry("terminals", _("Device management"), "hdd-stack", "console:terminals"),
+    DEVICES,
     NavEntry("applications", _("Applications"), "clipboard-check", "console:applications"),
     NavEntry("closures", _("Closures"), "x-octagon", "console:closures"),
     NavEntry("complaints", _("Complaints"), "chat-square-text", "console:complaints"),

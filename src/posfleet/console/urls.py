@@ -11,6 +11,7 @@ from posfleet.console.views import (
     dashboard,
     device_commands,
     expiry,
+    health,
     jobs,
     notifications,
     replacement,
@@ -39,6 +40,10 @@ urlpatterns = [
     path("terminals/<str:sn>/", terminals.terminal_detail, name="terminal"),
     path("terminals/<str:sn>/replace/", replacement.terminal_replace_view, name="terminal_replace"),
     path("terminals/<str:sn>/commands/", device_commands.terminal_commands, name="terminal_commands"),
+    # Device health: silent terminals and relocation alerts (移机告警)
+    path("health/silent/", health.silent_list, name="silent_terminals"),
+    path("health/relocations/", health.relocation_list, name="relocations"),
+    path("health/relocations/<int:pk>/review/", health.relocation_review, name="relocation_review"),
     path("applications/", applications.application_list, name="applications"),
     path("applications/new/", applications.application_new, name="application_new"),
     path("applications/<str:number>/", applications.application_detail, name="application"),

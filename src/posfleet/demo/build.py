@@ -32,6 +32,7 @@ from posfleet.demo import clock as simulated
 from posfleet.demo import vocabulary as V
 from posfleet.demo.closures import MONEY_DAYS_NEEDED, DemoClosures, channel_simulator_for_the_demo
 from posfleet.demo.fleet import SYSTEM, _Demo
+from posfleet.demo.health import relocation_ops
 from posfleet.demo.money.timeline import Money, Op
 from posfleet.demo.plan import make_plan
 from posfleet.fleet.devices.simulator import Device, save_credentials
@@ -132,6 +133,8 @@ def build_demo(
             else:
                 write(f"  no closure cases: they need {MONEY_DAYS_NEEDED} days of money or more")
             ops = money.ops(demo.replays)
+        cased = {case.terminal.index for case in closures.cases} if closures is not None else set()
+        ops = sorted(ops + relocation_ops(demo, exclude=cased))
         write(f"  {summary.status_periods:,} status periods; history and money in time order…")
         summary.cpu["rows"] = clock.process_time() - cpu
         money_started = clock.perf_counter()

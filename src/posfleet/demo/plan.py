@@ -7,12 +7,14 @@ job). ``build.py`` turns the plan into rows and into the audit chain.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import random
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 from posfleet.demo import vocabulary as V
@@ -118,6 +120,8 @@ class StorePlan:
     name: str
     city: str
     address: str
+    latitude: Decimal | None = None  # WGS-84 degrees, six places
+    longitude: Decimal | None = None
 
 
 @dataclass
@@ -246,6 +250,31 @@ def _plan_agents(rng: random.Random, count: int) -> list[AgentPlan]:
     return agents
 
 
+def _unit(key: str, salt: str) -> float:
+    """A number in [0, 1) fixed by ``key`` (a hash, not the plan's random stream: adding coordinates
+    changed no other draw of the demo)."""
+    digest = hashlib.sha256(f"{salt}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def store_point(city: str, key: str) -> tuple[Decimal, Decimal]:
+    """Where store ``key`` is: within about 8 km of its city's centre (WGS-84, six places)."""
+    lat, lon = V.CITY_CENTRES[city]
+    return (
+        Decimal(f"{lat + (_unit(key, 'lat') - 0.5) * 0.14:.6f}"),
+        Decimal(f"{lon + (_unit(key, 'lon') - 0.5) * 0.16:.6f}"),
+    )
+
+
+def near(latitude: Decimal, longitude: Decimal, key: str) -> dict[str, float]:
+    """A device's reported position within about 100 m of its store, with the fix's accuracy."""
+    return {
+        "lat": round(float(latitude) + (_unit(key, "dlat") - 0.5) * 0.0018, 6),
+        "lon": round(float(longitude) + (_unit(key, "dlon") - 0.5) * 0.0021, 6),
+        "accuracy_m": float(5 + round(_unit(key, "acc") * 25)),
+    }
+
+
 def _plan_merchants(rng: random.Random, count: int, agents: list[AgentPlan]) -> list[MerchantPlan]:
     agent_weights = {a.index: rng.uniform(0.5, 1.5) * (0.6 if a.parent is None else 1.0) for a in agents}
     serials: dict[tuple[str, str], int] = {}
@@ -278,7 +307,9 @@ def _plan_merchants(rng: random.Random, count: int, agents: list[AgentPlan]) -> 
             road = rng.choice(V.ROADS)
             store_name = name if stores == 1 else f"{name}（{district}店）"
             address = f"{city_name}市{district}区{road}路{rng.randrange(1, 999)}号"
-            store_plans.append(StorePlan(f"S{s + 1:02d}", store_name, city_name, address))
+            code = f"S{s + 1:02d}"
+            latitude, longitude = store_point(city_name, f"{mid}/{code}")
+            store_plans.append(StorePlan(code, store_name, city_name, address, latitude, longitude))
         merchants.append(
             MerchantPlan(
                 i,

@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from posfleet.fleet.models import Terminal, TerminalModel
+from posfleet.fleet.models import RelocationAlert, Terminal, TerminalModel
 
 
 @admin.register(TerminalModel)
@@ -39,10 +39,30 @@ class TerminalAdmin(admin.ModelAdmin):
         "registered_at",
         "updated_at",
         "last_heartbeat_at",
+        "last_location",
     )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # terminals enter the fleet through `posfleet import terminals` (audited)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(RelocationAlert)
+class RelocationAlertAdmin(admin.ModelAdmin):
+    """Read-only: the heartbeat service raises alerts and the review services move them (audited)."""
+
+    list_display = ("terminal", "store", "distance_m", "status", "source", "detected_at", "reviewed_at")
+    list_filter = ("status", "source")
+    search_fields = ("terminal__sn", "terminal__tid")
+    list_select_related = ("terminal", "store")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

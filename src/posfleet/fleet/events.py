@@ -65,3 +65,19 @@ class DeviceCommandChanged(DomainEvent):
     kind: str
     status: str
     key: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RelocationAlertChanged(DomainEvent):
+    """A terminal's relocation alert (移机告警) was raised (``status`` "open": a heartbeat reported a
+    position ``distance_m`` from its store) or reviewed (``confirmed_moved`` or ``dismissed``)."""
+
+    name = "device.relocation_alert_changed"
+    aggregate_type = "relocation_alert"
+
+    sn: str
+    status: str
+    distance_m: int
+    store: str  # the store's code
+    merchant: str | None = None  # MID
+    source: str = ""  # device_channel or gateway

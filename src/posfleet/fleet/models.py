@@ -9,6 +9,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
+from posfleet.fleet.relocation_states import RelocationStatus
 from posfleet.fleet.states import INITIAL, Command, Status, sources_of, target_of
 from posfleet.platform.clock import now
 
@@ -38,12 +39,22 @@ class Capability(models.TextChoices):
     GPS = "gps", _("GPS")
 
 
+class KeyScheme(models.TextChoices):
+    """How a model's terminals MAC their ISO 8583 messages (``platform/paycrypto.py``, ADR 0024)."""
+
+    X919 = "x919", _("3DES, ANSI X9.19 retail MAC")
+    SM4 = "sm4", _("SM4 (national standard)")
+
+
 class TerminalModel(models.Model):
     code = models.SlugField(_("code"), max_length=40, unique=True)
     maker = models.CharField(_("maker"), max_length=64)
     name = models.CharField(_("model"), max_length=64)
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
     capabilities = models.JSONField(_("capabilities"), default=list, blank=True)
+    key_scheme = models.CharField(
+        _("key scheme"), max_length=8, choices=KeyScheme.choices, default=KeyScheme.X919
+    )
 
     class Meta:
         ordering = ["maker", "name"]
@@ -115,9 +126,11 @@ class Terminal(TerminalTransitions, ConcurrentTransitionMixin, models.Model):  #
     sim_iccid = models.CharField(_("SIM ICCID"), max_length=20, blank=True, validators=[ICCID_VALIDATOR])
     service_expires_on = models.DateField(_("service expiry"), null=True, blank=True, db_index=True)
     firmware_version = models.CharField(_("firmware"), max_length=32, blank=True)
+    # The last heartbeat (device channel or gateway): online, offline and silent are read from it by
+    # ``fleet.selectors`` (``ONLINE_WITHIN``, ``SILENT_AFTER``).
     last_heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
-    # Where the device last said it was (smart terminals, with its heartbeat): {"lat", "lon",
-    # "accuracy_m"}, written only by ``fleet.services.device_heartbeat``.
+    # Where the device last said it was (with its heartbeat): {"lat", "lon", "accuracy_m"} in WGS-84
+    # degrees and metres, written only by ``fleet.services.terminal_heartbeat``.
     last_location = models.JSONField(_("last location"), null=True, blank=True)
     status_reason = models.CharField(_("status reason"), max_length=32, blank=True)
     status_changed_at = models.DateTimeField(_("status changed"), null=True, blank=True)
@@ -314,3 +327,133 @@ class DeviceCommand(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} → {self.terminal_id} ({self.status})"
+
+
+# -------------------------------------------------------------------------------------------------
+# Device health (fleet/services/health.py is the only writer).
+
+
+class HeartbeatSource(models.TextChoices):
+    """Where a heartbeat came from: the device channel of smart terminals (HTTP), or the ISO 8583
+    gateway (a network-management message, 0800/0820)."""
+
+    DEVICE_CHANNEL = "device_channel", _("device channel")
+    GATEWAY = "gateway", _("ISO 8583 gateway")
+
+
+class RelocationAlert(models.Model):
+    """A terminal reported a position far from its store (移机告警), for a person to review.
+
+    Raised by ``fleet.services.terminal_heartbeat`` when a reported position is more than
+    ``POSFLEET_RELOCATION_DISTANCE_M`` from the coordinates of the terminal's store. The row keeps the
+    evidence as it was at detection (both positions and their distance, computed once) and never
+    changes it; only the review moves the status (``fleet/relocation_states.py``): open →
+    confirmed_moved or dismissed. At most one open alert per terminal (``relocation_alert_one_open``).
+    """
+
+    Status = RelocationStatus
+
+    terminal = models.ForeignKey(
+        Terminal, on_delete=models.PROTECT, related_name="relocation_alerts", verbose_name=_("terminal")
+    )
+    store = models.ForeignKey(
+        "parties.Store", on_delete=models.PROTECT, related_name="+", verbose_name=_("store")
+    )
+    reported_latitude = models.DecimalField(_("reported latitude"), max_digits=9, decimal_places=6)
+    reported_longitude = models.DecimalField(_("reported longitude"), max_digits=9, decimal_places=6)
+    accuracy_m = models.PositiveIntegerField(_("accuracy (m)"), null=True, blank=True)
+    store_latitude = models.DecimalField(_("store latitude"), max_digits=9, decimal_places=6)
+    store_longitude = models.DecimalField(_("store longitude"), max_digits=9, decimal_places=6)
+    distance_m = models.PositiveIntegerField(_("distance (m)"))
+    detected_at = models.DateTimeField(_("detected"))
+    source = models.CharField(_("source"), max_length=16, choices=HeartbeatSource.choices)
+    status = models.CharField(
+        _("status"), max_length=16, choices=RelocationStatus.choices, default=RelocationStatus.OPEN
+    )
+    reviewed_by = models.ForeignKey(
+        "iam.User",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("reviewed by"),
+    )
+    reviewed_at = models.DateTimeField(_("reviewed"), null=True, blank=True)
+    note = models.CharField(_("note"), max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-detected_at", "-id"]
+        verbose_name = _("relocation alert")
+        verbose_name_plural = _("relocation alerts")
+        indexes = [
+            models.Index(fields=["status", "detected_at"], name="relocation_alert_status_idx"),
+            models.Index(fields=["terminal", "detected_at"], name="relocation_alert_terminal_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["terminal"],
+                condition=models.Q(status=RelocationStatus.OPEN),
+                name="relocation_alert_one_open",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status=RelocationStatus.OPEN, reviewed_at__isnull=True)
+                | (~models.Q(status=RelocationStatus.OPEN) & models.Q(reviewed_at__isnull=False)),
+                name="relocation_alert_reviewed_when_closed",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.terminal_id} {self.distance_m} m ({self.status})"
+
+
+# -------------------------------------------------------------------------------------------------
+# The keys a terminal signs its ISO 8583 messages with (fleet/services/keys.py is the only writer).
+
+
+class TerminalKey(models.Model):
+    """A terminal's master key (TMK), issued at activation, and the session key (TAK) of its last
+    sign-on, wrapped under the master key for the 0810 answer.
+
+    Both are stored sealed (``platform/keyring.py``) under a data key of their own, so revoking the key
+    (deactivation, closure, loss) shreds that data key: no copy of the row, in a backup or a dead tuple,
+    opens again. At most one live key per terminal (``terminal_key_one_live``).
+    """
+
+    class RevokeReason(models.TextChoices):
+        DEACTIVATED = "deactivated", _("terminal deactivated")
+        CLOSED = "closed", _("terminal closed (deregistered)")
+        LOST = "lost", _("device lost or stolen")
+        REISSUED = "reissued", _("a new key was issued")
+        COMPROMISED = "compromised", _("key compromised")
+
+    terminal = models.ForeignKey(
+        Terminal, on_delete=models.PROTECT, related_name="keys", verbose_name=_("terminal")
+    )
+    scheme = models.CharField(_("key scheme"), max_length=8, choices=KeyScheme.choices)
+    data_key = models.ForeignKey("platform.DataKey", on_delete=models.PROTECT, related_name="+")
+    master_sealed = models.BinaryField()
+    master_kcv = models.CharField(_("master key check value"), max_length=6)
+    session_sealed = models.BinaryField(null=True, blank=True)
+    session_kcv = models.CharField(_("session key check value"), max_length=8, blank=True)
+    signed_on_at = models.DateTimeField(_("last sign-on"), null=True, blank=True)
+    issued_at = models.DateTimeField(_("issued"))
+    issued_by = models.CharField(_("issued by"), max_length=150, blank=True)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+    revoked_reason = models.CharField(
+        _("revocation reason"), max_length=16, blank=True, choices=RevokeReason.choices
+    )
+
+    class Meta:
+        ordering = ["-issued_at", "-id"]
+        verbose_name = _("terminal key")
+        verbose_name_plural = _("terminal keys")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["terminal"],
+                condition=models.Q(revoked_at__isnull=True),
+                name="terminal_key_one_live",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scheme} key {self.master_kcv} of {self.terminal_id}"

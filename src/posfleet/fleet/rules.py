@@ -80,3 +80,10 @@ for _kind, _predicate in DEVICE_COMMAND_RULES.items():
 
 rules.add_perm("fleet.view_device_commands", is_provider_staff | agent_of | merchant_of)
 rules.add_perm("fleet.manage_device_credential", stock_keeper)
+
+# -- device health: relocation alerts (移机告警, fleet/services/health.py) ------------------------------
+# Whoever sees the terminal sees its alerts (the provider's staff, its agents, its merchant; nobody
+# else: 404). Reviewing one (confirm moved, dismiss) is the provider's admins', who manage terminals in
+# the field (suspend, resume, deregister).
+rules.add_perm("fleet.view_relocation_alert", is_provider_staff | agent_of | merchant_of)
+rules.add_perm("fleet.review_relocation_alert", is_admin)

@@ -49,6 +49,8 @@ FACTS: dict[str, Promise] = {
     "kind": _("command"),
     "key_id": _("key ID"),
     "firmware": _("firmware"),
+    "distance_m": _("distance from the store (m)"),
+    "reported": _("reported position"),
 }
 
 

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from django.core.validators import RegexValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -80,16 +81,61 @@ class Store(models.Model):
     name = models.CharField(_("name"), max_length=200)
     city = models.CharField(_("city"), max_length=64, blank=True)
     address = models.CharField(_("address"), max_length=255, blank=True)
+    # Where the store is, WGS-84 degrees (both or neither): what a terminal's reported position is
+    # measured against (fleet: relocation alerts, 移机). Six places of a degree are 0.11 m.
+    latitude = models.DecimalField(
+        _("latitude"),
+        max_digits=9,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(-90), MaxValueValidator(90)],
+        help_text=_("WGS-84 degrees, north positive (e.g. 31.230416)."),
+    )
+    longitude = models.DecimalField(
+        _("longitude"),
+        max_digits=9,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(-180), MaxValueValidator(180)],
+        help_text=_("WGS-84 degrees, east positive (e.g. 121.473701)."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["merchant_id", "code"]
         verbose_name = _("store")
         verbose_name_plural = _("stores")
-        constraints = [models.UniqueConstraint(fields=["merchant", "code"], name="store_code_per_merchant")]
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "code"], name="store_code_per_merchant"),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(latitude__isnull=True, longitude__isnull=True)
+                    | models.Q(
+                        latitude__isnull=False,
+                        longitude__isnull=False,
+                        latitude__gte=-90,
+                        latitude__lte=90,
+                        longitude__gte=-180,
+                        longitude__lte=180,
+                    )
+                ),
+                name="store_coordinates_both_in_range",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValidationError(_("Give both the latitude and the longitude of the store, or neither."))
+
+    @property
+    def has_coordinates(self) -> bool:
+        return self.latitude is not None and self.longitude is not None
 
 
 class ChannelBinding(models.Model):

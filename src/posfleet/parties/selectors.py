@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
 
 from django.db.models import QuerySet
 
@@ -78,6 +79,15 @@ def agent_contains(ancestor: Agent, descendant: Agent) -> bool:
 
 def store_of(merchant: Merchant, code: str) -> Store | None:
     return Store.objects.filter(merchant=merchant, code=code).first()
+
+
+def store_coordinates(store_id: int) -> tuple[Decimal, Decimal] | None:
+    """(latitude, longitude) of store ``store_id`` in WGS-84 degrees, or None when it has none (or
+    there is no such store). One indexed read: the heartbeat of a device asks it."""
+    row = Store.objects.filter(pk=store_id).order_by().values_list("latitude", "longitude").first()
+    if row is None or row[0] is None or row[1] is None:
+        return None
+    return row[0], row[1]
 
 
 # -- for applications (enrollment): what it needs of merchants and stores, without the models --------

@@ -8,6 +8,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -137,20 +138,41 @@ def merchant_create(
 
 
 def store_create(
-    *, actor: Actor, merchant: Merchant, code: str, name: str, city: str = "", address: str = ""
+    *,
+    actor: Actor,
+    merchant: Merchant,
+    code: str,
+    name: str,
+    city: str = "",
+    address: str = "",
+    latitude: Decimal | None = None,
+    longitude: Decimal | None = None,
 ) -> Store:
+    """A store of ``merchant``; ``latitude``/``longitude`` (WGS-84 degrees, both or neither) are where
+    its terminals are expected to be (fleet's relocation alerts)."""
     _require_admin(actor)
     with transaction.atomic():
-        store = Store(merchant=merchant, code=code, name=name, city=city, address=address)
+        store = Store(
+            merchant=merchant,
+            code=code,
+            name=name,
+            city=city,
+            address=address,
+            latitude=latitude,
+            longitude=longitude,
+        )
         _validated(store, exclude=["merchant"])
         store.save()
+        after: dict[str, Any] = {"name": name, "city": city}
+        if store.latitude is not None and store.longitude is not None:
+            after.update(latitude=str(store.latitude), longitude=str(store.longitude))
         record(
             actor,
             Entry(
                 event_type=EventType.STORE_CREATED,
                 subject_type="store",
                 subject_id=f"{merchant.mid}/{code}",
-                after={"name": name, "city": city},
+                after=after,
             ),
         )
     return store

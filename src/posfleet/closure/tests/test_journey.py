@@ -21,7 +21,7 @@ from posfleet.closure.runner import advance
 from posfleet.closure.services import closure_inspect, closure_quote, closure_receive
 from posfleet.closure.states import CaseStatus
 from posfleet.closure.tests.conftest import closable, person, request_and_approve
-from posfleet.fleet.models import Terminal
+from posfleet.fleet.models import Terminal, TerminalKey
 from posfleet.platform.context import Actor
 from posfleet.platform.models import OutboxMessage
 from posfleet.testing.money import balance
@@ -112,6 +112,10 @@ def test_whole_journey_to_the_certificate(world):
     assert (deposit.status, deposit.refunded_fen, deposit.forfeited_fen) == ("refunded", 18_900, 11_000)
     settle = CaseStep.objects.get(case=case, name="settle").evidence
     assert settle["paid_fen"] == 99_400 - 9_900
+    # The gateway key went at the request's deactivation; the contract step keeps that as evidence.
+    revoked = CaseStep.objects.get(case=case, name="contract").evidence["keys_revoked"][setup.terminal.sn]
+    assert revoked["reason"] == "deactivated"
+    assert not TerminalKey.objects.filter(terminal=setup.terminal, revoked_at__isnull=True).exists()
     assert balance(org, AccountKind.FEES_RECEIVABLE) == 0
     assert balance(org, AccountKind.PENALTIES_RECEIVABLE) == 0
     assert balance(org, AccountKind.DEPOSIT_HELD) == 0

@@ -103,6 +103,7 @@ INSTALLED_APPS = [
     "posfleet.billing",
     "posfleet.enrollment",
     "posfleet.closure",
+    "posfleet.gateway",
     "posfleet.notifications",
     "posfleet.api",
     "posfleet.console",
@@ -383,10 +384,19 @@ POSFLEET_EXPIRY: ExpiryPolicy = {
     "GRACE_DAYS": int(env("EXPIRY_GRACE_DAYS", "15")),
 }
 
+# Device health: a heartbeat reporting a position more than this many metres from its store's
+# coordinates (beyond the fix's own accuracy) raises a relocation alert (移机告警) for review.
+POSFLEET_RELOCATION_DISTANCE_M = int(env("RELOCATION_DISTANCE_M", "2000"))
+
 # Payment channels (支付渠道) a terminal is unbound from at closure (parties/channels/): where their
 # gateway is (`posfleet simulate channels` serves one on loopback at the default) and how many seconds
 # to wait for a connection and for an answer; a timeout is resolved by asking the channel again.
 POSFLEET_CHANNELS_URL = env("CHANNELS_URL", "http://127.0.0.1:8585")
+# The ISO 8583 gateway (docs/gateway.md) and the issuer host it asks before approving a sale
+# (`posfleet simulate issuer` listens on 8584 in the embedded tier).
+POSFLEET_GATEWAY_BIND = env("GATEWAY_BIND", "127.0.0.1:8583")
+POSFLEET_ISSUER_ADDRESS = env("ISSUER_ADDRESS", "127.0.0.1:8584")
+POSFLEET_ISSUER_TIMEOUT = float(env("ISSUER_TIMEOUT", "2.0"))
 POSFLEET_CHANNELS_TIMEOUT = float(env("CHANNELS_TIMEOUT", "5"))
 
 

@@ -15,6 +15,7 @@ from posfleet.console.forms import PAGE_SIZE, TerminalFilterForm
 from posfleet.console.presentation import CommandView, command_views
 from posfleet.console.views.base import console_login_required, is_htmx, render_page
 from posfleet.console.views.closure_request import REQUESTER_ROLES, may_close, may_close_in_list
+from posfleet.console.views.health import review_actions
 from posfleet.enrollment.services.replacement import may_replace
 from posfleet.fleet import selectors as fleet
 from posfleet.fleet.models import Capability, Terminal
@@ -23,6 +24,7 @@ from posfleet.fleet.timeline import terminal_timeline
 from posfleet.iam.models import User
 from posfleet.iam.selectors import provider
 from posfleet.parties import selectors as parties
+from posfleet.platform.clock import now
 from posfleet.platform.errors import NotFound
 
 COLUMNS = (
@@ -146,5 +148,8 @@ def terminal_detail(request: HttpRequest, sn: str) -> HttpResponse:
         "closure_case": closures.open_case_numbers([terminal.pk]).get(terminal.pk, ""),
         "replaces": replaces,
         "replaced_by": replaced_by,
+        "health": fleet.terminal_health(terminal, now()),
+        "may_review_relocation": user.has_perm("fleet.review_relocation_alert", terminal),
+        "review_actions": review_actions(),
     }
     return render_page(request, "console/terminals/detail.html", context, partial="body")

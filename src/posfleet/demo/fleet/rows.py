@@ -13,6 +13,7 @@ from django.db import connection
 
 from posfleet.demo import vocabulary as V
 from posfleet.demo.fleet.state import MONEY, SYSTEM, DemoState, batch_name
+from posfleet.demo.plan import near
 from posfleet.fleet.models import StatusPeriod, Terminal, TerminalModel
 from posfleet.fleet.states import TRANSITIONS, Status
 from posfleet.iam.models import Organisation, OrgKind, Role, User
@@ -92,7 +93,15 @@ class Rows(DemoState):
             batch_size=1000,
         )
         stores = [
-            Store(merchant=merchant, code=s.code, name=s.name, city=s.city, address=s.address)
+            Store(
+                merchant=merchant,
+                code=s.code,
+                name=s.name,
+                city=s.city,
+                address=s.address,
+                latitude=s.latitude,
+                longitude=s.longitude,
+            )
             for m, merchant in zip(plan.merchants, self.merchants, strict=True)
             for s in m.stores
         ]
@@ -195,6 +204,7 @@ class Rows(DemoState):
     def write_terminals(self) -> None:
         """The terminals in the state their history left them in (one INSERT per 5,000 rows)."""
         rows = []
+        locations: dict[str, dict[str, float]] = {}
         for replay in self.replays:
             plan = replay.plan
             held = replay.merchant is not None and plan.merchant is not None
@@ -203,6 +213,23 @@ class Rows(DemoState):
                 if plan.heartbeat_minutes is not None
                 else None
             )
+            store = (
+                self.plan.merchants[plan.merchant].stores[plan.store]
+                if replay.store is not None and plan.merchant is not None and plan.store is not None
+                else None
+            )
+            # A smart terminal's heartbeat reports where it is: near its store (fleet's device health).
+            location = (
+                near(store.latitude, store.longitude, plan.sn)
+                if heartbeat is not None
+                and store is not None
+                and store.latitude is not None
+                and store.longitude is not None
+                and V.TERMINAL_MODELS[plan.model][3] == "smart"
+                else None
+            )
+            if location is not None:
+                locations[plan.sn] = location
             rows.append(
                 (
                     plan.sn,
@@ -248,6 +275,12 @@ class Rows(DemoState):
         insert_rows(Terminal, columns, rows)
         ids = dict(Terminal.objects.values_list("sn", "pk"))
         self.terminal_ids = [ids[replay.plan.sn] for replay in self.replays]
+        # The positions apart (insert_rows writes a JSON null, not SQL NULL, for the terminals without).
+        Terminal.objects.bulk_update(
+            [Terminal(pk=ids[sn], last_location=place) for sn, place in locations.items()],
+            ["last_location"],
+            batch_size=1000,
+        )
 
     def write_periods(self) -> int:
         """One status period per step of each terminal's history, as the fleet services write them:

@@ -17,7 +17,8 @@ from posfleet.audit.verify import verify_chain
 from posfleet.audit.vocabulary import EventType
 from posfleet.demo.build import build_demo
 from posfleet.demo.plan import make_plan, replay
-from posfleet.fleet.models import Terminal
+from posfleet.fleet.geo import distance_m
+from posfleet.fleet.models import RelocationAlert, Terminal
 from posfleet.fleet.states import Status
 from posfleet.iam.models import Role, User
 from posfleet.parties.models import Agent, Merchant, Store
@@ -53,6 +54,7 @@ def test_small_demo_fleet(demo):
     check_history_is_in_time_order(demo)
     check_expiry_dates_spread_with_some_in_the_next_30_days(demo)
     check_demo_users(demo)
+    check_stores_have_coordinates_and_some_terminals_moved(demo)
 
 
 def fleet_snapshot():
@@ -75,14 +77,24 @@ def fleet_snapshot():
             "import_batch",
         )
     )
-    events = list(
-        AuditEvent.objects.order_by("seq")
+    events = [
+        (*row[:-2], _without_ids(row[-2]), _without_ids(row[-1]))
+        for row in AuditEvent.objects.order_by("seq")
         .exclude(subject_type="user")
         .values_list(
             "occurred_at", "event_type", "actor_label", "subject_id", "reason", "note", "before", "after"
         )
-    )
+    ]
     return terminals, events
+
+
+# Database ids an event names (a relocation alert, a device command): PostgreSQL's sequences do not
+# go back when a build is rolled back, so a second build numbers them on.
+IDS = ("alert", "command")
+
+
+def _without_ids(facts: dict) -> dict:
+    return {key: value for key, value in facts.items() if key not in IDS}
 
 
 def test_the_command_is_posfleets():
@@ -108,7 +120,8 @@ def check_the_chain_verifies(demo):
 def check_each_terminal_ends_where_its_history_leads(demo):
     latest = {}
     for event in AuditEvent.objects.filter(subject_type="terminal").order_by("seq"):
-        latest[event.subject_id] = event
+        if "status" in event.after:  # a move of its life (not a device's report, e.g. a relocation alert)
+            latest[event.subject_id] = event
     imports = {e.subject_id: e for e in AuditEvent.objects.filter(event_type=EventType.TERMINALS_IMPORTED)}
     terminals = Terminal.objects.select_related("agent", "merchant", "store")
     for terminal in terminals:
@@ -154,6 +167,29 @@ def check_rows_are_what_the_services_would_leave(demo):
             assert terminal.merchant.agent.organisation.path.startswith(terminal.agent.organisation.path)
     tids = [t for t in Terminal.objects.values_list("tid", flat=True) if t]
     assert len(tids) == len(set(tids))
+
+
+def check_stores_have_coordinates_and_some_terminals_moved(demo):
+    """Every store has WGS-84 coordinates in China; smart terminals report positions near their store,
+    except the few whose last heartbeat raised an open relocation alert (the real service did)."""
+    for latitude, longitude in Store.objects.values_list("latitude", "longitude"):
+        assert 18 < latitude < 54
+        assert 73 < longitude < 135
+    alerts = list(RelocationAlert.objects.select_related("terminal", "store"))
+    assert 1 <= len(alerts) <= 3
+    raised = AuditEvent.objects.filter(event_type=EventType.RELOCATION_ALERT_RAISED)
+    assert sorted(raised.values_list("subject_id", flat=True)) == sorted(a.terminal.sn for a in alerts)
+    for alert in alerts:
+        assert alert.status == "open"
+        assert alert.distance_m > 2000
+        assert (alert.store_latitude, alert.store_longitude) == (alert.store.latitude, alert.store.longitude)
+        assert alert.terminal.last_heartbeat_at == alert.detected_at
+    moved = {a.terminal_id for a in alerts}
+    located = Terminal.objects.filter(last_location__isnull=False).select_related("store")
+    assert located.exists()
+    for terminal in located.exclude(pk__in=moved):
+        place = terminal.last_location
+        assert distance_m(place["lat"], place["lon"], terminal.store.latitude, terminal.store.longitude) < 200
 
 
 def check_most_deactivated_terminals_are_within_the_reactivation_window(demo):

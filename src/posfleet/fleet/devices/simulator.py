@@ -245,12 +245,16 @@ def demo_devices(limit: int = 0) -> list[Device]:
     """Fresh credentials, issued through the service as the system, for the active smart terminals of
     the local database (at most ``limit``; 0: all). Each replaces the terminal's previous credential."""
     actor = Actor.system("simulate devices")
-    terminals = active_smart_terminals()
+    terminals = active_smart_terminals().values_list("sn", "store__latitude", "store__longitude")
     devices = []
-    for index, sn in enumerate(terminals.values_list("sn", flat=True)[: limit or None]):
+    for index, (sn, latitude, longitude) in enumerate(terminals[: limit or None]):
         credential, secret = device_credential_issue(actor=actor, sn=sn)
-        # Somewhere in Shanghai, a little apart from each other.
-        location = {"lat": round(31.2304 + index * 0.001, 6), "lon": round(121.4737 + index * 0.001, 6)}
+        # At its store (a few metres off) when the store has coordinates, else somewhere in Shanghai,
+        # a little apart from each other: never far from its store (no relocation alert).
+        if latitude is not None and longitude is not None:
+            location = {"lat": round(float(latitude) + 0.0001, 6), "lon": round(float(longitude) + 0.0001, 6)}
+        else:
+            location = {"lat": round(31.2304 + index * 0.001, 6), "lon": round(121.4737 + index * 0.001, 6)}
         devices.append(Device(sn=sn, key_id=credential.key_id, secret=secret, location=location))
     return devices
 

@@ -1,7 +1,7 @@
 """The fleet's services: the only writers of terminals (``fleet/services/lifecycle.py`` for the
 terminal life, ``registration.py`` for stock coming in, ``takeover.py`` for the service period and
-replacement, ``devices.py`` for the device command channel of smart terminals). Other contexts import
-them from here."""
+replacement, ``devices.py`` for the device command channel of smart terminals, ``health.py`` for
+heartbeats from every source and relocation alerts). Other contexts import them from here."""
 
 from posfleet.fleet.services.devices import (
     CommandKeyReused,
@@ -13,6 +13,22 @@ from posfleet.fleet.services.devices import (
     device_credential_issue,
     device_credential_revoke,
     device_heartbeat,
+)
+from posfleet.fleet.services.health import (
+    Heartbeat,
+    relocation_alert_confirm_moved,
+    relocation_alert_dismiss,
+    relocation_alert_review,
+    terminal_heartbeat,
+)
+from posfleet.fleet.services.keys import (
+    SessionKey,
+    keys_issue_missing,
+    live_key,
+    master_key,
+    session_key_issue,
+    terminal_key_issue,
+    terminal_keys_revoke,
 )
 from posfleet.fleet.services.lifecycle import (
     EVENT_OF,
@@ -26,7 +42,6 @@ from posfleet.fleet.services.lifecycle import (
     terminal_bind,
     terminal_deactivate,
     terminal_deregister,
-    terminal_lock,
     terminal_pull_back,
     terminal_reactivate,
     terminal_receive_return,
@@ -38,8 +53,8 @@ from posfleet.fleet.services.lifecycle import (
     terminal_suspend,
     terminal_transition,
     terminals_bulk_transition,
-    terminals_lock,
 )
+from posfleet.fleet.services.locks import terminal_lock, terminals_lock
 from posfleet.fleet.services.registration import NewTerminal, terminal_register, terminals_register_batch
 from posfleet.fleet.services.takeover import terminal_service_extend, terminal_take_over
 
@@ -49,8 +64,10 @@ __all__ = [
     "TID_COUNTER",
     "TID_START",
     "CommandKeyReused",
+    "Heartbeat",
     "ItemResult",
     "NewTerminal",
+    "SessionKey",
     "device_authenticate",
     "device_command_ack",
     "device_command_send",
@@ -59,12 +76,22 @@ __all__ = [
     "device_credential_issue",
     "device_credential_revoke",
     "device_heartbeat",
+    "keys_issue_missing",
+    "live_key",
+    "master_key",
     "organisations_of",
+    "relocation_alert_confirm_moved",
+    "relocation_alert_dismiss",
+    "relocation_alert_review",
+    "session_key_issue",
     "terminal_activate",
     "terminal_allocate",
     "terminal_bind",
     "terminal_deactivate",
     "terminal_deregister",
+    "terminal_heartbeat",
+    "terminal_key_issue",
+    "terminal_keys_revoke",
     "terminal_lock",
     "terminal_pull_back",
     "terminal_reactivate",

@@ -12,8 +12,10 @@ expiry sweep runs leaves exactly one of the two outcomes.
 
 Heartbeats are telemetry, not changes of record: they move ``last_heartbeat_at`` and
 ``last_location`` and nothing else is written (a fleet polling every 30 seconds would otherwise hold
-the audit chain's head for every device, every time); a heartbeat that reports new firmware is a
-change and is recorded.
+the audit chain's head for every device, every time); a heartbeat that reports new firmware, or a
+position far from the terminal's store (a relocation alert), is a change and is recorded. The device
+channel's ``device_heartbeat`` and the ISO 8583 gateway both go through one service,
+``fleet/services/health.py``'s ``terminal_heartbeat``.
 
 The device itself acts as ``Actor.system("device <SN>")`` (it holds no user): its credential was
 checked by the caller (``device_authenticate``) and it reaches only its own commands.
@@ -34,18 +36,12 @@ from django.utils.translation import gettext_lazy
 
 from posfleet.audit.services import Entry, clean_text, record, record_many
 from posfleet.audit.vocabulary import EventType
-from posfleet.fleet.events import DeviceCommandChanged, DeviceCredentialChanged, DeviceFirmwareChanged
-from posfleet.fleet.models import DeviceCommand, DeviceCredential, Terminal
+from posfleet.fleet.events import DeviceCommandChanged, DeviceCredentialChanged
+from posfleet.fleet.models import DeviceCommand, DeviceCredential, HeartbeatSource, Terminal
 from posfleet.fleet.models import Kind as ModelKind
 from posfleet.fleet.rules import device_command_permission
-from posfleet.fleet.services.device_input import (
-    check_firmware,
-    check_key,
-    check_kind,
-    check_location,
-    check_payload,
-    check_result,
-)
+from posfleet.fleet.services.device_input import check_key, check_kind, check_payload, check_result
+from posfleet.fleet.services.health import terminal_heartbeat
 from posfleet.fleet.services.lifecycle import organisations_of, terminal_lock
 from posfleet.iam.stepup import require_fresh_step_up
 from posfleet.platform import clock
@@ -260,60 +256,16 @@ def device_heartbeat(
     location: Mapping[str, Any] | None = None,
     actor: Actor | None = None,
 ) -> Terminal:
-    """The device of ``terminal`` says it is alive, with its firmware version and (optionally) where
-    it is. Only new firmware is recorded (audit row and ``device.firmware_changed``)."""
-    firmware = check_firmware(firmware)
-    place = check_location(location)
-    at = clock.now()
-    fields: dict[str, Any] = {"last_heartbeat_at": at}
-    if place is not None:
-        fields["last_location"] = place
-    if not firmware or firmware == terminal.firmware_version:
-        # The usual beat: one plain UPDATE, no lock (no save(): django-auditlog keeps no diff of telemetry).
-        if not Terminal.objects.filter(pk=terminal.pk).update(**fields):
-            raise NotFound()
-        for name, value in fields.items():
-            setattr(terminal, name, value)
-        return terminal
-    with transaction.atomic():
-        current = (
-            Terminal.objects.select_for_update(of=("self",))
-            .filter(pk=terminal.pk)
-            .values_list("firmware_version", flat=True)
-            .first()
-        )
-        if current is None:
-            raise NotFound()
-        changed = bool(firmware) and firmware != current
-        if changed:
-            fields["firmware_version"] = firmware
-        Terminal.objects.filter(pk=terminal.pk).update(**fields)
-        if changed:
-            publish(
-                [
-                    DeviceFirmwareChanged(
-                        aggregate_id=terminal.sn,
-                        organisation_ids=organisations_of(terminal),
-                        from_version=current,
-                        to_version=firmware,
-                    )
-                ],
-                occurred_at=at,
-            )
-            record(
-                _device_actor(terminal, actor),
-                Entry(
-                    event_type=EventType.DEVICE_FIRMWARE_REPORTED,
-                    subject_type="terminal",
-                    subject_id=terminal.sn,
-                    before={"firmware": current},
-                    after={"firmware": firmware},
-                    occurred_at=at,
-                ),
-            )
-    for name, value in fields.items():
-        setattr(terminal, name, value)
-    return terminal
+    """The device of ``terminal`` says, over the device channel, that it is alive, with its firmware
+    version and (optionally) where it is: ``fleet.services.terminal_heartbeat`` with
+    ``source="device_channel"`` (new firmware and a position far from the store are recorded there)."""
+    return terminal_heartbeat(
+        terminal=terminal,
+        firmware=firmware,
+        location=location,
+        source=HeartbeatSource.DEVICE_CHANNEL,
+        actor=_device_actor(terminal, actor),
+    ).terminal
 
 
 # ---------------------------------------------------------------------------------------------

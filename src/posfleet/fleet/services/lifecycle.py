@@ -26,6 +26,8 @@ from posfleet.fleet.events import TerminalStatusChanged
 from posfleet.fleet.guards import GUARDS, Change
 from posfleet.fleet.models import TID_VALIDATOR, StatusPeriod, Terminal
 from posfleet.fleet.rules import permission_name
+from posfleet.fleet.services import keys
+from posfleet.fleet.services.locks import terminal_lock
 from posfleet.fleet.states import (
     RESERVED_REASONS,
     SPECS,
@@ -69,31 +71,6 @@ EVENT_OF: dict[Command, EventType] = {
 
 TID_COUNTER = "terminal_tid"
 TID_START = 10_000_000
-
-
-def terminals_lock(actor: Actor, sns: Sequence[str]) -> dict[str, Terminal]:
-    """Lock (``SELECT … FOR UPDATE``, in id order, so two callers never wait on each other in a
-    circle) the terminals of ``sns`` that ``actor`` may see, by SN; others' terminals are left out as
-    if they did not exist. The fleet's one row lock: its own services and other contexts' (a renewal,
-    a replacement) that change a terminal in the same transaction take it here."""
-    wanted = [sn.strip().upper()[:32] for sn in sns]
-    rows = (
-        Terminal.objects.select_for_update(of=("self",))
-        .select_related(
-            "model", "agent", "agent__organisation", "merchant", "merchant__organisation", "store"
-        )
-        .filter(sn__in=wanted)
-        .order_by(*(["pk"] if len(wanted) > 1 else []))  # one row: no order to compile
-    )
-    return {t.sn: t for t in rows if actor.may("fleet.view_terminal", t)}
-
-
-def terminal_lock(actor: Actor, sn: str) -> Terminal:
-    """``terminals_lock`` of one terminal; NotFound (404) when it is not there for ``actor``."""
-    terminal = terminals_lock(actor, [sn]).get(sn.strip().upper()[:32])
-    if terminal is None:
-        raise NotFound()
-    return terminal
 
 
 def _check_reason(actor: Actor, command: Command, reason: str, note: str) -> str:
@@ -170,6 +147,7 @@ def _run(
             raise Conflict() from exc
         StatusPeriod.objects.filter(terminal=terminal, ended_at__isnull=True).update(ended_at=at)
         StatusPeriod.objects.create(terminal=terminal, status=terminal.status, started_at=at)
+        key_change = keys.on_transition(terminal, command, by=actor.label, at=at)
         after = terminal.snapshot()
         publish(
             [
@@ -198,7 +176,7 @@ def _run(
                 reason=reason,
                 note=note,
                 before=before,
-                after={**after, **(extra or {})},
+                after={**after, **key_change, **(extra or {})},
                 occurred_at=at,
             ),
         )

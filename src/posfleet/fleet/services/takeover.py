@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from posfleet.audit.services import Entry, clean_text, record
 from posfleet.audit.vocabulary import EventType
 from posfleet.fleet.models import Replacement, Terminal
-from posfleet.fleet.services.lifecycle import terminal_lock, terminals_lock
+from posfleet.fleet.services.locks import terminal_lock, terminals_lock
 from posfleet.fleet.states import (
     IN_SERVICE,
     Status,

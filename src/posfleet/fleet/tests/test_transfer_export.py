@@ -13,7 +13,7 @@ from django.utils import translation
 
 from posfleet.audit.models import AuditEvent
 from posfleet.audit.vocabulary import EventType
-from posfleet.fleet.models import Terminal
+from posfleet.fleet.models import Terminal, TerminalKey
 from posfleet.fleet.selectors import TerminalFilters
 from posfleet.fleet.services import NewTerminal, terminal_register
 from posfleet.fleet.states import Status
@@ -232,6 +232,7 @@ def test_round_trip_into_an_empty_fleet(world, tmp_path, fmt):
         assert (
             export_terminals(actor=ACTOR, user_or_none=None, filters=TerminalFilters(), fmt=fmt, out=out) == 5
         )
+    TerminalKey.objects.all().delete()  # the keys are kept as evidence (PROTECT); an empty fleet has none
     Terminal.objects.all().delete()
 
     report = import_terminals(actor=ACTOR, path=path, commit=True, skip_invalid=True)

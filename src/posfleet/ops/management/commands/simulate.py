@@ -4,6 +4,8 @@
   unbound from at closure, over HTTP on loopback; each can answer, refuse, fail, time out or answer late.
 - ``devices``: smart terminals polling the device command channel (/api/v1/device/...) and acknowledging
   (or never answering) the commands they fetch.
+- ``issuer``: the card issuer's host the ISO 8583 gateway asks before approving a sale; it approves,
+  declines, answers late or never by rules on the amount.
 
 Each simulator lives beside the code that talks to it (``parties.channels.simulator``,
 ``fleet.devices.simulator``) and offers ``add_arguments(parser)`` and ``run(options, stdout)``.
@@ -19,6 +21,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 SIMULATORS = {
     "channels": "posfleet.parties.channels.simulator",
     "devices": "posfleet.fleet.devices.simulator",
+    "issuer": "posfleet.gateway.issuer_simulator",
 }
 
 

@@ -12,6 +12,7 @@ from posfleet.closure.complaint_states import to_mermaid as complaint_mermaid
 from posfleet.closure.states import steps_to_mermaid as closure_steps_mermaid
 from posfleet.closure.states import to_mermaid as closure_mermaid
 from posfleet.enrollment.states import to_mermaid as application_mermaid
+from posfleet.fleet.relocation_states import to_mermaid as relocation_mermaid
 from posfleet.fleet.states import to_mermaid as terminal_mermaid
 from posfleet.parties.states import to_mermaid as merchant_mermaid
 
@@ -23,6 +24,12 @@ MACHINES: list[tuple[str, str, str, Callable[[], str]]] = [
     ("closure.md", "A closure case's life", "closure/states.py", closure_mermaid),
     ("closure-steps.md", "The steps of an approved closure case", "closure/states.py", closure_steps_mermaid),
     ("complaint.md", "A complaint's life", "closure/complaint_states.py", complaint_mermaid),
+    (
+        "relocation-alert.md",
+        "A relocation alert's life (移机告警)",
+        "fleet/relocation_states.py",
+        relocation_mermaid,
+    ),
 ]
 
 

@@ -1,0 +1,74 @@
+"""`posfleet gateway`: the ISO 8583 server terminals talk to (docs/gateway.md), until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from posfleet.gateway.issuer import HostIssuer
+from posfleet.gateway.server import Gateway, Limits
+
+
+def split_address(value: str, default_port: int) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    try:
+        return (host or "127.0.0.1"), int(port or default_port)
+    except ValueError as exc:
+        raise CommandError(f"not a host:port address: {value!r}") from exc
+
+
+class Command(BaseCommand):
+    help = "Run the ISO 8583 gateway (sign-on, sale, reversal, heartbeat) until stopped."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--bind", default=settings.POSFLEET_GATEWAY_BIND, help="host:port (127.0.0.1:8583)"
+        )
+        parser.add_argument("--issuer", default=settings.POSFLEET_ISSUER_ADDRESS, help="issuer host:port")
+        parser.add_argument("--issuer-timeout", type=float, default=settings.POSFLEET_ISSUER_TIMEOUT)
+        parser.add_argument("--max-connections", type=int, default=Limits.max_connections)
+        parser.add_argument("--idle-timeout", type=float, default=Limits.idle_timeout)
+        parser.add_argument("--read-timeout", type=float, default=Limits.read_timeout)
+        parser.add_argument("--threads", type=int, default=None, help="database threads (1 on SQLite)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        host, port = split_address(options["bind"], 8583)
+        issuer_host, issuer_port = split_address(options["issuer"], 8584)
+        gateway = Gateway(
+            issuer=HostIssuer(issuer_host, issuer_port, timeout=options["issuer_timeout"]),
+            limits=Limits(
+                max_connections=options["max_connections"],
+                idle_timeout=options["idle_timeout"],
+                read_timeout=options["read_timeout"],
+            ),
+            threads=options["threads"],
+        )
+        try:
+            import uvloop
+
+            runner = uvloop.run
+        except ImportError:  # pragma: no cover - uvloop is a dependency; plain asyncio still works
+            runner = asyncio.run
+        runner(self._serve(gateway, host, port))
+        self.stdout.write("gateway: stopped")
+
+    async def _serve(self, gateway: Gateway, host: str, port: int) -> None:
+        server = await gateway.serve(host, port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        self.stdout.write(
+            f"gateway: listening on {host}:{port}, issuer {gateway.issuer.host}:{gateway.issuer.port}"
+        )
+        self.stdout.flush()
+        async with server:
+            await stop.wait()
+            server.close()
+        gateway.close()

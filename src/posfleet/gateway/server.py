@@ -1,0 +1,349 @@
+"""``posfleet gateway``: the asyncio server terminals talk ISO 8583 to (docs/gateway.md).
+
+One coroutine per connection reads frames (2-byte length, TPDU, message) with an idle timeout between
+messages and a read timeout within one, refuses frames over ``MAX_MESSAGE`` by closing, and answers
+each message in order. The database work of a message runs in a small thread pool (``gate.py``); the
+issuer is asked over the network (``issuer.py``) with no transaction open. Whatever goes wrong inside
+one message answers ``96`` to that message only; nothing a terminal sends can stop the server or
+another connection, and no path that fails answers ``00``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import struct
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from django.db import close_old_connections, connection, connections
+from django.utils.timezone import localtime
+
+from posfleet.gateway import codec, gate
+from posfleet.gateway import dialect as d
+from posfleet.gateway.issuer import HostIssuer
+from posfleet.platform import clock, paycrypto
+
+log = logging.getLogger("posfleet.gateway")
+POSTING_GROUP = 500  # at most this many postings in one transaction
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_connections: int = 2000
+    idle_timeout: float = 300.0  # seconds between two messages of a connection
+    read_timeout: float = 5.0  # seconds to receive the rest of a message once it began
+    max_message: int = d.MAX_MESSAGE
+
+
+class Gateway:
+    def __init__(
+        self, *, issuer: HostIssuer, limits: Limits | None = None, threads: int | None = None
+    ) -> None:
+        self.issuer = issuer
+        self.limits = limits or Limits()
+        if threads is None:
+            threads = 1 if connection.vendor == "sqlite" else 8
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gateway-db")
+        self.connections = 0
+        self.counts: dict[str, int] = {}
+        self._wrappers: set[Any] = set()  # the database connections of the worker threads
+        self._wrappers_lock = threading.Lock()
+        self._postings: asyncio.Queue[tuple[gate.View, gate.Posting, asyncio.Future[tuple[str, int | None]]]]
+        self._poster: asyncio.Task[None] | None = None
+
+    def close(self) -> None:
+        """Finish every database job, then close the connections the worker threads opened."""
+        self.pool.shutdown(wait=True)
+        with self._wrappers_lock:
+            wrappers, self._wrappers = list(self._wrappers), set()
+        for wrapper in wrappers:
+            wrapper.inc_thread_sharing()  # the thread that opened it is gone
+            try:
+                wrapper.close()
+            finally:
+                wrapper.dec_thread_sharing()
+
+    # -- the database, off the event loop --------------------------------------------------------
+
+    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
+        def run() -> T:
+            close_old_connections()
+            try:
+                return fn(*args)
+            except Exception:
+                connection.close()  # a broken connection is not reused by the next message
+                raise
+            finally:
+                with self._wrappers_lock:
+                    self._wrappers.update(connections.all(initialized_only=True))
+
+        return await asyncio.get_running_loop().run_in_executor(self.pool, run)
+
+    # -- connections -----------------------------------------------------------------------------
+
+    async def serve(self, host: str, port: int) -> asyncio.Server:
+        self._postings = asyncio.Queue()
+        self._poster = asyncio.create_task(self._post_forever())
+        return await asyncio.start_server(self._connection, host, port, backlog=512)
+
+    # -- postings, grouped -------------------------------------------------------------------------
+
+    async def _post(self, view: gate.View, posting: gate.Posting) -> tuple[str, int | None]:
+        future: asyncio.Future[tuple[str, int | None]] = asyncio.get_running_loop().create_future()
+        await self._postings.put((view, posting, future))
+        return await future
+
+    async def _post_forever(self) -> None:
+        """Write the postings that wait, together: one transaction (and one money lock) for all that
+        came while the previous group was written — no waiting to fill a group, so a lone sale is
+        written at once."""
+        while True:
+            group = [await self._postings.get()]
+            while not self._postings.empty() and len(group) < POSTING_GROUP:
+                group.append(self._postings.get_nowait())
+            try:
+                answers = await self._db(gate.post, [(view, posting) for view, posting, _f in group])
+            except Exception as exc:  # each waiting message answers 96 (server.answer), none is lost
+                for _view, _posting, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_view, _posting, future), answer in zip(group, answers, strict=True):
+                if not future.done():
+                    future.set_result(answer)
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.connections >= self.limits.max_connections:
+            self._count("refused_connection")
+            writer.close()
+            return
+        self.connections += 1
+        try:
+            while True:
+                try:
+                    head = await asyncio.wait_for(reader.readexactly(2), self.limits.idle_timeout)
+                    (size,) = struct.unpack(">H", head)
+                    if size < d.TPDU_BYTES + 2 or size > self.limits.max_message:
+                        self._count("bad_frame")
+                        return
+                    body = await asyncio.wait_for(reader.readexactly(size), self.limits.read_timeout)
+                except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+                    return
+                tpdu, raw = body[: d.TPDU_BYTES], body[d.TPDU_BYTES :]
+                answer = await self.answer(raw)
+                if answer is None:
+                    self._count("undecodable")
+                    return
+                writer.write(codec.frame(codec.answer_tpdu(tpdu), answer))
+                await writer.drain()
+        except ConnectionError:
+            return
+        finally:
+            self.connections -= 1
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    def _count(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
+
+    # -- messages --------------------------------------------------------------------------------
+
+    async def answer(self, raw: bytes) -> bytes | None:
+        """The encoded answer to one message; None when not even its type could be read."""
+        try:
+            message = codec.decode(raw)
+        except codec.Malformed as exc:
+            if not exc.mti:
+                return None
+            self._count(f"{exc.mti}:{d.FORMAT_ERROR}")
+            return _plain(exc.mti, exc.fields, d.FORMAT_ERROR)
+        try:
+            handler = _HANDLERS[message.mti]
+            answer = await handler(self, message)
+        except Exception:
+            log.exception("gateway: %s from TID %s failed", message.mti, message.tid)
+            answer = _plain(message.mti, message.fields, d.SYSTEM_ERROR)
+        return answer
+
+    async def sign_on(self, message: codec.Message) -> bytes:
+        code, view = await self._db(gate.look, message.tid, message.mid)
+        if code != d.APPROVED or view is None:
+            return self._decline(message, code)
+        session = await self._db(gate.sign_on, view, message.mac_data, bytes.fromhex(message.get("64")))
+        if session is None:
+            return self._decline(message, d.MAC_FAILURE)
+        self._count(f"{message.mti}:{d.APPROVED}")
+        now = localtime(clock.now())
+        return codec.encode(
+            d.SIGN_ON_ANSWER,
+            {
+                **_echo(message, ("11", "41", "42", "60")),
+                "12": now.strftime("%H%M%S"),
+                "13": now.strftime("%m%d"),
+                "39": d.APPROVED,
+                "62": (session.wrapped + session.kcv).hex().upper(),
+            },
+        )
+
+    async def heartbeat(self, message: codec.Message) -> bytes:
+        code, view = await self._db(gate.look, message.tid, message.mid)
+        if view is not None:
+            firmware, location = _heartbeat_data(message.get("63"))
+            if not await self._db(gate.heartbeat, view.terminal_id, firmware, location):
+                return self._plain_count(message, d.FORMAT_ERROR)
+        return self._decline(message, code) if code != d.APPROVED else self._plain_count(message, d.APPROVED)
+
+    async def financial(self, message: codec.Message) -> bytes:
+        code, view = await self._db(gate.look, message.tid, message.mid)
+        if code != d.APPROVED or view is None:
+            return self._decline(message, code)
+        keys = await self._db(gate.session_key, view)
+        if keys is None:
+            return self._decline(message, d.MAC_FAILURE)
+        algorithm, key = keys
+        given = bytes.fromhex(message.get("64"))
+        if not paycrypto.verify_mac(algorithm, key, message.mac_data, given):
+            return self._decline(message, d.MAC_FAILURE)
+        posting = _posting(message)
+        if posting is None:
+            return self._answer(message, d.FORMAT_ERROR, algorithm, key)
+        if await self._db(
+            gate.already_recorded, posting.tid, posting.batch_no, posting.trace_no, posting.txn_date
+        ):
+            return self._answer(message, d.DUPLICATE, algorithm, key)
+        if message.mti == d.SALE:
+            verdict = await self.issuer.authorise(message.fields)
+            if verdict.code != d.APPROVED:
+                return self._answer(message, verdict.code, algorithm, key)
+            auth_code = verdict.auth_code or "000000"
+        else:
+            auth_code = ""
+        try:
+            code, transaction_id = await self._post(view, posting)
+        except Exception:
+            if message.mti == d.SALE:  # not recorded: what the host approved must not stand
+                await self.issuer.reverse(message.fields)
+            raise
+        if code != d.APPROVED:
+            if message.mti == d.SALE and code != d.DUPLICATE:
+                await self.issuer.reverse(message.fields)  # the host approved what we may not
+            return self._answer(message, code, algorithm, key)
+        if message.mti == d.REVERSAL:
+            await self.issuer.reverse(message.fields)
+        extra = {"37": f"{transaction_id or 0:012d}"}
+        if auth_code:
+            extra["38"] = auth_code[:6].rjust(6, "0")
+        return self._answer(message, d.APPROVED, algorithm, key, extra)
+
+    # -- answers ---------------------------------------------------------------------------------
+
+    def _decline(self, message: codec.Message, code: str) -> bytes:
+        return self._plain_count(message, code)
+
+    def _plain_count(self, message: codec.Message, code: str) -> bytes:
+        self._count(f"{message.mti}:{code}")
+        return _plain(message.mti, message.fields, code)
+
+    def _answer(
+        self,
+        message: codec.Message,
+        code: str,
+        algorithm: paycrypto.Algorithm,
+        key: bytes,
+        extra: dict[str, str] | None = None,
+    ) -> bytes:
+        """A financial answer, MACed with the session key the request was MACed with."""
+        self._count(f"{message.mti}:{code}")
+        fields = {
+            **_echo(message, ("3", "4", "11", "12", "13", "25", "41", "42", "49", "60")),
+            **(extra or {}),
+            "39": code,
+        }
+        return codec.encode_with_mac(
+            d.ANSWER_OF[message.mti], fields, lambda data: paycrypto.mac(algorithm, key, data)
+        )
+
+
+def _echo(message: codec.Message, names: tuple[str, ...]) -> dict[str, str]:
+    return {name: message.fields[name] for name in names if name in message.fields}
+
+
+def _plain(mti: str, fields: dict[str, str], code: str) -> bytes:
+    """An answer without a MAC (the request's could not be checked): only the fields that identify it."""
+    echo: dict[str, str] = {n: fields[n] for n in ("11", "41", "42") if n in fields and _fits(n, fields[n])}
+    return codec.encode(d.ANSWER_OF.get(mti, d.SALE_ANSWER), {**echo, "39": code})
+
+
+def _fits(name: str, value: str) -> bool:
+    if name == "11":
+        return len(value) == 6 and value.isdigit()
+    if name == "41":
+        return len(value) == 8 and value.isascii() and value.isprintable()
+    if name == "42":
+        return len(value) == 15 and value.isascii() and value.isprintable()
+    return False
+
+
+def _heartbeat_data(text: str) -> tuple[str, dict[str, float] | None]:
+    """``LAT=31.2304;LON=121.4737;FW=2.1.0`` → firmware and location (either may be missing)."""
+    parts = dict(p.split("=", 1) for p in text.split(";") if "=" in p)
+    firmware = parts.get("FW", "")[:32]
+    try:
+        location = {"lat": float(parts["LAT"]), "lon": float(parts["LON"])}
+    except (KeyError, ValueError):
+        location = None
+    if location is not None and not (-90 <= location["lat"] <= 90 and -180 <= location["lon"] <= 180):
+        location = None
+    return firmware, location
+
+
+def _posting(message: codec.Message) -> gate.Posting | None:
+    """The sale or reversal a valid financial message asks for; None when its content is invalid."""
+    amount = int(message.get("4") or 0)
+    pan, code = message.get("2"), message.get("48")
+    entry = message.get("22")
+    how = d.ENTRY_MODES.get(entry[:2])
+    if amount <= 0 or how is None or message.get("3") != "000000":
+        return None
+    if message.mti == d.SALE and (bool(pan) == bool(code) or (how == "scan") != bool(code)):
+        return None  # a card sale carries a card number, a scanned one a payment code, never both
+    _type, batch, _net = codec.field60(message)
+    at = codec.local_datetime(message, localtime(clock.now()))
+    original = None
+    kind = "sale"
+    if message.mti == d.REVERSAL:
+        value = message.get("61")
+        if len(value) != 16:
+            return None
+        original_date = codec.month_day(value[12:16], at)
+        if original_date is None:
+            return None
+        original = (message.tid, value[:6], value[6:12], original_date)
+        kind = "reversal"
+    return gate.Posting(
+        tid=message.tid,
+        batch_no=batch,
+        trace_no=message.get("11"),
+        txn_date=at.date(),
+        method=d.method_of(entry, pan),
+        entry_mode=how,
+        amount_fen=amount,
+        card_masked=codec.masked(pan),
+        kind=kind,
+        original=original,
+    )
+
+
+_HANDLERS: dict[str, Callable[[Gateway, codec.Message], Any]] = {
+    d.SIGN_ON: Gateway.sign_on,
+    d.SALE: Gateway.financial,
+    d.REVERSAL: Gateway.financial,
+    d.HEARTBEAT: Gateway.heartbeat,
+}
