@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from django.db import close_old_connections, connection, connections
+from django.db import connection, connections
 from django.utils.timezone import localtime
 
 from posfleet.gateway import codec, gate
@@ -47,9 +47,11 @@ class Gateway:
     ) -> None:
         self.issuer = issuer
         self.limits = limits or Limits()
-        if threads is None:
-            threads = 1 if connection.vendor == "sqlite" else 8
-        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gateway-db")
+        # Readers (the gate's look, keys, heartbeats, sign-ons) in a pool; the postings in a thread of
+        # their own, so that a group is written while the next messages are read (SQLite's WAL lets
+        # readers go on while one writer writes).
+        self.pool = ThreadPoolExecutor(max_workers=threads or 4, thread_name_prefix="gateway-db")
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-post")
         self.connections = 0
         self.counts: dict[str, int] = {}
         self._wrappers: set[Any] = set()  # the database connections of the worker threads
@@ -60,6 +62,7 @@ class Gateway:
     def close(self) -> None:
         """Finish every database job, then close the connections the worker threads opened."""
         self.pool.shutdown(wait=True)
+        self.writer.shutdown(wait=True)
         with self._wrappers_lock:
             wrappers, self._wrappers = list(self._wrappers), set()
         for wrapper in wrappers:
@@ -71,9 +74,10 @@ class Gateway:
 
     # -- the database, off the event loop --------------------------------------------------------
 
-    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _db(self, fn: Callable[..., T], *args: Any, pool: ThreadPoolExecutor | None = None) -> T:
         def run() -> T:
-            close_old_connections()
+            # Each worker thread keeps its connection for the life of the process (opening one costs
+            # more than a message); one that failed is closed below and reopened by the next message.
             try:
                 return fn(*args)
             except Exception:
@@ -83,7 +87,7 @@ class Gateway:
                 with self._wrappers_lock:
                     self._wrappers.update(connections.all(initialized_only=True))
 
-        return await asyncio.get_running_loop().run_in_executor(self.pool, run)
+        return await asyncio.get_running_loop().run_in_executor(pool or self.pool, run)
 
     # -- connections -----------------------------------------------------------------------------
 
@@ -108,7 +112,9 @@ class Gateway:
             while not self._postings.empty() and len(group) < POSTING_GROUP:
                 group.append(self._postings.get_nowait())
             try:
-                answers = await self._db(gate.post, [(view, posting) for view, posting, _f in group])
+                answers = await self._db(
+                    gate.post, [(view, posting) for view, posting, _f in group], pool=self.writer
+                )
             except Exception as exc:  # each waiting message answers 96 (server.answer), none is lost
                 for _view, _posting, future in group:
                     if not future.done():

@@ -34,7 +34,7 @@ class Command(BaseCommand):
         parser.add_argument("--max-connections", type=int, default=Limits.max_connections)
         parser.add_argument("--idle-timeout", type=float, default=Limits.idle_timeout)
         parser.add_argument("--read-timeout", type=float, default=Limits.read_timeout)
-        parser.add_argument("--threads", type=int, default=None, help="database threads (1 on SQLite)")
+        parser.add_argument("--threads", type=int, default=None, help="database reader threads (4)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         host, port = split_address(options["bind"], 8583)

@@ -1,0 +1,142 @@
+"""QUALITY.md's concurrent writers on SQLite with `make run`'s settings (long: `pytest -m long`).
+
+The gateway, a worker and the scheduler run as real processes on one SQLite file; terminals send sales
+at about 200 messages a second; meanwhile staff deactivate and reactivate other terminals and the
+sweeps run, in this process. Nobody sees "database is locked", and every sale the gateway answered
+`00` is recorded, once.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.db import OperationalError, connection, connections
+
+from posfleet.billing.models import Transaction
+from posfleet.fleet.services import device_commands_expire, terminal_transition
+from posfleet.fleet.states import Status
+from posfleet.gateway import dialect as d
+from posfleet.gateway.terminal import GatewayError
+from posfleet.gateway.tests.conftest import Running, terminal_of
+from posfleet.testing.money import on_standard_plan
+from posfleet.testing.personas import SYSTEM, make_terminal
+from posfleet.testing.servers import free_port
+
+pytestmark = [pytest.mark.long, pytest.mark.django_db(transaction=True)]
+
+SELLERS, SECONDS, RATE = 20, 20.0, 200.0  # terminals, duration, messages a second in all
+LOCKED = "database is locked"
+
+
+@pytest.fixture
+def long_only(request):  # type: ignore[no-untyped-def]
+    if "long" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("long: run with -m long")
+    if connection.vendor != "sqlite":
+        pytest.skip("the SQLite bar")
+
+
+def _start(name: str, args: list[str], env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
+    out = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen([sys.executable, "-m", "posfleet", *args], env=env, stdout=out, stderr=out)
+
+
+def test_writers_at_once_see_no_lock_and_lose_no_posting(long_only, world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    on_standard_plan(world.merchant_a)
+    sellers = [make_terminal(world, f"SN-SQ-{i:04d}", Status.ACTIVE) for i in range(SELLERS)]
+    staffed = [make_terminal(world, f"SN-ST-{i:04d}", Status.ACTIVE) for i in range(3)]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "posfleet.config.settings.dev",  # `make run`'s
+        "POSFLEET_DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+        "POSFLEET_VAR_DIR": str(tmp_path / "var"),
+    }
+    port, issuer_port = free_port(), free_port()
+    processes = {
+        "issuer": _start("issuer", ["simulate", "issuer", "--port", str(issuer_port)], env, tmp_path),
+        "gateway": _start(
+            "gateway",
+            ["gateway", "--bind", f"127.0.0.1:{port}", "--issuer", f"127.0.0.1:{issuer_port}"],
+            env,
+            tmp_path,
+        ),
+        "worker": _start("worker", ["worker", "--interval", "0.2"], env, tmp_path),
+        "scheduler": _start("scheduler", ["scheduler"], env, tmp_path),
+    }
+    running = Running("127.0.0.1", port, issuer_port, None, None)  # type: ignore[arg-type]
+    answers: list[tuple[str, str, str]] = []  # (tid, trace, code)
+    errors: list[str] = []
+    stop = threading.Event()
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # the gateway listens
+            try:
+                clients = [terminal_of(row, running) for row in sellers]
+                break
+            except OSError:
+                assert time.monotonic() < deadline, (tmp_path / "gateway.log").read_text()
+                time.sleep(0.2)
+
+        def sell(i: int) -> None:
+            pos = clients[i]
+            gap = SELLERS / RATE
+            try:
+                pos.sign_on()
+                while not stop.is_set():
+                    began = time.monotonic()
+                    reply = pos.sale(1_000 + 10 * i, pan="6225880123456789")  # no amount the issuer declines
+                    answers.append((pos.tid, reply.fields.get("11", ""), reply.code))
+                    time.sleep(max(0.0, gap - (time.monotonic() - began)))
+            except (GatewayError, OSError) as exc:
+                errors.append(f"terminal {pos.tid}: {exc}")
+            finally:
+                connections.close_all()
+
+        def staff() -> None:
+            try:
+                while not stop.is_set():
+                    for row in staffed:
+                        terminal_transition(actor=SYSTEM, sn=row.sn, action="deactivate", reason="cost")
+                        terminal_transition(actor=SYSTEM, sn=row.sn, action="reactivate")
+                    device_commands_expire()
+            except OperationalError as exc:
+                errors.append(f"staff: {exc}")
+            finally:
+                connections.close_all()
+
+        threads = [threading.Thread(target=sell, args=(i,)) for i in range(SELLERS)]
+        threads.append(threading.Thread(target=staff))
+        for thread in threads:
+            thread.start()
+        time.sleep(SECONDS)
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        for process in processes.values():
+            process.terminate()
+        for process in processes.values():
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    logs = {name: (tmp_path / f"{name}.log").read_text(errors="replace") for name in processes}
+    assert not errors, errors[:5]
+    for name, text in logs.items():
+        assert LOCKED not in text, f"{name}: {text[-2000:]}"
+    approved = [(tid, trace) for tid, trace, code in answers if code == d.APPROVED]
+    assert len(approved) > SELLERS * 10, f"too few sales went through: {len(approved)}"
+    assert {code for _tid, _trace, code in answers} <= {d.APPROVED}, sorted({c for *_, c in answers})
+    recorded = set(
+        Transaction.objects.filter(tid__in=[r.tid for r in sellers], status="approved").values_list(
+            "tid", "trace_no"
+        )
+    )
+    assert recorded == set(approved)  # every approval recorded, nothing else, nothing twice
