@@ -6,11 +6,12 @@ from django.tasks import task
 
 from posfleet.notifications.services import deliver_due
 from posfleet.platform import wake
+from posfleet.platform.wake import OUTBOX_PRIORITY
 
 DELIVERY_BATCH = 500
 
 
-@task
+@task(priority=OUTBOX_PRIORITY)
 def deliver_due_task() -> dict[str, int]:
     """Send the due deliveries (safe to run any number of times, in any number of workers)."""
     run = deliver_due(limit=DELIVERY_BATCH)

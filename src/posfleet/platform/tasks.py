@@ -8,11 +8,12 @@ from django.tasks import task
 from posfleet.platform import wake
 from posfleet.platform.jobs import run
 from posfleet.platform.outbox import dispatch_outbox
+from posfleet.platform.wake import OUTBOX_PRIORITY
 
 DISPATCH_BATCH = 1000
 
 
-@task
+@task(priority=OUTBOX_PRIORITY)
 def dispatch_outbox_task() -> dict[str, int]:
     """Hand the due outbox messages to their handlers (safe to run any number of times). A full batch
     asks for another dispatch at once: publishers that found this task queued did not ask for one."""

@@ -21,6 +21,11 @@ from django.conf import settings
 from django.db import transaction
 
 _ENQUEUE: dict[str, Callable[..., Any]] = {}
+# The priority of the tasks that hand the outbox on (dispatch, deliveries): above the bulk work that
+# waits for what they hand on — thousands of queued closure runs must not starve the dispatch that
+# wakes them (bench/closure.py at 10,000 cases: the wipe acknowledgements sat undispatched behind the
+# runs). django-tasks-db takes the highest priority first.
+OUTBOX_PRIORITY = 10
 # Queues whose enqueue writes a row of the default database (and so joins the caller's transaction).
 TRANSACTIONAL_BACKENDS = frozenset({"django_tasks_db.DatabaseBackend"})
 

@@ -218,3 +218,20 @@ def test_only_one_scheduler_runs():
                 pass
     with single_scheduler():  # released: the next one starts
         pass
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_dispatch_runs_before_the_bulk_work_queued_before_it():
+    """Thousands of queued runs must not starve the dispatch that wakes them: the worker takes the
+    outbox's tasks (``wake.OUTBOX_PRIORITY``) first, whenever they were queued."""
+    from posfleet.closure.tasks import closure_advance_task
+    from posfleet.platform.tasks import dispatch_outbox_task
+
+    with override_settings(TASKS=DB_TASKS):
+        for case_id in range(5):
+            closure_advance_task.enqueue(case_id)
+        dispatch_outbox_task.enqueue()
+        call_command("worker", batch=True, max_tasks=1, stdout=io.StringIO(), verbosity=0)
+    done = dict(DBTaskResult.objects.values_list("task_path", "status").filter(status="SUCCESSFUL"))
+    assert done == {"posfleet.platform.tasks.dispatch_outbox_task": "SUCCESSFUL"}
+    assert DBTaskResult.objects.filter(status="READY").count() == 5
