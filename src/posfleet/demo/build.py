@@ -9,7 +9,9 @@ The story is written in time order, in one transaction (a failure leaves the dat
 3. the calls of the real money services at their moments (``money/timeline.py``), each on the
    simulated clock (``clock.py``): plans, service fees, daily ingest, T+1 settlement; and between them
    the payment-channel bindings, device credentials and closure cases (``closures.py``), with the
-   payment channels simulated in this process.
+   payment channels simulated in this process;
+4. a master key for every terminal active at the end (``fleet.services.keys_issue_missing``), so the
+   terminal simulator of ``posfleet run`` can sign on to the gateway.
 
 So ``posfleet audit verify`` and ``posfleet ledger verify`` pass, and the chain reads in time order.
 """
@@ -37,6 +39,7 @@ from posfleet.demo.money.timeline import Money, Op
 from posfleet.demo.plan import make_plan
 from posfleet.fleet.devices.simulator import Device, save_credentials
 from posfleet.fleet.models import Terminal
+from posfleet.fleet.services import keys_issue_missing
 from posfleet.fleet.states import Status
 from posfleet.iam.models import Organisation, User
 from posfleet.iam.selectors import provider
@@ -69,6 +72,7 @@ class Summary:
     cpu: dict[str, float] = field(default_factory=dict)
     closures: dict[str, str] = field(default_factory=dict)  # stage -> case number
     devices: int = 0  # device credentials live (written to ``devices_file``)
+    keys: int = 0  # terminal master keys issued (every terminal active at the end)
 
 
 def database_is_empty() -> bool:
@@ -147,6 +151,11 @@ def build_demo(
         summary.money_seconds = clock.perf_counter() - money_started
         if money is not None:
             summary.money = money.summary()
+        # The terminals active today get their master keys (the fixtures above are bulk rows, never
+        # activated through the service that issues one), so `posfleet simulate terminals` can sign on.
+        started_keys = clock.process_time()
+        summary.keys = keys_issue_missing(by="demo")
+        summary.cpu["keys"] = clock.process_time() - started_keys
     summary.audit_events = AuditEvent.objects.count()
     if closures is not None:
         summary.closures = dict(closures.made)

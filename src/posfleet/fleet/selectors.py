@@ -8,7 +8,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from posfleet.fleet.geo import distance_m
@@ -539,3 +539,18 @@ def open_relocation_alert(terminal: Terminal) -> RelocationAlert | None:
         .order_by()
         .first()
     )
+
+
+def terminals_with_live_key(tids: list[str] | None = None) -> QuerySet[Terminal]:
+    """Active terminals with a TID, a merchant and an unrevoked key — those that can sign on to the
+    gateway, which the terminal simulator plays (``posfleet simulate terminals``) — with their merchant,
+    store and model; only ``tids`` when given. Ordered by SN."""
+    found = Terminal.objects.filter(
+        Exists(TerminalKey.objects.filter(terminal=OuterRef("pk"), revoked_at__isnull=True)),
+        status=Status.ACTIVE,
+        tid__isnull=False,
+        merchant__isnull=False,
+    )
+    if tids is not None:
+        found = found.filter(tid__in=tids)
+    return found.select_related("merchant", "store", "model").order_by("sn")

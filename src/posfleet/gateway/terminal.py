@@ -2,7 +2,9 @@
 (``posfleet simulate terminals``), the tests and the benchmark play terminals with it; it is also the
 reference client for someone writing a terminal from the documentation.
 
-Blocking sockets, one connection per terminal, one message at a time (as a POS terminal does).
+Blocking sockets, one connection per terminal, one message at a time (as a POS terminal does). Each
+message is also available as two halves with no I/O — ``*_request`` builds the bytes, ``*_reply`` reads
+the answer — so a client with its own I/O (the asyncio simulator, the benchmark) speaks the same dialect.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ class Terminal:
         at = at or localtime(clock.now())  # the terminal's clock, in local time
         return {"12": at.strftime("%H%M%S"), "13": at.strftime("%m%d")}
 
-    def sign_on(self, at: datetime | None = None) -> Reply:
+    def sign_on_request(self, at: datetime | None = None) -> bytes:
         fields = {
             "11": self.next_trace(),
             **self._stamp(at),
@@ -96,10 +98,13 @@ class Terminal:
             "42": self.mid,
             "60": d.TYPE_SIGN_ON + self.batch_no + d.NET_SIGN_ON,
         }
-        signed = codec.encode_with_mac(
+        # MACed with the master key: only the terminal that holds it can sign on
+        return codec.encode_with_mac(
             d.SIGN_ON, fields, lambda data: paycrypto.mac(self.scheme, self.master_key, data)
         )
-        answer = self.exchange(signed)
+
+    def sign_on_reply(self, answer: codec.Message) -> Reply:
+        """Read a 0810: on approval, unwrap and check the session key and keep it."""
         reply = Reply(answer.get("39"), answer.fields)
         if reply.approved:
             block = bytes.fromhex(answer.get("62"))
@@ -110,19 +115,27 @@ class Terminal:
             self.session_key = key
         return reply
 
-    def _financial(self, mti: str, fields: dict[str, str]) -> Reply:
+    def sign_on(self, at: datetime | None = None) -> Reply:
+        return self.sign_on_reply(self.exchange(self.sign_on_request(at)))
+
+    def financial_request(self, mti: str, fields: dict[str, str]) -> bytes:
+        """A sale or reversal MACed with the session key (before a sign-on: a MAC the gateway refuses)."""
         key = self.session_key or bytes(paycrypto.KEY_BYTES)
         try:
-            signed = codec.encode_with_mac(mti, fields, lambda data: paycrypto.mac(self.scheme, key, data))
+            return codec.encode_with_mac(mti, fields, lambda data: paycrypto.mac(self.scheme, key, data))
         except paycrypto.InvalidKey:  # no session yet: send a MAC the gateway will refuse
-            signed = codec.encode(mti, {**fields, "64": "00" * 8})
-        answer = self.exchange(signed)
+            return codec.encode(mti, {**fields, "64": "00" * 8})
+
+    def financial_reply(self, answer: codec.Message, *, check_mac: bool = True) -> Reply:
         mac_ok = None
-        if "64" in answer.fields and self.session_key is not None:
+        if check_mac and "64" in answer.fields and self.session_key is not None:
             mac_ok = paycrypto.verify_mac(
                 self.scheme, self.session_key, answer.mac_data, bytes.fromhex(answer.get("64"))
             )
         return Reply(answer.get("39"), answer.fields, mac_ok)
+
+    def _financial(self, mti: str, fields: dict[str, str]) -> Reply:
+        return self.financial_reply(self.exchange(self.financial_request(mti, fields)))
 
     def sale_fields(
         self,
@@ -160,8 +173,8 @@ class Terminal:
     def send_sale_fields(self, fields: dict[str, str]) -> Reply:
         return self._financial(d.SALE, fields)
 
-    def reversal(self, sale: dict[str, str], at: datetime | None = None) -> Reply:
-        """Reverse the sale sent with ``sale`` (its fields)."""
+    def reversal_fields(self, sale: dict[str, str], at: datetime | None = None) -> dict[str, str]:
+        """The fields of the reversal of the sale sent with ``sale`` (its fields)."""
         fields = {k: v for k, v in sale.items() if k in {"2", "3", "4", "22", "25", "41", "42", "49"}}
         fields.update(
             {
@@ -171,9 +184,15 @@ class Terminal:
                 "61": sale["60"][2:8] + sale["11"] + sale["13"],
             }
         )
-        return self._financial(d.REVERSAL, fields)
+        return fields
 
-    def heartbeat(self, *, lat: float | None = None, lon: float | None = None, firmware: str = "") -> Reply:
+    def reversal(self, sale: dict[str, str], at: datetime | None = None) -> Reply:
+        """Reverse the sale sent with ``sale`` (its fields)."""
+        return self._financial(d.REVERSAL, self.reversal_fields(sale, at))
+
+    def heartbeat_request(
+        self, *, lat: float | None = None, lon: float | None = None, firmware: str = ""
+    ) -> bytes:
         data = []
         if lat is not None and lon is not None:
             data += [f"LAT={lat:.6f}", f"LON={lon:.6f}"]
@@ -187,7 +206,10 @@ class Terminal:
         }
         if data:
             fields["63"] = ";".join(data)
-        answer = self.exchange(codec.encode(d.HEARTBEAT, fields))
+        return codec.encode(d.HEARTBEAT, fields)
+
+    def heartbeat(self, *, lat: float | None = None, lon: float | None = None, firmware: str = "") -> Reply:
+        answer = self.exchange(self.heartbeat_request(lat=lat, lon=lon, firmware=firmware))
         return Reply(answer.get("39"), answer.fields)
 
 

@@ -55,6 +55,18 @@ def test_small_demo_fleet(demo):
     check_expiry_dates_spread_with_some_in_the_next_30_days(demo)
     check_demo_users(demo)
     check_stores_have_coordinates_and_some_terminals_moved(demo)
+    check_active_terminals_have_a_master_key(demo)
+
+
+def check_active_terminals_have_a_master_key(demo):
+    """The gateway's terminal simulator signs on as the demo's terminals: each active one has a key."""
+    from posfleet.fleet.models import TerminalKey
+
+    live = set(TerminalKey.objects.filter(revoked_at__isnull=True).values_list("terminal_id", flat=True))
+    active = set(Terminal.objects.filter(status=Status.ACTIVE).values_list("pk", flat=True))
+    assert active
+    assert live == active
+    assert demo.keys == len(active)
 
 
 def fleet_snapshot():

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.db.models.expressions import Combinable
 from django.utils.translation import gettext as _
 
 from posfleet.audit.services import Entry, clean_text, record
@@ -72,22 +74,30 @@ def _revoke(terminal: Terminal, reason: str, at: datetime) -> TerminalKey | None
     return key
 
 
-def _issue(terminal: Terminal, *, by: str, at: datetime) -> tuple[TerminalKey, bytes]:
-    """A new master key for ``terminal`` (the caller holds the terminal's row lock)."""
-    _revoke(terminal, RevokeReason.REISSUED, at)
+def _key_row(
+    terminal: Terminal, data_key: keyring.DataKey, *, by: str, at: datetime
+) -> tuple[TerminalKey, bytes]:
+    """A new, unsaved key of ``terminal`` sealed under ``data_key``, and its clear master key."""
     scheme = terminal.model.key_scheme or KeyScheme.X919
     algorithm = _algorithm(scheme)
     master = paycrypto.new_key(algorithm)
     key = TerminalKey(
         terminal=terminal,
         scheme=scheme,
-        data_key=keyring.new_key(),
+        data_key=data_key,
         master_sealed=b"",
         master_kcv=paycrypto.kcv(algorithm, master).hex().upper(),
         issued_at=at,
         issued_by=clean_text(by, 150),
     )
     key.master_sealed = keyring.seal(key.data_key, master, _where(key, "master"))
+    return key, master
+
+
+def _issue(terminal: Terminal, *, by: str, at: datetime) -> tuple[TerminalKey, bytes]:
+    """A new master key for ``terminal`` (the caller holds the terminal's row lock)."""
+    _revoke(terminal, RevokeReason.REISSUED, at)
+    key, master = _key_row(terminal, keyring.new_key(), by=by, at=at)
     key.save()
     return key, master
 
@@ -136,31 +146,38 @@ def terminal_key_issue(*, actor: Actor, sn: str) -> tuple[TerminalKey, bytes]:
     return key, master
 
 
+def _keyless() -> Combinable:
+    """No unrevoked key. (Not ``.exclude(keys__revoked_at__isnull=True)``: its outer join also
+    excludes a terminal that never had a key, whose missing key row reads as a NULL ``revoked_at``.)"""
+    return ~Exists(TerminalKey.objects.filter(terminal=OuterRef("pk"), revoked_at__isnull=True))
+
+
 def keys_issue_missing(*, by: str = "system", batch: int = 500) -> int:
     """Give every active terminal without a live key one (terminals activated before keys existed,
-    the demo's bulk fixtures). Idempotent; returns how many were issued."""
+    the demo's bulk fixtures). Idempotent; returns how many were issued. Each batch in one transaction
+    with its terminals' rows locked and checked again, the keys inserted in bulk."""
     issued = 0
     while True:
         ids = list(
-            Terminal.objects.filter(status=Status.ACTIVE)
-            .exclude(keys__revoked_at__isnull=True)
+            Terminal.objects.filter(_keyless(), status=Status.ACTIVE)
             .order_by("pk")
             .values_list("pk", flat=True)[:batch]
         )
         if not ids:
             return issued
-        for terminal_id in ids:
-            with transaction.atomic():
-                terminal = (
-                    Terminal.objects.select_for_update()
-                    .select_related("model")
-                    .filter(pk=terminal_id)
-                    .first()
-                )
-                if terminal is None or terminal.status != Status.ACTIVE or live_key(terminal.pk):
-                    continue
-                _issue(terminal, by=by, at=clock.now())
-                issued += 1
+        with transaction.atomic():
+            terminals = list(
+                Terminal.objects.select_for_update(of=("self",))
+                .select_related("model")
+                .filter(_keyless(), pk__in=ids, status=Status.ACTIVE)
+                .order_by("pk")
+            )
+            at = clock.now()
+            data_keys = keyring.new_keys(len(terminals))
+            TerminalKey.objects.bulk_create(
+                [_key_row(t, k, by=by, at=at)[0] for t, k in zip(terminals, data_keys, strict=True)]
+            )
+        issued += len(terminals)
 
 
 def master_key(key: TerminalKey) -> bytes:

@@ -1,4 +1,5 @@
-"""`posfleet run`: what it starts (web, worker, scheduler, the channel and device simulators) and how
+"""`posfleet run`: what it starts (web, worker, scheduler, gateway, the channel, device, issuer and
+terminal simulators) and how
 the supervisor stops them — all on Ctrl-C or when a process dies, but not when a simulator exits."""
 
 from __future__ import annotations
@@ -26,14 +27,31 @@ def sleeper(name: str, seconds: float = 30, **kwargs: bool) -> Process:
 def test_run_starts_the_simulators_with_the_web(settings, tmp_path: Path) -> None:
     settings.VAR_DIR = tmp_path
     settings.POSFLEET_CHANNELS_URL = "http://127.0.0.1:8585"
+    settings.POSFLEET_GATEWAY_BIND = "127.0.0.1:8583"
+    settings.POSFLEET_ISSUER_ADDRESS = "127.0.0.1:8584"
     started = {p.name: p for p in processes("127.0.0.1:8000")}
-    assert list(started) == ["web", "worker", "scheduler", "channels", "devices"]
+    assert list(started) == [
+        "web",
+        "worker",
+        "scheduler",
+        "gateway",
+        "channels",
+        "devices",
+        "issuer",
+        "terminals",
+    ]
     assert started["channels"].argv[-5:] == ["channels", "--host", "127.0.0.1", "--port", "8585"]
     devices = list(started["devices"].argv)
     assert devices[devices.index("devices") :] == ["devices", "--demo", "--url", "http://127.0.0.1:8000"]
-    assert started["channels"].optional
-    assert started["devices"].optional
-    assert not any(started[name].optional for name in ("web", "worker", "scheduler"))
+    assert started["gateway"].argv[-3:] == ["gateway", "--bind", "127.0.0.1:8583"]
+    assert started["issuer"].argv[-5:] == ["issuer", "--host", "127.0.0.1", "--port", "8584"]
+    terminals = list(started["terminals"].argv)
+    assert terminals[terminals.index("terminals") :][:3] == ["terminals", "--gateway", "127.0.0.1:8583"]
+    assert float(terminals[terminals.index("--rate") + 1]) <= 2  # a demo's pace, not a load test
+    for name in ("channels", "devices", "issuer", "terminals"):
+        assert started[name].optional
+    # The gateway is part of the system (ARCHITECTURE): not a simulator, not optional.
+    assert not any(started[name].optional for name in ("web", "worker", "scheduler", "gateway"))
 
     # With the demo's credentials file, the device simulator plays exactly those devices.
     (tmp_path / "demo-devices.json").write_text("[]")
@@ -47,19 +65,29 @@ def test_run_starts_the_simulators_with_the_web(settings, tmp_path: Path) -> Non
     ]
     # The channel simulator listens where the channel clients call.
     settings.POSFLEET_CHANNELS_URL = "http://127.0.0.1:9595/"
-    assert processes("127.0.0.1:8000")[3].argv[-2:] == ["--port", "9595"]
-    assert [p.name for p in processes("127.0.0.1:8000", simulators=False)] == ["web", "worker", "scheduler"]
+    assert {p.name: p for p in processes("127.0.0.1:8000")}["channels"].argv[-2:] == ["--port", "9595"]
+    assert [p.name for p in processes("127.0.0.1:8000", simulators=False)] == [
+        "web",
+        "worker",
+        "scheduler",
+        "gateway",
+    ]
 
 
 def test_the_banner_names_the_simulators_and_their_urls(settings, tmp_path: Path) -> None:
     settings.VAR_DIR = tmp_path
     settings.POSFLEET_CHANNELS_URL = "http://127.0.0.1:8585"
+    settings.POSFLEET_GATEWAY_BIND = "127.0.0.1:8583"
+    settings.POSFLEET_ISSUER_ADDRESS = "127.0.0.1:8584"
     out = io.StringIO()
     command = Command(stdout=out)
     command._banner("127.0.0.1:8000", processes("127.0.0.1:8000"))
     text = out.getvalue()
-    assert "web, worker, scheduler, channels, devices" in text
+    assert "web, worker, scheduler, gateway, channels, devices, issuer, terminals" in text
     assert "http://127.0.0.1:8585/_state" in text
+    assert "gateway   127.0.0.1:8583" in text
+    assert "issuer    127.0.0.1:8584" in text
+    assert "POS terminals selling through the gateway" in text
     assert "http://127.0.0.1:8000/api/v1/device/" in text
     assert "http://127.0.0.1:8000/console/" in text
 

@@ -97,6 +97,7 @@ class Command(BaseCommand):
             created.add_row(name, f"{count:,}")
         created.add_row("status periods", f"{summary.status_periods:,}")
         created.add_row("audit events (history)", f"{summary.audit_events:,}")
+        created.add_row("terminal master keys", f"{summary.keys:,}")
         created.add_row("service expiring within 30 days", f"{summary.expiring_30_days:,}")
         notices = ", ".join(f"{m} {n:,}" for m, n in summary.expiry_notices.items() if n)
         created.add_row("expiry notices due today (the worker sends them)", notices or "0")

@@ -1,8 +1,12 @@
 """`posfleet run`: start the whole embedded system under one supervisor; Ctrl-C stops everything.
 
-Besides web, worker and scheduler it starts the local simulators of the parties a closure talks to:
+It starts web, worker, scheduler and the ISO 8583 gateway (``posfleet gateway`` on
+``POSFLEET_GATEWAY_BIND``, 127.0.0.1:8583), and the local simulators of the parties posfleet talks to:
 the payment channels (``posfleet simulate channels`` on ``POSFLEET_CHANNELS_URL``'s port, 8585 by
-default) and the smart terminals polling the device channel (``posfleet simulate devices``). The
+default), the smart terminals polling the device channel (``posfleet simulate devices``), the card
+issuer the gateway asks before approving a sale (``posfleet simulate issuer`` on
+``POSFLEET_ISSUER_ADDRESS``, 127.0.0.1:8584) and POS terminals selling through the gateway at about one
+message a second (``posfleet simulate terminals``), so the console shows live transactions. The
 device simulator plays the demo's devices (``var/demo-devices.json``, written by ``posfleet demo``);
 without that file it plays every active smart terminal (``--demo``). A simulator that exits is told
 and the rest keeps running.
@@ -24,6 +28,9 @@ from posfleet.ops.supervisor import Process, supervise
 DEMO_USERS = ("admin", "reviewer", "warehouse", "agent1", "merchant1")
 # The demo's device credentials (written by `posfleet demo`, owner-only; demo data only).
 DEMO_DEVICES = "demo-devices.json"
+# The POS terminals `posfleet run` plays through the gateway, and their pace (messages a second).
+DEMO_TERMINALS = 20
+DEMO_RATE = 1.0
 
 
 def channels_address() -> tuple[str, int]:
@@ -36,6 +43,12 @@ def demo_devices_file() -> Path:
     return Path(settings.VAR_DIR) / DEMO_DEVICES
 
 
+def issuer_address() -> tuple[str, str]:
+    """Where the issuer simulator listens: POSFLEET_ISSUER_ADDRESS (127.0.0.1:8584)."""
+    host, _, port = settings.POSFLEET_ISSUER_ADDRESS.rpartition(":")
+    return host or "127.0.0.1", port or "8584"
+
+
 def processes(bind: str, *, simulators: bool = True) -> list[Process]:
     """What `posfleet run` starts, in order."""
     posfleet = [sys.executable, "-m", "posfleet"]
@@ -43,8 +56,10 @@ def processes(bind: str, *, simulators: bool = True) -> list[Process]:
         Process("web", [*posfleet, "serve", "--bind", bind]),
         Process("worker", [*posfleet, "worker"]),
         Process("scheduler", [*posfleet, "scheduler"]),
+        Process("gateway", [*posfleet, "gateway", "--bind", settings.POSFLEET_GATEWAY_BIND]),
     ]
     if simulators:
+        issuer_host, issuer_port = issuer_address()
         host, port = channels_address()
         devices = demo_devices_file()
         which = ["--credentials", str(devices)] if devices.exists() else ["--demo"]
@@ -59,14 +74,36 @@ def processes(bind: str, *, simulators: bool = True) -> list[Process]:
                 [*posfleet, "simulate", "devices", *which, "--url", f"http://{bind}"],
                 optional=True,
             ),
+            Process(
+                "issuer",
+                [*posfleet, "simulate", "issuer", "--host", issuer_host, "--port", issuer_port],
+                optional=True,
+            ),
+            Process(
+                "terminals",
+                [
+                    *posfleet,
+                    "simulate",
+                    "terminals",
+                    "--gateway",
+                    settings.POSFLEET_GATEWAY_BIND,
+                    "--terminals",
+                    str(DEMO_TERMINALS),
+                    "--rate",
+                    f"{DEMO_RATE:g}",
+                    "--report",
+                    "60",
+                ],
+                optional=True,
+            ),
         ]
     return started
 
 
 class Command(BaseCommand):
     help = (
-        "Start web, worker and scheduler, and the payment-channel and device simulators, together; "
-        "Ctrl-C stops them all."
+        "Start web, worker, scheduler and the ISO 8583 gateway, and the payment-channel, device, issuer "
+        "and POS-terminal simulators, together; Ctrl-C stops them all."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -74,7 +111,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-simulators",
             action="store_true",
-            help="Do not start the payment-channel and device simulators (real channels and devices).",
+            help="Do not start the payment-channel, device, issuer and POS-terminal simulators (real "
+            "channels, devices, issuer and terminals).",
         )
 
     def handle(self, *args: Any, bind: str, no_simulators: bool = False, **options: Any) -> None:
@@ -96,6 +134,11 @@ class Command(BaseCommand):
             f"  admin     {base}/admin/",
         ]
         names = {p.name for p in started}
+        if "gateway" in names:
+            lines.append(
+                f"  gateway   {settings.POSFLEET_GATEWAY_BIND}   (ISO 8583: sign-on, sale, reversal, "
+                f"heartbeat; asks the issuer at {settings.POSFLEET_ISSUER_ADDRESS})"
+            )
         if "channels" in names:
             host, port = channels_address()
             lines.append(
@@ -106,6 +149,17 @@ class Command(BaseCommand):
             devices = demo_devices_file()
             played = f"the demo's devices ({devices})" if devices.exists() else "every active smart terminal"
             lines.append(f"  devices   smart-terminal simulator polling {base}/api/v1/device/ as {played}")
+        if "issuer" in names:
+            issuer_host, issuer_port = issuer_address()
+            lines.append(
+                f"  issuer    {issuer_host}:{issuer_port}   (issuer simulator: amounts ending 51 or 05 "
+                "declined, 68 never answered, 77 late)"
+            )
+        if "terminals" in names:
+            lines.append(
+                f"  terminals {DEMO_TERMINALS} POS terminals selling through the gateway, about "
+                f"{DEMO_RATE:g} message a second: live transactions at {base}/console/transactions/"
+            )
         if settings.POSFLEET["DEMO_MODE"]:
             lines += [
                 "",

@@ -6,6 +6,8 @@
   (or never answering) the commands they fetch.
 - ``issuer``: the card issuer's host the ISO 8583 gateway asks before approving a sale; it approves,
   declines, answers late or never by rules on the amount.
+- ``terminals``: POS terminals signing on to the ISO 8583 gateway and sending sales, reversals and
+  heartbeats at a given rate; reports approvals, declines by code and latency percentiles.
 
 Each simulator lives beside the code that talks to it (``parties.channels.simulator``,
 ``fleet.devices.simulator``) and offers ``add_arguments(parser)`` and ``run(options, stdout)``.
@@ -22,11 +24,16 @@ SIMULATORS = {
     "channels": "posfleet.parties.channels.simulator",
     "devices": "posfleet.fleet.devices.simulator",
     "issuer": "posfleet.gateway.issuer_simulator",
+    "terminals": "posfleet.gateway.terminal_simulator",
 }
 
 
 class Command(BaseCommand):
-    help = "Run a local simulator of a remote party: 'channels' (payment channels) or 'devices' (terminals)."
+    help = (
+        "Run a local simulator of a remote party: 'channels' (payment channels), 'devices' (smart "
+        "terminals on the device channel), 'issuer' (the card issuer's host), 'terminals' (POS terminals "
+        "on the ISO 8583 gateway)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="what", required=True)
