@@ -28,6 +28,7 @@ def test_a_terminal_as_its_merchant_sees_it(fleet, api_as):
         "service_expires_on": None,
         "firmware_version": "",
         "last_heartbeat_at": None,
+        "connectivity": "never",
         "registered_at": body["registered_at"],
         "allowed_actions": ["deactivate", "report_lost"],
     }
