@@ -20,7 +20,7 @@ field 64 of zeros): no MAC, no issuer, no ledger — the floor.
 **ours** (children): ``posfleet gateway`` as ``make run`` starts it (the database work in its worker
 threads: 1 on SQLite, 8 on PostgreSQL) and ``posfleet simulate issuer`` behind it, both real processes.
 
-**load** (a child per measurement): the terminal simulator's core (``gateway.terminal_simulator``: one
+**load** (a child per measurement): the terminal simulator's core (``gateway.simulation``: one
 asyncio connection per terminal) on K terminals, the simulator's sale workload (QR/chip/tap/swipe,
 log-normal amounts, 2 % declined by the issuer, 2 % reversals), no heartbeats, answers' MACs not
 checked (the responder's are zeros). Against ours the terminals sign on first; against the baseline
@@ -309,7 +309,8 @@ def phase_load(
     import uvloop
     from django.db import connections
 
-    from posfleet.gateway.terminal_simulator import Simulation, Tally, load_profiles
+    from posfleet.gateway.simulated_traffic import Tally, load_profiles
+    from posfleet.gateway.simulation import Simulation
     from posfleet.platform import paycrypto
 
     profiles = load_profiles(tids=[tid_of(m) for m in range(terminals)])
@@ -436,7 +437,8 @@ def phase_cutoff(*, port: int, first: int, trials: int, seed: int) -> dict[str, 
 
     from posfleet.billing.models import Transaction
     from posfleet.fleet.models import Terminal
-    from posfleet.gateway.terminal_simulator import Simulation, Tally, load_profiles
+    from posfleet.gateway.simulated_traffic import Tally, load_profiles
+    from posfleet.gateway.simulation import Simulation
 
     deactivator = _started([sys.executable, __file__, "--phase", "deactivator"], dict(os.environ), "ready")
     results = []
@@ -502,7 +504,7 @@ def phase_idle(*, port: int, connections_wanted: int, terminals: int) -> None:
 
     from posfleet.gateway import codec
     from posfleet.gateway.terminal import TPDU, Terminal, read_answer
-    from posfleet.gateway.terminal_simulator import load_profiles
+    from posfleet.gateway.simulated_traffic import load_profiles
 
     profiles = load_profiles(tids=[tid_of(m) for m in range(terminals)])
     connections.close_all()

@@ -16,17 +16,12 @@ from posfleet.fleet.services import keys_issue_missing, terminal_transition
 from posfleet.fleet.states import Status
 from posfleet.gateway import codec
 from posfleet.gateway import dialect as d
-from posfleet.gateway.terminal import Terminal
-from posfleet.gateway.terminal_simulator import (
-    METHODS,
-    Mix,
+from posfleet.gateway.simulated_traffic import METHODS, Mix, answer_code, hour_weight, load_key, load_profiles
+from posfleet.gateway.simulation import (
     Simulation,
-    answer_code,
-    hour_weight,
-    load_key,
-    load_profiles,
     run_simulation,
 )
+from posfleet.gateway.terminal import Terminal
 from posfleet.testing.money import on_standard_plan
 from posfleet.testing.personas import SYSTEM, make_terminal
 
