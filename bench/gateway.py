@@ -503,8 +503,8 @@ def phase_idle(*, port: int, connections_wanted: int, terminals: int) -> None:
     from django.db import connections
 
     from posfleet.gateway import codec
-    from posfleet.gateway.terminal import TPDU, Terminal, read_answer
     from posfleet.gateway.simulated_traffic import load_profiles
+    from posfleet.gateway.terminal import TPDU, Terminal, read_answer
 
     profiles = load_profiles(tids=[tid_of(m) for m in range(terminals)])
     connections.close_all()
