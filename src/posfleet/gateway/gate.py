@@ -110,7 +110,8 @@ def heartbeat(terminal_id: int, firmware: str, location: dict[str, float] | None
 
 @dataclass(frozen=True)
 class Posting:
-    """A sale or reversal the issuer approved, to be recorded."""
+    """A sale or reversal to be recorded: approved by the issuer, or a sale it declined (``status``
+    ``declined`` with the issuer's ``response_code``: recorded, it moves no money)."""
 
     tid: str
     batch_no: str
@@ -122,6 +123,8 @@ class Posting:
     card_masked: str
     kind: str = "sale"
     original: tuple[str, str, str, date] | None = None
+    status: str = "approved"
+    response_code: str = d.APPROVED
 
 
 def already_recorded(tid: str, batch_no: str, trace_no: str, txn_date: date) -> bool:
@@ -129,8 +132,8 @@ def already_recorded(tid: str, batch_no: str, trace_no: str, txn_date: date) -> 
 
 
 def post(items: list[tuple[View, Posting]]) -> list[tuple[str, int | None]]:
-    """Record approved postings, all in one transaction (the gateway groups the postings that wait
-    while one is being written); for each, the response code for its terminal — ``00`` recorded,
+    """Record postings, all in one transaction (the gateway groups the postings that wait while one is
+    being written); for each, the response code for its terminal — ``00`` recorded,
     ``94`` a duplicate (nothing written), ``58`` the terminal is no longer active, ``25`` no such
     original, ``30`` refused as malformed — and the transaction's id when one was recorded."""
     answers: list[tuple[str, int | None]] = [(d.NOT_PERMITTED, None)] * len(items)
@@ -164,6 +167,8 @@ def _txn(posting: Posting, at: datetime) -> TxnIn:
         kind=posting.kind,
         card_masked=posting.card_masked,
         original=posting.original,
+        status=posting.status,
+        response_code=posting.response_code,
     )
 
 

@@ -17,7 +17,7 @@ import struct
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from django.db import connection, connections
@@ -227,7 +227,8 @@ class Gateway:
         if message.mti == d.SALE:
             verdict = await self.issuer.authorise(message.fields)
             if verdict.code != d.APPROVED:
-                return self._answer(message, verdict.code, algorithm, key)
+                declined = await self._declined(view, posting, verdict.code)
+                return self._answer(message, declined, algorithm, key)
             auth_code = verdict.auth_code or "000000"
         else:
             auth_code = ""
@@ -247,6 +248,16 @@ class Gateway:
         if auth_code:
             extra["38"] = auth_code[:6].rjust(6, "0")
         return self._answer(message, d.APPROVED, algorithm, key, extra)
+
+    async def _declined(self, view: gate.View, posting: gate.Posting, code: str) -> str:
+        """The answer to a sale the issuer declined, recorded as declined (no money moves; the decline
+        rates read them) unless its outcome is unknown (the host did not answer: nothing to record)."""
+        if code in (d.ISSUER_UNAVAILABLE, d.SYSTEM_ERROR):
+            return code
+        recorded, _transaction_id = await self._post(
+            view, replace(posting, status="declined", response_code=code)
+        )
+        return code if recorded == d.APPROVED else recorded
 
     # -- answers ---------------------------------------------------------------------------------
 

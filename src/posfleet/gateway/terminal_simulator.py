@@ -61,16 +61,9 @@ from posfleet.gateway.simulated_traffic import (
     report_line,
 )
 from posfleet.gateway.simulation import Simulation
+from posfleet.platform.cli import host_port
 
 # -- `posfleet simulate terminals` ----------------------------------------------------------------
-
-
-def _address(value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    try:
-        return host or "127.0.0.1", int(port)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a host:port address: {value!r}") from exc
 
 
 def _fraction(value: str) -> float:
@@ -125,7 +118,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(options: dict[str, Any], stdout: TextIO) -> Tally:
-    host, port = _address(options.get("gateway") or settings.POSFLEET_GATEWAY_BIND)
+    host, port = host_port(options.get("gateway") or settings.POSFLEET_GATEWAY_BIND, 8583)
     profiles = load_profiles(
         int(options.get("terminals") or 20), options.get("tid") or (), options.get("seed")
     )

@@ -13,6 +13,18 @@ from django.core.management.base import CommandError
 from posfleet.platform.context import Actor
 
 
+def host_port(value: str, default_port: int) -> tuple[str, int]:
+    """``host:port``, ``:port`` or ``host`` (the default port) as (host, port); the host defaults to
+    127.0.0.1. Anything else raises CommandError (the command's usage error)."""
+    host, colon, port = value.rpartition(":")
+    if not colon:
+        host, port = value, str(default_port)
+    number = int(port) if port.isdigit() else 0
+    if not 0 < number < 65536:
+        raise CommandError(f"not a host:port address: {value!r}", returncode=2)
+    return host or "127.0.0.1", number
+
+
 def raw_stream(wrapper: object) -> TextIO:
     """The stream under a management command's OutputWrapper (which would add newlines to the
     pieces rich writes)."""

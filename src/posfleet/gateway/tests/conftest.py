@@ -4,11 +4,17 @@ the test world with their keys."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+from django.db import connection
 
 from posfleet.fleet.models import Terminal as TerminalRow
 from posfleet.fleet.services import live_key, master_key
@@ -71,6 +77,68 @@ def gateway_factory() -> Iterator[object]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         gateway.close()
+
+
+def database_url() -> str:
+    """The test database as a URL other processes can open (it must hold committed data)."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    host, port = db["HOST"] or "127.0.0.1", db["PORT"] or 5432
+    return f"postgresql://{db['USER']}{password}@{host}:{port}/{db['NAME']}"
+
+
+class Processes:
+    """posfleet processes (``python -m posfleet ...``) on the test database, `make run`'s settings, each
+    logging to its own file; stopped (TERM, then KILL) at the end."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "posfleet.config.settings.dev",
+            "POSFLEET_DATABASE_URL": database_url(),
+            "POSFLEET_VAR_DIR": str(logs / "var"),
+        }
+        self.started: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, *args: str) -> None:
+        out = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        self.started[name] = subprocess.Popen(
+            [sys.executable, "-m", "posfleet", *args], env=self.env, stdout=out, stderr=out
+        )
+
+    def gateway(self, name: str, issuer_port: int) -> Running:
+        """Start ``posfleet gateway`` asking the issuer at ``issuer_port``; return when it listens."""
+        port = free_port()
+        self.start(name, "gateway", "--bind", f"127.0.0.1:{port}", "--issuer", f"127.0.0.1:{issuer_port}")
+        deadline = time.monotonic() + 30
+        while not (self.logs / f"{name}.log").read_text(errors="replace").count("listening on"):
+            assert self.started[name].poll() is None, self.log(name)
+            assert time.monotonic() < deadline, self.log(name)
+            time.sleep(0.1)
+        return Running("127.0.0.1", port, issuer_port, None, None)  # type: ignore[arg-type]
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        for process in self.started.values():
+            process.terminate()
+        for process in self.started.values():
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    running = Processes(tmp_path)
+    yield running
+    running.stop()
 
 
 @pytest.fixture

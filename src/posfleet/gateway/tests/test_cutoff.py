@@ -1,6 +1,7 @@
-"""QUALITY.md's cut-off: a terminal sends a steady stream of sales to two gateways while staff
-deactivate it. Once the deactivation has committed, not one message is approved, on either gateway;
-every approval recorded is dated before the deactivation."""
+"""QUALITY.md's cut-off: a terminal sends a steady stream of sales to two gateway processes (``posfleet
+gateway``, as `make run` starts it, behind one issuer simulator) while staff deactivate it. Once the
+deactivation has committed, not one message is approved, on either gateway; every approval recorded is
+dated before the deactivation."""
 
 from __future__ import annotations
 
@@ -17,14 +18,17 @@ from posfleet.gateway import dialect as d
 from posfleet.gateway.tests.conftest import terminal_of
 from posfleet.testing.money import on_standard_plan
 from posfleet.testing.personas import SYSTEM, make_terminal
+from posfleet.testing.servers import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_no_approval_after_the_deactivation_commits(gateway_factory, world) -> None:  # type: ignore[no-untyped-def]
+def test_no_approval_after_the_deactivation_commits(processes, world) -> None:  # type: ignore[no-untyped-def]
     on_standard_plan(world.merchant_a)
     row = make_terminal(world, "SN-CUT-0001", Status.ACTIVE)
-    gateways = [gateway_factory(), gateway_factory()]
+    issuer_port = free_port()
+    processes.start("issuer", "simulate", "issuer", "--port", str(issuer_port))
+    gateways = [processes.gateway("gateway-1", issuer_port), processes.gateway("gateway-2", issuer_port)]
     clients = [terminal_of(row, running) for running in gateways]
     assert clients[0].sign_on().approved  # one device, two connections: one session key
     clients[1].session_key = clients[0].session_key

@@ -9,7 +9,7 @@ import struct
 import pytest
 
 from posfleet.audit.models import AuditEvent
-from posfleet.billing.models import Transaction
+from posfleet.billing.models import Journal, Transaction
 from posfleet.fleet.models import Terminal as TerminalRow
 from posfleet.fleet.models import TerminalKey
 from posfleet.fleet.services import terminal_transition
@@ -98,10 +98,18 @@ def test_the_issuers_declines_and_silence(gateway_factory, active: TerminalRow) 
     running = gateway_factory(issuer_timeout=0.5)
     pos = terminal_of(active, running)
     pos.sign_on()
+    journals = Journal.objects.count()
     assert pos.sale(1_051, pan=CARD).code == d.INSUFFICIENT_FUNDS
     assert pos.sale(1_005, pan=CARD).code == d.DO_NOT_HONOUR
     assert pos.sale(1_068, pan=CARD).code == d.ISSUER_UNAVAILABLE  # no answer: declined, never assumed
     assert not Transaction.objects.filter(status="approved").exists()
+    declined = Transaction.objects.filter(tid=active.tid).order_by("trace_no")
+    # the host's declines are recorded (no fee, no money); the unanswered sale's outcome is unknown: not
+    assert [(t.status, t.amount_fen, t.response_code, t.fee_fen) for t in declined] == [
+        ("declined", 1_051, d.INSUFFICIENT_FUNDS, 0),
+        ("declined", 1_005, d.DO_NOT_HONOUR, 0),
+    ]
+    assert Journal.objects.count() == journals
 
 
 def test_a_reversal_cancels_the_sale(gateway, active: TerminalRow) -> None:  # type: ignore[no-untyped-def]

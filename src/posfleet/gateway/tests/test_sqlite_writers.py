@@ -8,12 +8,8 @@ sweeps run, in this process. Nobody sees "database is locked", and every sale th
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from django.db import OperationalError, connection, connections
@@ -23,7 +19,7 @@ from posfleet.fleet.services import device_commands_expire, terminal_transition
 from posfleet.fleet.states import Status
 from posfleet.gateway import dialect as d
 from posfleet.gateway.terminal import GatewayError
-from posfleet.gateway.tests.conftest import Running, terminal_of
+from posfleet.gateway.tests.conftest import terminal_of
 from posfleet.testing.money import on_standard_plan
 from posfleet.testing.personas import SYSTEM, make_terminal
 from posfleet.testing.servers import free_port
@@ -42,46 +38,20 @@ def long_only(request):  # type: ignore[no-untyped-def]
         pytest.skip("the SQLite bar")
 
 
-def _start(name: str, args: list[str], env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
-    out = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen([sys.executable, "-m", "posfleet", *args], env=env, stdout=out, stderr=out)
-
-
-def test_writers_at_once_see_no_lock_and_lose_no_posting(long_only, world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_writers_at_once_see_no_lock_and_lose_no_posting(long_only, world, processes) -> None:  # type: ignore[no-untyped-def]
     on_standard_plan(world.merchant_a)
     sellers = [make_terminal(world, f"SN-SQ-{i:04d}", Status.ACTIVE) for i in range(SELLERS)]
     staffed = [make_terminal(world, f"SN-ST-{i:04d}", Status.ACTIVE) for i in range(3)]
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "posfleet.config.settings.dev",  # `make run`'s
-        "POSFLEET_DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
-        "POSFLEET_VAR_DIR": str(tmp_path / "var"),
-    }
-    port, issuer_port = free_port(), free_port()
-    processes = {
-        "issuer": _start("issuer", ["simulate", "issuer", "--port", str(issuer_port)], env, tmp_path),
-        "gateway": _start(
-            "gateway",
-            ["gateway", "--bind", f"127.0.0.1:{port}", "--issuer", f"127.0.0.1:{issuer_port}"],
-            env,
-            tmp_path,
-        ),
-        "worker": _start("worker", ["worker", "--interval", "0.2"], env, tmp_path),
-        "scheduler": _start("scheduler", ["scheduler"], env, tmp_path),
-    }
-    running = Running("127.0.0.1", port, issuer_port, None, None)  # type: ignore[arg-type]
+    issuer_port = free_port()
+    processes.start("issuer", "simulate", "issuer", "--port", str(issuer_port))
+    processes.start("worker", "worker", "--interval", "0.2")
+    processes.start("scheduler", "scheduler")
+    running = processes.gateway("gateway", issuer_port)
+    clients = [terminal_of(row, running) for row in sellers]
     answers: list[tuple[str, str, str]] = []  # (tid, trace, code)
     errors: list[str] = []
     stop = threading.Event()
     try:
-        deadline = time.monotonic() + 30
-        while True:  # the gateway listens
-            try:
-                clients = [terminal_of(row, running) for row in sellers]
-                break
-            except OSError:
-                assert time.monotonic() < deadline, (tmp_path / "gateway.log").read_text()
-                time.sleep(0.2)
 
         def sell(i: int) -> None:
             pos = clients[i]
@@ -119,15 +89,9 @@ def test_writers_at_once_see_no_lock_and_lose_no_posting(long_only, world, tmp_p
         for thread in threads:
             thread.join(60)
     finally:
-        for process in processes.values():
-            process.terminate()
-        for process in processes.values():
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        processes.stop()
 
-    logs = {name: (tmp_path / f"{name}.log").read_text(errors="replace") for name in processes}
+    logs = {name: processes.log(name) for name in processes.started}
     assert not errors, errors[:5]
     for name, text in logs.items():
         assert LOCKED not in text, f"{name}: {text[-2000:]}"

@@ -8,7 +8,7 @@ import random
 from collections import Counter
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from posfleet.billing.models import Transaction
 from posfleet.fleet.models import Terminal as TerminalRow
@@ -68,6 +68,8 @@ def test_what_the_simulator_reports_is_what_the_gateway_recorded(gateway, three)
         tally.approved("sale") + declined[d.INSUFFICIENT_FUNDS] + declined[d.DO_NOT_HONOUR]
         == tally.sent["sale"]
     )
+    issuer_declines = Transaction.objects.filter(tid__in=[t.tid for t in three], status="declined")
+    assert issuer_declines.count() == declined[d.INSUFFICIENT_FUNDS] + declined[d.DO_NOT_HONOUR]
     # Heartbeats reached every terminal's row, with its firmware.
     for row in three:
         row.refresh_from_db()
@@ -190,3 +192,10 @@ def test_the_command_reports_in_plain_lines(gateway, three) -> None:  # type: ig
     assert "last interval ms p50" in text
     assert "total " in text
     assert "approved " in text
+
+
+@pytest.mark.parametrize("given", ["127.0.0.1:pos", "127.0.0.1:70000", "host:"])
+def test_a_bad_address_is_a_usage_error_before_anything_runs(given: str) -> None:
+    for command in (["simulate", "terminals", "--gateway", given], ["gateway", "--bind", given]):
+        with pytest.raises(CommandError, match="not a host:port address"):
+            call_command(*command, stdout=io.StringIO())

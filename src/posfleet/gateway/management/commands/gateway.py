@@ -8,18 +8,11 @@ import signal
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
 from posfleet.gateway.issuer import HostIssuer
 from posfleet.gateway.server import Gateway, Limits
-
-
-def split_address(value: str, default_port: int) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    try:
-        return (host or "127.0.0.1"), int(port or default_port)
-    except ValueError as exc:
-        raise CommandError(f"not a host:port address: {value!r}") from exc
+from posfleet.platform.cli import host_port
 
 
 class Command(BaseCommand):
@@ -37,8 +30,8 @@ class Command(BaseCommand):
         parser.add_argument("--threads", type=int, default=None, help="database reader threads (4)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        host, port = split_address(options["bind"], 8583)
-        issuer_host, issuer_port = split_address(options["issuer"], 8584)
+        host, port = host_port(options["bind"], 8583)
+        issuer_host, issuer_port = host_port(options["issuer"], 8584)
         gateway = Gateway(
             issuer=HostIssuer(issuer_host, issuer_port, timeout=options["issuer_timeout"]),
             limits=Limits(

@@ -24,6 +24,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from posfleet.ops.supervisor import Process, supervise
+from posfleet.platform.cli import host_port
 
 DEMO_USERS = ("admin", "reviewer", "warehouse", "agent1", "merchant1")
 # The demo's device credentials (written by `posfleet demo`, owner-only; demo data only).
@@ -45,8 +46,8 @@ def demo_devices_file() -> Path:
 
 def issuer_address() -> tuple[str, str]:
     """Where the issuer simulator listens: POSFLEET_ISSUER_ADDRESS (127.0.0.1:8584)."""
-    host, _, port = settings.POSFLEET_ISSUER_ADDRESS.rpartition(":")
-    return host or "127.0.0.1", port or "8584"
+    host, port = host_port(settings.POSFLEET_ISSUER_ADDRESS, 8584)
+    return host, str(port)
 
 
 def processes(bind: str, *, simulators: bool = True) -> list[Process]:
