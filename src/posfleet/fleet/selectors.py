@@ -356,18 +356,41 @@ def status_history(terminal_ids: list[int]) -> list[tuple[int, str, datetime, da
     )
 
 
-def terminal_for_gateway(tid: str) -> dict[str, Any] | None:
-    """What the gateway checks a message against, by TID, in one query: ``pk``, ``sn``, ``status``,
-    ``mid`` (its merchant's) and ``key_scheme`` (its model's). Committed state, never cached."""
+def terminal_for_gateway(tid: str) -> tuple[dict[str, Any] | None, TerminalKey | None]:
+    """What the gateway checks a message against, by TID: the terminal's ``pk``, ``sn``, ``status``,
+    ``mid`` (its merchant's) and ``key_scheme`` (its model's), and its live key (with its data key) if
+    it has one. One query when it has a live key (every active terminal), two otherwise. Committed
+    state, never cached."""
     if not tid:
-        return None
-    row = (
+        return None, None
+    key = (
+        TerminalKey.objects.filter(terminal__tid=tid, revoked_at__isnull=True)
+        .select_related("data_key")
+        .annotate(
+            gateway_sn=F("terminal__sn"),
+            gateway_status=F("terminal__status"),
+            gateway_scheme=F("terminal__model__key_scheme"),
+            gateway_mid=F("terminal__merchant__mid"),
+        )
+        .order_by()
+        .first()
+    )
+    if key is not None:
+        row = {
+            "pk": key.terminal_id,
+            "sn": key.gateway_sn,
+            "status": key.gateway_status,
+            "model__key_scheme": key.gateway_scheme,
+            "mid": key.gateway_mid,
+        }
+        return row, key
+    found = (
         Terminal.objects.filter(tid=tid)
         .values("pk", "sn", "status", "model__key_scheme", mid=F("merchant__mid"))
         .order_by()
         .first()
     )
-    return dict(row) if row is not None else None
+    return (dict(found) if found is not None else None), None
 
 
 # -- device health: online, offline, silent; relocation alerts -----------------------------------------

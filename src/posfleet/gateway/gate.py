@@ -2,7 +2,8 @@
 worker threads: every call reads committed state, nothing is cached between messages.
 
 - ``look`` reads the terminal by TID (and its merchant's MID, its model's key scheme, its live key) in
-  one query: unknown pair → ``58``, unknown merchant → ``03``, any status but ``active`` → ``58``.
+  one query (``fleet.selectors.terminal_for_gateway``): unknown pair → ``58``, unknown merchant →
+  ``03``, any status but ``active`` → ``58``.
 - ``post`` is where sales and reversals are approved: in one transaction it locks the terminals' rows
   (``FOR UPDATE`` on PostgreSQL; SQLite's writers are serialised already), reads their status again,
   and records the messages through the money code's ingest service. A deactivation holds the same row
@@ -59,7 +60,7 @@ def look(tid: str, mid: str) -> tuple[str, View | None]:
     key; otherwise ``58`` (any other state, no key, or a TID not of that merchant), or ``03`` when no
     merchant has that MID. The view is there whenever the TID/MID pair is known (a heartbeat's last
     seen is recorded whatever the answer)."""
-    row = fleet.terminal_for_gateway(tid)
+    row, key = fleet.terminal_for_gateway(tid)
     if row is None or row["mid"] != mid:
         return (d.NOT_PERMITTED if mid and mid_taken(mid) else d.INVALID_MERCHANT), None
     status, terminal_id = row["status"], row["pk"]
@@ -70,7 +71,7 @@ def look(tid: str, mid: str) -> tuple[str, View | None]:
         mid=mid,
         status=status,
         scheme=row["model__key_scheme"],
-        key=keys.live_key(terminal_id) if status == Status.ACTIVE else None,
+        key=key if status == Status.ACTIVE else None,
     )
     if not view.active or view.key is None:
         return d.NOT_PERMITTED, view
