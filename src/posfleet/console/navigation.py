@@ -79,7 +79,10 @@ DEVICES = NavGroup(
 )
 
 MAIN: tuple[NavEntry | NavGroup, ...] = (
-    NavEntry("dashboard", _("Dashboard"), "speedometer2", "console:dashboard", exact=True),
+    NavEntry(
+        "dashboard", _("Dashboard"), "speedometer2", "console:dashboard", roles=STAFF_AND_AGENTS, exact=True
+    ),
+    NavEntry("home", _("Home"), "house", "console:dashboard", roles=frozenset({Role.MERCHANT}), exact=True),
     DEVICES,
     NavEntry("applications", _("Applications"), "clipboard-check", "console:applications"),
     NavEntry("closures", _("Closures"), "x-octagon", "console:closures"),

@@ -30,18 +30,17 @@ from posfleet.audit.vocabulary import EventType
 from posfleet.billing.models import (
     AccountKind,
     DailyTotal,
-    ServiceFeeDue,
     SettlementBatch,
     SettlementRun,
     Transaction,
 )
+from posfleet.billing.selectors import service_fees_to_charge
 from posfleet.billing.services.contracts import charge_fees_due
 from posfleet.billing.services.settlement_chunk import pay_chunk
 from posfleet.billing.services.transactions.posting import (
     accounts,
     money_lock,
 )
-from posfleet.fleet.states import IN_SERVICE
 from posfleet.platform.clock import now, today
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import Conflict, ValidationFailed
@@ -322,17 +321,7 @@ def charge_service_fees(*, actor: Actor, up_to: date) -> int:
     Only a terminal in service is charged: a deactivated terminal's fee waits until it is reactivated
     (and lapses if it is closed instead: ``billing.services.closure.contract_end``)."""
     actor.require("billing.run_settlement")
-    due = list(
-        ServiceFeeDue.objects.filter(
-            due_on__lte=up_to,
-            journal__isnull=True,
-            lapsed_on__isnull=True,
-            amount_fen__gt=0,
-            contract__terminal__status__in=IN_SERVICE,
-        )
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
+    due = list(service_fees_to_charge(up_to).order_by("pk").values_list("pk", flat=True))
     charged = 0
     for start in range(0, len(due), FEE_CHUNK):
         with transaction.atomic():

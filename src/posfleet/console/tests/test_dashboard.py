@@ -57,8 +57,8 @@ def test_agent_sees_only_its_scope(fleet, login):
     assert set(re.findall(r"/console/terminals/([^/]+)/", latest)) == {SN_A, SN_A1}
 
 
-def test_merchant_sees_its_own_terminal_and_its_history(fleet, login):
-    html = login("merchant_b").get("/console/").content.decode()
+def test_an_agent_sees_its_own_terminal_and_its_history(fleet, login):
+    html = login("agent_b").get("/console/").content.decode()
     data = chart_data(html)
     assert dict(zip(data["status"]["codes"], data["status"]["values"], strict=True)) == {"suspended": 1}
     latest = html.split('data-testid="latest-events"')[1].split("</ul>")[0]
@@ -100,7 +100,7 @@ def test_numbers_have_thousands_separators(clock, world, login):
 
 
 def test_empty_fleet_shows_empty_states(clock, world, login):
-    html = login("merchant_a").get("/console/").content.decode()
+    html = login("agent_b").get("/console/").content.decode()
     assert "No terminals yet" in html
     assert "No changes yet" in html
     assert "Nothing expires in the next 30 days" in html

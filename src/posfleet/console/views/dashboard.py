@@ -1,4 +1,5 @@
-"""The dashboard: the fleet at a glance, scoped to what the user may see."""
+"""The dashboard: the fleet at a glance, scoped to what the user may see (provider staff and agents);
+a merchant user gets its own home instead (``views/merchant_home.py``)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from django.views.decorators.http import require_GET
 
 from posfleet.console import queries
 from posfleet.console.views.base import console_login_required, render_page
+from posfleet.console.views.merchant_home import home
 from posfleet.fleet import selectors as fleet
 from posfleet.fleet.states import IN_SERVICE, STOPPED, Status
 from posfleet.fleet.timeline import timeline_entries
 from posfleet.iam.models import User
+from posfleet.iam.rules import is_merchant
 from posfleet.platform.clock import today
 
 EXPIRY_DAYS = 30
@@ -27,6 +30,8 @@ EXPIRY_ROWS = 10
 def dashboard(request: HttpRequest) -> HttpResponse:
     user = request.user
     assert isinstance(user, User)
+    if is_merchant(user):  # a shopkeeper gets its own home, not the operator's fleet view
+        return home(request, user)
     by_status = fleet.count_by_status(user)
     by_model = fleet.count_by_model(user)
     start = today()

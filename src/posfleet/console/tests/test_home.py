@@ -1,0 +1,211 @@
+"""The merchant's home (issue 14): a merchant user opening the console's root sees its own terminals,
+money, open cases and unread notices, in plain words — and nothing of another merchant's, no staff
+names, no allocations; provider staff and agents keep the fleet dashboard.
+
+The world: merchant A's October 2026 (billing/tests/test_statements.py ``build_october``: settled up to
+2026-10-06; a ¥1,000.00 sale on 10-31 and a ¥500.00 sale on 11-02 not paid yet), seen on 2026-11-03;
+a second terminal of A's asked to be closed (deactivated, its case waiting for review), a complaint and
+an application of A's; merchant B sells ¥7,777.00 on 11-02 and its terminal is suspended.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import pytest
+import time_machine
+
+from posfleet.billing.tests.test_statements import active_terminal, at, build_october, ingest, settle, txn
+from posfleet.closure.services import closure_quote, closure_request, complaint_raise
+from posfleet.closure.tests.conftest import CONTRACT_START, TERMS, person
+from posfleet.enrollment.services import applications as apps
+from posfleet.fleet.services import terminal_transition
+from posfleet.fleet.states import Command, Status
+from posfleet.iam.models import User
+from posfleet.notifications.models import Channel, Delivery
+from posfleet.notifications.services import deliver_one
+from posfleet.platform.context import Actor
+from posfleet.platform.models import OutboxMessage
+from posfleet.platform.outbox import dispatch_outbox
+from posfleet.testing.applications import new_merchant_request
+from posfleet.testing.money import on_standard_plan, signed_contract
+from posfleet.testing.personas import make_terminal
+
+SN_SALES = "SN-STMT-0001"  # A's, active: its last sale ¥500.00 on 2026-11-02 10:49
+SN_CLOSING = "CLS0001"  # A's, asked to be closed: deactivated
+SN_OTHER = "SN-HOME-B-001"  # B's
+TODAY = at(date(2026, 11, 3), 12)
+
+
+@pytest.fixture
+def shop(world):
+    with time_machine.travel(TODAY, tick=False):
+        build_october(world)
+        closing = make_terminal(world, SN_CLOSING, Status.ACTIVE, merchant=world.merchant_a)
+        signed_contract(closing, starts_on=CONTRACT_START, **TERMS)  # type: ignore[arg-type]
+        merchant = person(world, "merchant_a")
+        quote = closure_quote(actor=merchant, sns=[SN_CLOSING]).quote
+        case = closure_request(
+            actor=merchant, sns=[SN_CLOSING], reason="shop_closed", quote_digest=quote.digest
+        )
+        OutboxMessage.objects.all().delete()  # notices of the complaint and of B's suspension only
+        complaint = complaint_raise(
+            actor=merchant, category="device", subject="Printer jams", text="It jams on every receipt."
+        )
+        application = apps.application_submit(
+            actor=merchant,
+            request=new_merchant_request(
+                applicant=apps.Applicant(
+                    contact_name="Ms Chen",
+                    contact_phone="021-5555-0101",
+                    store_name="Second shop",
+                    city="上海",
+                    address="1 Road",
+                ),
+                kyc=None,
+                documents=[],
+                terminal_count=1,
+            ),
+        )
+        on_standard_plan(world.merchant_b)
+        other = active_terminal(world, SN_OTHER, world.merchant_b)
+        ingest(txn(other, 900, 777700, day=date(2026, 11, 2)))
+        terminal_transition(actor=Actor.system("test"), sn=SN_OTHER, action=Command.SUSPEND, reason="risk")
+        dispatch_outbox()
+        for delivery in Delivery.objects.filter(channel=Channel.INBOX).values_list("pk", flat=True):
+            deliver_one(delivery)
+        yield {"case": case, "complaint": complaint, "application": application}
+
+
+def home_of(login, name: str) -> str:
+    with time_machine.travel(TODAY, tick=False):
+        response = login(name).get("/console/")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def section(html: str, testid: str) -> str:
+    start = html.index(f'data-testid="{testid}"')
+    return html[start : html.index("</section>", start)]
+
+
+def text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def test_a_merchant_sees_its_own_home(shop, login, world, django_assert_max_num_queries):
+    html = home_of(login, "merchant_a")
+    assert 'data-testid="home-money"' in html
+    assert 'data-testid="kpi-total"' not in html  # not the operator's dashboard
+    assert 'data-nav="home"' in html
+    assert 'data-nav="dashboard"' not in html
+
+    terminals = section(html, "home-terminals")
+    assert re.findall(r'data-testid="home-terminal-link">([^<]+)<', terminals) == [SN_CLOSING, SN_SALES]
+    words = text(terminals)
+    assert "Takes payments" in words
+    assert "Stopped: takes no payments for now" in words
+    assert "Last transaction 11/02/2026 10:49 a.m., ¥500.00" in words
+    assert "2 in use, 1 taking payments" in words
+    assert 'href="/console/terminals/?status=active"' in terminals
+    assert 'href="/console/terminals/?status=deactivated"' in terminals
+
+    money = text(section(html, "home-money"))
+    # T+1: the 10-31 and 11-02 sales (¥1,500.00 less ¥9.00 of fees), paid the day after 11-02's run.
+    assert "Next payout ¥1,491.00 expected on Nov. 3, 2026" in money
+    assert "Your takings of 10/31/2026 to 11/02/2026: sales ¥1,500.00 − refunds ¥0.00 − fees ¥9.00" in money
+    assert "Last payout: ¥173.95 on 10/07/2026." in money
+    assert "Deposit held (refunded when the contract ends) ¥598.00" in money
+    # The closing terminal's fee: due, not charged while it is stopped (so not deducted above).
+    assert "Service fees to come due 06/01/2026 · CLS0001 ¥99.00" in money
+
+    apps_card = text(section(html, "home-applications"))
+    assert shop["application"].number in apps_card
+    assert "More terminals: 1 terminal" in apps_card
+    assert "waiting for review" in apps_card
+    assert "A reviewer checks the application" in apps_card
+
+    closures = text(section(html, "home-closures"))
+    assert shop["case"].number in closures
+    assert "Your request is being reviewed" in closures
+
+    complaints = text(section(html, "home-complaints"))
+    assert "Printer jams" in complaints
+    assert "Your agent acknowledges it by" in complaints
+
+    inbox = section(html, "home-inbox")
+    assert inbox.count('data-testid="home-inbox-item"') >= 1
+    assert 'href="/console/inbox/?show=unread"' in inbox
+
+    # Nothing of B's, nothing internal.
+    for other in (SN_OTHER, "7,777.00", "Shop B", world.merchant_b.mid):
+        assert other not in html, other
+    for internal in ("reviewer", "agent_a", "warehouse", "Agent A", "allocat", "audit"):
+        assert internal not in text(html).replace("A reviewer checks", ""), internal
+
+    # In Chinese: the same page, the locale's dates.
+    User.objects.filter(username="merchant_a").update(language="zh-hans")
+    html = home_of(login, "merchant_a")
+    assert '<html lang="zh-hans">' in html
+    words = text(html)
+    assert "押金余额" in words
+    assert "收件箱" in words
+    assert "资金概览" in words
+    assert "2026年11月2日 10:49" in words  # the locale's date and time
+
+    # Hundreds of terminals would not all be read: a bounded list (the same queries whatever the
+    # number of terminals) and the link to the whole list.
+    for i in range(7):
+        make_terminal(world, f"SN-HOME-A-{i:03d}", Status.BOUND, merchant=world.merchant_a)
+    client = login("merchant_a")
+    User.objects.filter(username="merchant_a").update(language="en")
+    with time_machine.travel(TODAY, tick=False), django_assert_max_num_queries(30):
+        html = client.get("/console/").content.decode()
+    terminals = section(html, "home-terminals")
+    assert terminals.count('data-testid="home-terminal"') == 8
+    assert "Installed: takes payments once its test transaction passes" in text(terminals)
+    assert "and 1 more" in text(terminals)
+    assert "All 9 terminals" in text(terminals)
+
+    # A service fee falls due (a new terminal's contract): the next payout keeps it back; once the run
+    # of 11-02 has paid, the next payout is today's, and the last one is shown.
+    with time_machine.travel(TODAY, tick=False):
+        fresh = active_terminal(world, "SN-HOME-A-NEW", world.merchant_a)
+        signed_contract(fresh, starts_on=date(2026, 11, 1), annual_fee_fen=9900)
+    money = text(section(home_of(login, "merchant_a"), "home-money"))
+    assert "Next payout ¥1,392.00" in money
+    assert "fees ¥9.00 − deductions ¥99.00." in money
+    settle(date(2026, 11, 2))
+    money = text(section(home_of(login, "merchant_a"), "home-money"))
+    assert "Next payout ¥0.00 expected on Nov. 4, 2026" in money
+    assert "Nothing to pay yet" in money
+    assert "Last payout: ¥1,392.00 on 11/03/2026." in money
+
+
+def test_another_merchant_sees_only_its_own_and_staff_keep_the_dashboard(shop, login):
+    html = home_of(login, "merchant_b")
+    assert SN_OTHER in html
+    for other in (SN_SALES, SN_CLOSING, "Printer jams", shop["case"].number, shop["application"].number):
+        assert other not in html, other
+    money = text(section(html, "home-money"))
+    assert "Next payout ¥7,730.34 expected on Nov. 3, 2026" in money  # ¥7,777.00 less 0.60 % of fees
+
+    for name in ("admin", "agent_a"):  # the operator's dashboard, unchanged
+        html = home_of(login, name)
+        assert 'data-testid="kpi-total"' in html
+        assert 'data-testid="home-money"' not in html
+        assert 'data-nav="dashboard"' in html
+        assert 'data-nav="home"' not in html
+
+
+def test_a_merchant_without_terminals_gets_a_sensible_home(world, login):
+    html = home_of(login, "merchant_b")
+    words = text(html)
+    assert "No terminals yet" in words
+    assert "Nothing to pay yet" in words
+    assert "Next payout ¥0.00" in words
+    assert "No open application." in words
+    assert "No closure under way." in words
+    assert "No open complaint." in words
+    assert "No unread notices." in words
