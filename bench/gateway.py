@@ -802,6 +802,13 @@ def _pair(results: list[dict[str, Any]]) -> str:
     return f"{_ms(results, 'p50_ms')} / {_ms(results, 'p99_ms')}"
 
 
+def _cpu_ms(result: dict[str, Any], *servers: str) -> float:
+    """The servers' CPU time per message answered, in ms: what a message costs whatever else runs on the
+    machine (the throughput is what the cores left over allow)."""
+    cores = sum(result["server_cpu_share"][name] for name in servers)
+    return 1000 * cores * result["duration"] / max(1, result["messages"])
+
+
 def _report(summaries: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print()
     print(
@@ -812,9 +819,10 @@ def _report(summaries: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print()
     print(
         "| engine | baseline msg/s | **ours msg/s** | **ratio** (goal ≥ 0.5) | baseline p50 / p99 ms "
-        "| ours p50 / p99 ms | CPU (cores) baseline; ours gateway + issuer; client |"
+        "| ours p50 / p99 ms | CPU (cores) baseline; ours gateway + issuer; client "
+        "| server CPU ms per message: baseline; ours (gateway + issuer) |"
     )
-    print("|---|---:|---:|---:|---:|---:|---|")
+    print("|---|---:|---:|---:|---:|---:|---|---:|")
     for s in summaries if args.repeat else []:
         base = [r["baseline"]["closed"] for r in s["rounds"]]
         ours = [r["ours"]["closed"] for r in s["rounds"]]
@@ -827,10 +835,14 @@ def _report(summaries: list[dict[str, Any]], args: argparse.Namespace) -> None:
             f"{statistics.median(r['server_cpu_share']['issuer'] for r in ours):.2f}; "
             f"{statistics.median(r['client_cpu_share'] for r in ours):.2f}"
         )
+        per_message = (
+            f"{statistics.median(_cpu_ms(r, 'baseline') for r in base):.2f}; "
+            f"{statistics.median(_cpu_ms(r, 'gateway', 'issuer') for r in ours):.2f}"
+        )
         print(
             f"| {s['engine']} | {_ms(base, 'per_s')} | **{_ms(ours, 'per_s')}** | "
             f"**{ratio:.3f}** [{min(ratios, default=0):.3f}–{max(ratios, default=0):.3f}] ({met}) | "
-            f"{_pair(base)} | {_pair(ours)} | {cpu} |"
+            f"{_pair(base)} | {_pair(ours)} | {cpu} | {per_message} |"
         )
     print()
     print(
