@@ -12,8 +12,9 @@ class InboxItemOut(Schema):
     id: int
     event_id: str
     event_type: str
-    title: str
-    body: str
+    notice_label: str = Field(description="What kind of notice it is, in the caller's language.")
+    title: str = Field(description="In the caller's language (rendered when read).")
+    body: str = Field(description="In the caller's language, with the dates and amounts that matter.")
     link: str
     created_at: datetime
     read_at: datetime | None
@@ -52,6 +53,7 @@ class DeliveryOut(Schema):
     event_id: str
     event_type: str
     notice: str
+    notice_label: str = Field(description="The notice kind in the caller's language.")
     channel: str
     organisation: str
     recipient: str = Field(description="A user name, 'contact' (the merchant's own address) or 'endpoint N'.")

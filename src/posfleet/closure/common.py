@@ -109,6 +109,7 @@ def progressed(case: ClosureCase, step: str, **extra: Any) -> None:
                 status=case.status,
                 merchant=case.merchant.mid,
                 terminals=terminals,
+                review_due_at=case.review_due_at.isoformat(),
                 **extra,
             )
         ]

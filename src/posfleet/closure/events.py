@@ -26,8 +26,16 @@ class ClosureProgressed(DomainEvent):
     return_due_on: str = ""
     return_reference: str = ""
     refund_fen: int = 0
-    still_owed_fen: int = 0
+    still_owed_fen: int = 0  # what the merchant owes after this step (contract ended, deposit released)
     certificate_code: str = ""
+    review_due_at: str = ""  # the case's review deadline
+    penalty_fen: int = 0  # contract ended: the early-termination penalty charged
+    ended_on: str = ""  # contract ended: the day
+    paid_fen: int = 0  # final settlement: what its batches paid the merchant
+    paid_on: str = ""  # final settlement: the day the last of them was paid ("": nothing to pay)
+    damage_fen: int = 0  # inspected: the damage charged in all
+    grades: str = ""  # inspected: "SN: grade" per device, comma-separated
+    recovery_fee_fen: int = 0  # return overdue: the recovery fees charged in all
 
 
 @dataclass(frozen=True, kw_only=True)

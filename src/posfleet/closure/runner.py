@@ -32,6 +32,7 @@ from django.db.models import BooleanField, DateTimeField, ExpressionWrapper, F, 
 from django.db.models.functions import Coalesce
 
 from posfleet.audit.vocabulary import EventType
+from posfleet.billing.selectors import amounts_owed
 from posfleet.closure.common import (
     audit_case,
     job_actor,
@@ -205,6 +206,25 @@ def _finish(step: CaseStep, attempts: int, outcome: Outcome) -> None:
 
 
 def _event_extra(case: ClosureCase, step: str, evidence: dict[str, Any]) -> dict[str, Any]:
+    """The facts a step's notice states (its event's payload): dates and amounts from its evidence."""
+    if step == StepName.CONTRACT:
+        ended = [c.get("ended_on") or "" for c in evidence.get("contracts", [])]
+        return {
+            "ended_on": max(ended, default=""),
+            "penalty_fen": int(evidence.get("penalty_fen", 0)),
+            "still_owed_fen": sum(amounts_owed(case.merchant.organisation_id)),
+        }
+    if step == StepName.SETTLE:
+        return {
+            "paid_fen": int(evidence.get("paid_fen", 0)),
+            "paid_on": max((b.get("paid_on") or "" for b in evidence.get("batches", [])), default=""),
+        }
+    if step == StepName.INSPECT:
+        inspected = evidence.get("inspected", {})
+        return {
+            "damage_fen": sum(int(i.get("damage_fen") or 0) for i in inspected.values()),
+            "grades": ", ".join(f"{sn}: {i.get('grade') or '—'}" for sn, i in sorted(inspected.items())),
+        }
     if step == StepName.RETURN:
         return {
             "return_address": case.return_address,

@@ -267,7 +267,13 @@ def _return(step: CaseStep) -> Outcome:
         audit_case(
             job_actor(), case, EventType.CLOSURE_ESCALATED, why="return_overdue", not_returned=sorted(charged)
         )
-        progressed(case, "escalated", reason="return_overdue")
+        progressed(
+            case,
+            "escalated",
+            reason="return_overdue",
+            return_due_on=case.return_due_on.isoformat(),
+            recovery_fee_fen=sum(c["amount_fen"] for c in charged.values()),
+        )
     return Done({**evidence, "not_returned": charged})
 
 

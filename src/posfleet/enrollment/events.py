@@ -31,6 +31,7 @@ class ServiceRenewed(DomainEvent):
     expires_on: str
     previous_expires_on: str
     fee_fen: int
+    fee_due_on: str = ""  # the day the renewal fee fell due (deducted from the next settlement)
     tid: str | None = None
     merchant: str | None = None
 

@@ -19,6 +19,7 @@ class TerminalStatusChanged(DomainEvent):
     tid: str | None = None
     merchant: str | None = None
     agent: str | None = None
+    reactivate_until: str = ""  # deactivate: the end of the reactivation window (ISO date and time)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import re
 import secrets
 import smtplib
 from datetime import UTC, datetime
@@ -58,6 +59,22 @@ def send_email(*, to: str, subject: str, body: str, event_id: str) -> None:
         raise DeliveryError(f"SMTP {exc.smtp_code}", permanent=exc.smtp_code >= 500) from None
     except (TimeoutError, smtplib.SMTPException, OSError) as exc:
         raise DeliveryError(f"SMTP unreachable ({type(exc).__name__})") from None
+
+
+_MOBILE = re.compile(r"1[3-9][0-9]{9}")
+_PHONE_DECORATION = re.compile(r"[\s().-]")
+
+
+def sms_number(phone: str) -> str:
+    """The mainland China mobile number in ``phone`` — ``13800000001``, ``138 0000 0001``,
+    ``+86-138-0000-0001`` — as the SMS provider takes it (11 digits), or "" when ``phone`` is none (a
+    landline, an extension, nothing): the one rule of whether a merchant's contact can get an SMS."""
+    digits = _PHONE_DECORATION.sub("", phone or "")
+    for prefix in ("+86", "0086", "86"):
+        if digits.startswith(prefix) and len(digits) == len(prefix) + 11:
+            digits = digits.removeprefix(prefix)
+            break
+    return digits if _MOBILE.fullmatch(digits) else ""
 
 
 def sms_signature(secret: str, body: bytes) -> str:

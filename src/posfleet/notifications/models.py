@@ -79,12 +79,18 @@ class Delivery(models.Model):
 
 
 class InboxItem(models.Model):
-    """A notice in a user's in-app inbox (the console's bell)."""
+    """A notice in a user's in-app inbox (the console's bell).
+
+    It is shown in the reader's language of the moment, rendered from its kind (the delivery's notice)
+    and ``params`` (language-neutral: ISO dates, integer fen; ``notifications.selectors.inbox_text``).
+    ``title`` and ``body`` keep the text as it was delivered: what rows from before ``params`` show.
+    """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="inbox_items")
     delivery = models.OneToOneField(Delivery, on_delete=models.PROTECT, related_name="inbox_item")
     title = models.CharField(_("title"), max_length=200)
     body = models.TextField(_("message"))
+    params = models.JSONField(null=True, blank=True, editable=False)
     link = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(_("received"))
     read_at = models.DateTimeField(_("read"), null=True, blank=True)

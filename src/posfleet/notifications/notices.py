@@ -2,8 +2,17 @@
 
 An event (an outbox message) makes zero or more ``Notice``s, each for an audience ("merchant": the
 merchant's users and its contact; "agent": the users of the agent that serves it) over some channels.
-The words are gettext strings rendered in each recipient's language (``render``). Webhooks are not
-here: every event goes to the endpoints that subscribed to it, as JSON.
+A channel list with SMS marks a time-critical notice: it also goes by SMS where the merchant has a
+mobile number (``services._deliveries`` holds that one rule). Webhooks are not here: every event goes to
+the endpoints that subscribed to it, as JSON.
+
+The words are gettext strings with ``%(name)s`` placeholders, filled from a notice's parameters: the
+event's payload and a few facts of the recipient's world (``services.params_of``), all of them
+language-neutral — ISO dates, integer fen. ``rendering.render`` formats them in the reader's language:
+a payload field named ``*_on`` is a date, ``*_at``/``*_until`` a moment, ``*_fen`` an amount (shown as
+``*``, e.g. ``refund_fen`` as ``%(refund)s``), and ``when``/``day`` are when the event happened. So an
+in-app notice is rendered when it is read, in the reader's language of the moment, and an e-mail or SMS
+when it is sent (ADR 0026). Their labels: ``labels.py``.
 """
 
 from __future__ import annotations
@@ -11,20 +20,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
-from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
-from posfleet.closure.states import SPEC as CLOSURE_STEPS
-from posfleet.closure.states import ClosureReason, StepName
-from posfleet.fleet.states import RESERVED_REASONS, SPECS, Command
+from posfleet.closure.states import StepName
+from posfleet.fleet.states import RESERVED_REASONS, Command
 from posfleet.notifications.models import Channel
-from posfleet.platform.money import format_fen
 
 MERCHANT, AGENT, STAFF, ADMINS = "merchant", "agent", "staff", "admins"
-ALL = (Channel.INBOX, Channel.EMAIL, Channel.SMS)
+ALL = (Channel.INBOX, Channel.EMAIL, Channel.SMS)  # time-critical: by SMS too, where there is a mobile
 QUIET = (Channel.INBOX, Channel.EMAIL)
 INBOX = (Channel.INBOX,)
+ESCALATION, WEBHOOK = "escalation", "webhook"  # notices of their own (services.escalate, webhooks)
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,7 @@ WORDS: dict[str, Words] = {
         _("Terminal %(tid)s is deactivated"),
         _(
             "Terminal %(tid)s (SN %(sn)s) was deactivated on %(when)s. Reason: %(reason)s. "
-            "It can be reactivated within the reactivation window; after that it is closed for good."
+            "It can be reactivated until %(reactivate_until)s; after that it can only be closed for good."
         ),
     ),
     "terminal.reactivated": Words(
@@ -102,6 +108,13 @@ WORDS: dict[str, Words] = {
         ),
     ),
     "service.renewed": Words(
+        _("Service of terminal %(tid)s renewed"),
+        _(
+            "The service of terminal %(tid)s (SN %(sn)s) now runs until %(expires_on)s. The renewal fee "
+            "of %(fee)s fell due on %(fee_due_on)s and is deducted from your next settlement."
+        ),
+    ),
+    "service.renewed_no_fee": Words(
         _("Service of terminal %(tid)s renewed"),
         _("The service of terminal %(tid)s (SN %(sn)s) now runs until %(expires_on)s."),
     ),
@@ -165,7 +178,8 @@ WORDS: dict[str, Words] = {
         _("Renew terminal %(tid)s for another year"),
         _(
             "The service of terminal %(tid)s (SN %(sn)s) runs until %(expires_on)s. Renewing it for a year "
-            "costs %(fee)s, deducted at the next settlement: renew on the Expiry calendar page, in one click."
+            "costs %(fee)s, due on the day you renew and deducted from the next settlement: renew on the "
+            "Expiry calendar page, in one click."
         ),
     ),
     "integrity.check_failed": Words(
@@ -186,15 +200,17 @@ WORDS: dict[str, Words] = {
 }
 
 # closure.progressed (注销, DOMAIN.md workflow 4): ``number`` is the case, ``terminals`` its SNs, ``merchant``
-# its MID; ``refund``/``still_owed`` are the amounts in words, ``step_label`` the step's name (``render``).
+# its MID; the amounts (``refund``, ``still_owed``, ``penalty``, ``paid``, ``damage``, ``recovery_fee``) and
+# dates (``review_due_at``, ``ended_on``, ``paid_on``, ``return_due_on``) come from the event's payload,
+# ``step_label`` is the step's name (``rendering.closure_values``).
 WORDS.update(
     {
         "closure.requested": Words(
             _("Closure %(number)s requested"),
             _(
                 "The closure of terminal(s) %(terminals)s of %(merchant_name)s (MID %(merchant)s) was "
-                "requested. Reason: %(reason)s. The terminals no longer take payments; the request is "
-                "reviewed next, and it can be withdrawn until then."
+                "requested on %(when)s. Reason: %(reason)s. The terminals no longer take payments; the "
+                "request is reviewed by %(review_due_at)s, and it can be withdrawn until then."
             ),
         ),
         "closure.withdrawn": Words(
@@ -223,37 +239,45 @@ WORDS.update(
             _("Review of closure %(number)s is due"),
             _(
                 "The closure request %(number)s of %(merchant_name)s (MID %(merchant)s, terminal(s) "
-                "%(terminals)s) waits for review and is due soon."
+                "%(terminals)s) waits for review; it is due by %(review_due_at)s."
             ),
         ),
         "closure.review_late": Words(
             _("Closure %(number)s: review is late"),
             _(
                 "The closure request %(number)s of %(merchant_name)s (MID %(merchant)s) passed its review "
-                "deadline without a decision. Please see that someone decides now."
+                "deadline (%(review_due_at)s) without a decision. Please see that someone decides now."
             ),
         ),
         "closure.return_overdue": Words(
             _("Closure %(number)s: device not returned"),
             _(
                 "The device(s) of terminal(s) %(terminals)s (closure %(number)s, %(merchant_name)s) did "
-                "not reach the warehouse by the deadline. The recovery fee was charged; it is taken from "
-                "the deposit."
+                "not reach the warehouse by %(return_due_on)s. A recovery fee of %(recovery_fee)s was "
+                "charged; it is taken from the deposit."
             ),
         ),
         "closure.contract_ended": Words(
             _("Closure %(number)s: contract ended"),
             _(
-                "The service contract of terminal(s) %(terminals)s has ended: the service fees due were "
-                "charged, later ones are cancelled, and the early-termination penalty applies if the "
-                "minimum term was not served."
+                "The service contract of terminal(s) %(terminals)s ended on %(ended_on)s: the service fees "
+                "due by then were charged and later ones are cancelled. Early-termination penalty: "
+                "%(penalty)s. Owed in all: %(still_owed)s, due on %(ended_on)s; it is deducted from your "
+                "final settlement or taken from your deposit."
             ),
         ),
         "closure.settled": Words(
             _("Closure %(number)s: final settlement done"),
             _(
-                "Your last sales up to the closure were paid with the final (T+1) settlement, less any "
-                "service fee owed."
+                "Your last sales up to the closure were settled: %(paid)s was paid to your settlement "
+                "account on %(paid_on)s (the final T+1 settlement, less any service fee owed)."
+            ),
+        ),
+        "closure.settled_nothing": Words(
+            _("Closure %(number)s: final settlement done"),
+            _(
+                "No sales of the closed terminals were left to settle: the final settlement pays nothing "
+                "more."
             ),
         ),
         "closure.backup_ready": Words(
@@ -282,22 +306,23 @@ WORDS.update(
         "closure.inspected": Words(
             _("Closure %(number)s: device inspected"),
             _(
-                "The warehouse received and inspected the device(s) of terminal(s) %(terminals)s. The "
-                "grade and any damage charge are on the closure statement."
+                "The warehouse received and inspected the device(s) of terminal(s) %(terminals)s. Grade: "
+                "%(grades)s (A as new, B signs of wear, C damaged). Damage charged: %(damage)s; the closure "
+                "statement itemises it."
             ),
         ),
         "closure.refunded": Words(
             _("Closure %(number)s: deposit refunded, %(refund)s"),
             _(
-                "Your deposit, less what was owed, was released: %(refund)s is paid to your settlement "
-                "account. Nothing is owed."
+                "Your deposit, less what was owed, was released on %(day)s: %(refund)s is paid to your "
+                "settlement account. Nothing is owed."
             ),
         ),
         "closure.refunded_owing": Words(
             _("Closure %(number)s: %(still_owed)s still owed"),
             _(
-                "Your deposit was released: %(refund)s is refunded to your settlement account, and "
-                "%(still_owed)s that the deposit did not cover is still owed. Please pay it: it blocks a "
+                "Your deposit was released on %(day)s: %(refund)s is refunded to your settlement account, "
+                "and %(still_owed)s that the deposit did not cover is still owed. Please pay it: it blocks a "
                 "new application until it is paid."
             ),
         ),
@@ -312,8 +337,8 @@ WORDS.update(
         "closure.completed": Words(
             _("Closure %(number)s completed"),
             _(
-                "The closure of terminal(s) %(terminals)s of %(merchant_name)s (MID %(merchant)s) is "
-                "completed. Certificate verification code: %(certificate_code)s."
+                "The closure of terminal(s) %(terminals)s of %(merchant_name)s (MID %(merchant)s) was "
+                "completed on %(day)s. Certificate verification code: %(certificate_code)s."
             ),
         ),
         "closure.step_failed": Words(
@@ -354,8 +379,8 @@ WORDS.update(
         "complaint.acknowledged": Words(
             _("Complaint %(number)s acknowledged"),
             _(
-                "Your complaint %(number)s (“%(subject)s”) is being looked at. You will hear of the "
-                "answer here."
+                "Your complaint %(number)s (“%(subject)s”) is being looked at; the answer is due by "
+                "%(due_at)s. You will hear of it here."
             ),
         ),
         "complaint.answered": Words(
@@ -455,14 +480,6 @@ def complaint_notices(payload: dict[str, Any]) -> list[Notice]:
     return [notice] if notice is not None else []
 
 
-def complaint_values(values: dict[str, str]) -> dict[str, str]:
-    out = dict(values)
-    out["number"] = values.get("number") or values.get("sn", "")
-    case = values.get("case", "")
-    out["case_words"] = (_(", with closure case %(case)s") % {"case": case}) if case else ""
-    return out
-
-
 def closure_notices(payload: dict[str, Any]) -> list[Notice]:
     step, state = payload.get("step", ""), payload.get("state", "")
     if step == "escalated":
@@ -475,29 +492,13 @@ def closure_notices(payload: dict[str, Any]) -> list[Notice]:
         notice = CLOSURE_STEPS_DONE.get(step)
         if step == StepName.REFUND and payload.get("still_owed_fen"):
             notice = Notice("closure.refunded_owing", {MERCHANT: ALL})
+        elif step == StepName.SETTLE and payload.get("paid_on") == "":  # no batch paid anything
+            notice = Notice("closure.settled_nothing", {MERCHANT: QUIET})
     elif state:
         notice = None  # waiting for the settlement run or the device: nothing to tell yet
     else:
         notice = CLOSURE_NOTICES.get(step)
     return [notice] if notice is not None else []
-
-
-def closure_values(values: dict[str, str]) -> dict[str, str]:
-    """The words of a closure notice from its payload: the case number (the event's aggregate id, which
-    the delivery's context calls ``sn``), the reason and the step in words, the amounts, the address."""
-    out = dict(values)
-    out["number"] = values.get("number") or values.get("sn", "")
-    if values.get("reason") in ClosureReason.values:
-        out["reason"] = str(ClosureReason(values["reason"]).label)
-    for name in ("refund", "still_owed"):
-        amount = values.get(f"{name}_fen", "")
-        if amount.lstrip("-").isdigit():
-            out[name] = format_fen(int(amount))
-    if values.get("step") in CLOSURE_STEPS:
-        out["step_label"] = str(CLOSURE_STEPS[StepName(values["step"])].label)
-    if not values.get("return_address"):
-        out["return_address"] = settings.POSFLEET_CLOSURE["RETURN_ADDRESS"]
-    return out
 
 
 def notices_for(event_type: str, payload: dict[str, Any]) -> list[Notice]:
@@ -515,7 +516,8 @@ def notices_for(event_type: str, payload: dict[str, Any]) -> list[Notice]:
     if event_type == "service.renewal_offered":
         return [Notice("service.renewal_offered", {MERCHANT: ALL})]
     if event_type == "service.renewed":
-        return [Notice("service.renewed", {MERCHANT: QUIET})]
+        key = "service.renewed" if payload.get("fee_fen") else "service.renewed_no_fee"
+        return [Notice(key, {MERCHANT: QUIET})]
     if event_type == "terminal.replaced":
         return [Notice("terminal.replaced", {MERCHANT: QUIET, AGENT: INBOX})]
     if event_type == "integrity.check_failed":
@@ -528,32 +530,3 @@ def notices_for(event_type: str, payload: dict[str, Any]) -> list[Notice]:
     if event_type == "complaint.progressed":
         return complaint_notices(payload)
     return []
-
-
-def reason_label(command: str, reason: str) -> str:
-    try:
-        choices = SPECS[Command(command)].reasons
-    except (ValueError, KeyError):
-        choices = None
-    if choices is not None and reason in choices.values:
-        return str(choices(reason).label)
-    return reason or "—"
-
-
-def render(key: str, context: dict[str, Any], language: str) -> tuple[str, str]:
-    """The subject and body of notice ``key`` in ``language``; a missing value shows as "—"."""
-    words = WORDS[key]
-    with translation.override(language):
-        values = _Defaulting({k: str(v) for k, v in context.items() if v is not None})
-        if "reason" in values and "command" in values:
-            values["reason"] = reason_label(values["command"], values["reason"])
-        if key.startswith("closure."):
-            values = _Defaulting(closure_values(values))
-        elif key.startswith("complaint."):
-            values = _Defaulting(complaint_values(values))
-        return str(words.subject) % values, str(words.body) % values
-
-
-class _Defaulting(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        return "—"

@@ -2,15 +2,44 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from django.conf import settings
 from django.db.models import QuerySet
+from django.utils import translation
 
 from posfleet.iam.models import User
 from posfleet.notifications.models import Delivery, InboxItem, WebhookEndpoint
+from posfleet.notifications.rendering import render
 from posfleet.platform.errors import PermissionDenied
 
 
 def inbox_of(user: User) -> QuerySet[InboxItem]:
     return InboxItem.objects.filter(user=user).select_related("delivery__message")
+
+
+@dataclass(frozen=True)
+class InboxEntry:
+    item: InboxItem
+    title: str
+    body: str
+
+
+def inbox_text(item: InboxItem, language: str | None = None) -> tuple[str, str]:
+    """The title and body of an inbox item in ``language`` (default: the active one, the reader's),
+    rendered now from its kind and parameters. An item from before parameters were kept, or of a kind
+    that no longer exists, shows the text it was delivered with."""
+    if item.params is not None:
+        try:
+            language = language or translation.get_language() or settings.LANGUAGE_CODE
+            return render(item.delivery.notice, item.params, language)
+        except (KeyError, TypeError, ValueError):
+            pass
+    return item.title, item.body
+
+
+def inbox_entries(items: list[InboxItem], language: str | None = None) -> list[InboxEntry]:
+    return [InboxEntry(item, *inbox_text(item, language)) for item in items]
 
 
 def unread_count(user: User) -> int:

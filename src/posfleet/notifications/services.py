@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.urls import NoReverseMatch, reverse
-from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 
 from posfleet.audit.services import Entry, record
@@ -31,7 +30,16 @@ from posfleet.iam.models import Organisation, OrgKind, Role, User
 from posfleet.iam.selectors import provider
 from posfleet.notifications import channels, outbound
 from posfleet.notifications.models import Channel, Delivery, InboxItem, WebhookEndpoint
-from posfleet.notifications.notices import ADMINS, AGENT, MERCHANT, STAFF, notices_for, render
+from posfleet.notifications.notices import (
+    ADMINS,
+    AGENT,
+    ESCALATION,
+    MERCHANT,
+    STAFF,
+    WEBHOOK,
+    notices_for,
+)
+from posfleet.notifications.rendering import render
 from posfleet.notifications.selectors import endpoints_of
 from posfleet.parties.selectors import merchant_of_organisation
 from posfleet.platform import keyring, wake
@@ -40,7 +48,6 @@ from posfleet.platform.context import Actor
 from posfleet.platform.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from posfleet.platform.events import REGISTRY
 from posfleet.platform.models import DataKey, OutboxMessage
-from posfleet.platform.money import format_fen
 from posfleet.platform.outbox import backoff
 
 log = logging.getLogger(__name__)
@@ -51,8 +58,7 @@ PENDING, SENT, FAILED, DEAD = (
     Delivery.Status.FAILED,
     Delivery.Status.DEAD,
 )
-WEBHOOK_NOTICE = "webhook"
-ESCALATION = "escalation"
+WEBHOOK_NOTICE = WEBHOOK
 
 
 # -- 1. fan-out -----------------------------------------------------------------------------------
@@ -117,6 +123,17 @@ def _deliveries(
     escalation_of: Delivery | None = None,
     roles: frozenset[str] | None = None,
 ) -> list[Delivery]:
+    """The deliveries of ``notice`` to ``organisation``'s users (and, for a merchant, its contact) over
+    ``channel_list``. Off the console, the one rule (ADR 0026):
+
+    - e-mail goes to every address on record: each user's, and the merchant's contact address when no
+      user has it — the written record, with the whole text;
+    - SMS goes to the merchant's contact mobile (``channels.sms_number``: a landline takes none) when the
+      notice is time-critical (SMS in its channel list: a deactivation, a deadline, money) or when the
+      merchant has no e-mail address on record at all — so a merchant with a mobile hears of every
+      notice that leaves the console, and one without gets e-mail; with both, a time-critical notice
+      goes both ways. Only while an SMS provider is configured (``POSFLEET_SMS_URL``).
+    """
     users_qs = User.objects.filter(organisation=organisation, is_active=True)
     if roles is not None:
         users_qs = users_qs.filter(role__in=roles)
@@ -139,28 +156,29 @@ def _deliveries(
             )
         )
 
+    mailed: list[tuple[str, User | None]] = []
+    addresses = set()
+    for user in users:
+        if user.email:
+            addresses.add(user.email.lower())
+            mailed.append((f"u{user.pk}", user))
+    if contact is not None and contact.contact_email and contact.contact_email.lower() not in addresses:
+        mailed.append(("contact", None))
+    mobile = (
+        channels.sms_number(contact.contact_phone)
+        if contact is not None and settings.POSFLEET_NOTIFY["SMS_URL"]
+        else ""
+    )
     for channel in channel_list:
         if channel == Channel.INBOX:
             for user in users:
                 add(channel, f"u{user.pk}", user)
         elif channel == Channel.EMAIL:
-            addresses = set()
-            for user in users:
-                if user.email:
-                    addresses.add(user.email.lower())
-                    add(channel, f"u{user.pk}", user)
-            if (
-                contact is not None
-                and contact.contact_email
-                and contact.contact_email.lower() not in addresses
-            ):
-                add(channel, "contact")
-        elif (
-            channel == Channel.SMS
-            and contact is not None
-            and contact.contact_phone
-            and settings.POSFLEET_NOTIFY["SMS_URL"]
-        ):
+            for target, mail_user in mailed:
+                add(channel, target, mail_user)
+            if mobile and not mailed and Channel.SMS not in channel_list:
+                add(Channel.SMS, "contact")  # no e-mail address on record: the mobile instead
+        elif channel == Channel.SMS and mobile:
             add(channel, "contact")
     return rows
 
@@ -199,13 +217,15 @@ def deliver_one(pk: int) -> str:
         return "skipped"  # another worker has it, or it is no longer due
     delivery = Delivery.objects.select_related("message", "user", "endpoint", "organisation").get(pk=pk)
     try:
-        _send(delivery)
+        language = _send(delivery) or delivery.language
     except channels.DeliveryError as exc:
         return _failed(delivery, exc.reason, permanent=exc.permanent)
     except Exception as exc:
         log.exception("delivery %s crashed", pk)
         return _failed(delivery, f"internal error ({type(exc).__name__})", permanent=False)
-    Delivery.objects.filter(pk=pk).update(status=SENT, sent_at=now(), next_attempt_at=None, last_error="")
+    Delivery.objects.filter(pk=pk).update(
+        status=SENT, sent_at=now(), next_attempt_at=None, last_error="", language=language
+    )
     return "sent"
 
 
@@ -258,44 +278,57 @@ def escalate(delivery: Delivery) -> int:
 # -- what is sent ---------------------------------------------------------------------------------
 
 
-def content(delivery: Delivery) -> tuple[str, str]:
-    """Subject and body of ``delivery`` in its recipient's language."""
+def recipient_language(delivery: Delivery) -> str:
+    """The language a delivery is written in when it is sent: its user's preference of the moment (a
+    change of language reaches the retries too), else the provider's (``LANGUAGE_CODE``)."""
+    known = {code for code, _name in settings.LANGUAGES}
+    if delivery.user is not None and delivery.user.language in known:
+        return delivery.user.language
+    return settings.LANGUAGE_CODE
+
+
+def content(delivery: Delivery, language: str | None = None) -> tuple[str, str]:
+    """Subject and body of ``delivery`` in ``language`` (default: its recipient's language now)."""
+    return render(delivery.notice, params_of(delivery), language or recipient_language(delivery))
+
+
+def params_of(delivery: Delivery) -> dict[str, Any]:
+    """What a delivery's words are made of, in no language (``rendering.render`` formats it): the event's
+    facts, or, for an escalation, the notice that was not delivered and how it failed."""
     message = delivery.message
-    if delivery.notice == ESCALATION:
-        original = delivery.escalation_of
-        assert original is not None
-        subject, _body = render(original.notice, _context(message), delivery.language)
-        with translation.override(delivery.language):
-            channel = str(Channel(original.channel).label)
-        merchant = merchant_of_organisation(original.organisation_id)
-        context = {
-            "subject": subject,
-            "merchant_name": merchant.name if merchant else "",
-            "mid": merchant.mid if merchant else "",
-            "channel": channel,
-            "attempts": original.attempts,
-        }
-        return render(ESCALATION, context, delivery.language)
-    return render(delivery.notice, _context(message), delivery.language)
+    if delivery.notice != ESCALATION:
+        return message_params(message)
+    original = delivery.escalation_of
+    assert original is not None
+    merchant = merchant_of_organisation(original.organisation_id)
+    return {
+        "notice": original.notice,
+        "params": message_params(message),
+        "merchant_name": merchant.name if merchant else "",
+        "mid": merchant.mid if merchant else "",
+        "channel": original.channel,
+        "attempts": original.attempts,
+    }
 
 
-def _context(message: OutboxMessage) -> dict[str, Any]:
+def message_params(message: OutboxMessage) -> dict[str, Any]:
+    """An event's payload and the facts around it: its aggregate (``sn``; an application's ``number``),
+    the merchant's name and when it happened (``occurred_at``, ISO). JSON values only."""
     payload = dict(message.payload)
     merchant_name = ""
     for org in Organisation.objects.filter(pk__in=message.organisation_ids, kind=OrgKind.MERCHANT):
         merchant = merchant_of_organisation(org.pk)
         merchant_name = merchant.name if merchant else org.name
-    when = formats.date_format(timezone.localtime(message.occurred_at), "DATETIME_FORMAT")
     extra: dict[str, Any] = {}
-    if isinstance(payload.get("fee_fen"), int):
-        extra["fee"] = format_fen(payload["fee_fen"])
     if message.aggregate_type == "application":
         extra["number"] = message.aggregate_id
-        due = payload.get("review_due_at")
-        if due:
-            moment = datetime.fromisoformat(due)
-            extra["review_due"] = formats.date_format(timezone.localtime(moment), "DATETIME_FORMAT")
-    return {**payload, "sn": message.aggregate_id, "merchant_name": merchant_name, "when": when, **extra}
+    return {
+        **payload,
+        "sn": message.aggregate_id,
+        "merchant_name": merchant_name,
+        "occurred_at": message.occurred_at.isoformat(),
+        **extra,
+    }
 
 
 def _link(delivery: Delivery) -> str:
@@ -310,7 +343,8 @@ def _link(delivery: Delivery) -> str:
     return ""
 
 
-def _send(delivery: Delivery) -> None:
+def _send(delivery: Delivery) -> str:
+    """Send ``delivery``; returns the language it was written in ("" for a webhook)."""
     message = delivery.message
     event_id = str(message.event_id)
     if delivery.channel == Channel.WEBHOOK:
@@ -328,22 +362,27 @@ def _send(delivery: Delivery) -> None:
             },
             secrets_=endpoint_secrets(endpoint),
         )
-        return
-    subject, body = content(delivery)
+        return ""
+    params = params_of(delivery)
+    language = recipient_language(delivery)
+    subject, body = render(delivery.notice, params, language)
     if delivery.channel == Channel.INBOX:
         if delivery.user is None:
             raise channels.DeliveryError("no inbox", permanent=True)
+        # The kind (the delivery's notice) and the parameters are what the inbox shows, rendered when it
+        # is read in the reader's language of the moment; title and body keep the text as delivered.
         InboxItem.objects.get_or_create(
             delivery=delivery,
             defaults={
                 "user": delivery.user,
                 "title": subject[:200],
                 "body": body,
+                "params": params,
                 "link": _link(delivery),
                 "created_at": now(),
             },
         )
-        return
+        return language
     address = _address(delivery)
     if not address:
         raise channels.DeliveryError(f"no {delivery.channel} address on record", permanent=True)
@@ -353,6 +392,7 @@ def _send(delivery: Delivery) -> None:
         channels.send_sms(to=address, text=f"{subject}: {body}", event_id=event_id)
     else:
         raise channels.DeliveryError(f"unknown channel {delivery.channel}", permanent=True)
+    return language
 
 
 def _address(delivery: Delivery) -> str:
@@ -361,7 +401,9 @@ def _address(delivery: Delivery) -> str:
     merchant = merchant_of_organisation(delivery.organisation_id)
     if merchant is None:
         return ""
-    return merchant.contact_email if delivery.channel == Channel.EMAIL else merchant.contact_phone
+    if delivery.channel == Channel.EMAIL:
+        return merchant.contact_email
+    return channels.sms_number(merchant.contact_phone)
 
 
 # -- operator actions -----------------------------------------------------------------------------

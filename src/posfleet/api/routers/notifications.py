@@ -15,8 +15,15 @@ from posfleet.api.auth import IdempotencyKey, actor
 from posfleet.api.idempotency import Outcome, execute
 from posfleet.api.pagination import PageQuery, keyset
 from posfleet.iam.models import User
+from posfleet.notifications.labels import notice_label
 from posfleet.notifications.models import Delivery, InboxItem, WebhookEndpoint
-from posfleet.notifications.selectors import deliveries_visible_to, endpoints_of, inbox_of, unread_count
+from posfleet.notifications.selectors import (
+    deliveries_visible_to,
+    endpoints_of,
+    inbox_of,
+    inbox_text,
+    unread_count,
+)
 from posfleet.notifications.services import (
     delivery_resend,
     endpoint_for,
@@ -38,12 +45,14 @@ def _user(request: HttpRequest) -> User:
 
 
 def inbox_item(item: InboxItem) -> n.InboxItemOut:
+    title, body = inbox_text(item)  # in the caller's language of the moment
     return n.InboxItemOut(
         id=item.pk,
         event_id=str(item.delivery.message.event_id),
         event_type=item.delivery.message.event_type,
-        title=item.title,
-        body=item.body,
+        notice_label=notice_label(item.delivery.notice),
+        title=title,
+        body=body,
         link=item.link,
         created_at=item.created_at,
         read_at=item.read_at,
@@ -62,6 +71,7 @@ def delivery_out(d: Delivery) -> n.DeliveryOut:
         event_id=str(d.message.event_id),
         event_type=d.message.event_type,
         notice=d.notice,
+        notice_label=notice_label(d.notice),
         channel=d.channel,
         organisation=d.organisation.name,
         recipient=recipient,

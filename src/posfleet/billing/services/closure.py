@@ -156,7 +156,7 @@ def final_settlement(*, merchant_id: int, terminal_ids: list[int], stopped_on: d
     batches = list(
         SettlementBatch.objects.filter(merchant_id=merchant_id, business_date__gte=stopped_on)
         .order_by("business_date")
-        .values("pk", "business_date", "payout_fen", "journal__reference")
+        .values("pk", "business_date", "paid_on", "payout_fen", "journal__reference")
     )
     waiting = DailyTotal.objects.filter(merchant_id=merchant_id, txn_date__lte=stopped_on)
     if settled is not None:
@@ -168,6 +168,7 @@ def final_settlement(*, merchant_id: int, terminal_ids: list[int], stopped_on: d
             {
                 "id": b["pk"],
                 "date": b["business_date"].isoformat(),
+                "paid_on": b["paid_on"].isoformat(),
                 "payout_fen": b["payout_fen"],
                 "journal": b["journal__reference"],
             }

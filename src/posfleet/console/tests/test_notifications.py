@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
+from html.parser import HTMLParser
+
 import pytest
 from django.utils import translation
 
 from posfleet.console.tests.helpers import PERSONAS, SN_A
 from posfleet.fleet.services import terminal_transition
 from posfleet.fleet.states import Command
-from posfleet.notifications.models import Delivery, InboxItem
-from posfleet.notifications.services import deliver_due
+from posfleet.notifications.labels import EVENT_LABELS, NOTICE_LABELS, event_label, notice_label
+from posfleet.notifications.models import Channel, Delivery, InboxItem
+from posfleet.notifications.services import deliver_due, webhook_endpoint_create
 from posfleet.platform.context import Actor
 from posfleet.platform.models import OutboxMessage
 from posfleet.platform.outbox import dispatch_outbox
@@ -109,6 +113,80 @@ def test_the_pages_speak_chinese(noticed, login, world):
     assert inbox.title.endswith("is suspended")  # merchant_a reads English; a zh user reads Chinese:
     with translation.override("zh-hans"):
         assert translation.gettext("Terminal %(tid)s is suspended") == "终端 %(tid)s 已暂停"
+
+
+class _Text(HTMLParser):
+    """The text a reader sees on a page (no markup, attributes, scripts or styles)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self.hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        self.hidden += tag in {"script", "style"}
+
+    def handle_endtag(self, tag: str) -> None:
+        self.hidden -= tag in {"script", "style"}
+
+    def handle_data(self, data: str) -> None:
+        if not self.hidden:
+            self.parts.append(data)
+
+
+def visible(html: str) -> str:
+    parser = _Text()
+    parser.feed(html)
+    return " ".join(parser.parts)
+
+
+CODES = (
+    set(NOTICE_LABELS)
+    | set(EVENT_LABELS)
+    | set(Delivery.Status.values)
+    | {c for c in Channel.values if c != "sms"}  # "SMS" is also its own label (短信 in Chinese)
+)
+
+
+def test_the_chinese_pages_show_labels_not_codes(noticed, login, world, actor_of):
+    """Every notice kind, event type, channel and status on the inbox and the deliveries page is a
+    translated label, never its code (terminal.suspended, terminal.status_changed, webhook, dead …)."""
+    for name in ("admin", "merchant_a"):
+        user = world.user(name)
+        user.language = "zh-hans"
+        user.save()
+    webhook_endpoint_create(actor=actor_of(world.user("merchant_a")), url="http://127.0.0.1:9/hook")
+    terminal_transition(actor=Actor.system("test"), sn=SN_A, action=Command.RESUME)
+    dispatch_outbox()  # a webhook delivery (pending) besides the notices
+    original = Delivery.objects.filter(notice="terminal.suspended", channel="inbox").first()
+    Delivery.objects.create(
+        message=original.message,
+        notice="escalation",
+        channel="inbox",
+        organisation=world.agent_a.organisation,
+        user=world.user("agent_a"),
+        escalation_of=original,
+        status="dead",
+        dedupe_key="labels-test",
+    )
+    page = visible(login("admin").get("/console/notifications/").content.decode())
+    inbox = visible(login("merchant_a").get("/console/inbox/").content.decode())
+    with translation.override("zh-hans"):
+        tid = original.message.payload["tid"]
+        assert translation.gettext("Terminal %(tid)s is suspended") % {"tid": tid} in inbox
+        expected = [
+            notice_label("terminal.suspended"),
+            notice_label("webhook"),
+            notice_label("escalation"),
+            event_label("terminal.status_changed"),
+            str(Channel.INBOX.label),
+            str(Delivery.Status.DEAD.label),
+        ]
+    for label in expected:
+        assert label in page, label
+    for text in (page, inbox):
+        found = [code for code in CODES if re.search(rf"(?<![\w.]){re.escape(code)}(?![\w.])", text)]
+        assert found == [], found
 
 
 def test_pages_of_the_inbox_keep_the_filter(noticed, login, world):

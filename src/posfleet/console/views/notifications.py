@@ -3,6 +3,8 @@ waiting, what failed or died; admins send again)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Count
@@ -15,12 +17,23 @@ from django.views.decorators.http import require_GET, require_POST
 from posfleet.console.views.base import console_login_required, render_page
 from posfleet.console.views.money.common import forbidden, signed_in
 from posfleet.iam.web import actor_from_request
+from posfleet.notifications.labels import event_label, notice_label
 from posfleet.notifications.models import Channel, Delivery
-from posfleet.notifications.selectors import deliveries_visible_to, inbox_of, unread_count
+from posfleet.notifications.notices import WEBHOOK
+from posfleet.notifications.selectors import deliveries_visible_to, inbox_entries, inbox_of, unread_count
 from posfleet.notifications.services import delivery_resend, inbox_mark_read
 from posfleet.platform.errors import DomainError, PermissionDenied, ValidationFailed
 
 PAGE = 50
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    """A delivery as the page shows it: its notice kind (and a webhook's event type) in words."""
+
+    delivery: Delivery
+    notice: str
+    event: str
 
 
 @console_login_required
@@ -35,7 +48,12 @@ def inbox(request: HttpRequest) -> HttpResponse:
     return render_page(
         request,
         "console/notifications/inbox.html",
-        {"page": page, "show": show, "unread": unread_count(user)},
+        {
+            "page": page,
+            "entries": inbox_entries(list(page.object_list)),  # in the reader's language, now
+            "show": show,
+            "unread": unread_count(user),
+        },
         partial="results",
     )
 
@@ -80,6 +98,14 @@ def deliveries(request: HttpRequest) -> HttpResponse:
     if channel:
         shown = shown.filter(channel=channel)
     page = Paginator(shown, PAGE).get_page(request.GET.get("page"))
+    rows = [
+        DeliveryRow(
+            d,
+            notice_label(d.notice),
+            event_label(d.message.event_type) if d.notice == WEBHOOK else "",
+        )
+        for d in page.object_list
+    ]
     tabs = [("", _("All"), sum(counts.values()))] + [
         (value, label, counts.get(value, 0)) for value, label in Delivery.Status.choices
     ]
@@ -88,6 +114,7 @@ def deliveries(request: HttpRequest) -> HttpResponse:
         "console/notifications/deliveries.html",
         {
             "page": page,
+            "rows": rows,
             "tabs": tabs,
             "status": status,
             "channel": channel,

@@ -259,6 +259,7 @@ def service_renew(*, actor: Actor, sn: str, years: int = 1) -> Renewal:
                     expires_on=expires.isoformat(),
                     previous_expires_on=previous.isoformat() if previous else "",
                     fee_fen=fee_fen,
+                    fee_due_on=fee.due_on.isoformat() if fee is not None else "",
                     tid=terminal.tid,
                     merchant=owners.mid,
                 )

@@ -23,7 +23,7 @@ from django_fsm import ConcurrentTransition
 from posfleet.audit.services import Entry, clean_text, record
 from posfleet.audit.vocabulary import EventType
 from posfleet.fleet.events import TerminalStatusChanged
-from posfleet.fleet.guards import GUARDS, Change
+from posfleet.fleet.guards import GUARDS, Change, reactivation_deadline
 from posfleet.fleet.models import TID_VALIDATOR, StatusPeriod, Terminal
 from posfleet.fleet.rules import permission_name
 from posfleet.fleet.services import keys
@@ -161,6 +161,9 @@ def _run(
                     tid=terminal.tid,
                     merchant=after["merchant"],
                     agent=after["agent"],
+                    reactivate_until=(
+                        reactivation_deadline(at).isoformat() if command == Command.DEACTIVATE else ""
+                    ),
                 )
             ],
             occurred_at=at,

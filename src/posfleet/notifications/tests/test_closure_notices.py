@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from django.test import override_settings
-from django.utils import translation
+from django.utils import formats, translation
 
 from posfleet.billing.services.settlement import settlement_run
 from posfleet.billing.services.transactions import transactions_ingest
@@ -112,6 +112,12 @@ def words(key: str, language: str, **values: object) -> str:
         return str(WORDS[key].subject) % {k: str(v) for k, v in values.items()}
 
 
+def day(value: date, language: str) -> str:
+    """A date as a reader of ``language`` reads it (the locale's date format)."""
+    with translation.override(language):
+        return formats.date_format(value, "DATE_FORMAT")
+
+
 def mails_to(smtp: SmtpCatcher, address: str) -> list[str]:
     return [
         m["Subject"]
@@ -165,7 +171,7 @@ def test_a_journey_to_the_certificate_tells_each_party_its_part(people: World) -
         smtp = deliver()
 
     n, sn, code = case.number, setup.terminal.sn, case.certificate_code
-    reference, due = f"R-{n}", "2026-12-21"
+    reference, due = f"R-{n}", day(date(2026, 12, 21), ZH)  # 2026年12月21日
     merchant = [
         words("closure.requested", ZH, number=n),
         words("closure.approved", ZH, number=n),
@@ -193,16 +199,25 @@ def test_a_journey_to_the_certificate_tells_each_party_its_part(people: World) -
         reason = translation.gettext("shop closed")
     requested = InboxItem.objects.get(user=world.user("reviewer"), title=f"Closure {n} requested").body
     assert requested == (
-        f"The closure of terminal(s) {sn} of Shop A (MID 100000000000001) was requested. Reason: shop "
-        "closed. The terminals no longer take payments; the request is reviewed next, and it can be "
-        "withdrawn until then."
+        f"The closure of terminal(s) {sn} of Shop A (MID 100000000000001) was requested on Dec. 6, 2026 "
+        "10:00. Reason: shop closed. The terminals no longer take payments; the request is reviewed by "
+        "Dec. 13, 2026 10:00, and it can be withdrawn until then."
     )
     assert f"{reason}" in body_to(smtp, OWNER, merchant[0])
-    instructions = body_to(smtp, OWNER, merchant[6])
-    for fact in (ADDRESS, reference, due, sn):
-        assert fact in instructions, fact
-    assert "¥189.00" in body_to(smtp, OWNER, merchant[8])
-    assert code in body_to(smtp, OWNER, merchant[9])
+    assert "2026年12月13日 10:00" in body_to(smtp, OWNER, merchant[0])  # the review deadline, in Chinese
+    # Each notice states its dates and amounts, in the reader's (Chinese) formats.
+    for index, facts in (
+        (2, [day(date(2026, 12, 6), ZH), "¥60.00", "¥159.00"]),  # ended; penalty; owed (fee + penalty)
+        (3, ["¥895.00", day(date(2026, 12, 7), ZH)]),  # 1,000.00 − 6.00 MDR − 99.00 fee, paid on the 7th
+        (6, [ADDRESS, reference, due, sn]),  # return the device to … by …
+        (7, [f"{sn}: B", "¥50.00"]),  # the grade, the damage charged
+        (8, ["¥189.00", day(date(2026, 12, 9), ZH)]),  # the refund, and the day it is paid
+        (9, [code]),
+    ):
+        body = body_to(smtp, OWNER, merchant[index])
+        for fact in facts:
+            assert fact in body, (merchant[index], fact, body)
+        assert "—" not in body, body  # every fact has its value
     assert code in InboxItem.objects.get(user=world.user("agent_a"), title=f"Closure {n} completed").body
 
 
@@ -280,7 +295,7 @@ def test_a_step_that_fails_and_a_device_never_returned(people: World, channels: 
         smtp = deliver()
 
     assert case.return_due_on is not None  # 14 days from the return step's start
-    n, due = case.number, case.return_due_on.isoformat()
+    n, due = case.number, day(case.return_due_on, ZH)
     merchant = [
         words("closure.requested", ZH, number=n),
         words("closure.approved", ZH, number=n),
@@ -311,6 +326,9 @@ def test_a_step_that_fails_and_a_device_never_returned(people: World, channels: 
     assert inbox(world, "admin") == admin
     assert mails_to(smtp, ADMIN) == admin[1:]
     assert inbox(world, "reviewer") == [f"Closure {n} requested"]
+    overdue = body_to(smtp, OWNER, merchant[7])
+    assert due in overdue  # not back by the deadline …
+    assert "¥300.00" in overdue  # … so the recovery fee is charged
     owing = body_to(smtp, OWNER, merchant[8])
     assert "¥0.00" in owing
     assert "¥160.00" in owing
