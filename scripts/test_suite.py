@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""`make test`: the whole suite on SQLite, then on PostgreSQL, browser tests included.
+"""`make test`: the whole suite on SQLite and on PostgreSQL, browser tests included. The two runs go side
+by side (a core each on CI's two), each run's output printed whole when it ends; ``--one-after-the-other``
+runs SQLite, then PostgreSQL.
 
 Before running it makes sure what the tests need is there, and says so plainly when it is not:
 - Debian's chromium for the browser tests (installed with apt-get when we are root and it is missing);
@@ -201,16 +203,57 @@ def redis_server() -> Iterator[str]:
 ONLY_ON = {"sqlite": "not fuzz", "postgres": "not e2e and not pdf"}
 
 
+def pytest_command(database: str, extra: list[str]) -> list[str]:
+    chosen = any(arg == "-m" or arg.startswith("-m") for arg in extra)  # the caller picks the marks
+    marks = [] if chosen else ["-m", ONLY_ON[database]]
+    return [sys.executable, "-m", "pytest", *marks, *extra]
+
+
 def run_pytest(database: str, extra: list[str], env: dict[str, str]) -> int:
     say(f"running the suite on {database}")
     started = time.monotonic()
-    chosen = any(arg == "-m" or arg.startswith("-m") for arg in extra)  # the caller picks the marks
-    marks = [] if chosen else ["-m", ONLY_ON[database]]
-    code = subprocess.call(
-        [sys.executable, "-m", "pytest", *marks, *extra], cwd=ROOT, env={**env, "POSFLEET_TEST_DB": database}
-    )
+    env = {**env, "POSFLEET_TEST_DB": database}
+    code = subprocess.call(pytest_command(database, extra), cwd=ROOT, env=env)
     say(f"{database}: {'passed' if code == 0 else 'FAILED'} in {time.monotonic() - started:.0f} s")
     return code
+
+
+def run_side_by_side(extra: list[str], envs: dict[str, dict[str, str]]) -> dict[str, int]:
+    """Both databases' runs at once (one core each on a two-core machine), each writing to its own
+    log; a run's log is printed whole when it ends, so their lines never interleave."""
+    folder = Path(tempfile.mkdtemp(prefix="posfleet-test-logs-"))
+    running: dict[str, tuple[subprocess.Popen[bytes], Path, float]] = {}
+    for database, env in envs.items():
+        log = folder / f"{database}.log"
+        say(f"running the suite on {database} (its output follows when it ends: {log})")
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                pytest_command(database, extra),
+                cwd=ROOT,
+                env={**env, "POSFLEET_TEST_DB": database},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        running[database] = (process, log, time.monotonic())
+    results: dict[str, int] = {}
+    try:
+        while running:
+            for database, (process, log, started) in list(running.items()):
+                code = process.poll()
+                if code is None:
+                    continue
+                del running[database]
+                sys.stdout.write(log.read_text(errors="replace"))
+                sys.stdout.flush()
+                verdict = "passed" if code == 0 else "FAILED"
+                say(f"{database}: {verdict} in {time.monotonic() - started:.0f} s")
+                results[database] = code
+            time.sleep(0.5)
+    finally:
+        for process, _log, _started in running.values():
+            process.terminate()
+    shutil.rmtree(folder, ignore_errors=True)
+    return results
 
 
 def main() -> None:
@@ -218,17 +261,29 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--only", choices=["sqlite", "postgres"], help="run on one database only")
+    parser.add_argument(
+        "--one-after-the-other",
+        dest="side_by_side",
+        action="store_false",
+        help="run SQLite, then PostgreSQL (default: both at once, their output printed as each ends)",
+    )
     args, extra = parser.parse_known_args()
     ensure_chromium()
     results: dict[str, int] = {}
     with redis_server() as redis_url:
         env = {**os.environ, "POSFLEET_TEST_REDIS_URL": redis_url}
-        if args.only in (None, "sqlite"):
+        if args.only == "sqlite":
             results["sqlite"] = run_pytest("sqlite", extra, env)
-        if args.only in (None, "postgres"):
+        else:
             with postgres() as pg_url:
                 pg_env = {**env, "POSFLEET_TEST_DATABASE_URL": pg_url}
-                results["postgres"] = run_pytest("postgres", extra, pg_env)
+                if args.only == "postgres":
+                    results["postgres"] = run_pytest("postgres", extra, pg_env)
+                elif args.side_by_side:
+                    results = run_side_by_side(extra, {"sqlite": env, "postgres": pg_env})
+                else:
+                    results["sqlite"] = run_pytest("sqlite", extra, env)
+                    results["postgres"] = run_pytest("postgres", extra, pg_env)
     failed = [db for db, code in results.items() if code != 0]
     say("all passed" if not failed else f"failed on: {', '.join(failed)}")
     sys.exit(1 if failed else 0)
