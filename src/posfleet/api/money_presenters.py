@@ -81,6 +81,8 @@ def rate_plan(plan: RatePlan) -> m.RatePlanOut:
         name=plan.name,
         is_competitor=plan.is_competitor,
         provider_name=plan.provider_name,
+        annual_fee_fen=plan.annual_fee_fen,
+        deposit_fen=plan.deposit_fen,
         created_at=plan.created_at,
         versions=[plan_version(v, v.pk == current) for v in versions],
     )

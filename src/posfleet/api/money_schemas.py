@@ -70,6 +70,10 @@ class RatePlanIn(RulesIn):
     name: str = Field(min_length=1, max_length=120)
     is_competitor: bool = Field(False, description="A competitor's plan, entered for the comparison only.")
     provider_name: str = Field("", max_length=120, description="Who offers it (competitor plans).")
+    annual_fee_fen: Fen = Field(
+        0, description="Service/SIM fee per terminal and year (the comparison adds it)."
+    )
+    deposit_fen: Fen = Field(0, description="Deposit per terminal, paid when moving to the plan.")
     effective_from: Day
 
 
@@ -109,6 +113,8 @@ class RatePlanOut(Schema):
     name: str
     is_competitor: bool
     provider_name: str
+    annual_fee_fen: int = Field(description="Service/SIM fee per terminal and year.")
+    deposit_fen: int = Field(description="Deposit per terminal, paid when moving to the plan.")
     created_at: datetime
     versions: list[RatePlanVersionOut] = Field(description="Newest first.")
 

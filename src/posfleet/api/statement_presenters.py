@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from posfleet.api import statement_schemas as st
 from posfleet.api.money_flow_presenters import method_line
+from posfleet.billing.comparison_words import line_text, verdict
 from posfleet.platform.money import format_fen
 
 if TYPE_CHECKING:
@@ -110,17 +111,33 @@ def _plan_cost(p: PlanCost) -> st.PlanCostOut:
         is_competitor=p.is_competitor,
         is_current=p.is_current,
         monthly_fen=list(p.monthly_fen),
+        fees_fen=list(p.fees_fen),
+        service_fen=list(p.service_fen),
+        fees_total_fen=p.fees_total_fen,
+        service_total_fen=p.service_total_fen,
+        once_total_fen=p.once_total_fen,
         total_fen=p.total_fen,
         total_display=format_fen(p.total_fen),
+        average_fen=p.average_fen,
         saving_fen=p.saving_fen,
         saving_display=format_fen(p.saving_fen, sign=True) if p.saving_fen is not None else None,
         complete=p.complete,
         unpriced_fen=dict(sorted(p.unpriced_fen.items())),
+        lines=[
+            st.CostLineOut(
+                code=line.code,
+                amount_fen=line.amount_fen,
+                counted=line.counted,
+                text=line_text(line),
+                params=dict(line.params),
+            )
+            for line in p.lines
+        ],
     )
 
 
 def comparison(mid: str, c: Comparison) -> st.ComparisonOut:
-    best, cheapest = c.best, c.cheapest
+    best, cheapest, ours = c.best, c.cheapest, c.best_ours
     return st.ComparisonOut(
         merchant=mid,
         months=[str(m) for m in c.months],
@@ -134,7 +151,11 @@ def comparison(mid: str, c: Comparison) -> st.ComparisonOut:
         mix_fen=dict(c.mix_fen),
         d0=c.d0,
         current=c.current.code if c.current is not None else None,
+        with_sales=c.with_sales,
+        terminals=c.terminals,
         best=best.code if best is not None else None,
+        best_ours=ours.code if ours is not None else None,
         cheapest=cheapest.code if cheapest is not None else None,
+        verdict=verdict(c),
         plans=[_plan_cost(p) for p in c.plans],
     )

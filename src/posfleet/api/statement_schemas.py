@@ -130,19 +130,45 @@ class ComparisonQuery(Schema):
     )
 
 
+class CostLineOut(Schema):
+    code: str = Field(
+        description="fees, service (every month); penalty, new_deposit (once, when switching); "
+        "deposit_held, contracts_kept (explain only: not counted)."
+    )
+    amount_fen: int
+    counted: bool = Field(
+        description="Part of the total (false: it explains, e.g. how the deposit is set off)."
+    )
+    text: str = Field(description="The line in the caller's language: which clause, how many months.")
+    params: dict[str, str | int | None] = Field(
+        description="What the words are made of (contract, months left…)."
+    )
+
+
 class PlanCostOut(Schema):
     code: str
     name: str
     provider_name: str
     is_competitor: bool
     is_current: bool = Field(description="The plan the merchant is on today.")
-    monthly_fen: list[int] = Field(description="What it would have cost, month by month.")
-    total_fen: int
+    monthly_fen: list[int] = Field(
+        description="Per month: transaction fees plus the service and SIM fees' share (a twelfth a year)."
+    )
+    fees_fen: list[int] = Field(description="Per month: the transaction fees on the merchant's real sales.")
+    service_fen: list[int] = Field(description="Per month: the service and SIM fees' share.")
+    fees_total_fen: int
+    service_total_fen: int
+    once_total_fen: int = Field(description="Once, when switching: penalties and the new plan's deposit.")
+    total_fen: int = Field(description="Over the period, everything included: the sum of the counted lines.")
     total_display: str
-    saving_fen: int | None = Field(description="Against the current plan: positive is cheaper.")
+    average_fen: int | None = Field(
+        description="Per month, over the months with sales only (none: no month had sales)."
+    )
+    saving_fen: int | None = Field(description="Against the current plan, in total: positive is cheaper.")
     saving_display: str | None
     complete: bool = Field(description="It could price every transaction (never recommended otherwise).")
     unpriced_fen: dict[str, int] = Field(description="Sales it could not price, by payment method.")
+    lines: list[CostLineOut]
 
 
 class ComparisonOut(Schema):
@@ -158,6 +184,12 @@ class ComparisonOut(Schema):
     mix_fen: dict[str, int] = Field(description="The period's sales by payment method.")
     d0: bool = Field(description="The merchant settles same-day (D0 surcharge applied to every plan).")
     current: str | None = Field(description="Code of the merchant's plan today.")
-    best: str | None = Field(description="The cheapest complete plan that would have saved money.")
+    with_sales: list[bool] = Field(description="Per month: whether it had sales (the average's months).")
+    terminals: int = Field(description="The merchant's terminals: what per-terminal fees and deposits count.")
+    best: str | None = Field(description="The cheapest complete plan that would have saved money in total.")
+    best_ours: str | None = Field(
+        description="The same among our plans: the one to ask for (plan change request)."
+    )
     cheapest: str | None
+    verdict: str = Field(description="Which plan is cheaper over the period, by how much and why.")
     plans: list[PlanCostOut]

@@ -30,6 +30,7 @@ from posfleet.api.routers import (
     me,
     notifications,
     parties,
+    plan_changes,
     plans,
     settlements,
     statements,
@@ -117,6 +118,7 @@ api.add_router("", ledger.router)
 api.add_router("", transactions.router)
 api.add_router("", settlements.router)
 api.add_router("", statements.router)
+api.add_router("", plan_changes.router)  # plan change requests (issue 14, ADR 0027)
 # Notifications (issue 4)
 api.add_router("", notifications.router)
 api.add_router("", enrollment.router)

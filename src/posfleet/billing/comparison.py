@@ -11,6 +11,16 @@ Python, row by row).
 A sale costs its fee; a refund or reversal hands back its share of the sale's fee, exactly as ingest
 does (``transactions.returned_fee``), so a plan's cost compares with the fees the merchant actually paid
 (the statement's "fees"). Refunds are few: they are walked one by one, sales never are.
+
+The fees are not the whole cost (issue 14, ADR 0027). Each plan's total over the period is the sum of
+its lines: the transaction fees; the service and SIM fees (ours: the merchant's service contracts,
+which carry on whichever of our plans it is on; a competitor's: its annual fee for each of the
+merchant's terminals), a twelfth of a year's fee each month; and, for a competitor's plan, what switching
+costs once: the early-termination penalty of each contract left early, as the closure quote computes
+it on the same day (``billing.services.closure.leaving_cost``), and the deposit the plan asks for. The
+current deposit is shown (what the closure rule takes of it for the penalty is the deposit lost — the
+penalty itself, never counted twice). The average per month is over the months with sales only. The
+lines' words and the verdict are in ``comparison_words``.
 """
 
 from __future__ import annotations
@@ -28,38 +38,100 @@ from posfleet.billing.models import (
     PaymentMethod,
     RatePlan,
     RateRule,
+    ServiceContract,
     Transaction,
     TransactionKind,
     TransactionStatus,
 )
+from posfleet.billing.services.closure import Leaving, leaving_cost
 from posfleet.billing.services.plans import PlanBook
 from posfleet.billing.services.transactions import returned_fee
 from posfleet.billing.statements.periods import Month, months_between
+from posfleet.fleet import selectors as fleet
+from posfleet.fleet.states import WITH_MERCHANT
 from posfleet.platform.clock import today
-from posfleet.platform.money import fee_fen
+from posfleet.platform.money import fee_fen, to_fen
 
 MAX_MONTHS = 24
 Term = tuple[Decimal, int | None, int | None]  # rate (with any D0 surcharge), cap, minimum
 
+# The lines of a plan's total (``CostLine.code``): every month, then once when switching; the last two
+# only explain (``counted`` False).
+FEES, SERVICE, PENALTY, NEW_DEPOSIT = "fees", "service", "penalty", "new_deposit"
+DEPOSIT_HELD, CONTRACTS_KEPT = "deposit_held", "contracts_kept"
+
+
+@dataclass(frozen=True)
+class CostLine:
+    """One line of a plan's total over the period, with what its words need (``line_text``)."""
+
+    code: str
+    amount_fen: int
+    counted: bool = True  # False: it explains, it is not in the total
+    params: dict[str, Any] = field(default_factory=dict)
+
 
 @dataclass
 class PlanCost:
-    """One plan's cost over the period."""
+    """One plan's cost over the period: month by month (transaction fees and the service/SIM fees'
+    share), and once when switching (``switching``)."""
 
     code: str
     name: str
     provider_name: str
     is_competitor: bool
     is_current: bool
-    monthly_fen: list[int]
+    fees_fen: list[int]  # per month: the transaction fees on the merchant's real sales
+    service_fen: list[int] = field(default_factory=list)  # per month: service and SIM fees
+    switching: list[CostLine] = field(default_factory=list)  # once (and what explains them)
     # Sales volume (fen) the plan could not price, by payment method: no rate for the method, or no
     # version in force yet at the time. A plan with any is "incomplete" and is never recommended.
     unpriced_fen: dict[str, int] = field(default_factory=dict)
-    saving_fen: int | None = None  # against the current plan: positive = cheaper
+    saving_fen: int | None = None  # against the current plan, everything included: positive = cheaper
+    average_fen: int | None = None  # per month with sales (fees and service), None without any
+    fees_params: dict[str, Any] = field(default_factory=dict)
+    service_params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def monthly_fen(self) -> list[int]:
+        """Per month: the fees and the service fees' share."""
+        if not self.service_fen:
+            return list(self.fees_fen)
+        return [f + s for f, s in zip(self.fees_fen, self.service_fen, strict=True)]
+
+    @property
+    def fees_total_fen(self) -> int:
+        return sum(self.fees_fen)
+
+    @property
+    def service_total_fen(self) -> int:
+        return sum(self.service_fen)
+
+    @property
+    def once_total_fen(self) -> int:
+        return sum(line.amount_fen for line in self.switching if line.counted)
+
+    @property
+    def lines(self) -> list[CostLine]:
+        """Every line of the total, the explaining ones included: fees, service, then once."""
+        return [
+            CostLine(FEES, self.fees_total_fen, params=self.fees_params),
+            CostLine(SERVICE, self.service_total_fen, params=self.service_params),
+            *self.switching,
+        ]
 
     @property
     def total_fen(self) -> int:
-        return sum(self.monthly_fen)
+        """The total over the period: the sum of its counted lines."""
+        return sum(line.amount_fen for line in self.lines if line.counted)
+
+    @property
+    def penalty_fen(self) -> int:
+        return sum(line.amount_fen for line in self.switching if line.code == PENALTY)
+
+    @property
+    def new_deposit_fen(self) -> int:
+        return sum(line.amount_fen for line in self.switching if line.code == NEW_DEPOSIT)
 
     @property
     def complete(self) -> bool:
@@ -82,6 +154,17 @@ class Comparison:
     plans: list[PlanCost]
     current: PlanCost | None
     d0: bool = False
+    terminals: int = 0  # the merchant's terminals (in service or stopped): what per-terminal fees count
+    leaving: Leaving | None = None  # what leaving today costs (priced into competitors' plans)
+
+    @property
+    def with_sales(self) -> list[bool]:
+        """Per month: whether the merchant sold anything (months without are not averaged in)."""
+        return [n > 0 for n in self.sales_count]
+
+    @property
+    def months_with_sales(self) -> int:
+        return sum(self.with_sales)
 
     @property
     def actual_total_fen(self) -> int:
@@ -102,6 +185,33 @@ class Comparison:
             p for p in self.plans if not p.is_current and p.complete and p.saving_fen and p.saving_fen > 0
         ]
         return max(candidates, key=lambda p: (p.saving_fen or 0, -len(p.code)), default=None)
+
+    @property
+    def best_ours(self) -> PlanCost | None:
+        """``best`` among our own plans: the one a merchant can ask to move to."""
+        candidates = [
+            p
+            for p in self.plans
+            if not p.is_current and not p.is_competitor and p.complete and p.saving_fen and p.saving_fen > 0
+        ]
+        return max(candidates, key=lambda p: (p.saving_fen or 0, -len(p.code)), default=None)
+
+    @property
+    def tempting(self) -> PlanCost | None:
+        """The complete plan with the lowest fees below the current plan's that still costs no less in
+        total: the switch that only the fees recommend (issue 14)."""
+        current = self.current
+        if current is None:
+            return None
+        candidates = [
+            p
+            for p in self.plans
+            if not p.is_current
+            and p.complete
+            and p.fees_total_fen < current.fees_total_fen
+            and (p.saving_fen or 0) <= 0
+        ]
+        return min(candidates, key=lambda p: (p.fees_total_fen, p.code), default=None)
 
     @property
     def cheapest(self) -> PlanCost | None:
@@ -154,7 +264,7 @@ def compare_plans(
             provider_name=p.provider_name,
             is_competitor=p.is_competitor,
             is_current=p.pk == current_id,
-            monthly_fen=[0] * n,
+            fees_fen=[0] * n,
         )
         for p in plans
     }
@@ -207,7 +317,7 @@ def compare_plans(
                 fee = fees_by_amount.get(amount)
                 if fee is None:
                     fee = fees_by_amount[amount] = fee_fen(amount, rate, cap_fen=cap, min_fen=minimum)
-                cost.monthly_fen[i] += fee * number
+                cost.fees_fen[i] += fee * number
 
     # Refunds and reversals (few): each hands back the share of its sale's fee, as at ingest.
     refunded: dict[int, int] = defaultdict(int)  # sale id -> amount refunded so far
@@ -232,9 +342,10 @@ def compare_plans(
             )
             returned[(sale_id, plan.pk)] += back
             if month is not None:
-                costs[plan.pk].monthly_fen[month] -= back
+                costs[plan.pk].fees_fen[month] -= back
         refunded[sale_id] += amount
 
+    terminals, leaving = _beside_the_fees(merchant_id, plans, costs, months, counts, on or today())
     current = costs.get(current_id) if current_id is not None else None
     if current is not None:
         for cost in costs.values():
@@ -251,7 +362,126 @@ def compare_plans(
         plans=[costs[p.pk] for p in plans],
         current=current,
         d0=d0,
+        terminals=terminals,
+        leaving=leaving,
     )
+
+
+def spread(annual_fen: int, months: int) -> list[int]:
+    """A yearly fee's share of each of ``months`` months: a twelfth a month, rounded once (``to_fen``)
+    on the running total, so that every twelve months add up to the fee exactly."""
+    shares, before = [], 0
+    for k in range(1, months + 1):
+        upto = to_fen(Decimal(annual_fen) * k / 12)
+        shares.append(upto - before)
+        before = upto
+    return shares
+
+
+def _beside_the_fees(
+    merchant_id: int,
+    plans: Sequence[RatePlan],
+    costs: dict[int, PlanCost],
+    months: list[Month],
+    counts: list[int],
+    on: date,
+) -> tuple[int, Leaving | None]:
+    """Fill in each plan's lines beyond the transaction fees (the service and SIM fees, what switching
+    costs once) from the merchant's terminals and contracts as they are on ``on``. Returns the number
+    of terminals and what leaving on ``on`` costs (None when no competitor's plan is compared or the
+    merchant has no contract to leave)."""
+    n = len(months)
+    contracts = list(
+        ServiceContract.objects.filter(merchant_id=merchant_id, status=ServiceContract.Status.ACTIVE)
+        .order_by("pk")
+        .values_list("terminal_id", "annual_fee_fen", "merchant__organisation_id")
+    )
+    bound = fleet.terminals_of_merchant(merchant_id)
+    sn_of = {pk: sn for pk, sn, _status, _reason in bound}
+    terminals = sum(1 for _pk, _sn, status, _reason in bound if status in WITH_MERCHANT)
+    yearly = sum(fee for _t, fee, _o in contracts)
+    ours = spread(yearly, n)
+    leaving = None
+    if contracts and any(p.is_competitor for p in plans):
+        leaving = leaving_cost(
+            merchant_id=merchant_id,
+            organisation_id=contracts[0][2],
+            terminal_ids=sorted({t for t, _f, _o in contracts}),
+            on=on,
+        )
+    with_sales = sum(1 for c in counts if c > 0)
+    for plan in plans:
+        cost = costs[plan.pk]
+        cost.fees_params = {"months": n, "months_with_sales": with_sales}
+        if not plan.is_competitor:
+            cost.service_fen = list(ours)
+            cost.service_params = {"source": "contracts", "contracts": len(contracts), "yearly_fen": yearly}
+            if not cost.is_current and contracts:
+                cost.switching.append(CostLine(CONTRACTS_KEPT, 0, counted=False))
+        else:
+            cost.service_fen = spread(plan.annual_fee_fen * terminals, n)
+            cost.service_params = {
+                "source": "plan",
+                "per_terminal_fen": plan.annual_fee_fen,
+                "terminals": terminals,
+            }
+            cost.switching.extend(_switching_lines(plan, terminals, leaving, sn_of))
+        cost.service_params["months"] = n
+        if with_sales:
+            recurring = sum(m for m, c in zip(cost.monthly_fen, counts, strict=True) if c > 0)
+            cost.average_fen = to_fen(Decimal(recurring) / with_sales)
+    return terminals, leaving
+
+
+def _switching_lines(
+    plan: RatePlan, terminals: int, leaving: Leaving | None, sn_of: dict[int, str]
+) -> list[CostLine]:
+    """What moving to a competitor's ``plan`` costs once: leaving each contract early (the closure
+    quote's penalty), the deposit the plan asks for; and how the current deposit is set off."""
+    lines = []
+    if leaving is not None:
+        for contract in leaving.contracts:
+            if contract.penalty_fen:
+                lines.append(
+                    CostLine(
+                        PENALTY,
+                        contract.penalty_fen,
+                        params={
+                            "contract": contract.contract_id,
+                            "sn": sn_of.get(contract.terminal_id, ""),
+                            "rule": contract.penalty_rule,
+                            "min_term_months": contract.min_term_months,
+                            "months_served": contract.months_served,
+                            "months_left": max(0, contract.min_term_months - contract.months_served),
+                            "on": leaving.on.isoformat(),
+                        },
+                    )
+                )
+    if plan.deposit_fen and terminals:
+        lines.append(
+            CostLine(
+                NEW_DEPOSIT,
+                plan.deposit_fen * terminals,
+                params={"per_terminal_fen": plan.deposit_fen, "terminals": terminals},
+            )
+        )
+    if leaving is not None and leaving.deposit_held_fen:
+        set_off = leaving.set_off
+        lost = leaving.penalty_from_deposit_fen
+        lines.append(
+            CostLine(
+                DEPOSIT_HELD,
+                leaving.deposit_held_fen,
+                counted=False,
+                params={
+                    "held_fen": leaving.deposit_held_fen,
+                    "penalty_fen": lost,
+                    "owed_fen": set_off.kept_fen - lost,
+                    "refund_fen": set_off.refund_fen,
+                },
+            )
+        )
+    return lines
 
 
 def _pieces(book: PlanBook, plans: Iterable[RatePlan], first: date, last: date) -> list[tuple[date, date]]:

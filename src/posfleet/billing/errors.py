@@ -29,3 +29,8 @@ class TerminalNotActive(ValidationFailed):
 class NoRatePlan(ValidationFailed):
     code = "no_rate_plan"
     title = _("No rate plan is in force for this merchant at that time.")
+
+
+class PlanChangeWaiting(Conflict):
+    code = "plan_change_waiting"
+    title = _("A plan change request of this merchant is already waiting for a decision.")

@@ -9,6 +9,12 @@ from posfleet.parties.rules import is_the_merchant, signed_the_merchant
 
 rules.add_perm("billing.manage_plans", is_admin)
 rules.add_perm("billing.view_plans", rules.is_authenticated)
+# Plan change requests (ADR 0027): the merchant or its agent asks (and may withdraw); the admin, who
+# assigns plans, decides.
+rules.add_perm(
+    "billing.request_plan_change", (is_agent & signed_the_merchant) | (is_merchant & is_the_merchant)
+)
+rules.add_perm("billing.decide_plan_change", is_admin)
 rules.add_perm("billing.offer_contract", is_admin | (is_agent & signed_the_merchant))
 rules.add_perm("billing.accept_contract", is_admin | (is_merchant & is_the_merchant))
 # Moving an active contract to the merchant's replacement terminal (换机): the object is the merchant.

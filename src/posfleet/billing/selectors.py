@@ -18,6 +18,7 @@ from posfleet.billing.models import (
     Entry,
     Journal,
     PlanAssignment,
+    PlanChangeRequest,
     RatePlan,
     RatePlanVersion,
     ServiceContract,
@@ -616,3 +617,27 @@ def transaction_recorded(tid: str, batch_no: str, trace_no: str, txn_date: date)
     return Transaction.objects.filter(
         tid=tid, batch_no=batch_no, trace_no=trace_no, txn_date=txn_date
     ).exists()
+
+
+# -- plan change requests (ADR 0027; billing/services/plan_changes.py writes them) ----------------------
+
+
+def plan_change_requests_visible_to(user: User) -> QuerySet[PlanChangeRequest]:
+    """The requests of the merchants ``user`` may see (staff: all), waiting ones first, newest first."""
+    qs = PlanChangeRequest.objects.select_related(
+        "merchant", "from_plan", "to_plan", "requested_by", "decided_by", "assignment"
+    )
+    return _scoped(qs, user)
+
+
+def plan_change_for(user: User, request_id: int) -> PlanChangeRequest:
+    """Request ``request_id`` as ``user`` sees it; another's is not there (``NotFound``)."""
+    return _first(plan_change_requests_visible_to(user).filter(pk=request_id))
+
+
+def latest_plan_change(merchant_id: int) -> PlanChangeRequest | None:
+    """The merchant's waiting request, else its latest one (None when it never asked)."""
+    qs = PlanChangeRequest.objects.select_related("to_plan", "from_plan", "assignment").filter(
+        merchant_id=merchant_id
+    )
+    return qs.filter(status="requested").first() or qs.order_by("-requested_at", "-id").first()

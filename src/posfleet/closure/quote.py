@@ -20,7 +20,7 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
-from posfleet.billing.services.closure import closure_facts
+from posfleet.billing.services.closure import closure_facts, deposit_set_off
 from posfleet.platform.money import format_fen
 
 # What each line does to the money between the merchant and the provider.
@@ -110,7 +110,7 @@ def build_quote(
         lines.append(QuoteLine("fees_owed", facts.fees_owed_fen, OWED))
     if facts.penalties_owed_fen:
         lines.append(QuoteLine("penalties_owed", facts.penalties_owed_fen, OWED))
-    owed = facts.fees_owed_fen + facts.penalties_owed_fen
+    owed_fees, owed_penalties = facts.fees_owed_fen, facts.penalties_owed_fen
     deposit = 0
     for contract in facts.contracts:
         sn = sn_of.get(contract.terminal_id, "")
@@ -132,7 +132,7 @@ def build_quote(
             )
         if contract.fees_to_charge_fen:
             lines.append(QuoteLine("fees_due", contract.fees_to_charge_fen, OWED, sn))
-            owed += contract.fees_to_charge_fen
+            owed_fees += contract.fees_to_charge_fen
         if contract.fees_lapsing_fen:
             lines.append(QuoteLine("fees_lapse", contract.fees_lapsing_fen, INFO, sn))
         if contract.penalty_fen:
@@ -151,7 +151,7 @@ def build_quote(
                     },
                 )
             )
-            owed += contract.penalty_fen
+            owed_penalties += contract.penalty_fen
         if contract.recovery_fee_fen:
             lines.append(QuoteLine("recovery_fee", contract.recovery_fee_fen, IF, sn))
         if contract.recovery_value_fen:
@@ -164,14 +164,14 @@ def build_quote(
             deposit += contract.deposit_held_fen
     if agent is not None and deposit:
         lines.append(QuoteLine("agent_deposit", 0, INFO, params={"agent": agent.code}))
-    refund = max(0, deposit - owed)
+    set_off = deposit_set_off(deposit, owed_fees, owed_penalties)  # the deposit's one rule
     return Quote(
         on=on.isoformat(),
         lines=lines,
         deposit_held_fen=deposit,
-        owed_fen=owed,
-        expected_refund_fen=refund,
-        expected_shortfall_fen=max(0, owed - deposit),
+        owed_fen=owed_fees + owed_penalties,
+        expected_refund_fen=set_off.refund_fen,
+        expected_shortfall_fen=set_off.shortfall_fen,
     )
 
 

@@ -73,6 +73,8 @@ def rate_plans_create(
             provider_name=body.provider_name,
             settlement_cycle=body.settlement_cycle,
             d0_surcharge_rate=Decimal(body.d0_surcharge_rate),
+            annual_fee_fen=body.annual_fee_fen,
+            deposit_fen=body.deposit_fen,
         )
         return Outcome(201, presenters.dump(present.rate_plan(rate_plan_for(body.code))))
 

@@ -3,6 +3,7 @@
 from posfleet.billing.models.contracts import PenaltyRule, ServiceContract, ServiceFeeDue
 from posfleet.billing.models.deposits import Deposit
 from posfleet.billing.models.ledger import Account, AccountKind, Entry, Journal, JournalKind
+from posfleet.billing.models.plan_changes import PlanChangeRequest
 from posfleet.billing.models.plans import PaymentMethod, PlanAssignment, RatePlan, RatePlanVersion, RateRule
 from posfleet.billing.models.settlement import DailyTotal, SettlementBatch, SettlementRun
 from posfleet.billing.models.transactions import EntryMode, Transaction, TransactionKind, TransactionStatus
@@ -19,6 +20,7 @@ __all__ = [
     "PaymentMethod",
     "PenaltyRule",
     "PlanAssignment",
+    "PlanChangeRequest",
     "RatePlan",
     "RatePlanVersion",
     "RateRule",

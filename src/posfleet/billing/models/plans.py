@@ -29,12 +29,23 @@ class RatePlan(models.Model):
     # A competitor's published plan, entered by the operator for the "should I switch?" comparison.
     is_competitor = models.BooleanField(_("competitor plan"), default=False)
     provider_name = models.CharField(_("offered by"), max_length=120, blank=True)
+    # What the plan asks beside its rates, per terminal, for the comparison's total (ADR 0027): a
+    # competitor's annual service/SIM fee and the deposit it takes when a merchant moves to it. Moving
+    # between our own plans keeps the merchant's service contracts, so ours are priced by those.
+    annual_fee_fen = models.BigIntegerField(_("annual service/SIM fee per terminal (fen)"), default=0)
+    deposit_fen = models.BigIntegerField(_("deposit per terminal (fen)"), default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["is_competitor", "code"]
         verbose_name = _("rate plan")
         verbose_name_plural = _("rate plans")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(annual_fee_fen__gte=0, deposit_fen__gte=0),
+                name="rate_plan_amounts_not_negative",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

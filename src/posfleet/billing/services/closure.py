@@ -88,6 +88,77 @@ class MerchantFacts:
         return self.unsettled_gross_fen - self.unsettled_refunds_fen - self.unsettled_fees_fen
 
 
+@dataclass(frozen=True)
+class SetOff:
+    """What a deposit does at closure: it pays the fees owed, then the penalties owed, and the rest is
+    refunded; what it cannot cover stays owed (the shortfall)."""
+
+    to_fees_fen: int
+    to_penalties_fen: int
+    refund_fen: int
+    shortfall_fen: int
+
+    @property
+    def kept_fen(self) -> int:
+        """The part of the deposit that does not come back."""
+        return self.to_fees_fen + self.to_penalties_fen
+
+
+def deposit_set_off(deposit_fen: int, fees_owed_fen: int, penalties_owed_fen: int) -> SetOff:
+    """The one rule of a deposit at closure (``deposit_settle`` posts it, the closure quote and the
+    comparison's cost of leaving foresee it): fees first, then penalties, the rest refunded."""
+    to_fees = min(deposit_fen, fees_owed_fen)
+    to_penalties = min(deposit_fen - to_fees, penalties_owed_fen)
+    return SetOff(
+        to_fees_fen=to_fees,
+        to_penalties_fen=to_penalties,
+        refund_fen=deposit_fen - to_fees - to_penalties,
+        shortfall_fen=fees_owed_fen - to_fees + penalties_owed_fen - to_penalties,
+    )
+
+
+@dataclass(frozen=True)
+class Leaving:
+    """What closing a merchant's terminals on a day would cost it, by the closure quote's rules
+    (``closure_facts``: each contract's early-termination penalty; ``deposit_set_off``: what its
+    deposit pays and what comes back). ``fees_owed_fen`` and ``penalties_owed_fen`` are owed whether
+    the merchant leaves or not (charged and unpaid, and the fees due by that day)."""
+
+    on: date
+    contracts: list[ContractFacts]
+    penalty_fen: int
+    deposit_held_fen: int
+    fees_owed_fen: int
+    penalties_owed_fen: int
+    set_off: SetOff
+
+    @property
+    def penalty_from_deposit_fen(self) -> int:
+        """The part of the deposit that pays the new penalty — the deposit lost by leaving (the
+        penalties owed before are paid first: they are owed anyway)."""
+        return max(0, self.set_off.to_penalties_fen - self.penalties_owed_fen)
+
+
+def leaving_cost(*, merchant_id: int, organisation_id: int, terminal_ids: list[int], on: date) -> Leaving:
+    """The cost of closing ``terminal_ids`` of the merchant on ``on``: the same facts as the closure
+    quote of those terminals on that day, and the deposit set off against them."""
+    facts = closure_facts(
+        merchant_id=merchant_id, organisation_id=organisation_id, terminal_ids=terminal_ids, on=on
+    )
+    penalty = sum(c.penalty_fen for c in facts.contracts)
+    fees = facts.fees_owed_fen + sum(c.fees_to_charge_fen for c in facts.contracts)
+    deposit = sum(c.deposit_held_fen for c in facts.contracts)
+    return Leaving(
+        on=on,
+        contracts=facts.contracts,
+        penalty_fen=penalty,
+        deposit_held_fen=deposit,
+        fees_owed_fen=fees,
+        penalties_owed_fen=facts.penalties_owed_fen,
+        set_off=deposit_set_off(deposit, fees, facts.penalties_owed_fen + penalty),
+    )
+
+
 def last_settled_day() -> date | None:
     """The latest business date whose settlement run finished."""
     value = SettlementRun.objects.filter(status=SettlementRun.Status.DONE).aggregate(day=Max("business_date"))
@@ -416,9 +487,8 @@ def deposit_settle(*, actor: Actor, deposit_id: int, why: str) -> dict[str, Any]
         if deposit.status != Deposit.Status.HELD:
             return _released_evidence(deposit, org)
         fees_owed, penalties_owed = amounts_owed(org)
-        to_fees = min(deposit.amount_fen, fees_owed)
-        to_penalties = min(deposit.amount_fen - to_fees, penalties_owed)
-        refund = deposit.amount_fen - to_fees - to_penalties
+        set_off = deposit_set_off(deposit.amount_fen, fees_owed, penalties_owed)
+        to_fees, to_penalties, refund = set_off.to_fees_fen, set_off.to_penalties_fen, set_off.refund_fen
         lines = [Line(merchant_account(org, AccountKind.DEPOSIT_HELD), deposit.amount_fen)]
         if to_fees:
             lines.append(Line(merchant_account(org, AccountKind.FEES_RECEIVABLE), -to_fees))

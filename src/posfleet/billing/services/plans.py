@@ -68,14 +68,26 @@ def plan_create(
     provider_name: str = "",
     settlement_cycle: str = "t1",
     d0_surcharge_rate: Decimal = Decimal(0),
+    annual_fee_fen: int = 0,
+    deposit_fen: int = 0,
 ) -> RatePlan:
+    """A new plan with its first version. ``annual_fee_fen`` and ``deposit_fen`` (per terminal) are what
+    a competitor's plan asks beside its rates: the comparison adds them to its total (ADR 0027)."""
     actor.require("billing.manage_plans")
     _check_rules(rules)
+    for amount, name_of in ((annual_fee_fen, "annual_fee"), (deposit_fen, "deposit")):
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+            raise ValidationFailed(_("Amounts are whole fen and cannot be negative."), field=name_of)
     with transaction.atomic():
         try:
             with transaction.atomic():
                 plan = RatePlan.objects.create(
-                    code=code, name=name, is_competitor=is_competitor, provider_name=provider_name
+                    code=code,
+                    name=name,
+                    is_competitor=is_competitor,
+                    provider_name=provider_name,
+                    annual_fee_fen=annual_fee_fen,
+                    deposit_fen=deposit_fen,
                 )
         except IntegrityError as exc:
             raise ValidationFailed(_("A plan with this code exists already."), field="code") from exc
@@ -89,6 +101,8 @@ def plan_create(
                 after={
                     "name": name,
                     "competitor": is_competitor,
+                    "annual_fee_fen": annual_fee_fen,
+                    "deposit_fen": deposit_fen,
                     "effective_from": str(effective_from),
                     "rules": _rules_json(rules),
                 },

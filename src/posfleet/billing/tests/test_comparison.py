@@ -205,8 +205,8 @@ def test_the_comparison_is_a_fixed_number_of_queries_however_many_transactions(w
         )
     assert sum(result.sales_count) == 20_000
     # one grouped query per month (7 pieces: lite changes version on 2026-08-15), the plan book (3),
-    # the plans (1) and the refunds (1): 12, for 20,000 rows as for 20
-    assert len(queries) == 12, [q["sql"][:120] for q in queries]
+    # the plans (1), the refunds (1), the contracts and the terminals (2): 14, for 20,000 rows as for 20
+    assert len(queries) == 14, [q["sql"][:120] for q in queries]
 
 
 METHODS = st.sampled_from(["credit", "debit", "qr", "nfc", "foreign"])

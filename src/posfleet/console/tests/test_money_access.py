@@ -68,6 +68,7 @@ ROLE_PAGES = {
     "/console/plans/new/": {"admin"},
     "/console/plans/standard/versions/new/": {"admin"},
     "/console/contracts/new/": {"admin", "agent_a", "agent_a1", "agent_b"},
+    "/console/plan-changes/": set(PERSONAS),  # scoped: each sees its own merchants' requests
 }
 
 

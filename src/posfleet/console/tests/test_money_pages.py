@@ -148,14 +148,17 @@ def test_the_comparison_page_shows_plans_side_by_side_with_a_conclusion(money, l
         .get(f"/console/merchants/{MID_A}/compare/?start=2026-09&end=2026-11")
         .content.decode()
     )
-    # Own plan's cost = the fees stored: September ¥1.20 + October ¥28.13 + November ¥3.00.
-    assert text_of(html, "plan-total-standard") == "¥32.33"
+    # Own plan's fees = the fees stored: September ¥1.20 + October ¥28.13 + November ¥3.00; plus the
+    # contract's ¥99.00 a year of service fee, ¥8.25 a month (issue 14: the total, not only the fees).
+    assert text_of(html, "plan-fees-standard") == "¥32.33"
+    assert text_of(html, "plan-service-standard") == "¥24.75"
+    assert text_of(html, "plan-total-standard") == "¥57.08"
     assert text_of(html, "compare-actual") == "¥32.33"
     assert text_of(html, "compare-sales") == "¥7,100.00"
     assert "Your current plan 标准费率 Standard was the cheapest" in text_of(html, "conclusion", "</p>")
     chart = json.loads(html.split('id="comparison-data" type="application/json">')[1].split("</script>")[0])
     assert chart["labels"] == ["2026-09", "2026-10", "2026-11"]
-    assert chart["plans"][0]["values"] == [120, 2813, 300]
+    assert chart["plans"][0]["values"] == [120 + 825, 2813 + 825, 300 + 825]
     assert chart["plans"][0]["current"] is True
 
 
@@ -181,11 +184,15 @@ def test_comparison_recommends_a_cheaper_plan_in_plain_words(money, login):  # n
         .get(f"/console/merchants/{MID_A}/compare/?start=2026-09&end=2026-11")
         .content.decode()
     )
-    # Cheap Pay: 0.30 % of each sale, refunds handing back their share.
+    # Cheap Pay: 0.30 % of each sale, refunds handing back their share, and no service fee: ¥11.11 less
+    # in fees and ¥24.75 less in service fees than the standard plan with its contract; the contract
+    # has no early-termination penalty.
     assert text_of(html, "plan-total-cheap") == "¥21.22"
-    assert text_of(html, "plan-saving-cheap") == "¥11.11"
+    assert text_of(html, "plan-saving-cheap") == "¥35.86"
     assert text_of(html, "conclusion", "</p>").startswith(
-        "Cheap Pay would have saved you ¥11.11 over these 3 months"
+        "Switching to Cheap Pay would have cost ¥35.86 less than staying on 标准费率 Standard over these 3 "
+        "months, everything included. Its transaction fees are ¥11.11 lower. Its service and SIM fees are "
+        "¥24.75 lower."
     )
 
 

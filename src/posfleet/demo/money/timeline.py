@@ -343,6 +343,8 @@ def _create(spec: M.PlanSpec, effective_from: date) -> Callable[[], Any]:
             effective_from=effective_from,
             is_competitor=spec.competitor,
             provider_name=spec.provider_name,
+            annual_fee_fen=spec.annual_fee_fen,
+            deposit_fen=spec.deposit_fen,
         )
 
     return run

@@ -162,6 +162,9 @@ class PlanSpec:
     provider_name: str
     rules: Rules
     competitor: bool = True
+    # Per terminal, what a competitor asks beside its rates (the comparison adds them; ADR 0027).
+    annual_fee_fen: int = 0
+    deposit_fen: int = 0
 
 
 COMPETITORS: tuple[PlanSpec, ...] = (
@@ -176,6 +179,8 @@ COMPETITORS: tuple[PlanSpec, ...] = (
             "nfc": (Decimal("0.005800"), None, None),
             "foreign": (Decimal("0.012000"), None, None),
         },
+        annual_fee_fen=15_000,  # ¥150.00 a year of service and SIM
+        deposit_fen=19_900,
     ),
     PlanSpec(
         "rival-b-low-qr",
@@ -187,6 +192,7 @@ COMPETITORS: tuple[PlanSpec, ...] = (
             "qr": (Decimal("0.002000"), None, 20),  # 0.20 % but at least ¥0.20 a sale
             "nfc": (Decimal("0.006000"), None, None),
         },  # no foreign cards at all: the comparison marks the plan incomplete for those who take them
+        deposit_fen=29_900,
     ),
     PlanSpec(
         "rival-c-flat",
@@ -199,6 +205,7 @@ COMPETITORS: tuple[PlanSpec, ...] = (
             "nfc": (Decimal("0.005500"), None, None),
             "foreign": (Decimal("0.013000"), None, None),
         },
+        annual_fee_fen=9_900,
     ),
 )
 VIP = PlanSpec(

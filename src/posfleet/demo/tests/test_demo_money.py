@@ -333,7 +333,7 @@ def check_the_comparison_lists_the_competitors():
     assert result.current is not None
     assert result.current.code == "standard"
     assert result.has_transactions
-    assert result.current.total_fen == sum(result.actual_fees_fen)  # our plan, priced again, to the fen
+    assert result.current.fees_total_fen == sum(result.actual_fees_fen)  # our plan, priced again, to the fen
 
 
 def check_the_mix_is_a_chinese_retail_mix():

@@ -1,5 +1,8 @@
-"""The cost comparison page ("should I switch?"): every plan's cost for the merchant's real
-transactions, month by month, as a chart, a table and a sentence."""
+"""The cost comparison page ("should I switch?"): every plan's total cost for the merchant's real
+transactions over the period — month by month (transaction fees and the service and SIM fees' share),
+the average per month with sales, and once what switching costs (each line explained) — as a chart, a
+table and a verdict; and, when one of our plans would cost less, the offer to ask for it (a plan change
+request, ADR 0027) or the state of the request already made."""
 
 from __future__ import annotations
 
@@ -11,12 +14,20 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET
 
-from posfleet.billing.comparison import MAX_MONTHS, Comparison, compare_plans, default_period
+from posfleet.billing.comparison import (
+    MAX_MONTHS,
+    Comparison,
+    compare_plans,
+    default_period,
+)
+from posfleet.billing.comparison_words import line_text, verdict
+from posfleet.billing.selectors import latest_plan_change
 from posfleet.billing.statements import Month
 from posfleet.billing.statements.figures import method_label
 from posfleet.console.forms import inverted_range
 from posfleet.console.views.base import console_login_required, render_page
 from posfleet.console.views.money.common import merchant_in_scope, signed_in
+from posfleet.console.views.money.plan_changes import PlanChangeForm, change_card
 from posfleet.iam.forms import BootstrapMixin
 from posfleet.platform.clock import today
 from posfleet.platform.money import format_fen
@@ -60,36 +71,8 @@ class PeriodForm(BootstrapMixin, forms.Form):
 
 
 def conclusion(result: Comparison) -> str:
-    """One plain sentence: what switching would have saved, or that the current plan was cheapest."""
-    n = len(result.months)
-    if not result.has_transactions:
-        return _("There were no transactions in these months, so there is nothing to compare.")
-    best = result.best
-    if result.current is None:
-        cheapest = result.cheapest
-        if cheapest is None:
-            return _("No plan could price all of these transactions.")
-        return _("No plan is assigned to this merchant; %(plan)s would have cost the least: %(total)s.") % {
-            "plan": cheapest.name,
-            "total": format_fen(cheapest.total_fen),
-        }
-    if best is not None and best.saving_fen:
-        return _(
-            "%(plan)s would have saved you %(saving)s over these %(n)s months "
-            "(%(monthly)s a month on average) compared with your current plan %(current)s."
-        ) % {
-            "plan": best.name,
-            "saving": format_fen(best.saving_fen),
-            "n": n,
-            "monthly": format_fen(best.saving_fen // n),
-            "current": result.current.name,
-        }
-    return _(
-        "Your current plan %(current)s was the cheapest of the plans compared over these %(n)s months."
-    ) % {
-        "current": result.current.name,
-        "n": n,
-    }
+    """One plain paragraph: which plan is cheaper over the period, everything included, and why."""
+    return verdict(result)
 
 
 def _chart(result: Comparison) -> dict[str, Any]:
@@ -124,6 +107,11 @@ def comparison_view(request: HttpRequest, mid: str) -> HttpResponse:
         context = {"merchant": merchant, "form": form, "first": first, "last": last, "presets": presets}
         return render_page(request, "console/money/comparison.html", context)
     result = compare_plans(merchant_id=merchant.pk, first=first, last=last)
+    user = signed_in(request)
+    change = latest_plan_change(merchant.pk)
+    waiting = change is not None and change.status == "requested"
+    offer = result.best_ours
+    may_request = offer is not None and not waiting and user.has_perm("billing.request_plan_change", merchant)
     context = {
         "merchant": merchant,
         "form": form,
@@ -135,10 +123,21 @@ def comparison_view(request: HttpRequest, mid: str) -> HttpResponse:
                 "month": month,
                 "sales_fen": result.sales_fen[i],
                 "actual_fen": result.actual_fees_fen[i],
+                "with_sales": result.with_sales[i],
                 "costs": [(p.monthly_fen[i], p.is_current) for p in result.plans],
             }
             for i, month in enumerate(result.months)
         ],
+        "breakdown": [
+            {
+                "plan": p,
+                "lines": [{"line": line, "text": line_text(line)} for line in p.lines],
+            }
+            for p in result.plans
+        ],
+        "offer": offer if may_request else None,
+        "request_form": PlanChangeForm(initial={"to_plan": offer.code}) if may_request and offer else None,
+        "change": change_card(user, change) if change is not None else None,
         "conclusion": conclusion(result),
         "chart": _chart(result),
         "presets": presets,

@@ -103,8 +103,27 @@ class RatePlanForm(MethodRatesMixin, BootstrapMixin, VersionFieldsMixin):
         label=_("A competitor's plan (for the cost comparison only)"), required=False
     )
     provider_name = forms.CharField(label=_("Offered by"), max_length=120, required=False)
+    annual_fee = MoneyField(
+        label=_("Service/SIM fee per terminal, a year"),
+        required=False,
+        help_text=_("What the plan asks beside its rates; the comparison adds it (competitors' plans)."),
+    )
+    deposit = MoneyField(
+        label=_("Deposit per terminal"),
+        required=False,
+        help_text=_("Paid when a merchant moves to the plan; the comparison adds it (competitors' plans)."),
+    )
 
-    field_order = ["code", "name", "is_competitor", "provider_name", "effective_from", "settlement_cycle"]
+    field_order = [
+        "code",
+        "name",
+        "is_competitor",
+        "provider_name",
+        "annual_fee",
+        "deposit",
+        "effective_from",
+        "settlement_cycle",
+    ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -60,7 +60,8 @@ def plan_list(request: HttpRequest) -> HttpResponse:
         versions = list(plan.versions.all())
         current = next((v for v in versions if v.effective_from <= day), None)
         rows.append({"plan": plan, "versions": versions, "current": current})
-    context = {"rows": rows, "may_manage": may_manage_plans(user), "today": day}
+    waiting = money.plan_change_requests_visible_to(user).filter(status="requested").count()
+    context = {"rows": rows, "may_manage": may_manage_plans(user), "today": day, "waiting_changes": waiting}
     return render_page(request, "console/money/plans.html", context)
 
 
@@ -108,6 +109,8 @@ def plan_new(request: HttpRequest) -> HttpResponse:
                 provider_name=data["provider_name"],
                 settlement_cycle=data["settlement_cycle"],
                 d0_surcharge_rate=data["d0_surcharge"] or Decimal(0),
+                annual_fee_fen=data["annual_fee"] or 0,
+                deposit_fen=data["deposit"] or 0,
             )
         except DomainError as exc:
             _refused(form, exc)

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from posfleet.billing.plan_change_states import to_mermaid as plan_change_mermaid
 from posfleet.closure.complaint_states import to_mermaid as complaint_mermaid
 from posfleet.closure.states import steps_to_mermaid as closure_steps_mermaid
 from posfleet.closure.states import to_mermaid as closure_mermaid
@@ -30,6 +31,7 @@ MACHINES: list[tuple[str, str, str, Callable[[], str]]] = [
         "fleet/relocation_states.py",
         relocation_mermaid,
     ),
+    ("plan-change.md", "A plan change request's life", "billing/plan_change_states.py", plan_change_mermaid),
 ]
 
 
