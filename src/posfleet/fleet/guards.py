@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -44,11 +45,17 @@ def store_of_merchant(terminal: Terminal, change: Change) -> None:
         raise GuardFailed(_("The store does not belong to this merchant."), guard="store_of_merchant")
 
 
+def reactivation_deadline(deactivated_at: datetime) -> datetime:
+    """The last moment a terminal deactivated at ``deactivated_at`` may be reactivated: the one rule of
+    the reactivation window (the guard below, and every screen that shows the deadline)."""
+    return deactivated_at + settings.POSFLEET["REACTIVATION_WINDOW"]
+
+
 def within_reactivation_window(terminal: Terminal, change: Change) -> None:
     """A deactivated terminal comes back only within the reactivation window (90 days by default):
     on the last day of the window it still may, one moment later it can only be deregistered."""
     window = settings.POSFLEET["REACTIVATION_WINDOW"]
-    if terminal.deactivated_at is None or now() - terminal.deactivated_at > window:
+    if terminal.deactivated_at is None or now() > reactivation_deadline(terminal.deactivated_at):
         raise GuardFailed(
             _("The reactivation window of %(days)d days has closed; the terminal can only be deregistered.")
             % {"days": window.days},
