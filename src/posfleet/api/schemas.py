@@ -62,6 +62,13 @@ class TerminalQuery(Schema):
     sim_expires_from: QueryDate | None = None
     sim_expires_to: QueryDate | None = None
     q: str = Field("", max_length=32, description="Part of an SN or TID.")
+    dormant_days: int | None = Field(
+        None,
+        ge=1,
+        le=3650,
+        description="Only dormant terminals: no approved sale in this many days up to now "
+        "(declines, refunds and reversals do not count).",
+    )
 
     range_in_order = in_order("sim_expires_from", "sim_expires_to")
 

@@ -7,7 +7,23 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Max, Min, Model, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    IntegerField,
+    Max,
+    Min,
+    Model,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce, ExtractMonth, ExtractYear
 
 from posfleet.billing.models import (
@@ -34,6 +50,7 @@ from posfleet.billing.statements.monthly import monthly_statement
 from posfleet.billing.statements.periods import Month, months_between
 from posfleet.billing.statements.render import MONTHLY_DOCUMENT, render_pdf
 from posfleet.billing.statements.settlements import SettlementRow, settlement_rows
+from posfleet.fleet.selectors import Terminal
 from posfleet.fleet.states import IN_SERVICE
 from posfleet.iam.models import User
 from posfleet.iam.selectors import provider, scope_of
@@ -173,6 +190,49 @@ def search_transactions(user: User, filters: TransactionFilters) -> QuerySet[Tra
 
 def transaction_for(user: User, transaction_id: int) -> Transaction:
     return _first(transactions_visible_to(user).filter(pk=transaction_id))
+
+
+# -- a terminal's money at a glance (the console's terminal page) and dormant terminals (the device
+# list and the API's terminal list: one rule). Owned by the terminal page's author.
+
+# A sale that went through: what "a terminal sells" means (declines, refunds and reversals do not).
+APPROVED_SALE = Q(kind=TransactionKind.SALE, status=TransactionStatus.APPROVED)
+
+
+def dormant_since(days: int, at: datetime) -> datetime:
+    """The start of the ``days``-day window up to ``at`` a dormant terminal made no approved sale in."""
+    return at - timedelta(days=days)
+
+
+def dormant(terminals: QuerySet[Terminal], days: int, at: datetime) -> QuerySet[Terminal]:
+    """Of ``terminals``, those without an approved sale in the ``days`` days up to ``at`` (dormant).
+
+    ``NOT EXISTS`` per terminal over the (terminal, occurred_at) index (``txn_terminal_time_idx``): a
+    terminal that sells stops at its first recent sale, a dormant one finds no row in the window."""
+    sold = Transaction.objects.filter(
+        APPROVED_SALE, terminal_id=OuterRef("pk"), occurred_at__gte=dormant_since(days, at)
+    )
+    return terminals.filter(~Exists(sold.order_by()))
+
+
+def last_transaction_on(user: User, terminal_id: int) -> Transaction | None:
+    """The newest transaction on the terminal of a merchant ``user`` may see (a refurbished device's
+    earlier merchants' sales are not theirs to read), or None."""
+    qs = _scoped(Transaction.objects.filter(terminal_id=terminal_id), user)
+    return qs.order_by("-occurred_at", "-id").first()
+
+
+def contract_of_terminal(user: User, terminal_id: int) -> ServiceContract | None:
+    """The terminal's service contract ``user`` may see, with its deposit: the active one, else an offer
+    waiting, else the latest that ended; None when it has none."""
+    rank = Case(
+        When(status=ServiceContract.Status.ACTIVE, then=Value(0)),
+        When(status=ServiceContract.Status.OFFERED, then=Value(1)),
+        default=Value(2),
+        output_field=IntegerField(),
+    )
+    qs = contracts_visible_to(user).select_related("deposit").filter(terminal_id=terminal_id)
+    return qs.order_by(rank, "-created_at", "-pk").first()
 
 
 # Settlement

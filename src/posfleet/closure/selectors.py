@@ -272,6 +272,18 @@ def case_terminal_sns(case: ClosureCase) -> dict[int, str]:
     return dict(CaseTerminal.objects.filter(case=case).values_list("terminal_id", "terminal__sn"))
 
 
+def closure_entry_of_terminal(terminal_id: int) -> CaseTerminal | None:
+    """The terminal's place in the closure case it is in now (``open``), else in the latest it was in
+    (withdrawn, rejected or done), with the case and its merchant as ``closure.view_closure`` reads
+    it; None when it was never in one. The caller asks that rule before it shows the case."""
+    return (
+        CaseTerminal.objects.filter(terminal_id=terminal_id)
+        .select_related("case__merchant__organisation", "case__merchant__agent__organisation")
+        .order_by("-open", "-case__requested_at", "-id")
+        .first()
+    )
+
+
 def open_case_numbers(terminal_ids: list[int]) -> dict[int, str]:
     """Terminal id → the number of the open case it is in (a terminal is in at most one)."""
     return dict(

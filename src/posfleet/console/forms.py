@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, cast
 
 from django import forms
@@ -19,6 +20,23 @@ from posfleet.platform.dates import check_range
 from posfleet.platform.errors import ValidationFailed
 
 PAGE_SIZE = 50
+DORMANT_DAYS = 30  # the dormant filter's window unless the user chooses another
+DORMANT_MAX_DAYS = 3650
+
+
+def offers_party_filters(user: User) -> bool:
+    """Whether the device list filters by agent and merchant for ``user`` (a merchant sees only its own
+    terminals: those filters mean nothing there). The terminal page links to those lists by the same rule."""
+    return user.role != Role.MERCHANT
+
+
+@dataclass(frozen=True)
+class DeviceListFilters:
+    """What the device list searches by: the fleet's filters, the dormant window and the selection."""
+
+    fleet: fleet.TerminalFilters
+    dormant_days: int | None = None  # no approved sale in this many days (billing.selectors.dormant)
+    selected_only: bool = False  # only the terminals in the person's selection
 
 
 def inverted_range(start: Any, end: Any, *, field: str) -> str:
@@ -69,6 +87,21 @@ class TerminalFilterForm(BootstrapMixin, forms.Form):
         max_length=15,
         widget=forms.TextInput(attrs={"placeholder": _("MID"), "autocomplete": "off"}),
     )
+    store = forms.CharField(
+        label=_("Store code"),
+        required=False,
+        max_length=16,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+    dormant = forms.BooleanField(label=_("Dormant"), required=False)
+    dormant_days = forms.IntegerField(
+        label=_("Days without an approved sale"),
+        required=False,
+        min_value=1,
+        max_value=DORMANT_MAX_DAYS,
+        widget=forms.NumberInput(attrs={"placeholder": str(DORMANT_DAYS), "inputmode": "numeric"}),
+    )
+    selected = forms.BooleanField(label=_("Only the selection"), required=False)
     sim_from = forms.DateField(
         label=_("SIM expiry from"),
         required=False,
@@ -87,8 +120,7 @@ class TerminalFilterForm(BootstrapMixin, forms.Form):
         self.user = user
         models = [(m.code, f"{m.maker} {m.name}") for m in fleet.terminal_models()]
         _choice_field(self, "model").choices = [("", _("All models")), *models]
-        if user.role == Role.MERCHANT:
-            # A merchant sees its own terminals only: agent and merchant filters mean nothing there.
+        if not offers_party_filters(user):
             del self.fields["agent"]
             del self.fields["merchant"]
         else:
@@ -96,11 +128,24 @@ class TerminalFilterForm(BootstrapMixin, forms.Form):
             _choice_field(self, "agent").choices = [("", _("All agents")), *agents]
 
     range_error = ""
+    dormant_error = ""
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         self.range_error = inverted_range(data.get("sim_from"), data.get("sim_to"), field="sim_from")
+        if data.get("dormant") and "dormant_days" in self.errors:
+            self.dormant_error = str(
+                _("Give the days without an approved sale as a whole number from 1 to %(max)s.")
+                % {"max": f"{DORMANT_MAX_DAYS:,}"}
+            )
         return data
+
+    @property
+    def filter_error(self) -> str:
+        """Why the search finds nothing on purpose (a backwards range, a bad dormant window), or ""."""
+        if not hasattr(self, "cleaned_data"):
+            self.is_valid()
+        return self.range_error or self.dormant_error
 
     def value(self, name: str) -> Any:
         """The cleaned value of a field, or its empty value when it was missing or invalid."""
@@ -114,9 +159,23 @@ class TerminalFilterForm(BootstrapMixin, forms.Form):
             model=self.value("model") or "",
             agent=self.value("agent") or "",
             merchant=(self.value("merchant") or "").strip().upper(),
+            store=(self.value("store") or "").strip(),
             sim_expires_from=self.value("sim_from"),
             sim_expires_to=self.value("sim_to"),
             q=self.value("q") or "",
+        )
+
+    def dormant_window(self) -> int | None:
+        """The dormant filter's days (``DORMANT_DAYS`` unless chosen), or None when it is off."""
+        if not self.value("dormant"):
+            return None
+        return self.value("dormant_days") or DORMANT_DAYS
+
+    def list_filters(self) -> DeviceListFilters:
+        return DeviceListFilters(
+            fleet=self.filters(),
+            dormant_days=self.dormant_window(),
+            selected_only=bool(self.value("selected")),
         )
 
     def sort_key(self) -> str:
@@ -126,19 +185,51 @@ class TerminalFilterForm(BootstrapMixin, forms.Form):
         return self.value("page") or 1
 
     def active_count(self) -> int:
-        names = ("status", "model", "agent", "merchant", "sim_from", "sim_to", "q")
+        names = (
+            "status",
+            "model",
+            "agent",
+            "merchant",
+            "store",
+            "sim_from",
+            "sim_to",
+            "q",
+            "dormant",
+            "selected",
+        )
         return sum(1 for name in names if name in self.fields and self.value(name))
+
+    CANONICAL = (
+        "q",
+        "status",
+        "model",
+        "agent",
+        "merchant",
+        "store",
+        "dormant",
+        "dormant_days",
+        "selected",
+        "sim_from",
+        "sim_to",
+        "sort",
+        "page",
+    )
 
     def canonical(self) -> QueryDict:
         """The valid, non-empty parameters: what the address bar shows and links build upon."""
         query = QueryDict(mutable=True)
-        for name in ("q", "status", "model", "agent", "merchant", "sim_from", "sim_to", "sort", "page"):
+        for name in self.CANONICAL:
             if name not in self.fields:
                 continue
             value = self.value(name)
             if name == "sort" and value == "sn":
                 continue
             if name == "page" and value == 1:
+                continue
+            if name == "dormant_days" and (not self.value("dormant") or value == DORMANT_DAYS):
+                continue
+            if value is True:
+                query[name] = "1"
                 continue
             if isinstance(value, list | tuple):
                 if value:
@@ -245,3 +336,21 @@ class ReplaceForm(WithTotpMixin, BootstrapMixin, forms.Form):
         if data.get("reason") == ReplacementReason.OTHER and not (data.get("note") or "").strip():
             self.add_error("note", _("Say in the note what the other reason is."))
         return data
+
+
+class PasteForm(BootstrapMixin, forms.Form):
+    """A pasted list of SNs to select: one per line, or separated by commas or spaces."""
+
+    sns = forms.CharField(
+        label=_("Serial numbers (SN)"),
+        max_length=400_000,
+        widget=forms.Textarea(
+            attrs={
+                "rows": 5,
+                "class": "font-monospace",
+                "spellcheck": "false",
+                "autocomplete": "off",
+                "placeholder": _("One SN per line, or separated by commas or spaces"),
+            }
+        ),
+    )

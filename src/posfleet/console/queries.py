@@ -1,15 +1,21 @@
-"""Read models for the dashboard, composed from the contexts' selectors."""
+"""Read models of the console composed from the contexts' selectors: the dashboard's, and the device
+list's search (the fleet's filters, billing's dormant rule, the person's selection)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from posfleet.audit import selectors as audit
 from posfleet.audit.models import AuditEvent, AuditEventQuerySet
+from posfleet.billing import selectors as money
+from posfleet.console import selection
+from posfleet.console.forms import DeviceListFilters
 from posfleet.fleet import selectors as fleet
+from posfleet.fleet.models import Terminal
 from posfleet.iam.models import User
 from posfleet.iam.selectors import scope_of
 from posfleet.platform.clock import now, today
@@ -45,3 +51,17 @@ def terminal_activity(user: User, *, days: int = 30, latest: int = 10) -> Activi
         counts=[per_day.get(day, 0) for day in span],
         latest=list(events.order_by("-seq")[:latest]),
     )
+
+
+# -- the device list ---------------------------------------------------------------------------------
+
+
+def device_list(user: User, filters: DeviceListFilters, sort: str = "sn") -> QuerySet[Terminal]:
+    """The terminals ``user`` may see that match the device list's filters, in ``sort`` order: the
+    fleet's search, then billing's dormant rule (no approved sale in the window), then the selection."""
+    terminals = fleet.search_terminals(user, filters.fleet, sort)
+    if filters.dormant_days:
+        terminals = money.dormant(terminals, filters.dormant_days, now())
+    if filters.selected_only:
+        terminals = selection.only_selected(terminals, user)
+    return terminals

@@ -33,6 +33,7 @@ urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
     path("terminals/", terminals.terminal_list, name="terminals"),
     path("terminals/actions/<slug:command>/", actions.terminal_action, name="action"),
+    path("terminals/selection/", terminals.terminal_selection, name="terminal_selection"),
     path("terminals/export/", jobs.export_start, name="terminals_export"),
     path("terminals/import/", jobs.import_start, name="terminals_import"),
     path("jobs/<str:job_id>/", jobs.job_view, name="job"),

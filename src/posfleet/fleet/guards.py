@@ -47,7 +47,8 @@ def store_of_merchant(terminal: Terminal, change: Change) -> None:
 
 def reactivation_deadline(deactivated_at: datetime) -> datetime:
     """The last moment a terminal deactivated at ``deactivated_at`` may be reactivated: the one rule of
-    the reactivation window, shared by the guard below and the deactivation's event (its notice)."""
+    the reactivation window: the guard below, the deactivation's event (its notice), and every screen
+    that shows the deadline."""
     return deactivated_at + settings.POSFLEET["REACTIVATION_WINDOW"]
 
 

@@ -4,13 +4,16 @@ started it, with the step-up they gave when they started it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
+
 from posfleet.fleet.selectors import TerminalFilters
-from posfleet.fleet.services import terminals_bulk_transition
+from posfleet.fleet.services import ItemResult, terminals_bulk_transition
 from posfleet.fleet.transfer import import_terminals
 from posfleet.fleet.transfer.exporting import export_terminals
 from posfleet.fleet.transfer.report import ProgressEvent
@@ -42,18 +45,34 @@ def _actor(job: Job) -> Actor:
     )
 
 
+def _offset(progress: Progress, start: int, total: int) -> Callable[[int, int], None]:
+    """A chunk's progress as a step of the whole bar."""
+
+    def report(done: int, _chunk: int) -> None:
+        progress(start + done, total)
+
+    return report
+
+
 @register(BULK)
 def run_bulk(job: Job, progress: Progress) -> dict[str, Any]:
+    """Each terminal through its service, ``BULK_MAX_ITEMS`` at a time (a selection or every match of a
+    filter may hold many more), with one bar over them all."""
     p = job.params
-    results = terminals_bulk_transition(
-        actor=_actor(job),
-        sns=p["sns"],
-        action=p["action"],
-        reason=p.get("reason", ""),
-        note=p.get("note", ""),
-        params=p.get("params") or None,
-        progress=progress,
-    )
+    sns: list[str] = p["sns"]
+    actor = _actor(job)
+    limit = settings.POSFLEET["BULK_MAX_ITEMS"]
+    results: list[ItemResult] = []
+    for start in range(0, len(sns), limit):
+        results += terminals_bulk_transition(
+            actor=actor,
+            sns=sns[start : start + limit],
+            action=p["action"],
+            reason=p.get("reason", ""),
+            note=p.get("note", ""),
+            params=p.get("params") or None,
+            progress=_offset(progress, start, len(sns)),
+        )
     return {"results": [asdict(r) for r in results], "done": sum(1 for r in results if r.ok)}
 
 
@@ -69,6 +88,10 @@ def _bar(progress: Progress) -> Any:
     return report
 
 
+def _day(text: object) -> date | None:
+    return date.fromisoformat(text) if isinstance(text, str) and text else None
+
+
 @register(EXPORT)
 def run_export(job: Job, progress: Progress) -> dict[str, Any]:
     actor = _actor(job)
@@ -79,6 +102,9 @@ def run_export(job: Job, progress: Progress) -> dict[str, Any]:
         model=given.get("model", ""),
         agent=given.get("agent", ""),
         merchant=given.get("merchant", ""),
+        store=given.get("store", ""),
+        sim_expires_from=_day(given.get("sim_expires_from")),
+        sim_expires_to=_day(given.get("sim_expires_to")),
         q=given.get("q", ""),
     )
     path = job_file(job, fmt)

@@ -108,6 +108,7 @@ class TerminalFilters:
     model: str = ""  # terminal model code
     agent: str = ""  # agent code
     merchant: str = ""  # MID
+    store: str = ""  # store code (of the merchant's, when a merchant is given)
     sim_expires_from: date | None = None
     sim_expires_to: date | None = None
     q: str = ""  # free text: part of an SN or TID
@@ -124,6 +125,8 @@ def search_terminals(user: User | None, filters: TerminalFilters, sort: str = "s
         qs = qs.filter(agent__code=filters.agent)
     if filters.merchant:
         qs = qs.filter(merchant__mid=filters.merchant)
+    if filters.store:
+        qs = qs.filter(store__code=filters.store)
     if filters.sim_expires_from:
         qs = qs.filter(service_expires_on__gte=filters.sim_expires_from)
     if filters.sim_expires_to:

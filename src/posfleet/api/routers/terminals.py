@@ -10,6 +10,7 @@ from posfleet.api import schemas as s
 from posfleet.api.auth import IdempotencyKey, StepUpCode, actor
 from posfleet.api.idempotency import Outcome, execute
 from posfleet.api.pagination import PageQuery, keyset
+from posfleet.billing.selectors import dormant
 from posfleet.fleet.selectors import (
     CARD_FIELDS,
     TerminalFilters,
@@ -19,6 +20,7 @@ from posfleet.fleet.selectors import (
 from posfleet.fleet.services import terminal_transition, terminals_bulk_transition
 from posfleet.fleet.states import SPECS
 from posfleet.fleet.timeline import terminal_timeline, timeline_entries
+from posfleet.platform.clock import now
 from posfleet.platform.context import Actor
 
 router = Router(tags=["terminals"])
@@ -43,6 +45,8 @@ def terminals_list(
             q=filters.q,
         ),
     )
+    if filters.dormant_days is not None:
+        qs = dormant(qs, filters.dormant_days, now())
     rows, cursor = keyset(qs.only(*CARD_FIELDS), list_name="terminals", key="sn", page=page)
     return s.TerminalPage(items=[presenters.terminal(t, who) for t in rows], next_cursor=cursor)
 

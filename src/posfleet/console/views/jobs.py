@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from posfleet.console.forms import TerminalFilterForm
 from posfleet.console.presentation import command_view
+from posfleet.console.views.actions import result_context
 from posfleet.console.views.base import console_login_required, is_htmx, render_page
 from posfleet.console.views.money.common import forbidden, signed_in
 from posfleet.fleet.jobs import EXPORT, IMPORT, actor_params
@@ -63,8 +64,7 @@ def _dialog(request: HttpRequest, job: Job, command: str) -> HttpResponse:
     context: dict[str, Any] = {"command": command_view(cmd), "job": job}
     if not job.finished or job.status == Job.Status.FAILED:
         return render_page(request, "console/actions/dialog.html", context, partial="running")
-    context["results"] = (job.result or {}).get("results", [])
-    context["done"] = (job.result or {}).get("done", 0)
+    context.update(result_context((job.result or {}).get("results", [])))
     response = render_page(request, "console/actions/dialog.html", context, partial="result")
     if is_htmx(request) and context["done"]:
         response["HX-Trigger"] = "terminals-changed"
@@ -99,8 +99,16 @@ def export_start(request: HttpRequest) -> HttpResponse:
         raise Http404
     form = TerminalFilterForm(request.POST, user=user)
     filters = form.filters()
-    if form.range_error:  # the list, with the same filters, says why
-        return HttpResponseRedirect(reverse("console:terminals") + f"?{form.canonical().urlencode()}")
+    back = reverse("console:terminals") + f"?{form.canonical().urlencode()}"
+    if form.filter_error:  # the list, with the same filters, says why
+        return HttpResponseRedirect(back)
+    if form.dormant_window() or form.value("selected"):
+        # The export job runs the fleet's filters only; it does not leave out what it cannot.
+        messages.error(
+            request,
+            _("The export does not take the dormant filter or “Only the selection”: remove them to export."),
+        )
+        return HttpResponseRedirect(back)
     params = {
         "format": fmt,
         "filters": {
@@ -108,6 +116,9 @@ def export_start(request: HttpRequest) -> HttpResponse:
             "model": filters.model,
             "agent": filters.agent,
             "merchant": filters.merchant,
+            "store": filters.store,
+            "sim_expires_from": filters.sim_expires_from.isoformat() if filters.sim_expires_from else "",
+            "sim_expires_to": filters.sim_expires_to.isoformat() if filters.sim_expires_to else "",
             "q": filters.q,
         },
         **actor_params(actor_from_request(request)),

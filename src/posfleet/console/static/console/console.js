@@ -86,13 +86,52 @@
   });
 
   // ------------------------------------------------------------------ selection and bulk toolbar
+  // The selection lives on the server (ADR 0029): ticks on any page, pasted SNs, every match of a
+  // filter. A tick posts to it and the toolbar comes back with the count; the bulk actions act on it.
   function rowChecks() {
     return Array.from(document.querySelectorAll("#terminal-table .row-check"));
   }
 
+  function toolbar() {
+    return document.getElementById("bulk-toolbar");
+  }
+
+  // Ticks are sent one after the other (the count shown is the last answer); while one is on its way
+  // the bulk actions wait, so they never act on a selection that is about to change.
+  let pending = 0;
+  let queue = Promise.resolve();
+
+  function holdBulkActions() {
+    const bar = toolbar();
+    if (!bar) return;
+    bar.querySelectorAll(".bulk-action, .bulk-actions [data-action]").forEach(function (button) {
+      button.disabled = true;
+    });
+  }
+
+  function postSelection(op, sns) {
+    const bar = toolbar();
+    if (!bar || !window.htmx || sns.length === 0) return;
+    pending += 1;
+    holdBulkActions();
+    queue = queue
+      .then(function () {
+        return window.htmx.ajax("POST", bar.dataset.selectionUrl, {
+          source: bar,
+          target: "#bulk-toolbar",
+          swap: "innerHTML",
+          values: { op: op, sns: sns.join("\n") },
+        });
+      })
+      .catch(function () { /* htmx:responseError says so */ })
+      .then(function () {
+        pending -= 1;
+      });
+  }
+
   function updateSelection() {
-    const toolbar = document.querySelector(".bulk-toolbar");
-    if (!toolbar) return;
+    const bar = toolbar();
+    if (!bar) return;
     const checks = rowChecks();
     const selected = checks.filter(function (c) { return c.checked; });
     checks.forEach(function (c) {
@@ -104,37 +143,41 @@
       all.checked = checks.length > 0 && selected.length === checks.length;
       all.indeterminate = selected.length > 0 && selected.length < checks.length;
     }
-    const count = toolbar.querySelector(".selection-count");
-    if (count) {
-      count.textContent = selected.length
-        ? count.dataset.some.replace("%(n)s", selected.length.toLocaleString())
-        : count.dataset.none;
-    }
-    toolbar.classList.toggle("has-selection", selected.length > 0);
-    toolbar.querySelectorAll(".bulk-action").forEach(function (button) {
-      button.disabled = selected.length === 0;
-    });
+    const state = bar.querySelector("[data-selected]");
+    bar.classList.toggle("has-selection", Boolean(state && state.dataset.selected !== "0"));
   }
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    const target = event.detail.target;
+    if (target && target.id === "bulk-toolbar") {
+      if (pending > 1) holdBulkActions(); // more ticks on their way
+      updateSelection();
+    }
+  });
+
+  // Pasted SNs, every match, a cleared selection: the rows' ticks follow.
+  document.addEventListener("selection-changed", function () {
+    if (!window.htmx || !document.getElementById("terminal-table")) return;
+    const here = window.location.pathname + window.location.search;
+    window.htmx.ajax("GET", here, { target: "#terminal-table", swap: "innerHTML" });
+  });
 
   document.addEventListener("change", function (event) {
     const element = event.target;
     if (element.matches("#terminal-table .select-all")) {
-      rowChecks().forEach(function (c) { c.checked = element.checked; });
+      const checks = rowChecks();
+      checks.forEach(function (c) { c.checked = element.checked; });
       updateSelection();
+      postSelection(element.checked ? "add" : "remove", checks.map(function (c) { return c.value; }));
     } else if (element.matches("#terminal-table .row-check")) {
       updateSelection();
+      postSelection(element.checked ? "add" : "remove", [element.value]);
     } else if (element.matches(".status-filter input[type=checkbox]")) {
       updateStatusSummary();
     }
   });
 
   document.addEventListener("click", function (event) {
-    const clear = event.target.closest(".clear-selection");
-    if (clear) {
-      rowChecks().forEach(function (c) { c.checked = false; });
-      updateSelection();
-      return;
-    }
     const copy = event.target.closest("[data-copy-target]");
     if (copy) copyFrom(copy);
   });

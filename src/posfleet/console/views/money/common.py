@@ -40,6 +40,12 @@ def is_merchant(user: User) -> bool:
     return user.role == Role.MERCHANT
 
 
+def may_list_settlements(user: User) -> bool:
+    """The settlement batches list is for staff and agents; merchants read their statements (the list's
+    rule, and the terminal page's link to it)."""
+    return not is_merchant(user)
+
+
 def is_staff_or_agent(user: User) -> bool:
     return user.role in STAFF or user.role == Role.AGENT
 

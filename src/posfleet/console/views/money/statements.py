@@ -25,7 +25,7 @@ from posfleet.billing.statements import (
 from posfleet.console.views.base import console_login_required, render_page
 from posfleet.console.views.money.common import (
     forbidden,
-    is_merchant,
+    may_list_settlements,
     merchant_in_scope,
     own_merchant,
     signed_in,
@@ -112,7 +112,7 @@ def statement_pdf(request: HttpRequest, mid: str, month: str) -> HttpResponse:
 def settlement_list(request: HttpRequest) -> HttpResponse:
     """Settlement batches for staff and agents (their merchants'); merchants read their statements."""
     user = signed_in(request)
-    if is_merchant(user):
+    if not may_list_settlements(user):
         return forbidden(request)
     batches = money.settlements_visible_to(user).order_by("-business_date", "merchant__mid")
     mid = request.GET.get("merchant", "").strip().upper()[:15]
