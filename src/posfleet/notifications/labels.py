@@ -80,6 +80,7 @@ EVENT_LABELS: dict[str, Any] = {
     "application.progressed": _("Application progressed"),
     "closure.progressed": _("Closure progressed"),
     "complaint.progressed": _("Complaint progressed"),
+    "plan_change.progressed": _("Plan change request progressed"),
     "integrity.check_failed": _("Integrity check failed"),
 }
 
