@@ -31,6 +31,7 @@ from posfleet.api.routers import (
     notifications,
     parties,
     plans,
+    reports,
     settlements,
     statements,
     terminals,
@@ -126,3 +127,5 @@ api.add_router("", applications.router)
 api.add_router("", backups.router)
 api.add_router("", closures.router)
 api.add_router("", complaints.router)  # complaints and the provider taking over (ADR 0023)
+# Reports (ADR 0028)
+api.add_router("", reports.router)
