@@ -32,6 +32,7 @@ from posfleet.api.routers import (
     parties,
     plan_changes,
     plans,
+    reports,
     settlements,
     statements,
     terminals,
@@ -128,3 +129,5 @@ api.add_router("", applications.router)
 api.add_router("", backups.router)
 api.add_router("", closures.router)
 api.add_router("", complaints.router)  # complaints and the provider taking over (ADR 0023)
+# Reports (ADR 0028)
+api.add_router("", reports.router)

@@ -60,6 +60,7 @@ class EventType(models.TextChoices):
     SETTLEMENT_RUN = "settlement.run", _("settlement run")
     LEDGER_CORRECTED = "ledger.corrected", _("ledger correction")
     TRANSACTIONS_EXPORTED = "transactions.exported", _("transactions exported")
+    REPORT_EXPORTED = "report.exported", _("report exported")
     # Operations
     INTEGRITY_VERIFIED = "integrity.verified", _("integrity check run")
     # Enrollment and renewal

@@ -78,6 +78,25 @@ DEVICES = NavGroup(
     ),
 )
 
+REPORTS = NavGroup(
+    "reports",
+    _("Reports"),
+    "bar-chart-line",
+    (
+        NavEntry(
+            "all_reports", _("All reports"), "bar-chart-line", "console:reports", roles=STAFF_AND_AGENTS
+        ),
+        NavEntry(
+            "my_agent",
+            _("My agent page"),
+            "person-badge",
+            "console:my_agent",
+            roles=frozenset({Role.AGENT}),
+            also=("/console/agents/",),
+        ),
+    ),
+)
+
 MAIN: tuple[NavEntry | NavGroup, ...] = (
     NavEntry(
         "dashboard", _("Dashboard"), "speedometer2", "console:dashboard", roles=STAFF_AND_AGENTS, exact=True
@@ -89,6 +108,7 @@ MAIN: tuple[NavEntry | NavGroup, ...] = (
     NavEntry("complaints", _("Complaints"), "chat-square-text", "console:complaints"),
     NavEntry("expiry", _("Expiry calendar"), "calendar-event", "console:expiry"),
     MONEY,
+    REPORTS,
     NavEntry("deliveries", _("Notifications"), "send", "console:deliveries", roles=STAFF),
     NavEntry("backups", _("Data backup"), "archive", "console:backups", roles=frozenset({Role.MERCHANT})),
 )

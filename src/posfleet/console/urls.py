@@ -2,6 +2,7 @@ from django.urls import path
 
 from posfleet.console.views import (
     actions,
+    agents,
     applications,
     backups,
     closure_request,
@@ -15,6 +16,7 @@ from posfleet.console.views import (
     jobs,
     notifications,
     replacement,
+    reports,
     terminals,
 )
 from posfleet.console.views.money import (
@@ -105,4 +107,10 @@ urlpatterns = [
     path("closures/returns/<str:sn>/", closure_returns.closure_inspect_view, name="closure_inspect"),
     path("closures/<str:number>/", closures.closure_detail, name="closure"),
     path("closures/<str:number>/<slug:action>/", closures.closure_action, name="closure_action"),
+    # Reports (报表) and an agent's own page (ADR 0028)
+    path("reports/", reports.report_index, name="reports"),
+    path("reports/<slug:name>/", reports.report_page, name="report"),
+    path("reports/<slug:name>/export/<slug:fmt>/", reports.report_export, name="report_export"),
+    path("agents/me/", agents.my_agent_page, name="my_agent"),
+    path("agents/<str:code>/", agents.agent_page, name="agent"),
 ]

@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "posfleet.closure",
     "posfleet.gateway",
     "posfleet.notifications",
+    "posfleet.reports",
     "posfleet.api",
     "posfleet.console",
     "posfleet.demo",
