@@ -79,7 +79,7 @@ def test_a_merchant_reads_its_money_statement_and_comparison_in_chinese(page, li
         expect(page.get_by_test_id(f"plan-total-{plan.code}")).to_have_text(format_fen(plan.total_fen))
     expect(page.get_by_test_id("compare-actual")).to_have_text(format_fen(result.actual_total_fen))
     assert result.current is not None
-    assert result.current.total_fen == result.actual_total_fen
+    assert result.current.fees_total_fen == result.actual_total_fen  # the fees; the total adds service fees
 
     assert verify_ledger().ok
 
