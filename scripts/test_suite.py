@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""`make test`: the whole suite on SQLite and on PostgreSQL, browser tests included. The two runs go side
-by side (a core each on CI's two), each run's output printed whole when it ends; ``--one-after-the-other``
-runs SQLite, then PostgreSQL.
+"""`make test`: the whole suite on SQLite and on PostgreSQL, browser tests included. Two lanes go side by
+side (a core each on CI's two): SQLite, then PostgreSQL's fuzzing; and the rest of PostgreSQL. Each run's
+output is printed whole when it ends. ``--one-after-the-other`` runs SQLite, then PostgreSQL.
 
 Before running it makes sure what the tests need is there, and says so plainly when it is not:
 - Debian's chromium for the browser tests (installed with apt-get when we are root and it is missing);
@@ -218,39 +218,58 @@ def run_pytest(database: str, extra: list[str], env: dict[str, str]) -> int:
     return code
 
 
+# Side by side, in two lanes that take about as long each: SQLite then PostgreSQL's fuzzing, and the
+# rest of PostgreSQL. (name, database, marks)
+LANES = [
+    [("sqlite", "sqlite", ONLY_ON["sqlite"]), ("postgres fuzzing", "postgres", "fuzz")],
+    [("postgres", "postgres", "not e2e and not pdf and not fuzz")],
+]
+
+
 def run_side_by_side(extra: list[str], envs: dict[str, dict[str, str]]) -> dict[str, int]:
-    """Both databases' runs at once (one core each on a two-core machine), each writing to its own
-    log; a run's log is printed whole when it ends, so their lines never interleave."""
+    """The lanes at once (a core each on a two-core machine), each run writing to its own log; a run's
+    log is printed whole when it ends, so their lines never interleave."""
     folder = Path(tempfile.mkdtemp(prefix="posfleet-test-logs-"))
-    running: dict[str, tuple[subprocess.Popen[bytes], Path, float]] = {}
-    for database, env in envs.items():
-        log = folder / f"{database}.log"
-        say(f"running the suite on {database} (its output follows when it ends: {log})")
+    chosen = any(arg == "-m" or arg.startswith("-m") for arg in extra)
+    lanes = [list(lane) for lane in LANES]
+    if chosen:  # the caller picks the marks: one run per database
+        lanes = [[("sqlite", "sqlite", "")], [("postgres", "postgres", "")]]
+    running: dict[str, tuple[subprocess.Popen[bytes], Path, float, list[tuple[str, str, str]]]] = {}
+
+    def start(lane: list[tuple[str, str, str]]) -> None:
+        name, database, marks = lane.pop(0)
+        log = folder / f"{name.replace(' ', '-')}.log"
+        say(f"running {name} (its output follows when it ends)")
         with log.open("wb") as out:
             process = subprocess.Popen(
-                pytest_command(database, extra),
+                [sys.executable, "-m", "pytest", *(["-m", marks] if marks else []), *extra],
                 cwd=ROOT,
-                env={**env, "POSFLEET_TEST_DB": database},
+                env={**envs[database], "POSFLEET_TEST_DB": database},
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        running[database] = (process, log, time.monotonic())
+        running[name] = (process, log, time.monotonic(), lane)
+
+    for lane in lanes:
+        start(lane)
     results: dict[str, int] = {}
     try:
         while running:
-            for database, (process, log, started) in list(running.items()):
+            for name, (process, log, started, lane) in list(running.items()):
                 code = process.poll()
                 if code is None:
                     continue
-                del running[database]
+                del running[name]
                 sys.stdout.write(log.read_text(errors="replace"))
                 sys.stdout.flush()
                 verdict = "passed" if code == 0 else "FAILED"
-                say(f"{database}: {verdict} in {time.monotonic() - started:.0f} s")
-                results[database] = code
+                say(f"{name}: {verdict} in {time.monotonic() - started:.0f} s")
+                results[name] = code
+                if lane:
+                    start(lane)
             time.sleep(0.5)
     finally:
-        for process, _log, _started in running.values():
+        for process, _log, _started, _lane in running.values():
             process.terminate()
     shutil.rmtree(folder, ignore_errors=True)
     return results
@@ -265,7 +284,7 @@ def main() -> None:
         "--one-after-the-other",
         dest="side_by_side",
         action="store_false",
-        help="run SQLite, then PostgreSQL (default: both at once, their output printed as each ends)",
+        help="run SQLite, then PostgreSQL (default: two lanes at once, each run printed when it ends)",
     )
     args, extra = parser.parse_known_args()
     ensure_chromium()

@@ -23,7 +23,7 @@ SCHEMA = schemathesis.openapi.from_dict(json.loads(live_text()))
 SCHEMA.config.update(base_url="http://testserver")
 SCHEMA.app = get_wsgi_application()  # requests go through the whole Django stack, in process
 FUZZ = settings(
-    max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), phases=[Phase.generate]
+    max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), phases=[Phase.generate]
 )
 LONG = settings(
     max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), phases=[Phase.generate]
