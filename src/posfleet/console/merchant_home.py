@@ -20,6 +20,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from posfleet.billing import payouts
 from posfleet.billing import selectors as money
 from posfleet.billing.models import AccountKind, Transaction, TransactionKind, TransactionStatus
 from posfleet.closure.complaint_selectors import complaints_visible_to
@@ -114,7 +115,7 @@ class OpenItem:
 
 @dataclass(frozen=True)
 class Money:
-    payout: money.NextPayout
+    payout: payouts.NextPayout
     last_paid_on: date | None
     last_paid_fen: int | None
     owed_fen: int  # service fees charged, not yet kept back from a payout
@@ -232,9 +233,9 @@ def _transaction_note(kind: str | None, status: str | None) -> str:
 
 def _money(merchant: Any, on: date) -> Money:
     balances = money.balances_of(merchant.organisation_id)
-    last = money.last_settlement(merchant.pk)
+    last = payouts.last_settlement(merchant.pk)
     return Money(
-        payout=money.next_payout(merchant.pk, merchant.organisation_id, on),
+        payout=payouts.next_payout(merchant.pk, merchant.organisation_id, on),
         last_paid_on=last.paid_on if last is not None else None,
         last_paid_fen=last.payout_fen if last is not None else None,
         owed_fen=max(0, balances[AccountKind.FEES_RECEIVABLE]),

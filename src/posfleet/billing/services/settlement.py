@@ -34,7 +34,7 @@ from posfleet.billing.models import (
     SettlementRun,
     Transaction,
 )
-from posfleet.billing.selectors import service_fees_to_charge
+from posfleet.billing.payouts import service_fees_to_charge
 from posfleet.billing.services.contracts import charge_fees_due
 from posfleet.billing.services.settlement_chunk import pay_chunk
 from posfleet.billing.services.transactions.posting import (
