@@ -1,0 +1,437 @@
+#!/usr/bin/env python3
+"""The console's and the API's fleet-wide pages at a provider's scale: each page through the Django test
+client (signed in), against the raw indexed SQL that reads the same rows, per fleet size.
+
+    python bench/pages.py                              # 10,000 / 100,000 / 1,000,000 terminals, SQLite
+    python bench/pages.py --sizes 10000,100000         # only these sizes
+    python bench/pages.py --postgres                   # also PostgreSQL (scratch databases, dropped after)
+    python bench/pages.py --postgres --no-sqlite --repeat 3
+
+Each phase runs in its own subprocess on its own database:
+
+- template: migrate, then the demo fleet through ``posfleet demo --terminals 10000 --money-days 0``
+  (the demo's parties and users, 10,000 terminals in every state with their status periods and their
+  audited history; the demo writes its rows in bulk and its history through the audit chain, see
+  ``demo/build.py``). The pages are read as ``admin`` and as ``agent1`` (the demo's agent with the
+  most terminals, with sub-agents), signed in; the API with the same session.
+- grow (per size, on a copy of the template): the demo's terminals copied until the fleet has N
+  terminals — same model, agent, merchant, store, status, expiry, firmware; SN = the demo SN + a
+  two-digit copy number, a fresh TID for those that have one — by ``platform.bulk.insert_rows`` (the
+  import's own insert path; a bulk fixture: the copies have no status periods or audit events of their
+  own). Then ``ANALYZE`` / ``PRAGMA optimize`` (untimed), as autovacuum or the nightly job would.
+- measure (per size, on that database): for every page, a warm-up request, then ``--repeat`` rounds
+  of ours then raw:
+  - **ours** — the page through ``django.test.Client`` with the user signed in (``testing.sessions.sign_in``: the login's last step):
+    URL resolution, middleware, the view, its selectors, the template or the API's schema and JSON.
+    Every answer must be 200.
+  - **raw** — the SQL a hand-written page would at least run for the same rows, through the
+    connection's cursor (rows fetched): the first page of rows in the page's order with the same
+    filter (the indexes the schema has), or the grouped counts a chart shows. No total counts
+    unless the page shows them as its figure (the dashboard's doughnut, the calendar's weeks).
+
+Output: one JSON line per (size, page), then a Markdown table per engine: median ms [range] of ours
+and raw, and the ratio ours / raw (medians). Goal (issue 14): every page under 1 s at 1,000,000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import child_env, each_engine, run_child, spread  # noqa: E402
+
+TODAY = date(2026, 12, 6)
+BASE = 10_000  # the demo's size; larger fleets are copies of it
+SIZES = (10_000, 100_000, 1_000_000)
+STATUS = "suspended"  # the status the filter pages ask for: a minority (~5 % of the demo's fleet)
+
+
+# -- phases (run in a child process) -------------------------------------------------------------
+
+
+def phase_template() -> dict[str, object]:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    started = time.perf_counter()
+    call_command("migrate", verbosity=0, skip_checks=True)
+    with open(os.devnull, "w") as quiet:
+        call_command("demo", terminals=BASE, money_days=0, today=TODAY, stdout=quiet, skip_checks=True)
+    return {"phase": "template", "seconds": round(time.perf_counter() - started, 1)}
+
+
+def phase_grow(size: int) -> dict[str, object]:
+    import django
+
+    django.setup()
+    from django.db import connection, transaction
+
+    from posfleet.fleet.models import Terminal
+    from posfleet.platform.bulk import insert_rows
+
+    started = time.perf_counter()
+    varying = [
+        f.name for f in Terminal._meta.concrete_fields if not f.primary_key and f.name not in ("updated_at",)
+    ]
+    base = list(
+        Terminal.objects.order_by("pk").values_list(*[Terminal._meta.get_field(n).attname for n in varying])
+    )
+    sn_at, tid_at = varying.index("sn"), varying.index("tid")
+
+    def copies():  # type: ignore[no-untyped-def]
+        made = len(base)
+        copy = 1
+        while made < size:
+            for i, row in enumerate(base):
+                if made >= size:
+                    return
+                out = list(row)
+                out[sn_at] = f"{row[sn_at]}{copy:02d}"
+                out[tid_at] = None if row[tid_at] is None else f"K{copy:02d}{i:05d}"
+                yield out
+                made += 1
+            copy += 1
+
+    with transaction.atomic():
+        inserted = insert_rows(Terminal, varying, copies())
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE" if connection.vendor == "postgresql" else "PRAGMA optimize")
+        if connection.vendor == "sqlite":
+            cursor.execute("ANALYZE")
+    return {
+        "phase": "grow",
+        "size": size,
+        "copied": inserted,
+        "terminals": Terminal.objects.count(),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _pages(agent_path: str, sn_prefix: str, today: date) -> list[dict[str, object]]:
+    """(name, user, URL, raw SQL statements with their parameters) of every page measured."""
+    from datetime import timedelta
+
+    from posfleet.enrollment.services.expiry import grace_days
+    from posfleet.fleet.states import IN_SERVICE
+
+    in_service = tuple(s.value for s in IN_SERVICE)
+    marks = ", ".join(["%s"] * len(in_service))
+    cols = "t.id, t.sn, t.tid, t.status, t.service_expires_on, t.status_changed_at, m.name, a.code, mer.mid"
+    joins = (
+        "FROM fleet_terminal t JOIN fleet_terminalmodel m ON m.id = t.model_id "
+        "LEFT JOIN parties_agent a ON a.id = t.agent_id LEFT JOIN parties_merchant mer ON mer.id = t.merchant_id"
+    )
+    scope = (
+        " JOIN parties_agent sa ON sa.id = t.agent_id JOIN iam_organisation so ON so.id = sa.organisation_id"
+        " WHERE so.path LIKE %s"
+    )
+    like = agent_path + "%"
+    monday = today - timedelta(days=today.weekday())
+    count_status = "SELECT t.status, COUNT(*) FROM fleet_terminal t{scope} GROUP BY t.status"
+    count_model = (
+        "SELECT m.maker, m.name, COUNT(*) FROM fleet_terminal t JOIN fleet_terminalmodel m ON m.id = t.model_id"
+        "{scope} GROUP BY m.maker, m.name"
+    )
+    expiry_where = (
+        f" t.status IN ({marks}) AND t.merchant_id IS NOT NULL AND t.service_expires_on >= %s"
+        " AND t.service_expires_on < %s"
+    )
+    upper = sn_prefix[:-1] + chr(ord(sn_prefix[-1]) + 1)
+    return [
+        {
+            "page": "dashboard (admin)",
+            "user": "admin",
+            "url": "/",
+            "raw": [(count_status.format(scope=""), []), (count_model.format(scope=""), [])],
+        },
+        {
+            "page": "dashboard (agent)",
+            "user": "agent1",
+            "url": "/",
+            "raw": [
+                (count_status.format(scope=scope), [like]),
+                (count_model.format(scope=scope.replace("t.agent_id", "t.agent_id")), [like]),
+            ],
+        },
+        {
+            "page": "device list",
+            "user": "admin",
+            "url": "/terminals/",
+            "raw": [(f"SELECT {cols} {joins} ORDER BY t.sn LIMIT 50", [])],
+        },
+        {
+            "page": "device list (agent)",
+            "user": "agent1",
+            "url": "/terminals/",
+            "raw": [
+                (
+                    f"SELECT {cols} {joins} JOIN iam_organisation ao ON ao.id = a.organisation_id"
+                    " WHERE ao.path LIKE %s ORDER BY t.sn LIMIT 50",
+                    [like],
+                )
+            ],
+        },
+        {
+            "page": f"status filter ({STATUS})",
+            "user": "admin",
+            "url": f"/terminals/?status={STATUS}",
+            "raw": [(f"SELECT {cols} {joins} WHERE t.status = %s ORDER BY t.sn LIMIT 50", [STATUS])],
+        },
+        {
+            "page": f"SN search ({sn_prefix})",
+            "user": "admin",
+            "url": f"/terminals/?q={sn_prefix}",
+            "raw": [
+                (
+                    f"SELECT {cols} {joins} WHERE t.sn >= %s AND t.sn < %s ORDER BY t.sn LIMIT 50",
+                    [sn_prefix, upper],
+                )
+            ],
+        },
+        {
+            "page": "expiry calendar",
+            "user": "admin",
+            "url": "/expiry/",
+            "raw": [
+                (
+                    "SELECT t.service_expires_on, COUNT(*) FROM fleet_terminal t WHERE"
+                    + expiry_where
+                    + " GROUP BY t.service_expires_on",
+                    [*in_service, monday, monday + timedelta(weeks=12)],
+                ),
+                (
+                    f"SELECT {cols} {joins} WHERE"
+                    + expiry_where.replace("< %s", "<= %s")
+                    + " ORDER BY t.service_expires_on, t.sn LIMIT 50",
+                    [*in_service, today - timedelta(days=grace_days()), today + timedelta(days=30)],
+                ),
+            ],
+        },
+        {
+            "page": "expiry calendar (agent)",
+            "user": "agent1",
+            "url": "/expiry/",
+            "raw": [
+                (
+                    "SELECT t.service_expires_on, COUNT(*) FROM fleet_terminal t"
+                    + scope
+                    + " AND"
+                    + expiry_where
+                    + " GROUP BY t.service_expires_on",
+                    [like, *in_service, monday, monday + timedelta(weeks=12)],
+                ),
+            ],
+        },
+        {
+            "page": "API list",
+            "user": "admin",
+            "url": "/api/v1/terminals",
+            "raw": [(f"SELECT {cols} {joins} ORDER BY t.sn LIMIT 51", [])],
+        },
+        {
+            "page": f"API list status={STATUS}",
+            "user": "admin",
+            "url": f"/api/v1/terminals?status={STATUS}",
+            "raw": [(f"SELECT {cols} {joins} WHERE t.status = %s ORDER BY t.sn LIMIT 51", [STATUS])],
+        },
+        {
+            "page": f"API list q={sn_prefix}",
+            "user": "admin",
+            "url": f"/api/v1/terminals?q={sn_prefix}",
+            "raw": [
+                (
+                    f"SELECT {cols} {joins} WHERE t.sn >= %s AND t.sn < %s ORDER BY t.sn LIMIT 51",
+                    [sn_prefix, upper],
+                )
+            ],
+        },
+        {
+            "page": "API list (agent)",
+            "user": "agent1",
+            "url": "/api/v1/terminals",
+            "raw": [
+                (
+                    f"SELECT {cols} {joins} JOIN iam_organisation ao ON ao.id = a.organisation_id"
+                    " WHERE ao.path LIKE %s ORDER BY t.sn LIMIT 51",
+                    [like],
+                )
+            ],
+        },
+    ]
+
+
+def phase_measure(size: int, repeat: int, only: str) -> None:
+    import django
+
+    django.setup()
+    from django.db import connection
+    from django.test import Client
+
+    from posfleet.fleet.models import Terminal
+    from posfleet.iam.models import User
+    from posfleet.platform import clock
+    from posfleet.testing.sessions import sign_in
+
+    users = {u.username: u for u in User.objects.filter(username__in=("admin", "agent1"))}
+    agent = users["agent1"]
+    assert agent.organisation is not None
+    sample = Terminal.objects.order_by("pk").values_list("sn", flat=True)[1234]
+    sn_prefix = sample[:-6]  # the demo SN's model prefix and its first digits: a few dozen matches
+    today = clock.today()
+    clients = {}
+    for name, user in users.items():
+        clients[name] = sign_in(Client(), user)  # the login's own last step (second factor included)
+    for page in _pages(agent.organisation.path, sn_prefix, today):
+        if only and only not in str(page["page"]):
+            continue
+        client = clients[str(page["user"])]
+        url = str(page["url"])
+        path = url if url.startswith("/api/") else "/console" + url.replace("/console", "")
+
+        def ours() -> float:
+            started = time.perf_counter()
+            response = client.get(path, headers={"accept-language": "en"})
+            took = time.perf_counter() - started
+            if response.status_code != 200:
+                raise SystemExit(f"{path}: HTTP {response.status_code}")
+            return took
+
+        def raw() -> float:
+            started = time.perf_counter()
+            with connection.cursor() as cursor:
+                for sql, params in page["raw"]:  # type: ignore[attr-defined]
+                    cursor.execute(sql, params)
+                    cursor.fetchall()
+            return time.perf_counter() - started
+
+        ours()
+        raw()  # warm-up
+        mine, floor = [], []
+        for _ in range(repeat):
+            mine.append(ours())
+            floor.append(raw())
+        print(
+            json.dumps(
+                {
+                    "phase": "measure",
+                    "size": size,
+                    "page": page["page"],
+                    "url": path,
+                    "ours_ms": [round(s * 1000, 1) for s in mine],
+                    "raw_ms": [round(s * 1000, 2) for s in floor],
+                }
+            ),
+            flush=True,
+        )
+    print(
+        json.dumps(
+            {"phase": "measure", "done": True, "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+        )
+    )
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+
+def _measure(url: str, work: Path, size: int, args: argparse.Namespace) -> list[dict[str, object]]:
+    import subprocess
+
+    env = child_env(url, work)
+    done = subprocess.run(
+        [sys.executable, __file__, "--phase", "measure", "--size", str(size), "--repeat", str(args.repeat)]
+        + (["--only", args.only] if args.only else []),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout + done.stderr)
+        raise SystemExit(f"measure {size} failed with exit code {done.returncode}")
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return [r for r in rows if "page" in r]
+
+
+def bench_engine(engine, args: argparse.Namespace, work: Path) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    template = engine.create("template")
+    made = run_child(__file__, ["--phase", "template"], child_env(template, work))
+    print(json.dumps({**made, "engine": engine.name}), flush=True)
+    results: list[dict[str, object]] = []
+    for size in args.sizes:
+        url = engine.create(f"size{size}", template)
+        try:
+            grown = run_child(__file__, ["--phase", "grow", "--size", str(size)], child_env(url, work))
+            print(json.dumps({**grown, "engine": engine.name}), flush=True)
+            for row in _measure(url, work, size, args):
+                row["engine"] = engine.name
+                print(json.dumps(row), flush=True)
+                results.append(row)
+        finally:
+            engine.drop(url)
+    engine.drop(template)
+    return {"engine": engine.name, "rows": results}
+
+
+def child_main(args: argparse.Namespace) -> None:
+    if args.phase == "template":
+        result = phase_template()
+    elif args.phase == "grow":
+        result = phase_grow(args.size)
+    else:
+        phase_measure(args.size, args.repeat, args.only)
+        return
+    result["peak_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--sizes", default=",".join(str(s) for s in SIZES), help="fleet sizes, comma-separated"
+    )
+    parser.add_argument("--repeat", type=int, default=5, help="ours/raw rounds per page (after a warm-up)")
+    parser.add_argument("--only", default="", help="only the pages whose name contains this")
+    parser.add_argument("--postgres", action="store_true", help="also PostgreSQL at 127.0.0.1:5432")
+    parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--phase", choices=["template", "grow", "measure"], help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        sys.path.insert(0, str(ROOT / "src"))
+        child_main(args)
+        return
+    args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    if any(s < BASE for s in args.sizes):
+        raise SystemExit(f"sizes start at the demo's {BASE:,} terminals")
+    summaries = each_engine("pages", args, bench_engine)
+    for summary in summaries:
+        print()
+        print(f"### {summary['engine']}")
+        print()
+        print("| page | terminals | ours ms | raw ms | **ours / raw** |")
+        print("|---|---:|---:|---:|---:|")
+        for r in summary["rows"]:  # type: ignore[attr-defined]
+            ours, raw = [float(x) for x in r["ours_ms"]], [float(x) for x in r["raw_ms"]]
+            ratio = statistics.median(ours) / max(statistics.median(raw), 0.01)
+            flag = "" if statistics.median(ours) < 1000 else " ⚠"
+            print(
+                f"| {r['page']} | {r['size']:,} | {spread(ours, ',.0f')}{flag} | {spread(raw, ',.1f')} "
+                f"| **{ratio:,.1f}** |"
+            )
+
+
+if __name__ == "__main__":
+    main()
