@@ -61,7 +61,7 @@ class TerminalQuery(Schema):
     merchant: str = Field("", max_length=15, description="Merchant ID (MID).")
     sim_expires_from: QueryDate | None = None
     sim_expires_to: QueryDate | None = None
-    q: str = Field("", max_length=32, description="Part of an SN or TID.")
+    q: str = Field("", max_length=32, description="The start of an SN or TID (case-insensitive).")
     dormant_days: int | None = Field(
         None,
         ge=1,

@@ -51,6 +51,8 @@ class AuditEvent(models.Model):
         indexes = [
             models.Index(fields=["subject_type", "subject_id", "seq"], name="audit_subject_idx"),
             models.Index(fields=["event_type", "occurred_at"], name="audit_type_time_idx"),
+            # The dashboard's activity: events about terminals over the last 30 days, a range.
+            models.Index(fields=["subject_type", "occurred_at"], name="audit_subject_time_idx"),
         ]
 
     def __str__(self) -> str:

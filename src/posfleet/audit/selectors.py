@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, datetime
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import TruncDate
 
 from posfleet.audit.models import AuditEvent, AuditEventQuerySet
@@ -30,6 +30,15 @@ def events_about(
     if subject_ids is not None:
         events = events.filter(subject_id__in=subject_ids)
     return events
+
+
+def events_about_any_of(subject_type: str, subjects: QuerySet, key: str) -> AuditEventQuerySet:
+    """Events about subjects of one type that are among ``subjects`` (a queryset whose field ``key``
+    holds the subject id): one probe of ``subjects`` per event (``EXISTS``), so a window of events is
+    checked event by event instead of listing every subject first (an agent's 200,000 terminals)."""
+    return AuditEvent.objects.filter(
+        Exists(subjects.filter(**{key: OuterRef("subject_id")})), subject_type=subject_type
+    )
 
 
 def daily_counts(events: AuditEventQuerySet, since: datetime, until: datetime) -> dict[date, int]:

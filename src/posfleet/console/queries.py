@@ -25,7 +25,7 @@ def terminal_events(user: User) -> AuditEventQuerySet:
     """Audit events about the terminals ``user`` may see (provider staff: all terminals)."""
     if scope_of(user) is None:
         return audit.events_about("terminal")
-    return audit.events_about("terminal", fleet.terminals_visible_to(user).order_by().values("sn"))
+    return audit.events_about_any_of("terminal", fleet.terminals_visible_to(user).order_by(), "sn")
 
 
 @dataclass(frozen=True)
@@ -46,11 +46,13 @@ def terminal_activity(user: User, *, days: int = 30, latest: int = 10) -> Activi
     events = terminal_events(user)
     per_day = audit.daily_counts(events, since, now())
     span = [first + timedelta(days=i) for i in range(days)]
-    return Activity(
-        days=span,
-        counts=[per_day.get(day, 0) for day in span],
-        latest=list(events.order_by("-seq")[:latest]),
-    )
+    # The latest events are looked for in the window first (a range of the time index, however long
+    # the history); only a quiet window sends the search further back. The chain is appended in time
+    # order, so when the window holds ``latest`` events they are the latest of all.
+    newest = list(events.filter(occurred_at__gte=since).order_by("-seq")[:latest])
+    if len(newest) < latest:
+        newest = list(events.order_by("-seq")[:latest])
+    return Activity(days=span, counts=[per_day.get(day, 0) for day in span], latest=newest)
 
 
 # -- the device list ---------------------------------------------------------------------------------

@@ -73,7 +73,7 @@ def test_pasted_sns_select_exactly_those_and_the_unknown_ones_are_reported(
 def test_the_selection_survives_a_new_search_and_is_shown_ticked(clock, terminals, login, world):
     admin = login("admin")
     admin.post(SELECTION, {"op": "paste", "sns": SN_A})
-    other_search = admin.get(LIST, {"q": "CON-B"}).content.decode()
+    other_search = admin.get(LIST, {"q": "SN-CON-B"}).content.decode()
     assert sns_in(other_search) == [SN_B]
     assert checked_in(other_search) == set()
     assert count_shown(other_search) == 1

@@ -78,7 +78,7 @@ def test_csv_export_neutralises_formula_cells_and_is_audited(world):
     register(world, "FORMULA-01", firmware_version='=HYPERLINK("http://x.test","x")', sim_iccid=ICCID)
     register(world, "PLAIN-0001", firmware_version="1.0.0", service_expires_on=date(2027, 1, 31))
     events = AuditEvent.objects.count()
-    rows, _data = export_csv(filters=TerminalFilters(q="0"))
+    rows, _data = export_csv(filters=TerminalFilters())
     assert rows == [
         [
             "FORMULA-01",
@@ -100,7 +100,7 @@ def test_csv_export_neutralises_formula_cells_and_is_audited(world):
     assert [(e.event_type, e.subject_type, e.outcome, e.actor_label) for e in new] == [
         (EventType.TERMINALS_EXPORTED, "export", "success", "cli:test")
     ]
-    assert new[0].after == {"format": "csv", "rows": 2, "filters": {"q": "0"}, "scope": "all"}
+    assert new[0].after == {"format": "csv", "rows": 2, "filters": {}, "scope": "all"}
     assert new[0].subject_id.startswith("EXP-")
 
 
@@ -177,7 +177,8 @@ def test_filters(world):
         TerminalFilters(statuses=("active",)): ["F-ACTIVE-1", "F-B-00001"],
         TerminalFilters(statuses=("active", "suspended"), agent="AG-A"): ["F-ACTIVE-1", "F-SUSP-001"],
         TerminalFilters(merchant="100000000000002"): ["F-B-00001"],
-        TerminalFilters(q="susp"): ["F-SUSP-001"],
+        TerminalFilters(q="f-susp"): ["F-SUSP-001"],
+        TerminalFilters(q="susp"): [],  # the start of an SN or TID, not a part further in
         TerminalFilters(model="pax-a920", sim_expires_from=date(2027, 1, 1)): ["F-STOCK-01"],
         TerminalFilters(sim_expires_to=date(2026, 1, 1)): [],
     }
