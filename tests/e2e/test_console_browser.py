@@ -40,7 +40,7 @@ def test_deactivate_two_terminals_with_reason_and_totp(page, live_server, fleet)
     assert "设备管理" in page.content()  # Chinese by default
 
     page.goto(f"{base}/console/terminals/")
-    page.fill("input[name=q]", "E2E")
+    page.fill("input[name=q]", "SN-E2E")
     expect(page.locator("[data-sn]")).to_have_count(5)
     assert page.locator("[data-sn='SN-OTHER-0001']").count() == 0
 

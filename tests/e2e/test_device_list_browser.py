@@ -30,7 +30,7 @@ def test_select_every_match_untick_one_paste_and_act(page, live_server, fleet):
     base = live_server.url
     log_in(page, base, "admin")
     page.goto(f"{base}/console/terminals/")
-    page.fill("input[name=q]", "SEL")
+    page.fill("input[name=q]", "sn-sel")
     expect(page.locator("[data-sn]")).to_have_count(3)
     count = page.get_by_test_id("selection-count")
 

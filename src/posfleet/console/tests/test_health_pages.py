@@ -115,7 +115,7 @@ def test_the_silent_list_shows_25_hours_of_silence_and_not_an_hour(clock, termin
     assert html.index(f'data-testid="silent-{SN_B}"') < html.index(f'data-testid="silent-{SN_A}"')
     never = login("admin").get(SILENT, {"seen": "never"}).content.decode()
     assert (f'data-testid="silent-{SN_B}"' in never, f'data-testid="silent-{SN_A}"' in never) == (True, False)
-    stale = login("admin").get(SILENT, {"seen": "stale", "q": "CON-A"}).content.decode()
+    stale = login("admin").get(SILENT, {"seen": "stale", "q": "SN-CON-A"}).content.decode()
     assert (f'data-testid="silent-{SN_A}"' in stale, f'data-testid="silent-{SN_B}"' in stale) == (True, False)
 
 
