@@ -10,7 +10,7 @@ import pytest
 
 from posfleet.console.tests.helpers import SN_A, SN_A1, SN_B
 from posfleet.fleet.models import Terminal
-from posfleet.fleet.services import terminal_suspend
+from posfleet.fleet.services import terminal_resume, terminal_suspend
 from posfleet.fleet.states import Status
 from posfleet.platform.clock import today
 from posfleet.testing.personas import SYSTEM, make_terminal
@@ -112,3 +112,51 @@ def test_dashboard_queries_are_few(fleet, login, django_assert_max_num_queries):
     # 12, the inbox bell's unread count, and django-otp's look-up of the device that verified the session
     with django_assert_max_num_queries(14):
         client.get("/console/")
+
+
+def test_a_quiet_month_still_shows_the_latest_changes_and_no_activity(fleet, clock, login):
+    clock.shift(timedelta(days=60))  # every change of the fixture is now two months old
+    html = login("agent_a").get("/console/").content.decode()
+    assert sum(chart_data(html)["activity"]["values"]) == 0
+    latest = html.split('data-testid="latest-events"')[1].split("</ul>")[0]
+    assert set(re.findall(r"/console/terminals/([^/]+)/", latest)) == {SN_A, SN_A1}
+
+
+def test_the_latest_changes_are_the_newest_of_the_window_when_it_holds_enough(fleet, clock, login):
+    clock.shift(timedelta(days=60))
+    for _ in range(6):  # 12 changes of SN_A today, after the old ones of SN_A1
+        terminal_suspend(actor=SYSTEM, sn=SN_A, reason="risk")
+        terminal_resume(actor=SYSTEM, sn=SN_A)
+    html = login("agent_a").get("/console/").content.decode()
+    assert sum(chart_data(html)["activity"]["values"]) == 12
+    latest = html.split('data-testid="latest-events"')[1].split("</ul>")[0]
+    assert set(re.findall(r"/console/terminals/([^/]+)/", latest)) == {SN_A}
+    assert len(re.findall(r"<li", latest)) == 10
+
+
+def test_counts_are_a_recount_of_the_scope(clock, world, terminals, login):
+    """The doughnut and the model chart count per agent and sum: they equal a count of the terminals
+    each user may see, sub-agents' included, others' never."""
+    from posfleet.fleet.models import TerminalModel
+
+    other = TerminalModel.objects.create(code="nl-n910", maker="Newland", name="N910", kind="smart")
+    make_terminal(world, "SN-DASH-A1-2", Status.SUSPENDED, merchant=world.merchant_a1)
+    make_terminal(world, "SN-DASH-B-2", Status.SUSPENDED, merchant=world.merchant_b)
+    make_terminal(world, "SN-DASH-STOCK", Status.IN_STOCK)
+    Terminal.objects.filter(sn__in=["SN-DASH-A1-2", "SN-DASH-B-2"]).update(model=other)
+    for name in ("admin", "agent_a", "agent_a1", "agent_b"):
+        data = chart_data(login(name).get("/console/").content.decode())
+        visible = Terminal.objects.all() if name == "admin" else _scope(world, name)
+        by_status: dict[str, int] = {}
+        by_model: dict[str, int] = {}
+        for status, model in visible.values_list("status", "model__name"):
+            by_status[status] = by_status.get(status, 0) + 1
+            by_model[model] = by_model.get(model, 0) + 1
+        assert dict(zip(data["status"]["codes"], data["status"]["values"], strict=True)) == by_status, name
+        shown = dict(zip(data["model"]["labels"], data["model"]["values"], strict=True))
+        assert {label.split(" ", 1)[1]: n for label, n in shown.items()} == by_model, name
+
+
+def _scope(world, name: str):
+    path = world.user(name).organisation.path
+    return Terminal.objects.filter(agent__organisation__path__startswith=path)

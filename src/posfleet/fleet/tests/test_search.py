@@ -1,0 +1,53 @@
+"""The device list's search box: the start of an SN or TID, whatever the case, on every engine (an index
+range, bench/pages.py), and only within what the user may see."""
+
+from __future__ import annotations
+
+import pytest
+
+from posfleet.fleet.models import Terminal
+from posfleet.fleet.selectors import TerminalFilters, search_terminals
+from posfleet.fleet.states import Status
+from posfleet.testing.personas import make_terminal
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def fleet(world):
+    make_terminal(world, "AB-0001", Status.ACTIVE, merchant=world.merchant_a)
+    make_terminal(world, "AB-0002", Status.ACTIVE, merchant=world.merchant_b)
+    make_terminal(world, "AB0003", Status.IN_STOCK)
+    make_terminal(world, "ABC-001", Status.IN_STOCK)
+    make_terminal(world, "XAB-001", Status.IN_STOCK)
+    make_terminal(world, "ZZ-0009", Status.ACTIVE, merchant=world.merchant_a)
+    Terminal.objects.filter(sn="ZZ-0009").update(tid="AB120009")
+    Terminal.objects.filter(sn="AB-0001").update(tid="77000001")
+    return world
+
+
+def found(user, q: str) -> list[str]:
+    return list(search_terminals(user, TerminalFilters(q=q)).values_list("sn", flat=True))
+
+
+def test_the_start_of_an_sn_or_a_tid_in_any_case(fleet):
+    admin = fleet.user("admin")
+    assert found(admin, "ab-") == ["AB-0001", "AB-0002"]
+    assert found(admin, " Ab ") == ["AB-0001", "AB-0002", "AB0003", "ABC-001", "ZZ-0009"]  # ZZ by its TID
+    assert found(admin, "AB12") == ["ZZ-0009"]
+    assert found(admin, "7700") == ["AB-0001"]
+    assert found(admin, "AB-0001") == ["AB-0001"]
+
+
+def test_a_part_further_in_or_a_wildcard_finds_nothing(fleet):
+    admin = fleet.user("admin")
+    assert found(admin, "B-000") == []
+    assert found(admin, "AB_") == []  # not LIKE's "any one character"
+    assert found(admin, "%") == []
+    assert found(admin, "AB-0001X") == []
+
+
+def test_the_search_stays_in_the_users_scope(fleet):
+    assert found(fleet.user("agent_a"), "AB") == ["AB-0001", "ZZ-0009"]
+    assert found(fleet.user("agent_b"), "AB") == ["AB-0002"]
+    assert found(fleet.user("merchant_b"), "AB-000") == ["AB-0002"]
