@@ -442,9 +442,9 @@ def test_the_silent_list_shows_a_terminal_silent_for_25_hours_and_not_one_seen_a
     listed = list(silent_terminals(admin, TerminalFilters(), at).values_list("sn", flat=True))
     assert listed == ["SN-HLT-NEVER-1", SN_A]  # never heard of first
     assert list(silent_terminals(world.user("agent_b"), TerminalFilters(), at)) == []
-    assert list(silent_terminals(admin, TerminalFilters(q="SN-HLT-NEVER"), at).values_list("sn", flat=True)) == [
-        "SN-HLT-NEVER-1"
-    ]
+    assert list(
+        silent_terminals(admin, TerminalFilters(q="SN-HLT-NEVER"), at).values_list("sn", flat=True)
+    ) == ["SN-HLT-NEVER-1"]
     online = Terminal.objects.filter(online_q(at)).values_list("sn", flat=True)
     assert list(online) == []
     Terminal.objects.filter(sn=SN_B).update(last_heartbeat_at=at - timedelta(minutes=5))
