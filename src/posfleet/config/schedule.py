@@ -17,7 +17,7 @@ from posfleet.billing.tasks import ledger_verify_task, settle_yesterday_task
 from posfleet.closure.backup_tasks import closure_retention_sweep_task
 from posfleet.closure.tasks import closure_resume_task, closure_review_remind_task, complaint_sla_sweep_task
 from posfleet.enrollment.tasks import expiry_suspend_task, expiry_sweep_task, review_remind_task
-from posfleet.fleet.tasks import device_commands_expire_task
+from posfleet.fleet.tasks import device_commands_expire_task, tally_compact_task
 from posfleet.notifications.tasks import deliver_due_task
 from posfleet.platform.tasks import dispatch_outbox_task
 
@@ -36,6 +36,7 @@ JOBS: list[tuple[str, Task[Any, Any], str]] = [
     ("25 * * * *", complaint_sla_sweep_task, "escalate complaints and agent terminations left late"),
     ("40 4 * * *", closure_retention_sweep_task, "shred personal data of merchants closed past retention"),
     ("*/5 * * * *", device_commands_expire_task, "expire device commands not answered in time"),
+    ("*/10 * * * *", tally_compact_task, "fold the fleet's counters into one row per agent, model, status"),
 ]
 
 for schedule, job, _why in JOBS:

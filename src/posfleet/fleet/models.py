@@ -198,6 +198,39 @@ class StatusPeriod(models.Model):
         return f"{self.terminal_id} {self.status} from {self.started_at}"
 
 
+class TerminalTally(models.Model):
+    """How many terminals each (agent, model, status) has: the fleet's counters (docs/adr/0030).
+
+    Written only by the database's own triggers on ``fleet_terminal`` (migration 0009), in the
+    transaction of the change, whatever writes it: the services, an import's COPY, a bulk UPDATE, the
+    demo, a DELETE. SQLite keeps one row per key up to date; PostgreSQL appends a row of +n/-n per
+    change (no row two transactions both update: no lock waits, no deadlocks) and
+    ``fleet.services.tally_compact`` folds them every few minutes. A count is always the SUM of a
+    key's rows, exact at every commit. Derived rows: no foreign-key constraints (a zero row must not
+    hold an agent or a model back); the tests prove they equal a recount after every kind of change.
+    """
+
+    agent = models.ForeignKey(
+        "parties.Agent",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        null=True,
+        related_name="+",
+    )
+    model = models.ForeignKey(
+        TerminalModel, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    status = models.CharField(max_length=16)
+    n = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["agent", "model", "status"], name="terminal_tally_key_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.agent_id}/{self.model_id}/{self.status}: {self.n}"
+
+
 class Replacement(models.Model):
     """One replacement (换机): ``new`` took over ``old``'s merchant and store, its service expiry and its
     contract, and ``old`` was deregistered to come back to the warehouse.

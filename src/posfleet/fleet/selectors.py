@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -9,7 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from django.db import connection
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
 from django.utils.translation import gettext_lazy as _
 
 from posfleet.fleet.geo import distance_m
@@ -23,6 +24,7 @@ from posfleet.fleet.models import (
     Terminal,
     TerminalKey,
     TerminalModel,
+    TerminalTally,
 )
 from posfleet.fleet.models import Kind as Kind  # the fleet's types other contexts name (not query)
 from posfleet.fleet.rules import permission_name
@@ -221,30 +223,70 @@ def terminal_model_for(code: str) -> TerminalModel:
     return model
 
 
+def _tallies(user: User) -> QuerySet[TerminalTally] | None:
+    """The fleet's counters of the terminals ``user`` may see (``terminals_visible_to``'s scope): all
+    for provider staff, its subtree's agents for an agent; None for a merchant (counted live: the
+    counters have no merchant, and a merchant has a handful of terminals)."""
+    if not user.is_authenticated or not user.is_active:
+        return TerminalTally.objects.none()
+    if user.is_provider_staff:
+        return TerminalTally.objects.all()
+    if user.role == Role.AGENT and user.organisation is not None:
+        return TerminalTally.objects.filter(agent_id__in=agents_visible_to(user).values("pk"))
+    if user.role == Role.MERCHANT and user.organisation_id is not None:
+        return None
+    return TerminalTally.objects.none()
+
+
 def count_by_status(user: User) -> dict[str, int]:
-    """How many terminals ``user`` may see are in each status. Counted per (agent, status) and summed
-    here: an agent's count then reads the index that leads with the agent (``terminal_agent_status_idx``)
-    for the agents of its subtree only, instead of the whole fleet's status index (bench/pages.py)."""
-    rows = terminals_visible_to(user).order_by().values_list("agent_id", "status").annotate(n=Count("id"))
-    counts: dict[str, int] = {}
-    for _agent, status, n in rows:
-        counts[status] = counts.get(status, 0) + n
-    return counts
+    """How many terminals ``user`` may see are in each status (statuses with none left out): from the
+    fleet's counters (``TerminalTally``, kept by the database; docs/adr/0030), not a count of the fleet."""
+    tallies = _tallies(user)
+    rows: Iterable[tuple[str, int]] = (
+        terminals_visible_to(user).order_by().values_list("status").annotate(n=Count("id"))
+        if tallies is None
+        else tallies.order_by().values_list("status").annotate(total=Sum("n"))
+    )
+    return {status: n for status, n in rows if n}
 
 
 def count_by_model(user: User) -> list[tuple[str, int]]:
-    """(model, how many) of the terminals ``user`` may see, most first; per agent then summed, as
-    ``count_by_status`` (``terminal_agent_model_idx``)."""
-    rows = (
+    """("maker name", how many) of the terminals ``user`` may see, most first (models with none left
+    out), from the fleet's counters like ``count_by_status``."""
+    tallies = _tallies(user)
+    rows: Iterable[tuple[str, str, int]] = (
         terminals_visible_to(user)
         .order_by()
-        .values_list("agent_id", "model__maker", "model__name")
+        .values_list("model__maker", "model__name")
         .annotate(n=Count("id"))
+        if tallies is None
+        else tallies.order_by().values_list("model__maker", "model__name").annotate(total=Sum("n"))
     )
-    counts: dict[str, int] = {}
-    for _agent, maker, name, n in rows:
-        counts[f"{maker} {name}"] = counts.get(f"{maker} {name}", 0) + n
-    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    counts = [(f"{maker} {name}", n) for maker, name, n in rows if n]
+    return sorted(counts, key=lambda item: (-item[1], item[0]))
+
+
+def tally_differences() -> dict[tuple[int | None, int, str], tuple[int, int]]:
+    """(agent id, model id, status) → (the counters' count, a recount of the terminals) for every key
+    on which they differ: empty when the fleet's counters are right (they always should be)."""
+    tallied = {
+        (agent, model, status): n
+        for agent, model, status, n in TerminalTally.objects.order_by()
+        .values_list("agent_id", "model_id", "status")
+        .annotate(total=Sum("n"))
+        if n
+    }
+    counted = {
+        (agent, model, status): n
+        for agent, model, status, n in Terminal.objects.order_by()
+        .values_list("agent_id", "model_id", "status")
+        .annotate(n=Count("id"))
+    }
+    return {
+        key: (tallied.get(key, 0), counted.get(key, 0))
+        for key in tallied.keys() | counted.keys()
+        if tallied.get(key, 0) != counted.get(key, 0)
+    }
 
 
 def sim_expiring(user: User, start: date, end: date) -> QuerySet[Terminal]:

@@ -19,6 +19,7 @@ from posfleet.demo.build import build_demo
 from posfleet.demo.plan import make_plan, replay
 from posfleet.fleet.geo import distance_m
 from posfleet.fleet.models import RelocationAlert, Terminal
+from posfleet.fleet.selectors import tally_differences
 from posfleet.fleet.states import Status
 from posfleet.iam.models import Role, User
 from posfleet.parties.models import Agent, Merchant, Store
@@ -56,6 +57,7 @@ def test_small_demo_fleet(demo):
     check_demo_users(demo)
     check_stores_have_coordinates_and_some_terminals_moved(demo)
     check_active_terminals_have_a_master_key(demo)
+    assert tally_differences() == {}  # the fleet's counters followed the demo's bulk rows (ADR 0030)
 
 
 def check_active_terminals_have_a_master_key(demo):

@@ -20,6 +20,7 @@ from posfleet.closure.models import CaseStep, CaseTerminal, ClosureCase
 from posfleet.demo.build import build_demo
 from posfleet.demo.closures import STAGES
 from posfleet.fleet.models import DeviceCredential, Terminal
+from posfleet.fleet.selectors import tally_differences
 from posfleet.iam.models import User
 from posfleet.parties.models import ChannelBinding, Merchant
 
@@ -53,6 +54,7 @@ def steps(number: str) -> dict[str, tuple[str, str]]:
 def test_a_case_in_every_step(demo):
     summary, devices_file = demo
     assert set(summary.closures) == {stage.name for stage in STAGES}
+    assert tally_differences() == {}  # the fleet's counters followed every closure step (ADR 0030)
     case = {stage: ClosureCase.objects.get(number=number) for stage, number in summary.closures.items()}
     midnight = datetime.combine(TODAY, time(0), ZoneInfo("Asia/Shanghai"))
 

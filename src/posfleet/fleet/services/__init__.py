@@ -57,6 +57,7 @@ from posfleet.fleet.services.lifecycle import (
 from posfleet.fleet.services.locks import terminal_lock, terminals_lock
 from posfleet.fleet.services.registration import NewTerminal, terminal_register, terminals_register_batch
 from posfleet.fleet.services.takeover import terminal_service_extend, terminal_take_over
+from posfleet.fleet.services.tally import tally_compact
 
 __all__ = [
     "EVENT_OF",
@@ -84,6 +85,7 @@ __all__ = [
     "relocation_alert_dismiss",
     "relocation_alert_review",
     "session_key_issue",
+    "tally_compact",
     "terminal_activate",
     "terminal_allocate",
     "terminal_bind",
