@@ -189,6 +189,7 @@ def test_the_scheduler_lists_its_jobs():
         "expiry_suspend_task": "10 * * * *",
         "review_remind_task": "15 * * * *",
         "device_commands_expire_task": "*/5 * * * *",
+        "tally_compact_task": "*/10 * * * *",
         "closure_resume_task": "* * * * *",
         "closure_review_remind_task": "20 * * * *",
         "closure_retention_sweep_task": "40 4 * * *",
