@@ -11,7 +11,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signing
-from django.db.models import Model, QuerySet
+from django.db.models import F, Model, QuerySet
+from django.db.models.expressions import BaseExpression
 from django.utils.translation import gettext as _
 from ninja import Schema
 from pydantic import Field
@@ -48,10 +49,19 @@ def decode(list_name: str, cursor: str) -> Any:
 
 
 def keyset[M: Model](
-    qs: QuerySet[M], *, list_name: str, key: str, page: PageQuery, descending: bool = False
+    qs: QuerySet[M],
+    *,
+    list_name: str,
+    key: str,
+    page: PageQuery,
+    descending: bool = False,
+    by: F | BaseExpression | None = None,
 ) -> tuple[list[M], str | None]:
-    """One page of ``qs`` ordered by the unique field ``key``; returns (rows, next cursor or None)."""
-    qs = qs.order_by(f"-{key}" if descending else key)
+    """One page of ``qs`` ordered by the unique field ``key``; returns (rows, next cursor or None).
+    ``by`` orders instead of ``key`` when given: an expression in the very same order (a search's,
+    ``fleet.selectors.search_order``)."""
+    order = by if by is not None else F(key)
+    qs = qs.order_by(order.desc() if descending else order.asc())
     if page.cursor:
         after = decode(list_name, page.cursor)
         qs = qs.filter(**{f"{key}__{'lt' if descending else 'gt'}": after})

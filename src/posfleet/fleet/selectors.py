@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
+from django.db.models.functions import Upper
 from django.utils.translation import gettext_lazy as _
 
 from posfleet.fleet.geo import distance_m
@@ -141,7 +142,8 @@ def search_terminals(user: User | None, filters: TerminalFilters, sort: str = "s
         qs = qs.filter(sn_or_tid_starting(text))
     descending = sort.startswith("-")
     key = _SORT_FIELDS.get(sort.lstrip("-"), "sn")
-    return qs.order_by(f"-{key}" if descending else key, "sn" if key != "sn" else "id")
+    by = search_order(key, text)
+    return qs.order_by(by.desc() if descending else by.asc(), "sn" if key != "sn" else "id")
 
 
 def starting_with(field: str, text: str) -> Q:
@@ -159,6 +161,16 @@ def sn_or_tid_starting(text: str) -> Q:
     """Terminals whose SN or TID starts with ``text`` (upper-cased): the device list's search box. A
     prefix, not a part: a substring search reads every terminal (1,000,000 in 2 s, bench/pages.py)."""
     return starting_with("sn", text) | starting_with("tid", text)
+
+
+def search_order(key: str, text: str) -> F | Upper:
+    """What a list sorted by ``key`` is ordered by: the field, or for a search in SN or TID order the
+    same order through an expression no index gives (SNs and TIDs are capitals: ``UPPER`` changes
+    nothing). A prefix's matches lie together in SN order, and a planner that expects them spread
+    walks the SN index from the start looking for them (PostgreSQL, 0.1 s per 100,000 terminals
+    before the first match, bench/pages.py); through the expression, it fetches the matches by their
+    indexes and sorts those."""
+    return Upper(key) if text and key in ("sn", "tid") else F(key)
 
 
 @dataclass(frozen=True)

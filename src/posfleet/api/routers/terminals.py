@@ -14,6 +14,7 @@ from posfleet.billing.selectors import dormant
 from posfleet.fleet.selectors import (
     CARD_FIELDS,
     TerminalFilters,
+    search_order,
     search_terminals,
     terminal_card,
 )
@@ -47,7 +48,13 @@ def terminals_list(
     )
     if filters.dormant_days is not None:
         qs = dormant(qs, filters.dormant_days, now())
-    rows, cursor = keyset(qs.only(*CARD_FIELDS), list_name="terminals", key="sn", page=page)
+    rows, cursor = keyset(
+        qs.only(*CARD_FIELDS),
+        list_name="terminals",
+        key="sn",
+        page=page,
+        by=search_order("sn", filters.q.strip()),
+    )
     return s.TerminalPage(items=[presenters.terminal(t, who) for t in rows], next_cursor=cursor)
 
 

@@ -51,3 +51,21 @@ def test_the_search_stays_in_the_users_scope(fleet):
     assert found(fleet.user("agent_a"), "AB") == ["AB-0001", "ZZ-0009"]
     assert found(fleet.user("agent_b"), "AB") == ["AB-0002"]
     assert found(fleet.user("merchant_b"), "AB-000") == ["AB-0002"]
+
+
+def test_a_search_keeps_the_lists_order(fleet):
+    """A search orders its matches as the whole list orders them (it sorts through an expression that
+    no index gives, ``search_order``: the same order)."""
+    admin = fleet.user("admin")
+    matching = {"AB-0001", "AB-0002", "AB0003", "ABC-001", "ZZ-0009"}
+    for sort in ("sn", "-sn", "tid", "-tid", "status", "-changed"):
+        everything = search_terminals(admin, TerminalFilters(), sort).values_list("sn", flat=True)
+        searched = search_terminals(admin, TerminalFilters(q="AB"), sort).values_list("sn", flat=True)
+        assert list(searched) == [sn for sn in everything if sn in matching], sort
+    assert list(search_terminals(admin, TerminalFilters(q="AB"), "-sn").values_list("sn", flat=True)) == [
+        "ZZ-0009",
+        "ABC-001",
+        "AB0003",
+        "AB-0002",
+        "AB-0001",
+    ]
