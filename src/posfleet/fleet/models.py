@@ -148,10 +148,10 @@ class Terminal(TerminalTransitions, ConcurrentTransitionMixin, models.Model):  #
             models.Index(fields=["merchant", "status"], name="terminal_merchant_status_idx"),
             models.Index(fields=["model", "status"], name="terminal_model_status_idx"),
             # The fleet-wide pages at a provider's scale (bench/pages.py, docs/adr/0030): a status
-            # filter's page in SN order, an agent's terminals per model, the expiry calendar's weeks
-            # and its due list read from the index alone.
+            # filter's page in SN order, the expiry calendar's weeks and its due list read from the
+            # index alone. (Not (agent, model): SQLite then began an agent's SN-ordered list from its
+            # agents and sorted all their terminals; the counters answer per model.)
             models.Index(fields=["status", "sn"], name="terminal_status_sn_idx"),
-            models.Index(fields=["agent", "model"], name="terminal_agent_model_idx"),
             models.Index(
                 fields=["service_expires_on", "status", "agent", "merchant"], name="terminal_expiry_scope_idx"
             ),

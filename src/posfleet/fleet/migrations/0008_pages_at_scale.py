@@ -17,10 +17,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='terminal',
-            index=models.Index(fields=['agent', 'model'], name='terminal_agent_model_idx'),
-        ),
-        migrations.AddIndex(
-            model_name='terminal',
             index=models.Index(fields=['service_expires_on', 'status', 'agent', 'merchant'], name='terminal_expiry_scope_idx'),
         ),
     ]
