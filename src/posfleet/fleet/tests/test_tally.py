@@ -138,3 +138,54 @@ def test_a_merchant_counts_its_own_terminals(world):
     make_terminal(world, "SN-TALLY-M1", Status.ACTIVE, merchant=world.merchant_a)
     make_terminal(world, "SN-TALLY-M2", Status.ACTIVE, merchant=world.merchant_b)
     assert count_by_status(world.user("merchant_b")) == {"active": 1}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_changes_and_folds_at_the_same_time_keep_every_count():
+    """Terminals suspended and resumed in opposite directions by several connections at once, folds
+    between them: no transaction waits on another's counter (none deadlocks), and the counts are a
+    recount at the end (PostgreSQL appends; SQLite has one writer at a time)."""
+    import threading
+
+    from posfleet.testing.personas import build_world
+
+    world = build_world()
+    for n in range(8):
+        make_terminal(world, f"SN-TALLY-R{n}", Status.SUSPENDED if n % 2 else Status.ACTIVE)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(5)
+
+    def flip(n: int) -> None:
+        try:
+            barrier.wait()
+            for _ in range(3):
+                for sn in (f"SN-TALLY-R{n}", f"SN-TALLY-R{n + 4}"):
+                    current = Terminal.objects.get(sn=sn).status
+                    command = Command.RESUME if current == Status.SUSPENDED else Command.SUSPEND
+                    reason = "risk" if command == Command.SUSPEND else ""
+                    terminal_transition(actor=SYSTEM, sn=sn, action=command, reason=reason)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def fold() -> None:
+        try:
+            barrier.wait()
+            for _ in range(3):
+                tally_compact()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=flip, args=(n,)) for n in range(4)] + [threading.Thread(target=fold)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert tally_differences() == {}
+    tally_compact()
+    assert tally_differences() == {}
+    assert sum(count_by_status(world.user("admin")).values()) == 8
