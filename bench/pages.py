@@ -152,6 +152,12 @@ def _pages(agent_path: str, sn_prefix: str, today: date) -> list[dict[str, objec
         " WHERE so.path LIKE %s"
     )
     like = agent_path + "%"
+    # The agent's subtree as the fastest hand-written count reads it: its agents first, then their
+    # terminals through the index that leads with the agent (a join on the path scans the fleet).
+    agents = (
+        "SELECT sa.id FROM parties_agent sa JOIN iam_organisation so ON so.id = sa.organisation_id"
+        " WHERE so.path LIKE %s"
+    )
     monday = today - timedelta(days=today.weekday())
     count_status = "SELECT t.status, COUNT(*) FROM fleet_terminal t{scope} GROUP BY t.status"
     count_model = (
@@ -176,8 +182,17 @@ def _pages(agent_path: str, sn_prefix: str, today: date) -> list[dict[str, objec
             "user": "agent1",
             "url": "/",
             "raw": [
-                (count_status.format(scope=scope), [like]),
-                (count_model.format(scope=scope), [like]),
+                (
+                    "SELECT t.agent_id, t.status, COUNT(*) FROM fleet_terminal t"
+                    f" WHERE t.agent_id IN ({agents}) GROUP BY t.agent_id, t.status",
+                    [like],
+                ),
+                (
+                    "SELECT t.agent_id, m.maker, m.name, COUNT(*) FROM fleet_terminal t"
+                    " JOIN fleet_terminalmodel m ON m.id = t.model_id"
+                    f" WHERE t.agent_id IN ({agents}) GROUP BY t.agent_id, m.maker, m.name",
+                    [like],
+                ),
             ],
         },
         {
