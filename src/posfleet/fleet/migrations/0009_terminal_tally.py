@@ -6,7 +6,7 @@ its count following: the services, an import's COPY or executemany, bulk UPDATEs
 On PostgreSQL the triggers only append rows (+n for the new key, -n for the old one): no two
 transactions ever update the same counter row, so counting adds no lock waits and no deadlocks;
 ``fleet.services.tally_compact`` folds the rows. SQLite has one writer at a time, so its triggers
-keep one row per key up to date.
+keep one row per key up to date (an UPSERT per row: SQLite has no statement-level triggers).
 
 On PostgreSQL, CREATE TRIGGER locks the terminals against writes until this migration commits, so the
 first count and the triggers see the same rows. A later migration that makes SQLite rebuild
@@ -18,11 +18,12 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 SAME_KEY = "agent_id IS {r}.agent_id AND model_id = {r}.model_id AND status = {r}.status"
+# SQLite: one row per key, enforced by a unique index of its own (an agent-less terminal's key has a
+# NULL agent, which a plain unique index would not compare), so the trigger adds with one UPSERT.
 SQLITE_ADD = (
     "INSERT INTO fleet_terminaltally (agent_id, model_id, status, n) "
-    "SELECT {r}.agent_id, {r}.model_id, {r}.status, 0 "
-    "WHERE NOT EXISTS (SELECT 1 FROM fleet_terminaltally WHERE " + SAME_KEY + "); "
-    "UPDATE fleet_terminaltally SET n = n + 1 WHERE " + SAME_KEY + ";"
+    "VALUES ({r}.agent_id, {r}.model_id, {r}.status, 1) "
+    "ON CONFLICT (ifnull(agent_id, 0), model_id, status) DO UPDATE SET n = n + 1;"
 )
 SQLITE_REMOVE = "UPDATE fleet_terminaltally SET n = n - 1 WHERE " + SAME_KEY + ";"
 CHANGED = (
@@ -30,6 +31,7 @@ CHANGED = (
 )
 
 SQLITE = [
+    "CREATE UNIQUE INDEX fleet_tally_one_row ON fleet_terminaltally (ifnull(agent_id, 0), model_id, status);",
     "CREATE TRIGGER fleet_tally_insert AFTER INSERT ON fleet_terminal BEGIN "
     + SQLITE_ADD.format(r="NEW")
     + " END;",
@@ -43,6 +45,7 @@ SQLITE = [
     + " END;",
 ]
 SQLITE_DROP = [
+    "DROP INDEX IF EXISTS fleet_tally_one_row;",
     "DROP TRIGGER IF EXISTS fleet_tally_insert;",
     "DROP TRIGGER IF EXISTS fleet_tally_delete;",
     "DROP TRIGGER IF EXISTS fleet_tally_update;",
@@ -127,7 +130,12 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="TerminalTally",
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
                 ("status", models.CharField(max_length=16)),
                 ("n", models.BigIntegerField()),
                 (
