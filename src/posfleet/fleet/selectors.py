@@ -9,9 +9,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
-from django.db.models.functions import Upper
 from django.utils.translation import gettext_lazy as _
 
 from posfleet.fleet.geo import distance_m
@@ -25,11 +23,12 @@ from posfleet.fleet.models import (
     Terminal,
     TerminalKey,
     TerminalModel,
-    TerminalTally,
 )
 from posfleet.fleet.models import Kind as Kind  # the fleet's types other contexts name (not query)
 from posfleet.fleet.rules import permission_name
+from posfleet.fleet.search import search_order, sn_or_tid_starting
 from posfleet.fleet.states import IN_SERVICE, WITH_MERCHANT, Command, Status, commands_from
+from posfleet.fleet.tallies import tallies_of, tally_differences
 from posfleet.iam.models import Role, User
 from posfleet.iam.selectors import organisations_told
 from posfleet.parties.selectors import Agent, agents_visible_to
@@ -45,6 +44,8 @@ __all__ = [
     "Replacement",
     "Terminal",
     "TerminalModel",
+    "search_order",  # fleet.search: the order of a search's matches (the API's keyset sorts by it)
+    "tally_differences",  # fleet.tallies: the fleet's counters against a recount
 ]
 
 SORTABLE = {"sn", "tid", "status", "model", "agent", "merchant", "sim_expiry", "changed"}
@@ -146,33 +147,6 @@ def search_terminals(user: User | None, filters: TerminalFilters, sort: str = "s
     return qs.order_by(by.desc() if descending else by.asc(), "sn" if key != "sn" else "id")
 
 
-def starting_with(field: str, text: str) -> Q:
-    """``field`` starts with ``text``, as a range the field's own index answers on every engine (SNs and
-    TIDs are capitals, digits and dashes, and searches are upper-cased: the case needs no folding).
-    SQLite's LIKE folds case, so it cannot use the index; the range can, and with its binary collation
-    it is exact. PostgreSQL answers ``LIKE 'X%'`` from the ``varchar_pattern_ops`` index Django makes
-    for indexed text columns, whatever the database's collation (a range would follow the collation)."""
-    if connection.vendor == "postgresql":
-        return Q(**{f"{field}__startswith": text})
-    return Q(**{f"{field}__gte": text, f"{field}__lt": text + "\U0010ffff"})
-
-
-def sn_or_tid_starting(text: str) -> Q:
-    """Terminals whose SN or TID starts with ``text`` (upper-cased): the device list's search box. A
-    prefix, not a part: a substring search reads every terminal (1,000,000 in 2 s, bench/pages.py)."""
-    return starting_with("sn", text) | starting_with("tid", text)
-
-
-def search_order(key: str, text: str) -> F | Upper:
-    """What a list sorted by ``key`` is ordered by: the field, or for a search in SN or TID order the
-    same order through an expression no index gives (SNs and TIDs are capitals: ``UPPER`` changes
-    nothing). A prefix's matches lie together in SN order, and a planner that expects them spread
-    walks the SN index from the start looking for them (PostgreSQL, 0.1 s per 100,000 terminals
-    before the first match, bench/pages.py); through the expression, it fetches the matches by their
-    indexes and sorts those."""
-    return Upper(key) if text and key in ("sn", "tid") else F(key)
-
-
 @dataclass(frozen=True)
 class ReplacementLink:
     """The other terminal of a replacement (换机), with its TID then and the moment."""
@@ -235,25 +209,10 @@ def terminal_model_for(code: str) -> TerminalModel:
     return model
 
 
-def _tallies(user: User) -> QuerySet[TerminalTally] | None:
-    """The fleet's counters of the terminals ``user`` may see (``terminals_visible_to``'s scope): all
-    for provider staff, its subtree's agents for an agent; None for a merchant (counted live: the
-    counters have no merchant, and a merchant has a handful of terminals)."""
-    if not user.is_authenticated or not user.is_active:
-        return TerminalTally.objects.none()
-    if user.is_provider_staff:
-        return TerminalTally.objects.all()
-    if user.role == Role.AGENT and user.organisation is not None:
-        return TerminalTally.objects.filter(agent_id__in=agents_visible_to(user).values("pk"))
-    if user.role == Role.MERCHANT and user.organisation_id is not None:
-        return None
-    return TerminalTally.objects.none()
-
-
 def count_by_status(user: User) -> dict[str, int]:
     """How many terminals ``user`` may see are in each status (statuses with none left out): from the
     fleet's counters (``TerminalTally``, kept by the database; docs/adr/0030), not a count of the fleet."""
-    tallies = _tallies(user)
+    tallies = tallies_of(user)
     rows: Iterable[tuple[str, int]] = (
         terminals_visible_to(user).order_by().values_list("status").annotate(n=Count("id"))
         if tallies is None
@@ -265,7 +224,7 @@ def count_by_status(user: User) -> dict[str, int]:
 def count_by_model(user: User) -> list[tuple[str, int]]:
     """("maker name", how many) of the terminals ``user`` may see, most first (models with none left
     out), from the fleet's counters like ``count_by_status``."""
-    tallies = _tallies(user)
+    tallies = tallies_of(user)
     rows: Iterable[tuple[str, str, int]] = (
         terminals_visible_to(user)
         .order_by()
@@ -276,29 +235,6 @@ def count_by_model(user: User) -> list[tuple[str, int]]:
     )
     counts = [(f"{maker} {name}", n) for maker, name, n in rows if n]
     return sorted(counts, key=lambda item: (-item[1], item[0]))
-
-
-def tally_differences() -> dict[tuple[int | None, int, str], tuple[int, int]]:
-    """(agent id, model id, status) → (the counters' count, a recount of the terminals) for every key
-    on which they differ: empty when the fleet's counters are right (they always should be)."""
-    tallied = {
-        (agent, model, status): n
-        for agent, model, status, n in TerminalTally.objects.order_by()
-        .values_list("agent_id", "model_id", "status")
-        .annotate(total=Sum("n"))
-        if n
-    }
-    counted = {
-        (agent, model, status): n
-        for agent, model, status, n in Terminal.objects.order_by()
-        .values_list("agent_id", "model_id", "status")
-        .annotate(n=Count("id"))
-    }
-    return {
-        key: (tallied.get(key, 0), counted.get(key, 0))
-        for key in tallied.keys() | counted.keys()
-        if tallied.get(key, 0) != counted.get(key, 0)
-    }
 
 
 def sim_expiring(user: User, start: date, end: date) -> QuerySet[Terminal]:
