@@ -59,7 +59,7 @@ def keyset[M: Model](
 ) -> tuple[list[M], str | None]:
     """One page of ``qs`` ordered by the unique field ``key``; returns (rows, next cursor or None).
     ``by`` orders instead of ``key`` when given: an expression in the very same order (a search's,
-    ``fleet.selectors.search_order``)."""
+    ``fleet.search.search_order``)."""
     order = by if by is not None else F(key)
     qs = qs.order_by(order.desc() if descending else order.asc())
     if page.cursor:
