@@ -147,7 +147,7 @@ class Terminal(TerminalTransitions, ConcurrentTransitionMixin, models.Model):  #
             models.Index(fields=["agent", "status"], name="terminal_agent_status_idx"),
             models.Index(fields=["merchant", "status"], name="terminal_merchant_status_idx"),
             models.Index(fields=["model", "status"], name="terminal_model_status_idx"),
-            # The fleet-wide pages at a provider's scale (bench/pages.py, docs/adr/0030): a status
+            # The fleet-wide pages at a provider's scale (bench/pages.py, docs/adr/0034): a status
             # filter's page in SN order, the expiry calendar's weeks and its due list read from the
             # index alone. (Not (agent, model): SQLite then began an agent's SN-ordered list from its
             # agents and sorted all their terminals; the counters answer per model.)
@@ -199,7 +199,7 @@ class StatusPeriod(models.Model):
 
 
 class TerminalTally(models.Model):
-    """How many terminals each (agent, model, status) has: the fleet's counters (docs/adr/0030).
+    """How many terminals each (agent, model, status) has: the fleet's counters (docs/adr/0034).
 
     Written only by the database's own triggers on ``fleet_terminal`` (migration 0009), in the
     transaction of the change, whatever writes it: the services, an import's COPY, a bulk UPDATE, the

@@ -1,5 +1,5 @@
 """The device list's search box: the start of an SN or TID, through an index on every engine, and the
-order a search's matches are sorted by (docs/adr/0030)."""
+order a search's matches are sorted by (docs/adr/0034)."""
 
 from __future__ import annotations
 

@@ -211,7 +211,7 @@ def terminal_model_for(code: str) -> TerminalModel:
 
 def count_by_status(user: User) -> dict[str, int]:
     """How many terminals ``user`` may see are in each status (statuses with none left out): from the
-    fleet's counters (``TerminalTally``, kept by the database; docs/adr/0030), not a count of the fleet."""
+    fleet's counters (``TerminalTally``, kept by the database; docs/adr/0034), not a count of the fleet."""
     tallies = tallies_of(user)
     rows: Iterable[tuple[str, int]] = (
         terminals_visible_to(user).order_by().values_list("status").annotate(n=Count("id"))

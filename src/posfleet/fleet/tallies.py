@@ -1,4 +1,4 @@
-"""Reading the fleet's counters (``TerminalTally``, kept by the database's triggers; docs/adr/0030):
+"""Reading the fleet's counters (``TerminalTally``, kept by the database's triggers; docs/adr/0034):
 whose rows a user may sum, and the proof that they equal a recount."""
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ def test_small_demo_fleet(demo):
     check_demo_users(demo)
     check_stores_have_coordinates_and_some_terminals_moved(demo)
     check_active_terminals_have_a_master_key(demo)
-    assert tally_differences() == {}  # the fleet's counters followed the demo's bulk rows (ADR 0030)
+    assert tally_differences() == {}  # the fleet's counters followed the demo's bulk rows (ADR 0034)
 
 
 def check_active_terminals_have_a_master_key(demo):

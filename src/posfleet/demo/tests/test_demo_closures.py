@@ -54,7 +54,7 @@ def steps(number: str) -> dict[str, tuple[str, str]]:
 def test_a_case_in_every_step(demo):
     summary, devices_file = demo
     assert set(summary.closures) == {stage.name for stage in STAGES}
-    assert tally_differences() == {}  # the fleet's counters followed every closure step (ADR 0030)
+    assert tally_differences() == {}  # the fleet's counters followed every closure step (ADR 0034)
     case = {stage: ClosureCase.objects.get(number=number) for stage, number in summary.closures.items()}
     midnight = datetime.combine(TODAY, time(0), ZoneInfo("Asia/Shanghai"))
 

@@ -1,4 +1,4 @@
-"""The fleet's counters (docs/adr/0030): ``fleet_terminaltally`` and the triggers that keep it, counted
+"""The fleet's counters (docs/adr/0034): ``fleet_terminaltally`` and the triggers that keep it, counted
 once from the terminals as they are.
 
 The triggers are the only writers, so no path can change a terminal's agent, model or status without

@@ -1,4 +1,4 @@
-"""The fleet's counters (``TerminalTally``, docs/adr/0030): folding the rows the database's triggers
+"""The fleet's counters (``TerminalTally``, docs/adr/0034): folding the rows the database's triggers
 append into one row per (agent, model, status). The counts read the same before and after: a count is
 the SUM of its key's rows, and the fold replaces rows by their sums in one transaction."""
 

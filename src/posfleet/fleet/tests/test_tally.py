@@ -1,4 +1,4 @@
-"""The fleet's counters (``TerminalTally``, docs/adr/0030) equal a recount of the terminals after every
+"""The fleet's counters (``TerminalTally``, docs/adr/0034) equal a recount of the terminals after every
 kind of change — the services, an import, a bulk UPDATE or DELETE, raw SQL, a rollback, a fold — on
 SQLite and PostgreSQL: the database's triggers keep them, whoever writes."""
 
