@@ -442,7 +442,11 @@ def application_document(request: HttpRequest, number: str, document_id: int) ->
     return _document_response(request, number, document_id, inline=False)
 
 
-@csp_override({**settings.SECURE_CSP, "frame-ancestors": [CSP.SELF]})
+# The console's policy, except who may frame this answer.
+PREVIEW_CSP: dict[str, Any] = {**settings.SECURE_CSP, "frame-ancestors": [CSP.SELF]}
+
+
+@csp_override(PREVIEW_CSP)
 @xframe_options_sameorigin
 @console_login_required
 @require_GET
