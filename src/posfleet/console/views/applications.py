@@ -284,13 +284,11 @@ def _detail_context(request: HttpRequest, application: Application, **extra: Any
             for d in view.documents
         ],
         "reasons": review.ReviewReason.choices,
+        # The reviewer reads the short labels, the applicant what each means in plain words.
         "review_reasons": [
-            review.reason_label(code) if staff_text else text
-            for code, text in zip(
-                application.review_reasons or [],
-                review.in_plain_words(application.review_reasons or []),
-                strict=False,
-            )
+            review.reason_label(code) if staff_text else review.in_plain_words([code])[0]
+            for code in application.review_reasons or []
+            if code in review.ReviewReason.values
         ],
         "kinds": DocumentKind.choices,
         "checks": [(name, fulfilment.CHECK_LABELS[name]) for name in fulfilment.CHECKS],
