@@ -4,7 +4,7 @@ complaints, their unread notices. Composed from the contexts' scoped selectors; 
 
 Only the merchant's own objects, and nothing internal: no allocations, no staff names, no audit rows.
 The console's home page (``console/views/merchant_home.py``) and the API's ``GET /me/home`` both render
-this one read model (ADR 0030); it names objects by their numbers, and each edge links them its way.
+this one read model (ADR 0031); it names objects by their numbers, and each edge links them its way.
 """
 
 from __future__ import annotations
