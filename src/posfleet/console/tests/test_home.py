@@ -209,3 +209,79 @@ def test_a_merchant_without_terminals_gets_a_sensible_home(world, login):
     assert "No closure under way." in words
     assert "No open complaint." in words
     assert "No unread notices." in words
+
+
+def test_the_api_answers_the_figures_the_home_shows(shop, login):
+    """GET /api/v1/me/home renders the read model the console's home renders: the same terminals, words,
+    payout, deposit, fees, open items and notices, in the reader's language."""
+    for language in ("en", "zh-hans"):
+        User.objects.filter(username="merchant_a").update(language=language)
+        client = login("merchant_a")
+        with time_machine.travel(TODAY, tick=False):
+            html = client.get("/console/").content.decode()
+            response = client.get("/api/v1/me/home")
+        assert response.status_code == 200, response.content
+        body = response.json()
+        assert body["merchant"] == {"mid": "100000000000001", "name": "Shop A"}
+
+        terminals = section(html, "home-terminals")
+        assert [t["sn"] for t in body["terminals"]] == [SN_CLOSING, SN_SALES]
+        assert re.findall(r'data-testid="home-terminal-link">([^<]+)<', terminals) == [SN_CLOSING, SN_SALES]
+        shown_words = re.findall(r'data-testid="home-terminal-words">([^<]+)<', terminals)
+        assert [t["words"] for t in body["terminals"]] == shown_words
+        for row in body["by_status"]:
+            count = re.search(
+                rf'data-testid="home-status-{row["status"]}".*?tabular fw-semibold">(\d+)<', terminals
+            )
+            assert count is not None, row
+            assert int(count.group(1)) == row["count"], row
+        sales = body["terminals"][1]
+        assert (sales["last_amount_fen"], sales["last_amount_display"]) == (50_000, "¥500.00")
+        assert sales["last_amount_display"] in text(terminals)
+        assert (body["terminal_total"], body["in_use"], body["taking_payments"]) == (2, 2, 1)
+
+        money = body["money"]
+        shown = text(section(html, "home-money"))
+        payout = money["next_payout"]
+        assert (payout["payout_fen"], payout["gross_fen"], payout["fees_fen"]) == (149_100, 150_000, 900)
+        assert payout["payout_display"] == "¥1,491.00"
+        assert payout["paid_on"] == "2026-11-03"
+        assert (money["deposit_fen"], money["last_paid_fen"], money["last_paid_on"]) == (
+            59_800,
+            17_395,
+            "2026-10-07",
+        )
+        for figure in (payout["payout_display"], money["deposit_display"], "¥173.95"):
+            assert figure in shown, figure
+        assert [(f["sn"], f["amount_fen"], f["due_on"]) for f in money["fees_due"]] == [
+            (SN_CLOSING, 9_900, "2026-06-01")
+        ]
+
+        for key in ("applications", "closures", "complaints"):
+            card = section(html, f"home-{key}")
+            assert body[key], key
+            for item in body[key]:
+                assert item["number"] in card, (key, item)
+                assert item["next_step"] in text(card), (key, item)
+        assert [i["number"] for i in body["applications"]] == [shop["application"].number]
+        assert [i["number"] for i in body["closures"]] == [shop["case"].number]
+        assert [i["title"] for i in body["complaints"]] == ["Printer jams"]
+
+        inbox = section(html, "home-inbox")
+        assert body["unread_notices"] == inbox.count('data-testid="home-inbox-item"') >= 1
+        for notice in body["notices"]:
+            assert notice["title"] in inbox, notice["title"]
+    assert "押金" not in body["money"]["deposit_display"]  # amounts are ¥ in both languages
+    assert body["terminals"][1]["words"] == shown_words[1] != "Takes payments"  # Chinese words now
+
+
+def test_the_home_api_is_for_merchants_and_each_sees_its_own(shop, login):
+    with time_machine.travel(TODAY, tick=False):
+        other = login("merchant_b").get("/api/v1/me/home").json()
+        refused = {name: login(name).get("/api/v1/me/home") for name in ("admin", "reviewer", "agent_a")}
+    assert [t["sn"] for t in other["terminals"]] == [SN_OTHER]
+    assert other["applications"] == other["closures"] == other["complaints"] == []
+    assert other["money"]["next_payout"]["payout_fen"] == 773_034
+    for name, response in refused.items():
+        assert response.status_code == 403, name
+        assert response.json()["code"] == "permission_denied"
