@@ -3,10 +3,12 @@ WOFF2 font with only their glyphs (the whole set is 2,000 icons: 134 KB of font 
 every first visit; the used part is a tenth of that). Run by `make setup` after `npm ci` and again
 whenever a template, script or Python module changes (the Makefile tracks them).
 
-Which icons are used: every word in src/posfleet's templates, scripts and Python modules that is an
-icon's name (``bi-shop`` in a template, ``icon="bank"`` in an include, ``"trash3"`` in a Python table).
-A word that only happens to be an icon's name ("table", "key") costs a few dozen bytes; a used icon
-that is left out would be a blank square, so the net is wide on purpose.
+Which icons are used, in src/posfleet outside tests: in templates and scripts every ``bi-NAME`` class
+and every quoted string that is an icon's name (``{% include … with icon="bank" %}``); in Python
+modules every string constant that is one (``"trash3"`` in a table of icons). A string that only
+happens to be an icon's name ("table", "key") costs a few dozen bytes; a used icon left out would be a
+blank square, so the net is wide on purpose. A name built at run time (``f"caret-{way}-fill"``) is not
+seen: write icon names out whole.
 
 Usage: python scripts/subset_icons.py [--source node_modules/bootstrap-icons/font]
        [--target src/posfleet/console/static/vendor/bootstrap-icons] [--scan src/posfleet]
@@ -15,6 +17,7 @@ Usage: python scripts/subset_icons.py [--source node_modules/bootstrap-icons/fon
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import logging
 import re
@@ -25,7 +28,9 @@ from fontTools import subset
 from fontTools.ttLib import TTFont
 
 HERE = Path(__file__).resolve().parent.parent
-WORD = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+NAME = r"[a-z0-9]+(?:-[a-z0-9]+)*"
+CLASS = re.compile(rf"\bbi-({NAME})")  # class="bi bi-shop", classList.add("bi-check2")
+QUOTED = re.compile(rf"""["']({NAME})["']""")  # {% include … with icon="bank" %}
 SCANNED = {".html", ".py", ".js", ".txt"}
 VENDOR = HERE / "src/posfleet/console/static/vendor/bootstrap-icons"
 FONT_FILE = "fonts/bootstrap-icons.woff2"
@@ -39,10 +44,18 @@ def used_names(roots: Iterable[Path], known: set[str]) -> set[str]:
     found: set[str] = set()
     for root in roots:
         for path in root.rglob("*"):
-            if path.suffix not in SCANNED or "vendor" in path.parts or not path.is_file():
+            if path.suffix not in SCANNED or {"vendor", "tests"} & set(path.parts) or not path.is_file():
                 continue
-            found |= set(WORD.findall(path.read_text(encoding="utf-8", errors="ignore"))) & known
-    return found
+            text = path.read_text(encoding="utf-8", errors="ignore")
+            if path.suffix == ".py":
+                found |= {
+                    node.value
+                    for node in ast.walk(ast.parse(text))
+                    if isinstance(node, ast.Constant) and isinstance(node.value, str)
+                }
+            else:
+                found |= set(CLASS.findall(text)) | set(QUOTED.findall(text))
+    return found & known
 
 
 def stylesheet(library_css: str, codepoints: dict[str, int], names: set[str]) -> str:
