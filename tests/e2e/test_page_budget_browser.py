@@ -1,4 +1,4 @@
-"""Fast on the wire (docs/adr/0030), measured in Chromium against a server set up as production is:
+"""Fast on the wire (docs/adr/0032), measured in Chromium against a server set up as production is:
 static files collected with production's storage and served by WhiteNoise from STATIC_ROOT alone.
 
 Signed in as staff over a fleet of a few hundred terminals, a first visit (empty cache) to the device

@@ -77,7 +77,7 @@ class _LostClaim(Exception):
 def _render(outcome: Outcome) -> HttpResponse:
     response = HttpResponse(render_json(outcome.body), status=outcome.status, content_type=JSON_CONTENT_TYPE)
     if outcome.stored is not None:
-        keep_uncompressed(response)  # it shows a secret once (docs/adr/0030)
+        keep_uncompressed(response)  # it shows a secret once (docs/adr/0032)
     return response
 
 

@@ -253,7 +253,7 @@ def _needs_code(request: HttpRequest) -> bool:
 
 def _no_store(response: HttpResponse) -> HttpResponse:
     """The answer of a page that may show a secret (a TOTP secret, backup codes, a new token): kept by
-    no cache and sent uncompressed (docs/adr/0030)."""
+    no cache and sent uncompressed (docs/adr/0032)."""
     response["Cache-Control"] = "no-store"
     keep_uncompressed(response)
     return response

@@ -1,4 +1,4 @@
-"""Compressed answers (docs/adr/0030): brotli when the client accepts it, gzip otherwise, for pages,
+"""Compressed answers (docs/adr/0032): brotli when the client accepts it, gzip otherwise, for pages,
 JSON and CSV, whole or streamed; ``Vary: Accept-Encoding`` on every answer that could have been
 compressed. Static files never get here: WhiteNoise answers them first, from the brotli and gzip copies
 collectstatic wrote.
@@ -20,7 +20,7 @@ from django.middleware.gzip import GZipMiddleware
 from django.utils.cache import patch_vary_headers
 
 # Brotli at quality 5: smaller than gzip's level 6 and no slower (quality 11, what collectstatic uses
-# for static files, took 60 times as long on 80 KB of CSS: docs/adr/0030).
+# for static files, took 60 times as long on 80 KB of CSS: docs/adr/0032).
 BROTLI_QUALITY = 5
 MIN_LENGTH = 200  # shorter answers grow or gain nothing
 _COMPRESSIBLE_PREFIXES = ("text/",)

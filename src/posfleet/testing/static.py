@@ -1,4 +1,4 @@
-"""Static files as production has them (docs/adr/0030): collected with production's storage (hashed
+"""Static files as production has them (docs/adr/0032): collected with production's storage (hashed
 names, a manifest, brotli and gzip copies) and served by WhiteNoise from STATIC_ROOT alone.
 
 The test settings serve the apps' folders directly (no collectstatic: it takes half a minute); the tests

@@ -117,7 +117,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "posfleet.platform.compression.CompressionMiddleware",  # brotli or gzip (docs/adr/0030)
+    "posfleet.platform.compression.CompressionMiddleware",  # brotli or gzip (docs/adr/0032)
     "posfleet.platform.middleware.RequestContextMiddleware",
     "posfleet.platform.middleware.NoStoreMiddleware",
     "posfleet.platform.middleware.RejectNulMiddleware",
@@ -193,7 +193,7 @@ USE_I18N = True
 TIME_ZONE = "Asia/Shanghai"
 USE_TZ = True
 
-# Static files (docs/adr/0030): `posfleet collectstatic --no-input` before start writes them to
+# Static files (docs/adr/0032): `posfleet collectstatic --no-input` before start writes them to
 # STATIC_ROOT with the content's hash in each name (`{% static %}` and CSS url() point there) and a
 # brotli and a gzip copy beside each; WhiteNoise serves the hashed names with
 # `Cache-Control: max-age=315360000, public, immutable`. Tiers without that step (dev, test) override

@@ -1,4 +1,4 @@
-"""Answers travel compressed (docs/adr/0030): brotli when the browser accepts it, gzip otherwise, pages
+"""Answers travel compressed (docs/adr/0032): brotli when the browser accepts it, gzip otherwise, pages
 and JSON whole and exports streamed, each saying ``Vary: Accept-Encoding``; an answer that shows a
 secret once goes uncompressed (BREACH); what is compressed already (a Parquet file) is left alone."""
 

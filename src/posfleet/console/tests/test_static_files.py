@@ -1,4 +1,4 @@
-"""Static files as production collects and serves them (docs/adr/0030): every `{% static %}` a template
+"""Static files as production collects and serves them (docs/adr/0032): every `{% static %}` a template
 names is in the manifest (a missing entry would be a 500 on that page), CSS and JS references to other
 files point at their hashed names, each file has brotli and gzip copies, WhiteNoise sends hashed names
 with a year-long immutable cache and the rest briefly; the icon font is the subset, with every icon the
