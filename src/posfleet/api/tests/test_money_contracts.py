@@ -123,7 +123,8 @@ def test_a_terminal_has_one_active_contract(money, api_as):
     before = money_trace()
     response = api_as("merchant_a").post(f"/contracts/{offered['id']}/accept", {})
     assert (
-        assert_problem(response, 409, "conflict")["detail"] == "This terminal already has an active contract."
+        assert_problem(response, 409, "conflict")["detail"]
+        == "This terminal already has a contract in force."
     )
     assert money_trace() == before
 

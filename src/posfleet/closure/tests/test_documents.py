@@ -307,7 +307,11 @@ def test_a_device_not_returned_is_charged_the_recovery_fee(world) -> None:
     assert (doc.total("charged").actual_fen, doc.total("refund").actual_fen) == (20_900, 18_900)
     assert doc.total("charged").why == "recovery fee: device not returned by 21 Dec 2026"
     (terminal,) = cert.terminals
-    assert (terminal.sn, terminal.returned, terminal.return_text) == (sn, False, "Not returned by 21 Dec 2026")
+    assert (terminal.sn, terminal.returned, terminal.return_text) == (
+        sn,
+        False,
+        "Not returned by 21 Dec 2026",
+    )
 
 
 # -- the PDFs --------------------------------------------------------------------------------------------
