@@ -86,6 +86,7 @@ def test_the_agent_offers_and_the_merchant_accepts(new_terminal, api_as):
     assert accepted.status_code == 200, accepted.content
     signed = accepted.json()
     assert (signed["status"], signed["accepted_at"] is not None) == ("active", True)
+    assert signed["status_label"] == "in force"  # a contract's own word, never a terminal's "active"
     assert signed["fees_due"] == [
         {"period": 1, "due_on": str(start), "amount_fen": 9900, "amount_display": "¥99.00", "charged": False},
         {
