@@ -112,12 +112,12 @@ def _parse_moment(text: str) -> datetime | None:
 
 
 def _moment(text: str) -> str:
-    """A moment as the locale writes its date, then the 24-hour time (English's "10 a.m." would end a
-    sentence with "a.m.."): "Dec. 6, 2026 10:00", "2026年12月6日 10:00"."""
+    """A moment in the language's one format (``config/formats``): "6 Dec 2026 10:00",
+    "2026年12月6日 10:00"."""
     moment = _parse_moment(text)
     if moment is None:
         return text
-    return formats.date_format(timezone.localtime(moment), f"{formats.get_format('DATE_FORMAT')} H:i")
+    return formats.date_format(timezone.localtime(moment), "DATETIME_FORMAT")
 
 
 class _Defaulting(dict[str, str]):

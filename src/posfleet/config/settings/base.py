@@ -189,6 +189,8 @@ CSRF_COOKIE_HTTPONLY = False  # htmx reads it from the cookie for its X-CSRFToke
 LANGUAGE_CODE = "zh-hans"
 LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
 LOCALE_PATHS = [PACKAGE_DIR / "locale"]
+# One date and one moment format per language (config/formats/<locale>/formats.py).
+FORMAT_MODULE_PATH = ["posfleet.config.formats"]
 USE_I18N = True
 TIME_ZONE = "Asia/Shanghai"
 USE_TZ = True

@@ -106,19 +106,19 @@ def test_a_merchant_sees_its_own_home(shop, login, world, django_assert_max_num_
     words = text(terminals)
     assert "Takes payments" in words
     assert "Stopped: takes no payments for now" in words
-    assert "Last transaction 11/02/2026 10:49 a.m., ¥500.00" in words
+    assert "Last transaction 2 Nov 2026 10:49, ¥500.00" in words
     assert "2 in use, 1 taking payments" in words
     assert 'href="/console/terminals/?status=active"' in terminals
     assert 'href="/console/terminals/?status=deactivated"' in terminals
 
     money = text(section(html, "home-money"))
     # T+1: the 10-31 and 11-02 sales (¥1,500.00 less ¥9.00 of fees), paid the day after 11-02's run.
-    assert "Next payout ¥1,491.00 expected on Nov. 3, 2026" in money
-    assert "Your takings of 10/31/2026 to 11/02/2026: sales ¥1,500.00 − refunds ¥0.00 − fees ¥9.00" in money
-    assert "Last payout: ¥173.95 on 10/07/2026." in money
+    assert "Next payout ¥1,491.00 expected on 3 Nov 2026" in money
+    assert "Your takings of 31 Oct 2026 to 2 Nov 2026: sales ¥1,500.00 − refunds ¥0.00 − fees ¥9.00" in money
+    assert "Last payout: ¥173.95 on 7 Oct 2026." in money
     assert "Deposit held (refunded when the contract ends) ¥598.00" in money
     # The closing terminal's fee: due, not charged while it is stopped (so not deducted above).
-    assert "Service fees to come due 06/01/2026 · CLS0001 ¥99.00" in money
+    assert "Service fees to come due 1 Jun 2026 · CLS0001 ¥99.00" in money
 
     apps_card = text(section(html, "home-applications"))
     assert shop["application"].number in apps_card
@@ -178,9 +178,9 @@ def test_a_merchant_sees_its_own_home(shop, login, world, django_assert_max_num_
     assert "fees ¥9.00 − deductions ¥99.00." in money
     settle(date(2026, 11, 2))
     money = text(section(home_of(login, "merchant_a"), "home-money"))
-    assert "Next payout ¥0.00 expected on Nov. 4, 2026" in money
+    assert "Next payout ¥0.00 expected on 4 Nov 2026" in money
     assert "Nothing to pay yet" in money
-    assert "Last payout: ¥1,392.00 on 11/03/2026." in money
+    assert "Last payout: ¥1,392.00 on 3 Nov 2026." in money
 
 
 def test_another_merchant_sees_only_its_own_and_staff_keep_the_dashboard(shop, login):
@@ -189,7 +189,7 @@ def test_another_merchant_sees_only_its_own_and_staff_keep_the_dashboard(shop, l
     for other in (SN_SALES, SN_CLOSING, "Printer jams", shop["case"].number, shop["application"].number):
         assert other not in html, other
     money = text(section(html, "home-money"))
-    assert "Next payout ¥7,730.34 expected on Nov. 3, 2026" in money  # ¥7,777.00 less 0.60 % of fees
+    assert "Next payout ¥7,730.34 expected on 3 Nov 2026" in money  # ¥7,777.00 less 0.60 % of fees
 
     for name in ("admin", "agent_a"):  # the operator's dashboard, unchanged
         html = home_of(login, name)
