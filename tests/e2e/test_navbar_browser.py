@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from posfleet.console import navigation
-from posfleet.testing.browser import log_in
+from posfleet.testing.browser import log_in, watched_page
 from posfleet.testing.personas import build_world
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -44,13 +44,8 @@ MEASURE = """() => {
 
 @pytest.fixture
 def laptop(browser, browser_errors):
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1366, "height": 768})
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    page.on("pageerror", lambda exc: browser_errors.append(str(exc)))
-    page.on("console", lambda msg: browser_errors.append(msg.text) if msg.type == "error" else None)
-    yield page
-    context.close()
+    with watched_page(browser, browser_errors, viewport={"width": 1366, "height": 768}) as page:
+        yield page
     assert browser_errors == [], browser_errors
 
 
