@@ -13,7 +13,7 @@ from posfleet.closure.models import CaseStep, CaseTerminal, ClosureCase
 from posfleet.closure.states import FINISHED_STEP, CaseStatus, ClosureReason, StepName
 from posfleet.iam.selectors import provider
 from posfleet.parties.channels import Channel
-from posfleet.platform.dates import day_text
+from posfleet.platform.dates import day_text, iso_day_text
 
 CERTIFICATE_DOCUMENT = "closure/certificate.html"
 CERTIFICATE_BODY = "closure/certificate_body.html"
@@ -160,13 +160,8 @@ def _reason_label(reason: str) -> str:
 
 
 def _day(value: str | None) -> str:
-    """A day the evidence holds as ISO text, as a person reads it (``day_text``)."""
-    if not value:
-        return "—"
-    try:
-        return day_text(date.fromisoformat(value))
-    except ValueError:
-        return value
+    """A day the evidence holds as ISO text, as a person reads it."""
+    return iso_day_text(value)
 
 
 def _local_day(moment: datetime | None) -> str:

@@ -35,6 +35,17 @@ def day_text(day: date | None, empty: str = "—") -> str:
     return formats.date_format(day, "DATE_FORMAT")
 
 
+def iso_day_text(value: str | None, empty: str = "—") -> str:
+    """A day stored as ISO text (evidence, event parameters) as a person reads it (``day_text``); text
+    that is not a day is shown as it is."""
+    if not value:
+        return empty
+    try:
+        return day_text(date.fromisoformat(value))
+    except ValueError:
+        return value
+
+
 def moment_text(moment: datetime | None, empty: str = "—") -> str:
     """A moment as a person reads it in the active language, in the console's time zone:
     "7 Dec 2026 14:05", "2026年12月7日 14:05"."""
