@@ -30,9 +30,12 @@ def merchant_balances(organisation_id: int) -> MerchantBalances:
 
 
 def last_transaction_annotations() -> dict[str, Any]:
-    """Annotations of a terminal queryset with its last transaction: ``last_at``, ``last_fen``,
-    ``last_kind``, ``last_status`` (the index on terminal and time: one look-up per row)."""
-    last = Transaction.objects.filter(terminal_id=OuterRef("pk")).order_by("-occurred_at", "-id")
+    """Annotations of a terminal queryset with its last transaction for its current merchant:
+    ``last_at``, ``last_fen``, ``last_kind``, ``last_status`` (the index on terminal and time: one
+    look-up per row). A refurbished device's earlier merchants' sales are not its merchant's."""
+    last = Transaction.objects.filter(
+        terminal_id=OuterRef("pk"), merchant_id=OuterRef("merchant_id")
+    ).order_by("-occurred_at", "-id")
     return {
         "last_at": Subquery(last.values("occurred_at")[:1]),
         "last_fen": Subquery(last.values("amount_fen")[:1]),
