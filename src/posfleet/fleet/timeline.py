@@ -121,7 +121,7 @@ def tenure_start(terminal: Terminal, reader: User) -> int | None:
     device's earlier holders, with their codes, stores, TIDs, reasons and notes, are not theirs to read."""
     if reader.is_provider_staff:
         return None
-    if reader.role == Role.MERCHANT and terminal.merchant_id is not None:
+    if reader.role == Role.MERCHANT and terminal.merchant is not None:
         key, mine = "merchant", [terminal.merchant.mid]
     elif reader.role == Role.AGENT and terminal.agent_id is not None:
         key, mine = "agent", list(agents_visible_to(reader).values_list("code", flat=True))  # its subtree

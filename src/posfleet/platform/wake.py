@@ -54,7 +54,7 @@ def _still_queued(work: str) -> bool:
 
     task = getattr(_ENQUEUE[work], "__self__", None)
     path = getattr(task, "module_path", None)
-    if path is None:
+    if task is None or path is None:
         return False
     queued = (
         DBTaskResult.objects.ready()
