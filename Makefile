@@ -6,6 +6,10 @@ VENV  := .venv
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/constraints.txt | cksum | cut -d' ' -f1)
 VENDOR_STAMP := src/posfleet/console/static/vendor/.stamp
+# Bootstrap Icons: only the icons the code names (scripts/subset_icons.py), so again after any change.
+ICONS := src/posfleet/console/static/vendor/bootstrap-icons/bootstrap-icons.min.css
+ICON_SOURCES := $(shell find src/posfleet \( -name '*.html' -o -name '*.py' -o -name '*.js' -o -name '*.txt' \) \
+                  -not -path '*/static/vendor/*' 2>/dev/null)
 PO    := $(wildcard src/posfleet/locale/*/LC_MESSAGES/django.po)
 MO    := $(PO:.po=.mo)
 # An interpreter >= 3.12 (Django 6.1 needs it); .python-version makes pyenv's shims pick 3.12.1.
@@ -34,6 +38,9 @@ $(VENDOR_STAMP): package.json package-lock.json scripts/vendor-static.sh
 	./scripts/vendor-static.sh
 	@touch $@
 
+$(ICONS): $(STAMP) $(VENDOR_STAMP) scripts/subset_icons.py $(ICON_SOURCES)
+	$(BIN)/python scripts/subset_icons.py
+
 %.mo: %.po
 	@command -v msgfmt >/dev/null || { echo "msgfmt is needed to compile translations (apt-get install gettext)"; exit 1; }
 	msgfmt --check -o $@ $<
@@ -42,7 +49,7 @@ messages: $(STAMP)
 	cd src/posfleet && ../../$(BIN)/posfleet makemessages -l zh_Hans --no-obsolete --add-location file
 	@echo "now translate the new entries in src/posfleet/locale/zh_Hans/LC_MESSAGES/django.po"
 
-setup: $(STAMP) $(VENDOR_STAMP) $(MO)
+setup: $(STAMP) $(VENDOR_STAMP) $(ICONS) $(MO)
 
 run: setup
 	@mkdir -p var

@@ -28,3 +28,12 @@ def actor_of():
         )
 
     return make
+
+
+@pytest.fixture(scope="session")
+def production_static(tmp_path_factory):
+    """STATIC_ROOT as a deployment's `posfleet collectstatic` leaves it (hashed names, manifest, .br and
+    .gz copies), collected once per run; use it under ``production_static_settings`` (testing/static.py)."""
+    from posfleet.testing.static import collect_production_static
+
+    return collect_production_static(tmp_path_factory.mktemp("static"))

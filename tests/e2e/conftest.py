@@ -7,6 +7,8 @@ import shutil
 
 import pytest
 
+from posfleet.testing.browser import watched_page
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -45,11 +47,6 @@ def browser_errors() -> list[str]:
 
 @pytest.fixture
 def page(browser, browser_errors):
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    page.on("pageerror", lambda exc: browser_errors.append(str(exc)))
-    page.on("console", lambda msg: browser_errors.append(msg.text) if msg.type == "error" else None)
-    yield page
-    context.close()
+    with watched_page(browser, browser_errors, viewport={"width": 1400, "height": 900}) as page:
+        yield page
     assert browser_errors == [], browser_errors

@@ -10,10 +10,9 @@ import pytest
 from playwright.sync_api import expect
 
 from posfleet.enrollment.models import Application
-from posfleet.enrollment.services import applications as apps
 from posfleet.enrollment.services import fulfilment
 from posfleet.platform.context import Actor
-from posfleet.testing.applications import new_merchant_request, stock
+from posfleet.testing.applications import approve, new_merchant_request, stock
 from posfleet.testing.browser import log_in
 from posfleet.testing.personas import build_world
 
@@ -59,7 +58,7 @@ def test_a_merchant_applies_in_chinese_and_tracks_the_application(page, live_ser
     expect(page.get_by_test_id("next-step")).to_contain_text("审核")
 
     reviewer, agent = Actor.for_user(world.user("reviewer")), Actor.for_user(world.user("agent_a"))
-    apps.application_review(actor=reviewer, number=application.number, decision="approve", reason="资料齐全")
+    approve(reviewer, application.number, "资料齐全")
     fulfilment.application_allocate(actor=agent, number=application.number)
     fulfilment.application_ship(
         actor=agent, number=application.number, carrier="顺丰速运", tracking_no="SF20261123"

@@ -13,7 +13,7 @@ from posfleet.billing.tests.test_statements import build_october
 from posfleet.closure.services import complaint_raise
 from posfleet.fleet.states import Status
 from posfleet.platform.context import Actor
-from posfleet.testing.browser import log_in
+from posfleet.testing.browser import log_in, watched_page
 from posfleet.testing.personas import build_world, make_terminal
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -47,13 +47,8 @@ def no_sideways_scroll(page: Page) -> None:
 def test_a_merchant_reads_its_home_on_a_phone_in_chinese_and_english(
     browser, browser_errors, live_server, shop
 ) -> None:
-    context = browser.new_context(locale="zh-CN", viewport=PHONE, is_mobile=True, has_touch=True)
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    page.on("pageerror", lambda exc: browser_errors.append(str(exc)))
-    page.on("console", lambda msg: browser_errors.append(msg.text) if msg.type == "error" else None)
     base = live_server.url
-    try:
+    with watched_page(browser, browser_errors, viewport=PHONE, is_mobile=True, has_touch=True) as page:
         log_in(page, base, "merchant_a")
         expect(page).to_have_url(re.compile(r"/console/$"))
         expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
@@ -79,5 +74,3 @@ def test_a_merchant_reads_its_home_on_a_phone_in_chinese_and_english(
 
         page.get_by_test_id("home-terminal-link").filter(has_text=shop.terminal.sn).click()
         expect(page).to_have_url(re.compile(rf"/console/terminals/{shop.terminal.sn}/$"))
-    finally:
-        context.close()

@@ -24,7 +24,7 @@ from posfleet.notifications.models import InboxItem
 from posfleet.notifications.services import deliver_due
 from posfleet.platform.context import Actor
 from posfleet.platform.outbox import dispatch_outbox
-from posfleet.testing.applications import new_merchant_request, stock
+from posfleet.testing.applications import approve, new_merchant_request, stock
 
 pytestmark = pytest.mark.django_db
 
@@ -83,9 +83,7 @@ def test_from_application_to_renewal(world, actor_of):
     jobs(start + timedelta(days=2))  # the review is late: the reminder goes once
     on(
         start + timedelta(days=2),
-        lambda: apps.application_review(
-            actor=reviewer, number=number, decision="approve", reason="known merchant"
-        ),
+        lambda: approve(reviewer, number, "known merchant"),
     )
     on(start + timedelta(days=3), lambda: fulfilment.application_allocate(actor=agent, number=number))
     on(

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from ninja import Field, Schema
 
 from posfleet.enrollment.models import ApplicationKind, DocumentKind
+from posfleet.enrollment.review import ALL_ITEMS, ReviewReason
 from posfleet.enrollment.states import ApplicationCommand, ApplicationStatus
 
 StrictBool = Annotated[bool, Field(strict=True)]
@@ -78,8 +79,22 @@ class RespondIn(Schema):
 
 class ReviewIn(Schema):
     decision: Literal["approve", "reject", "needs_info"]
+    reasons: list[ReviewReason] = Field(
+        default_factory=list,
+        max_length=len(ReviewReason.values),
+        description="The preset reasons (GET /applications/review-guide): at least one for `reject` and "
+        "`needs_info`, none for `approve`. `other` needs `reason`.",
+    )
     reason: str = Field(
-        min_length=1, max_length=2000, description="Always given; for needs_info: what is missing."
+        "",
+        max_length=2000,
+        description="The reviewer's note, which the applicant reads; for needs_info: what is missing.",
+    )
+    checklist: list[Annotated[str, Field(max_length=48)]] = Field(
+        default_factory=list,
+        max_length=len(ALL_ITEMS),
+        description="The checklist items ticked (codes from the review guide) of the documents present; "
+        "`approve` needs every one of them.",
     )
 
 
@@ -181,6 +196,28 @@ class StepOut(Schema):
     state: Literal["done", "current", "todo", "failed"]
 
 
+class ReasonOut(Schema):
+    code: ReviewReason
+    label: str = Field(description="The reviewer's short label, in the caller's language.")
+    text: str = Field(description="What it tells the applicant, in plain words, in the caller's language.")
+
+
+class CheckItemOut(Schema):
+    code: str = Field(description="`<document kind>.<item>`, as ticked in the review's `checklist`.")
+    label: str
+
+
+class ChecklistOut(Schema):
+    kind: DocumentKind
+    kind_label: str
+    items: list[CheckItemOut]
+
+
+class ReviewGuideOut(Schema):
+    reasons: list[ReasonOut] = Field(description="The preset reasons for `reject` and `needs_info`.")
+    checklists: list[ChecklistOut] = Field(description="What a reviewer verifies on each document kind.")
+
+
 class ApplicationDetailOut(ApplicationOut):
     legal_name: str
     mcc: str
@@ -198,8 +235,11 @@ class ApplicationDetailOut(ApplicationOut):
     documents: list[DocumentOut]
     missing_documents: list[DocumentKind] = Field(description="Required before approval.")
     review_overdue: bool = Field(description="Waiting for review past `review_due_at`.")
-    info_request: str = Field(description="What the reviewer asked for (needs_info).")
-    decision_reason: str
+    info_request: str = Field(description="The reviewer's note when asking for information (needs_info).")
+    decision_reason: str = Field(description="The reviewer's note with the decision.")
+    review_reasons: list[ReasonOut] = Field(
+        description="The preset reasons of the last rejection or request for information."
+    )
     carrier: str
     tracking_no: str
     shipped_at: datetime | None

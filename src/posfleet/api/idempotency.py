@@ -42,6 +42,7 @@ from posfleet.api.problems import (
     render_json,
 )
 from posfleet.platform.clock import now
+from posfleet.platform.compression import keep_uncompressed
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import (
     DomainError,
@@ -74,7 +75,10 @@ class _LostClaim(Exception):
 
 
 def _render(outcome: Outcome) -> HttpResponse:
-    return HttpResponse(render_json(outcome.body), status=outcome.status, content_type=JSON_CONTENT_TYPE)
+    response = HttpResponse(render_json(outcome.body), status=outcome.status, content_type=JSON_CONTENT_TYPE)
+    if outcome.stored is not None:
+        keep_uncompressed(response)  # it shows a secret once (docs/adr/0032)
+    return response
 
 
 def fingerprint(request: HttpRequest) -> str:

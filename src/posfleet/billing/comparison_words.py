@@ -19,6 +19,7 @@ from posfleet.billing.comparison import (
     PlanCost,
 )
 from posfleet.billing.models import PenaltyRule
+from posfleet.platform.dates import iso_day_text
 from posfleet.platform.money import format_fen
 
 
@@ -66,7 +67,7 @@ def line_text(line: CostLine) -> str:
             ) % {
                 "contract": p.get("contract"),
                 "sn": p.get("sn", ""),
-                "day": p.get("on", ""),
+                "day": iso_day_text(p.get("on")),
                 "served": p.get("months_served", 0),
                 "minimum": p.get("min_term_months", 0),
             }
@@ -76,7 +77,7 @@ def line_text(line: CostLine) -> str:
         ) % {
             "contract": p.get("contract"),
             "sn": p.get("sn", ""),
-            "day": p.get("on", ""),
+            "day": iso_day_text(p.get("on")),
             "left": p.get("months_left", 0),
             "minimum": p.get("min_term_months", 0),
         }

@@ -1,4 +1,4 @@
-"""Exporting transactions as CSV or Parquet, streaming, in the reader's scope, audited once per export.
+"""Exporting transactions as CSV, Excel or Parquet, streaming, in the reader's scope, audited once per export.
 
 What the file holds is said here (``TRANSACTION_EXPORT``: the columns and their types); how it is written —
 streaming in bounded memory, formula cells neutralised, the export id, the one audit row when the
@@ -25,7 +25,7 @@ _INT, _DATE, _TIME = ColumnType.INTEGER, ColumnType.DATE, ColumnType.DATETIME
 TRANSACTION_EXPORT = ExportSpec(
     name="transactions",
     id_prefix="TXE",
-    formats=("csv", "parquet"),
+    formats=("csv", "xlsx", "parquet"),
     columns=TRANSACTION_COLUMNS,
     parquet_metadata=((b"posfleet.amounts", b"integer fen (1/100 CNY)"),),
 )
@@ -59,7 +59,7 @@ def parquet_schema() -> Any:
 
 
 def stream_transactions(*, actor: Actor, search: TransactionSearch, fmt: str) -> Iterator[bytes]:
-    """The transactions the actor may see matching ``search``, oldest first, as ``fmt`` (csv or
+    """The transactions the actor may see matching ``search``, oldest first, as ``fmt`` (csv, xlsx or
     parquet) bytes for a StreamingHttpResponse. Permission and format are checked before the first
     byte."""
     TRANSACTION_EXPORT.file_format(fmt)

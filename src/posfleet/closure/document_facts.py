@@ -8,13 +8,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from django.utils import timezone
-
 from posfleet.audit.selectors import events_for
 from posfleet.closure.models import CaseStep, CaseTerminal, ClosureCase
 from posfleet.closure.states import FINISHED_STEP, CaseStatus, ClosureReason, StepName
 from posfleet.iam.selectors import provider
 from posfleet.parties.channels import Channel
+from posfleet.platform.dates import day_text, iso_day_text
 
 CERTIFICATE_DOCUMENT = "closure/certificate.html"
 CERTIFICATE_BODY = "closure/certificate_body.html"
@@ -161,11 +160,12 @@ def _reason_label(reason: str) -> str:
 
 
 def _day(value: str | None) -> str:
-    return value or "—"
+    """A day the evidence holds as ISO text, as a person reads it."""
+    return iso_day_text(value)
 
 
 def _local_day(moment: datetime | None) -> str:
-    return timezone.localtime(moment).date().isoformat() if moment else "—"
+    return day_text(moment)
 
 
 def _tid_of(entry: CaseTerminal, since: datetime) -> str:

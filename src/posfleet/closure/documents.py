@@ -34,6 +34,7 @@ from posfleet.closure.document_facts import (
     _Case,
     _channel_label,
     _day,
+    _local_day,
     _provider_name,
     _reason_label,
     _tid_of,
@@ -127,7 +128,7 @@ def _wipe_text(wipe: str) -> str:
 
 def _return_text(entry: CaseTerminal, due_on: str | None) -> str:
     if entry.received_at is not None:
-        day = timezone.localtime(entry.received_at).date().isoformat()
+        day = _local_day(entry.received_at)
         if entry.grade:
             return _("Returned on %(day)s, graded %(grade)s") % {
                 "day": day,

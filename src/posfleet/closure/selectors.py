@@ -26,6 +26,7 @@ from posfleet.closure.states import (
 )
 from posfleet.iam.models import Role, User
 from posfleet.platform.clock import now
+from posfleet.platform.dates import day_text
 
 STUCK_AFTER = timedelta(hours=24)  # a step waiting on a machine or failing this long is "stuck"
 MACHINE_PARTIES = frozenset({Party.CHANNEL, Party.DEVICE, Party.SYSTEM})
@@ -187,7 +188,7 @@ def _next_words(case: ClosureCase, steps: list[StepView]) -> str:
     if case.status == CaseStatus.REQUESTED:
         return _(
             "Your request is being reviewed; a decision is due by %(day)s. You may still withdraw it."
-        ) % {"day": case.review_due_at.date().isoformat()}
+        ) % {"day": day_text(case.review_due_at)}
     if case.status == CaseStatus.COMPLETED:
         return _("Your terminal is closed. The closure certificate and the final statement are ready.")
     if case.status in (CaseStatus.WITHDRAWN, CaseStatus.REJECTED):

@@ -235,7 +235,7 @@ def _recovery_line(read: _Case, raw: dict[str, Any]) -> StatementLine:
     if read.finished(StepName.RETURN):
         return _make(raw, 0, "")
     if due_on:
-        return _make(raw, None, _("only if the device is not back by %(day)s") % {"day": due_on})
+        return _make(raw, None, _("only if the device is not back by %(day)s") % {"day": _day(due_on)})
     return _make(raw, None, "")
 
 

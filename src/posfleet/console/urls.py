@@ -56,6 +56,11 @@ urlpatterns = [
         applications.application_document,
         name="application_document",
     ),
+    path(
+        "applications/<str:number>/documents/<int:document_id>/preview/",
+        applications.application_document_preview,
+        name="application_document_preview",
+    ),
     path("applications/<str:number>/<slug:step>/", applications.application_step, name="application_step"),
     # Money
     path("expiry/", expiry.expiry_calendar, name="expiry"),

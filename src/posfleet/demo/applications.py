@@ -20,7 +20,7 @@ from posfleet.iam.models import Role, User
 from posfleet.parties.models import Agent, Merchant
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import DomainError
-from posfleet.testing.applications import PDF, png
+from posfleet.testing.applications import PDF, approve, png
 
 # The stage each demo application is walked to, in order; the shops' names are made up.
 STAGES = (
@@ -130,6 +130,7 @@ def build_applications(*, seed: int = 7, write: Callable[[str], None] = lambda l
                     actor=by_reviewer,
                     number=number,
                     decision="needs_info",
+                    reasons=["licence_unreadable"],
                     reason=(
                         "营业执照照片不清晰，请重新上传。"
                         "The business licence photo is unreadable; upload it again."
@@ -141,14 +142,13 @@ def build_applications(*, seed: int = 7, write: Callable[[str], None] = lambda l
                     actor=by_reviewer,
                     number=number,
                     decision="reject",
+                    reasons=["scope_mismatch"],
                     reason="经营范围与 MCC 不符。The business scope does not match the MCC.",
                 )
                 continue
             for step in ORDER[1 : ORDER.index(stage) + 1]:
                 if step == "approved":
-                    apps.application_review(
-                        actor=by_reviewer, number=number, decision="approve", reason="资料齐全"
-                    )
+                    approve(by_reviewer, number, "资料齐全")
                 elif step == "allocated":
                     fulfilment.application_allocate(actor=by_agent, number=number)
                 elif step == "shipped":

@@ -71,7 +71,8 @@ class ApplicationProgressed(DomainEvent):
     terminal_count: int
     merchant: str | None = None
     agent: str | None = None
-    reason: str = ""
+    reason: str = ""  # the reviewer's note (rejected, info_requested, approved)
+    reasons: str = ""  # the preset reason codes (enrollment/review.py), comma-separated
     carrier: str = ""
     tracking_no: str = ""
     review_due_at: str = ""

@@ -103,7 +103,10 @@ class Application(models.Model):
         "iam.User", on_delete=models.PROTECT, null=True, blank=True, related_name="reviewed_applications"
     )
     decided_at = models.DateTimeField(_("decided"), null=True, blank=True)
-    decision_reason = models.TextField(_("reason"), blank=True)
+    decision_reason = models.TextField(_("reason"), blank=True)  # the reviewer's note
+    # The preset reasons (enrollment/review.py ReviewReason codes) of the last rejection or request for
+    # information; the applicant reads them in plain words, in their language.
+    review_reasons = models.JSONField(_("reasons"), default=list, blank=True)
     carrier = models.CharField(_("carrier"), max_length=64, blank=True)
     tracking_no = models.CharField(_("tracking number"), max_length=64, blank=True)
     shipped_at = models.DateTimeField(_("shipped"), null=True, blank=True)

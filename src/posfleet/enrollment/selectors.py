@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from posfleet.enrollment import review
 from posfleet.enrollment.models import (
     Application,
     ApplicationKind,
@@ -26,6 +27,7 @@ from posfleet.enrollment.states import (
     AUTOMATIC,
     MAKER_CHECKER,
     PERMISSIONS,
+    QUEUES,
     ApplicationCommand,
     ApplicationStatus,
     commands_from,
@@ -60,6 +62,31 @@ def visible_applications(user: User) -> QuerySet[Application]:
             | Q(submitted_by__organisation=org)
         )
     return qs.none()
+
+
+def queue_counts(qs: QuerySet[Application]) -> dict[str, int]:
+    """How many of ``qs`` (already scoped to the reader, ``visible_applications``) are in each queue
+    (``states.QUEUES``), and ``all``: one grouped query."""
+    by_status = dict(qs.order_by().values_list("status").annotate(n=Count("id")))
+    counts = {key: sum(by_status.get(s, 0) for s in statuses) for key, statuses in QUEUES.items()}
+    counts["all"] = sum(by_status.values())
+    return counts
+
+
+def search_applications(qs: QuerySet[Application], text: str) -> QuerySet[Application]:
+    """``qs`` narrowed to ``text``: part of the application number, the shop's or legal name, or the
+    merchant's MID or name. The licence number is sealed with the KYC and is not searchable."""
+    text = str(text or "").strip()[:64]
+    if not text:
+        return qs
+    return qs.filter(
+        Q(number__icontains=text)
+        | Q(shop_name__icontains=text)
+        | Q(legal_name__icontains=text)
+        | Q(merchant__mid__iexact=text)
+        | Q(merchant__name__icontains=text)
+        | Q(previous_merchant__mid__iexact=text)
+    )
 
 
 def application_for(actor: Actor, number: str, *, lock: bool = False) -> Application:
@@ -146,9 +173,11 @@ def next_step(application: Application) -> str:
     if status == S.NEEDS_INFO:
         return _(
             "The reviewer needs more information: “%(what)s”. Add it below and send the application back."
-        ) % {"what": application.info_request}
+        ) % {"what": review.explained(application.review_reasons or [], application.info_request)}
     if status == S.REJECTED:
-        return _("The application was rejected: %(why)s") % {"why": application.decision_reason}
+        return _("The application was rejected: %(why)s") % {
+            "why": review.explained(application.review_reasons or [], application.decision_reason)
+        }
     if status == S.APPROVED:
         return ngettext(
             "Approved. The agent now reserves %(n)s terminal from its stock.",

@@ -88,6 +88,22 @@ OPEN = frozenset({S.SUBMITTED, S.NEEDS_INFO})  # documents may still be added
 IN_FULFILMENT = frozenset({S.APPROVED, S.ALLOCATED, S.SHIPPED, S.DELIVERED})
 DONE = frozenset(FINAL)
 GROUPS: dict[str, frozenset[ApplicationStatus]] = {"open": OPEN, "fulfilment": IN_FULFILMENT, "done": DONE}
+# The review queues (the console's application tabs, with their counts): every status
+# in exactly one, in the order a reviewer works them.
+QUEUES: dict[str, frozenset[ApplicationStatus]] = {
+    "review": frozenset({S.SUBMITTED}),  # waiting for a reviewer
+    "merchant": frozenset({S.NEEDS_INFO}),  # waiting for the applicant's answer
+    "fulfilment": IN_FULFILMENT,  # approved, terminals on their way
+    "active": frozenset({S.COMPLETED}),
+    "rejected": frozenset({S.REJECTED}),
+}
+QUEUE_LABELS: dict[str, object] = {
+    "review": _("Waiting for review"),
+    "merchant": _("Waiting for the applicant"),
+    "fulfilment": _("Approved, being fulfilled"),
+    "active": pgettext_lazy("application queue", "Active"),
+    "rejected": pgettext_lazy("application queue", "Rejected"),
+}
 
 # -- the progress picture ----------------------------------------------------------------------------
 STEPS: tuple[tuple[str, object], ...] = (

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from django.db.models import Q
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
@@ -25,8 +26,9 @@ from posfleet.audit.vocabulary import ActorKind, EventType, registered_reasons
 from posfleet.fleet.models import Terminal
 from posfleet.fleet.selectors import terminal_for
 from posfleet.fleet.services import EVENT_OF
-from posfleet.fleet.states import SPECS
-from posfleet.iam.models import User
+from posfleet.fleet.states import SPECS, Command
+from posfleet.iam.models import Role, User
+from posfleet.parties.selectors import agents_visible_to
 
 if TYPE_CHECKING:
     from posfleet.audit.models import AuditEvent, AuditEventQuerySet
@@ -102,17 +104,44 @@ def timeline_subjects(terminal: Terminal) -> list[tuple[str, str]]:
     return subjects
 
 
-def timeline_events(terminal: Terminal) -> AuditEventQuerySet:
-    """The events of ``terminal``'s timeline, oldest first. The caller checked that the reader may see
-    the terminal (``terminal_timeline`` does)."""
-    return events_for_any(timeline_subjects(terminal))
+def timeline_events(terminal: Terminal, reader: User | None = None) -> AuditEventQuerySet:
+    """The events of ``terminal``'s timeline, oldest first, from where ``reader`` may read it
+    (``tenure_start``; all of it without a reader). The caller checked that the reader may see the
+    terminal (``terminal_timeline`` does)."""
+    events = events_for_any(timeline_subjects(terminal))
+    start = None if reader is None else tenure_start(terminal, reader)
+    return events if start is None else events.filter(seq__gt=start)
+
+
+def tenure_start(terminal: Terminal, reader: User) -> int | None:
+    """Where ``reader``'s part of ``terminal``'s history starts (events with a greater ``seq``; None:
+    from its start). The provider's staff read it all. A merchant or an agent reads the terminal's
+    current life (after its latest refurbishment) since it last left another merchant (for a merchant
+    reader) or an agent outside the reader's subtree (for an agent reader): a refurbished or taken-over
+    device's earlier holders, with their codes, stores, TIDs, reasons and notes, are not theirs to read."""
+    if reader.is_provider_staff:
+        return None
+    if reader.role == Role.MERCHANT and terminal.merchant is not None:
+        key, mine = "merchant", [terminal.merchant.mid]
+    elif reader.role == Role.AGENT and terminal.agent_id is not None:
+        key, mine = "agent", list(agents_visible_to(reader).values_list("code", flat=True))  # its subtree
+    else:
+        return None
+    held_by_another = (
+        Q(before__has_key=key) & ~Q(**{f"before__{key}": None}) & ~Q(**{f"before__{key}__in": mine})
+    )
+    boundary = events_for_any([("terminal", terminal.sn)]).filter(
+        Q(event_type=EVENT_OF[Command.REFURBISH]) | held_by_another
+    )
+    return boundary.order_by("-seq").values_list("seq", flat=True).first()
 
 
 def terminal_timeline(user: User, sn: str) -> TerminalTimeline:
-    """The terminal ``user`` may see (``NotFound`` otherwise) with the events of its timeline, oldest
-    first; ``.entries()``, or ``timeline_entries`` of a page of ``.events``, give the rows."""
+    """The terminal ``user`` may see (``NotFound`` otherwise) with the events of its timeline that are
+    theirs to read (``tenure_start``), oldest first; ``.entries()``, or ``timeline_entries`` of a page of
+    ``.events``, give the rows."""
     terminal = terminal_for(user, sn)
-    return TerminalTimeline(terminal, timeline_events(terminal))
+    return TerminalTimeline(terminal, timeline_events(terminal, user))
 
 
 # -- labels -----------------------------------------------------------------------------------------

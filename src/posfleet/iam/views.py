@@ -43,6 +43,7 @@ from posfleet.iam.web import (
     sign_in,
     step_up_remaining_seconds,
 )
+from posfleet.platform.compression import keep_uncompressed
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import DomainError
 from posfleet.platform.middleware import client_ip
@@ -251,7 +252,10 @@ def _needs_code(request: HttpRequest) -> bool:
 
 
 def _no_store(response: HttpResponse) -> HttpResponse:
+    """The answer of a page that may show a secret (a TOTP secret, backup codes, a new token): kept by
+    no cache and sent uncompressed (docs/adr/0032)."""
     response["Cache-Control"] = "no-store"
+    keep_uncompressed(response)
     return response
 
 

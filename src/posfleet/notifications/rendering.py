@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from posfleet.closure.complaint_states import ComplaintCategory
 from posfleet.closure.states import SPEC as CLOSURE_STEPS
 from posfleet.closure.states import ClosureReason, StepName
+from posfleet.enrollment.review import explained
 from posfleet.fleet.states import SPECS, Command
 from posfleet.notifications.models import Channel
 from posfleet.notifications.notices import ESCALATION, WORDS
@@ -36,6 +37,9 @@ def render(key: str, params: dict[str, Any], language: str) -> tuple[str, str]:
         values = facts(params)
         if "reason" in values and "command" in values:
             values["reason"] = reason_label(values["command"], values["reason"])
+        if key.startswith("application.") and params.get("reasons"):
+            codes = str(params["reasons"]).split(",")
+            values["reason"] = explained(codes, str(params.get("reason") or ""))
         if key.startswith("closure."):
             values = closure_values(values)
         elif key.startswith("complaint."):
@@ -108,12 +112,12 @@ def _parse_moment(text: str) -> datetime | None:
 
 
 def _moment(text: str) -> str:
-    """A moment as the locale writes its date, then the 24-hour time (English's "10 a.m." would end a
-    sentence with "a.m.."): "Dec. 6, 2026 10:00", "2026年12月6日 10:00"."""
+    """A moment in the language's one format (``config/formats``): "6 Dec 2026 10:00",
+    "2026年12月6日 10:00"."""
     moment = _parse_moment(text)
     if moment is None:
         return text
-    return formats.date_format(timezone.localtime(moment), f"{formats.get_format('DATE_FORMAT')} H:i")
+    return formats.date_format(timezone.localtime(moment), "DATETIME_FORMAT")
 
 
 class _Defaulting(dict[str, str]):

@@ -52,12 +52,16 @@ def _still_queued(work: str) -> bool:
     exclusive transaction waits for this one's write lock, to the same effect.)"""
     from django_tasks_db.models import DBTaskResult
 
-    path = getattr(getattr(_ENQUEUE[work], "__self__", None), "module_path", None)
-    if path is None:
+    task = getattr(_ENQUEUE[work], "__self__", None)
+    path = getattr(task, "module_path", None)
+    if task is None or path is None:
         return False
     queued = (
         DBTaskResult.objects.ready()
-        .filter(task_path=path)
+        # The priority too: the queue's index is (status, priority, …), so this reads the few tasks of
+        # this priority, not every queued task (10,000 queued closure runs: every outbox write read them
+        # all, bench/closure.py).
+        .filter(priority=task.priority, task_path=path)
         .select_for_update(skip_locked=True)
         .values_list("pk", flat=True)[:1]
     )

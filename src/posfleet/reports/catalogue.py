@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy
 from posfleet.audit.vocabulary import EventType
 from posfleet.fleet.states import Status
 from posfleet.iam.models import User
+from posfleet.platform.dates import day_text, moment_text
 from posfleet.platform.errors import NotFound
 from posfleet.platform.money import format_fen
 from posfleet.reports import selectors
@@ -130,8 +131,10 @@ def display(kind: Kind, value: Any) -> str:
         return f"{value:,}"
     if kind == Kind.PERCENT:
         return f"{value}%"
-    if kind == Kind.DATETIME:
-        return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
+    if kind == Kind.DATETIME or isinstance(value, datetime):
+        return moment_text(value)
+    if isinstance(value, date):
+        return day_text(value)
     return str(value)
 
 

@@ -8,8 +8,9 @@ import zlib
 from typing import Any
 
 from posfleet.billing.defaults import ensure_standard_plan
+from posfleet.enrollment import review
 from posfleet.enrollment.kyc import Upload
-from posfleet.enrollment.models import Application
+from posfleet.enrollment.models import Application, KycDocument
 from posfleet.enrollment.services import applications as apps
 from posfleet.enrollment.services import fulfilment
 from posfleet.fleet.states import Status
@@ -85,6 +86,22 @@ def stock(world: World, count: int, prefix: str = "SN-AP") -> list[str]:
     return sns
 
 
+def every_check(number: str) -> list[str]:
+    """Every checklist item of the application's current documents: what a reviewer ticks before
+    approving (``enrollment/review.py``)."""
+    kinds = KycDocument.objects.filter(application__number=number, replaced=False).values_list(
+        "kind", flat=True
+    )
+    return review.items_of(kinds)
+
+
+def approve(actor: Actor, number: str, note: str = "KYC checked") -> Application:
+    """Approve as ``actor`` with the whole checklist ticked."""
+    return apps.application_review(
+        actor=actor, number=number, decision="approve", reason=note, checked=every_check(number)
+    )
+
+
 STAGES = ("submitted", "approved", "allocated", "shipped", "delivered", "completed")
 
 
@@ -97,7 +114,7 @@ def walk(world: World, actor_of: Any, stage: str, request: apps.Request | None =
     steps = STAGES[1 : STAGES.index(stage) + 1]
     for step in steps:
         if step == "approved":
-            apps.application_review(actor=reviewer, number=number, decision="approve", reason="KYC checked")
+            approve(reviewer, number)
         elif step == "allocated":
             fulfilment.application_allocate(actor=agent, number=number)
         elif step == "shipped":

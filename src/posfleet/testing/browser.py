@@ -4,16 +4,35 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import import_module
+from typing import Any
 
 from django.conf import settings
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, Page
 
 from posfleet.iam.web import SESSION_KEY as STEP_UP_KEY
 from posfleet.testing.personas import PASSWORD
 from posfleet.testing.totp import DEMO_TOTP_SECRET, code_at
 
 CODE_PAGE = "/accounts/login/code/"
+
+
+@contextmanager
+def watched_page(browser: Browser, errors: list[str], **options: Any) -> Iterator[Page]:
+    """A page in a new browser context (``options`` for ``new_context``: Chinese unless told, a
+    viewport…) with 15 s timeouts, whose script and console errors (CSP violations appear there) are
+    appended to ``errors``; the context is closed after."""
+    context = browser.new_context(**{"locale": "zh-CN", **options})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    try:
+        yield page
+    finally:
+        context.close()
 
 
 def log_in(

@@ -139,10 +139,23 @@ def make_terminal(
     model: TerminalModel | None = None,
 ) -> Terminal:
     """A terminal walked through the real services (so its history is real) to ``state``."""
+    terminal_register(actor=SYSTEM, terminal=NewTerminal(sn=sn, model_id=(model or world.model).pk))
+    return walk(world, sn, path_to(state), agent=agent, merchant=merchant)
+
+
+def walk(
+    world: World,
+    sn: str,
+    commands: list[Command],
+    *,
+    agent: Agent | None = None,
+    merchant: Merchant | None = None,
+) -> Terminal:
+    """``commands`` run on the terminal through the real services, in order (allocation to ``agent``,
+    binding to ``merchant``: merchant A and its agent unless told)."""
     merchant = merchant or world.merchant_a
     agent = agent or merchant.agent
-    terminal_register(actor=SYSTEM, terminal=NewTerminal(sn=sn, model_id=(model or world.model).pk))
-    for command in path_to(state):
+    for command in commands:
         params: dict[str, str] = {}
         if command == Command.ALLOCATE:
             params = {"agent_code": agent.code}

@@ -23,7 +23,7 @@ from posfleet.api import schemas as s
 from posfleet.api.auth import IdempotencyKey, actor
 from posfleet.api.idempotency import Outcome, execute
 from posfleet.api.pagination import PageQuery, keyset
-from posfleet.enrollment import selectors
+from posfleet.enrollment import review, selectors
 from posfleet.enrollment.kyc import Kyc, Upload
 from posfleet.enrollment.models import (
     Application,
@@ -33,6 +33,7 @@ from posfleet.enrollment.models import (
     DocumentKind,
     KycDocument,
 )
+from posfleet.enrollment.review import ReviewReason
 from posfleet.enrollment.services import applications as apps
 from posfleet.enrollment.services import fulfilment
 from posfleet.iam.models import User
@@ -136,6 +137,12 @@ def document(doc: KycDocument) -> a.DocumentOut:
     )
 
 
+def reason_out(code: str) -> a.ReasonOut:
+    return a.ReasonOut(
+        code=ReviewReason(code), label=review.reason_label(code), text=review.in_plain_words([code])[0]
+    )
+
+
 def detail(app: Application, who: Actor) -> a.ApplicationDetailOut:
     """The application as ``who`` sees it: the read model the console's page renders too."""
     view = selectors.application_view(who, app)
@@ -158,6 +165,7 @@ def detail(app: Application, who: Actor) -> a.ApplicationDetailOut:
         review_overdue=view.overdue,
         info_request=app.info_request,
         decision_reason=app.decision_reason,
+        review_reasons=[reason_out(code) for code in app.review_reasons or [] if code in ReviewReason.values],
         carrier=app.carrier,
         tracking_no=app.tracking_no,
         shipped_at=app.shipped_at,
@@ -211,6 +219,27 @@ def applications_list(
         qs = qs.filter(kind__in=filters.kind)
     rows, cursor = keyset(qs, list_name="applications", key="id", page=page, descending=True)
     return a.ApplicationPage(items=[summary(x) for x in rows], next_cursor=cursor)
+
+
+@router.get(
+    "/applications/review-guide",
+    summary="The review's preset reasons and document checklists",
+    response=s.responses({200: a.ReviewGuideOut}, s.READ_LIST),
+)
+def applications_review_guide(request: HttpRequest) -> a.ReviewGuideOut:
+    """What `POST /applications/{number}/review` accepts: the preset reasons (with what each tells the
+    applicant) and the checklist of each document kind, in the caller's language. Anyone signed in."""
+    return a.ReviewGuideOut(
+        reasons=[reason_out(code) for code in ReviewReason.values],
+        checklists=[
+            a.ChecklistOut(
+                kind=DocumentKind(kind),
+                kind_label=str(DocumentKind(kind).label),
+                items=[a.CheckItemOut(code=i.code, label=str(i.label)) for i in items],
+            )
+            for kind, items in review.CHECKLISTS.items()
+        ],
+    )
 
 
 @router.get(
@@ -377,7 +406,12 @@ def applications_review(
         number,
         idempotency_key,
         lambda who: apps.application_review(
-            actor=who, number=number, decision=body.decision, reason=body.reason
+            actor=who,
+            number=number,
+            decision=body.decision,
+            reason=body.reason,
+            reasons=[str(code) for code in body.reasons],
+            checked=body.checklist,
         ),
     )
 

@@ -18,6 +18,7 @@ from posfleet.iam.models import User
 from posfleet.notifications.labels import notice_label
 from posfleet.notifications.models import Delivery, InboxItem, WebhookEndpoint
 from posfleet.notifications.selectors import (
+    InboxEntry,
     deliveries_visible_to,
     endpoints_of,
     inbox_of,
@@ -46,6 +47,12 @@ def _user(request: HttpRequest) -> User:
 
 def inbox_item(item: InboxItem) -> n.InboxItemOut:
     title, body = inbox_text(item)  # in the caller's language of the moment
+    return inbox_entry(InboxEntry(item, title, body))
+
+
+def inbox_entry(entry: InboxEntry) -> n.InboxItemOut:
+    """An inbox item with its text as rendered for the reader (``notifications.selectors.inbox_entries``)."""
+    item, title, body = entry.item, entry.title, entry.body
     return n.InboxItemOut(
         id=item.pk,
         event_id=str(item.delivery.message.event_id),

@@ -26,6 +26,7 @@ from posfleet.testing.applications import (
     KYC,
     PDF,
     documents,
+    every_check,
     new_merchant_request,
     png,
     stock,
@@ -151,7 +152,10 @@ def test_from_submission_to_active_terminals_over_http(world, api_as):
     assert sorted(d["kind"] for d in detail["documents"]) == ["bank_proof", "business_licence", "id_card"]
 
     approved = ok(
-        reviewer.post(f"/applications/{number}/review", {"decision": "approve", "reason": "KYC ok"})
+        reviewer.post(
+            f"/applications/{number}/review",
+            {"decision": "approve", "reason": "KYC ok", "checklist": every_check(number)},
+        )
     )
     assert (approved["status"], approved["decision_reason"]) == ("approved", "KYC ok")
     assert approved["merchant"] is not None
@@ -285,7 +289,8 @@ def test_the_needs_info_loop_over_http(world, api_as):
         )
     asked = ok(
         reviewer.post(
-            f"/applications/{number}/review", {"decision": "needs_info", "reason": "Upload the documents."}
+            f"/applications/{number}/review",
+            {"decision": "needs_info", "reasons": ["missing_document"], "reason": "Upload the documents."},
         )
     )
     assert (asked["status"], asked["info_request"]) == ("needs_info", "Upload the documents.")
@@ -300,7 +305,12 @@ def test_the_needs_info_loop_over_http(world, api_as):
     assert next(d for d in answered["documents"] if d["kind"] == "id_card")["size"] == len(png(3, 3))
     values = ok(reviewer.get(f"/applications/{number}/kyc"))["values"]
     assert values["bank_account"] == "6222020200112233446"
-    ok(reviewer.post(f"/applications/{number}/review", {"decision": "approve", "reason": "complete"}))
+    ok(
+        reviewer.post(
+            f"/applications/{number}/review",
+            {"decision": "approve", "reason": "complete", "checklist": every_check(number)},
+        )
+    )
     assert trail(number) == [
         "application.submitted",
         "application.info_requested",
@@ -336,7 +346,11 @@ def test_lists_are_newest_first_filtered_and_paginated(world, actor_of, api_as):
     agent = actor_of(world.user("agent_a"))
     numbers = [apps.application_submit(actor=agent, request=new_merchant_request()).number for _ in range(3)]
     apps.application_review(
-        actor=actor_of(world.user("reviewer")), number=numbers[0], decision="reject", reason="MCC wrong"
+        actor=actor_of(world.user("reviewer")),
+        number=numbers[0],
+        decision="reject",
+        reasons=["scope_mismatch"],
+        reason="MCC wrong",
     )
     mine = apps.application_submit(
         actor=actor_of(world.user("merchant_a")),
@@ -413,7 +427,8 @@ def _check_matrix(
                 assert_problem(api.get(path), kyc, codes[kyc])
     before = trace(number)
     decided = api.post(
-        f"/applications/{number}/review", {"decision": "needs_info", "reason": "The bank proof."}
+        f"/applications/{number}/review",
+        {"decision": "needs_info", "reasons": ["bank_proof_unreadable"], "reason": "The bank proof."},
     )
     if review == 200:
         assert ok(decided)["status"] == "needs_info"
@@ -455,7 +470,10 @@ def test_the_reviewer_of_an_application_is_not_its_submitter(world, api_as):
     assert created["agent"] == "AG-B"
     before = trace(created["number"])
     refused = assert_problem(
-        admin.post(f"/applications/{created['number']}/review", {"decision": "reject", "reason": "no"}),
+        admin.post(
+            f"/applications/{created['number']}/review",
+            {"decision": "reject", "reasons": ["other"], "reason": "no"},
+        ),
         403,
         "permission_denied",
     )
@@ -627,7 +645,11 @@ def test_uploads_are_checked_and_refusals_store_nothing(world, actor_of, api_as,
     assert trace(number) == before
 
     apps.application_review(
-        actor=actor_of(world.user("reviewer")), number=number, decision="reject", reason="incomplete"
+        actor=actor_of(world.user("reviewer")),
+        number=number,
+        decision="reject",
+        reasons=["missing_document"],
+        reason="incomplete",
     )
     decided = trace(number)
     assert_problem(upload(agent, number, "id_card", png()), 409, "transition_not_allowed")

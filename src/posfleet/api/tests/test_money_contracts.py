@@ -86,6 +86,7 @@ def test_the_agent_offers_and_the_merchant_accepts(new_terminal, api_as):
     assert accepted.status_code == 200, accepted.content
     signed = accepted.json()
     assert (signed["status"], signed["accepted_at"] is not None) == ("active", True)
+    assert signed["status_label"] == "in force"  # a contract's own word, never a terminal's "active"
     assert signed["fees_due"] == [
         {"period": 1, "due_on": str(start), "amount_fen": 9900, "amount_display": "¥99.00", "charged": False},
         {
@@ -123,7 +124,8 @@ def test_a_terminal_has_one_active_contract(money, api_as):
     before = money_trace()
     response = api_as("merchant_a").post(f"/contracts/{offered['id']}/accept", {})
     assert (
-        assert_problem(response, 409, "conflict")["detail"] == "This terminal already has an active contract."
+        assert_problem(response, 409, "conflict")["detail"]
+        == "This terminal already has a contract in force."
     )
     assert money_trace() == before
 

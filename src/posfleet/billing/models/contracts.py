@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class PenaltyRule(models.TextChoices):
@@ -14,9 +15,11 @@ class PenaltyRule(models.TextChoices):
 
 class ServiceContract(models.Model):
     class Status(models.TextChoices):
-        OFFERED = "offered", _("offered")  # shown to the merchant, not yet accepted
-        ACTIVE = "active", _("active")
-        ENDED = "ended", _("ended")
+        # A contract's own words (CONTEXT.md), never a terminal's: "active"/已激活 is what a terminal
+        # becomes at its first sale; a contract is in force (生效中) until it ends.
+        OFFERED = "offered", pgettext_lazy("contract status", "offered")  # not yet accepted
+        ACTIVE = "active", pgettext_lazy("contract status", "in force")
+        ENDED = "ended", pgettext_lazy("contract status", "ended")
 
     terminal = models.ForeignKey("fleet.Terminal", on_delete=models.PROTECT, related_name="contracts")
     merchant = models.ForeignKey("parties.Merchant", on_delete=models.PROTECT, related_name="contracts")

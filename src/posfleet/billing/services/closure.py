@@ -271,7 +271,7 @@ def contract_end(*, actor: Actor, contract_id: int, ends_on: date, why: str) -> 
         if contract.status == ServiceContract.Status.ENDED:
             return _ended_evidence(contract, penalty_ref)
         if contract.status != ServiceContract.Status.ACTIVE:
-            raise ValidationFailed(_("Only an active contract can be ended."), field="contract")
+            raise ValidationFailed(_("Only a contract in force can be ended."), field="contract")
         unpaid = ServiceFeeDue.objects.filter(contract=contract, journal__isnull=True, lapsed_on__isnull=True)
         charge_fees_due(
             actor=actor,

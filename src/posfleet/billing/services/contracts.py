@@ -139,7 +139,7 @@ def contract_accept(*, actor: Actor, contract: ServiceContract) -> ServiceContra
             with transaction.atomic():
                 changed = updated.update(status=ServiceContract.Status.ACTIVE, accepted_at=now())
         except IntegrityError as exc:
-            raise Conflict(_("This terminal already has an active contract.")) from exc
+            raise Conflict(_("This terminal already has a contract in force.")) from exc
         if not changed:
             raise Conflict(_("This contract is not waiting for acceptance."))
         contract.refresh_from_db()
@@ -279,7 +279,7 @@ def contract_transfer(*, actor: Actor, contract: ServiceContract, terminal_id: i
     with transaction.atomic():
         locked = ServiceContract.objects.select_for_update().filter(pk=contract.pk).first()
         if locked is None or locked.status != ServiceContract.Status.ACTIVE:
-            raise Conflict(_("Only an active contract can move to another terminal."))
+            raise Conflict(_("Only a contract in force can move to another terminal."))
         if locked.terminal_id == terminal_id:
             raise ValidationFailed(_("The contract is on this terminal already."), field="terminal")
         target = fleet.sn_and_merchant(terminal_id)
@@ -294,7 +294,7 @@ def contract_transfer(*, actor: Actor, contract: ServiceContract, terminal_id: i
                     pk=locked.pk, status=ServiceContract.Status.ACTIVE, terminal_id=locked.terminal_id
                 ).update(terminal_id=terminal_id)
         except IntegrityError as exc:
-            raise Conflict(_("This terminal already has an active contract.")) from exc
+            raise Conflict(_("This terminal already has a contract in force.")) from exc
         if moved != 1:
             raise Conflict()
         record(

@@ -263,7 +263,7 @@ def test_the_pdf_has_the_statements_totals_in_english(october):
         "¥994.00",  # closing payable
         "¥299.00",  # deposit held
         "-¥5,452.67",  # paid out, in the settlement payable's flow
-        "2026-10-01 – 2026-10-31",
+        "1 Oct 2026 – 31 Oct 2026",
     ):
         assert expected in text, expected
 
@@ -307,7 +307,7 @@ def test_batch_detail_lists_its_transactions_and_adds_up(october):
         text = pdf_text(render_pdf(BATCH_DOCUMENT, {"detail": detail}))
     for expected in (
         "Settlement detail",
-        "Transactions of 2026-10-05",
+        "Transactions of 5 Oct 2026",
         "¥5,400.00",
         "-¥22.28",
         "-¥99.00",

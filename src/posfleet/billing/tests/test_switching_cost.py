@@ -15,6 +15,7 @@ from decimal import Decimal
 
 import pytest
 import time_machine
+from django.utils import translation
 
 from posfleet.billing.comparison import (
     CONTRACTS_KEPT,
@@ -58,6 +59,13 @@ def competitor(code: str, rate: str, **kw: int):  # type: ignore[no-untyped-def]
         rules={m: RuleSpec(Decimal(rate)) for m in EVERY_METHOD},
         **kw,
     )
+
+
+@pytest.fixture(autouse=True)
+def in_english():
+    """The words are checked in English (the site's default is Chinese), whatever ran before."""
+    with translation.override("en"):
+        yield
 
 
 @pytest.fixture
@@ -137,7 +145,11 @@ def test_every_total_is_the_sum_of_its_lines(merchant):
         7,
         12,
     )
-    assert line_text(pricey.lines[2]).endswith("7 months left of the minimum 12 × the monthly fee")
+    assert line_text(pricey.lines[2]).endswith(
+        "for leaving on 20 Nov 2026: 7 months left of the minimum 12 × the monthly fee"
+    )  # the day as the reader's language writes it, not as stored
+    with translation.override("zh-hans"):
+        assert "2026年11月20日" in line_text(pricey.lines[2])
     # The deposit: ¥99.00 of the fee due pays first, then ¥70.00 of penalty (the deposit lost), ¥130.00 back.
     assert pricey.lines[4].params == {
         "held_fen": 29_900,

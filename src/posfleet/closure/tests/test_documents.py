@@ -128,7 +128,7 @@ def test_the_certificate_states_what_was_done(completed) -> None:
     assert terminal.wipe == "not_applicable"
     assert terminal.wipe_text == "No remote wipe: the device had no remote connection"
     assert (terminal.returned, terminal.received_on, terminal.grade) == (True, date(2026, 12, 9), "B")
-    assert terminal.return_text == "Returned on 2026-12-09, graded B — signs of wear"
+    assert terminal.return_text == "Returned on 9 Dec 2026, graded B — signs of wear"
     assert '<html lang="en">' in html
     for fact in (
         "Closure certificate",
@@ -140,8 +140,8 @@ def test_the_certificate_states_what_was_done(completed) -> None:
         tid,
         "PAX A920",
         "Shop closed",
-        "2026-12-06",
-        "2026-12-09",
+        "6 Dec 2026",
+        "9 Dec 2026",
         "¥189.00",
         case.certificate_code,
         f"https://posfleet.test/verify/{case.certificate_code}/",
@@ -161,7 +161,7 @@ def test_the_certificate_in_chinese(completed) -> None:
             translation.gettext("Deposit refunded"),
             translation.gettext("shop closed").capitalize(),
             translation.gettext("Returned on %(day)s, graded %(grade)s")
-            % {"day": "2026-12-09", "grade": translation.gettext("B — signs of wear")},
+            % {"day": "2026年12月9日", "grade": translation.gettext("B — signs of wear")},
         ]
     assert '<html lang="zh-hans">' in html
     assert "font-family: 'Noto Sans CJK SC', 'WenQuanYi Micro Hei', sans-serif" in html
@@ -224,7 +224,7 @@ def test_the_statement_sets_each_quoted_line_beside_what_happened(completed) -> 
         ),
         ("fees_due", sn, 9_900, 9_900, ""),
         ("penalty", sn, 6_000, 6_000, ""),
-        ("recovery_fee", sn, 5_000, 0, "not charged: the device was returned on 2026-12-09"),
+        ("recovery_fee", sn, 5_000, 0, "not charged: the device was returned on 9 Dec 2026"),
         ("damage", sn, 5_000, 5_000, "damage charged: grade B, caused by a person"),
         ("damage", sn, 30_000, 0, "not charged: the device was graded B"),
         ("deposit", sn, 29_900, 29_900, "released: ¥189.00 refunded, ¥110.00 kept for what was owed"),
@@ -300,14 +300,18 @@ def test_a_device_not_returned_is_charged_the_recovery_fee(world) -> None:
         cert = documents.certificate(case)
     lines = {(line.code, line.quoted_fen): line for line in doc.lines}
     recovery = lines[("recovery_fee", 5_000)]
-    assert (recovery.actual_fen, recovery.why) == (5_000, "recovery fee: device not returned by 2026-12-21")
+    assert (recovery.actual_fen, recovery.why) == (5_000, "recovery fee: device not returned by 21 Dec 2026")
     assert lines[("damage", 5_000)].actual_fen == 0
     assert lines[("damage", 5_000)].why == "not charged: the device was not returned, so it was not inspected"
     # 299.00 − 60.00 penalty − 50.00 recovery fee (the 99.00 fee came out of the settlement) = 189.00
     assert (doc.total("charged").actual_fen, doc.total("refund").actual_fen) == (20_900, 18_900)
-    assert doc.total("charged").why == "recovery fee: device not returned by 2026-12-21"
+    assert doc.total("charged").why == "recovery fee: device not returned by 21 Dec 2026"
     (terminal,) = cert.terminals
-    assert (terminal.sn, terminal.returned, terminal.return_text) == (sn, False, "Not returned by 2026-12-21")
+    assert (terminal.sn, terminal.returned, terminal.return_text) == (
+        sn,
+        False,
+        "Not returned by 21 Dec 2026",
+    )
 
 
 # -- the PDFs --------------------------------------------------------------------------------------------

@@ -170,7 +170,7 @@ def test_the_statement_shows_the_credit_posted(world):
         "credited: the device came back as new (grade A); ¥59.00 paid what was still owed, ¥21.00 was paid "
         "to you",
     )
-    assert rows[("recovery_fee", 5_000)] == (0, "not charged: the device was returned on 2026-12-09")
+    assert rows[("recovery_fee", 5_000)] == (0, "not charged: the device was returned on 9 Dec 2026")
     assert rows[("damage", 5_000)] == (0, "not charged: the device was graded A")
     totals = {t.code: (t.quoted_fen, t.actual_fen, t.why) for t in doc.totals}
     # The credit is not a charge: what was charged is what the quote said.

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TypedDict
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from whitenoise.compress import Compressor
+
 PACKAGE_DIR = Path(__file__).resolve().parents[2]  # src/posfleet
 BASE_DIR = Path(os.environ.get("POSFLEET_HOME", Path.cwd())).resolve()
 VAR_DIR = Path(os.environ.get("POSFLEET_VAR_DIR", BASE_DIR / "var"))
@@ -115,6 +117,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "posfleet.platform.compression.CompressionMiddleware",  # brotli or gzip (docs/adr/0032)
     "posfleet.platform.middleware.RequestContextMiddleware",
     "posfleet.platform.middleware.NoStoreMiddleware",
     "posfleet.platform.middleware.RejectNulMiddleware",
@@ -186,16 +189,25 @@ CSRF_COOKIE_HTTPONLY = False  # htmx reads it from the cookie for its X-CSRFToke
 LANGUAGE_CODE = "zh-hans"
 LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
 LOCALE_PATHS = [PACKAGE_DIR / "locale"]
+# One date and one moment format per language (config/formats/<locale>/formats.py).
+FORMAT_MODULE_PATH = ["posfleet.config.formats"]
 USE_I18N = True
 TIME_ZONE = "Asia/Shanghai"
 USE_TZ = True
 
+# Static files (docs/adr/0032): `posfleet collectstatic --no-input` before start writes them to
+# STATIC_ROOT with the content's hash in each name (`{% static %}` and CSS url() point there) and a
+# brotli and a gzip copy beside each; WhiteNoise serves the hashed names with
+# `Cache-Control: max-age=315360000, public, immutable`. Tiers without that step (dev, test) override
+# STORAGES and serve from the apps' folders.
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+# Source maps are fetched only by a developer's browser tools: not worth compressing ahead of time.
+WHITENOISE_SKIP_COMPRESS_EXTENSIONS = (*Compressor.SKIP_COMPRESS_EXTENSIONS, "map")
 MEDIA_ROOT = VAR_DIR / "media"
 
 # A transaction batch of 10,000 items with external ids is about 3 MB of JSON (the default 2.5 MB

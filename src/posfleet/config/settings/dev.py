@@ -6,6 +6,11 @@ from .base import POSFLEET, POSFLEET_NOTIFY, env, env_bool
 DEBUG = env_bool("DEBUG", False)
 WHITENOISE_USE_FINDERS = True  # serve app static files without a collectstatic step
 WHITENOISE_AUTOREFRESH = True  # an edited static file is served whole without a restart
+# No collectstatic here, so no manifest of hashed names: plain names (short-cached, revalidated).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 POSFLEET["DEMO_MODE"] = env_bool("DEMO_MODE", True)
 
 from .base import VAR_DIR  # noqa: E402

@@ -11,7 +11,7 @@ from posfleet.audit.models import AuditEvent
 from posfleet.console.tests.helpers import PERSONAS
 from posfleet.enrollment.models import Application, ApplicationTerminal, KycDocument
 from posfleet.fleet.models import Terminal
-from posfleet.testing.applications import KYC, PDF, new_merchant_request, png, stock, walk
+from posfleet.testing.applications import KYC, PDF, every_check, new_merchant_request, png, stock, walk
 from posfleet.testing.refusals import assert_nothing_recorded
 
 pytestmark = pytest.mark.django_db
@@ -95,13 +95,14 @@ def test_an_agent_applies_through_the_form_and_the_reviewer_approves(world, logi
     assert download.content == png()
     assert download["Content-Type"] == "image/png"
     assert "id.png" not in download["Content-Disposition"]
-    assert (
-        agent.get(f"/console/applications/{application.number}/documents/{document.pk}/").status_code == 403
+    assert download["Content-Disposition"] == f'attachment; filename="{application.number}-{document.pk}.png"'
+    assert (  # who may not open it does not learn it is there
+        agent.get(f"/console/applications/{application.number}/documents/{document.pk}/").status_code == 404
     )
 
     reviewer.post(
         f"/console/applications/{application.number}/review/",
-        {"decision": "approve", "reason": "KYC checked"},
+        {"decision": "approve", "note": "KYC checked", "checked": every_check(application.number)},
     )
     application.refresh_from_db()
     assert application.status == "approved"
@@ -160,7 +161,8 @@ def test_who_sees_an_application(world, login, actor_of, name):
     assert kyc.status_code == {"admin": 200, "reviewer": 200}.get(name, 403 if expected == 200 else 404)
     with unchanged() if refused else nullcontext():
         review = client.post(
-            f"/console/applications/{application.number}/review/", {"decision": "reject", "reason": "no"}
+            f"/console/applications/{application.number}/review/",
+            {"decision": "reject", "reasons": "other", "note": "no"},
         )
     assert review.status_code == (302 if name in {"admin", "reviewer"} else 403 if expected == 200 else 404)
 

@@ -106,19 +106,19 @@ def test_a_merchant_sees_its_own_home(shop, login, world, django_assert_max_num_
     words = text(terminals)
     assert "Takes payments" in words
     assert "Stopped: takes no payments for now" in words
-    assert "Last transaction 11/02/2026 10:49 a.m., ¥500.00" in words
+    assert "Last transaction 2 Nov 2026 10:49, ¥500.00" in words
     assert "2 in use, 1 taking payments" in words
     assert 'href="/console/terminals/?status=active"' in terminals
     assert 'href="/console/terminals/?status=deactivated"' in terminals
 
     money = text(section(html, "home-money"))
     # T+1: the 10-31 and 11-02 sales (¥1,500.00 less ¥9.00 of fees), paid the day after 11-02's run.
-    assert "Next payout ¥1,491.00 expected on Nov. 3, 2026" in money
-    assert "Your takings of 10/31/2026 to 11/02/2026: sales ¥1,500.00 − refunds ¥0.00 − fees ¥9.00" in money
-    assert "Last payout: ¥173.95 on 10/07/2026." in money
+    assert "Next payout ¥1,491.00 expected on 3 Nov 2026" in money
+    assert "Your takings of 31 Oct 2026 to 2 Nov 2026: sales ¥1,500.00 − refunds ¥0.00 − fees ¥9.00" in money
+    assert "Last payout: ¥173.95 on 7 Oct 2026." in money
     assert "Deposit held (refunded when the contract ends) ¥598.00" in money
     # The closing terminal's fee: due, not charged while it is stopped (so not deducted above).
-    assert "Service fees to come due 06/01/2026 · CLS0001 ¥99.00" in money
+    assert "Service fees to come due 1 Jun 2026 · CLS0001 ¥99.00" in money
 
     apps_card = text(section(html, "home-applications"))
     assert shop["application"].number in apps_card
@@ -178,9 +178,9 @@ def test_a_merchant_sees_its_own_home(shop, login, world, django_assert_max_num_
     assert "fees ¥9.00 − deductions ¥99.00." in money
     settle(date(2026, 11, 2))
     money = text(section(home_of(login, "merchant_a"), "home-money"))
-    assert "Next payout ¥0.00 expected on Nov. 4, 2026" in money
+    assert "Next payout ¥0.00 expected on 4 Nov 2026" in money
     assert "Nothing to pay yet" in money
-    assert "Last payout: ¥1,392.00 on 11/03/2026." in money
+    assert "Last payout: ¥1,392.00 on 3 Nov 2026." in money
 
 
 def test_another_merchant_sees_only_its_own_and_staff_keep_the_dashboard(shop, login):
@@ -189,7 +189,7 @@ def test_another_merchant_sees_only_its_own_and_staff_keep_the_dashboard(shop, l
     for other in (SN_SALES, SN_CLOSING, "Printer jams", shop["case"].number, shop["application"].number):
         assert other not in html, other
     money = text(section(html, "home-money"))
-    assert "Next payout ¥7,730.34 expected on Nov. 3, 2026" in money  # ¥7,777.00 less 0.60 % of fees
+    assert "Next payout ¥7,730.34 expected on 3 Nov 2026" in money  # ¥7,777.00 less 0.60 % of fees
 
     for name in ("admin", "agent_a"):  # the operator's dashboard, unchanged
         html = home_of(login, name)
@@ -209,3 +209,79 @@ def test_a_merchant_without_terminals_gets_a_sensible_home(world, login):
     assert "No closure under way." in words
     assert "No open complaint." in words
     assert "No unread notices." in words
+
+
+def test_the_api_answers_the_figures_the_home_shows(shop, login):
+    """GET /api/v1/me/home renders the read model the console's home renders: the same terminals, words,
+    payout, deposit, fees, open items and notices, in the reader's language."""
+    for language in ("en", "zh-hans"):
+        User.objects.filter(username="merchant_a").update(language=language)
+        client = login("merchant_a")
+        with time_machine.travel(TODAY, tick=False):
+            html = client.get("/console/").content.decode()
+            response = client.get("/api/v1/me/home")
+        assert response.status_code == 200, response.content
+        body = response.json()
+        assert body["merchant"] == {"mid": "100000000000001", "name": "Shop A"}
+
+        terminals = section(html, "home-terminals")
+        assert [t["sn"] for t in body["terminals"]] == [SN_CLOSING, SN_SALES]
+        assert re.findall(r'data-testid="home-terminal-link">([^<]+)<', terminals) == [SN_CLOSING, SN_SALES]
+        shown_words = re.findall(r'data-testid="home-terminal-words">([^<]+)<', terminals)
+        assert [t["words"] for t in body["terminals"]] == shown_words
+        for row in body["by_status"]:
+            count = re.search(
+                rf'data-testid="home-status-{row["status"]}".*?tabular fw-semibold">(\d+)<', terminals
+            )
+            assert count is not None, row
+            assert int(count.group(1)) == row["count"], row
+        sales = body["terminals"][1]
+        assert (sales["last_amount_fen"], sales["last_amount_display"]) == (50_000, "¥500.00")
+        assert sales["last_amount_display"] in text(terminals)
+        assert (body["terminal_total"], body["in_use"], body["taking_payments"]) == (2, 2, 1)
+
+        money = body["money"]
+        shown = text(section(html, "home-money"))
+        payout = money["next_payout"]
+        assert (payout["payout_fen"], payout["gross_fen"], payout["fees_fen"]) == (149_100, 150_000, 900)
+        assert payout["payout_display"] == "¥1,491.00"
+        assert payout["paid_on"] == "2026-11-03"
+        assert (money["deposit_fen"], money["last_paid_fen"], money["last_paid_on"]) == (
+            59_800,
+            17_395,
+            "2026-10-07",
+        )
+        for figure in (payout["payout_display"], money["deposit_display"], "¥173.95"):
+            assert figure in shown, figure
+        assert [(f["sn"], f["amount_fen"], f["due_on"]) for f in money["fees_due"]] == [
+            (SN_CLOSING, 9_900, "2026-06-01")
+        ]
+
+        for key in ("applications", "closures", "complaints"):
+            card = section(html, f"home-{key}")
+            assert body[key], key
+            for item in body[key]:
+                assert item["number"] in card, (key, item)
+                assert item["next_step"] in text(card), (key, item)
+        assert [i["number"] for i in body["applications"]] == [shop["application"].number]
+        assert [i["number"] for i in body["closures"]] == [shop["case"].number]
+        assert [i["title"] for i in body["complaints"]] == ["Printer jams"]
+
+        inbox = section(html, "home-inbox")
+        assert body["unread_notices"] == inbox.count('data-testid="home-inbox-item"') >= 1
+        for notice in body["notices"]:
+            assert notice["title"] in inbox, notice["title"]
+    assert "押金" not in body["money"]["deposit_display"]  # amounts are ¥ in both languages
+    assert body["terminals"][1]["words"] == shown_words[1] != "Takes payments"  # Chinese words now
+
+
+def test_the_home_api_is_for_merchants_and_each_sees_its_own(shop, login):
+    with time_machine.travel(TODAY, tick=False):
+        other = login("merchant_b").get("/api/v1/me/home").json()
+        refused = {name: login(name).get("/api/v1/me/home") for name in ("admin", "reviewer", "agent_a")}
+    assert [t["sn"] for t in other["terminals"]] == [SN_OTHER]
+    assert other["applications"] == other["closures"] == other["complaints"] == []
+    assert other["money"]["next_payout"]["payout_fen"] == 773_034
+    for name, response in refused.items():
+        assert response.status_code == 403, name
+        assert response.json()["code"] == "permission_denied"

@@ -172,7 +172,7 @@ def test_assigning_a_plan_to_a_merchant_from_a_date(money, login):  # noqa: F811
     again = client.post(url, {"plan": "lite", "effective_from": "2027-02-01"}).content.decode()
     assert "There is already a plan change on that day." in again
     page = client.get(f"/console/merchants/{MID_A}/money/").content.decode()
-    assert "Lite from 2027-02-01" in page
+    assert "Lite from 1 Feb 2027" in page
 
 
 OFFER = {
@@ -230,7 +230,7 @@ def test_offer_then_the_merchant_reads_and_accepts(money, login, world):  # noqa
     assert 'data-testid="term-recovery-value">¥30.00<' in page
     assert "grade C: ¥300.00" in page
     assert 'data-testid="penalty-table"' in page  # ending after 0, 1, … months: ¥200.00 (cap), …, ¥0.00
-    assert "2027-01-20" in page
+    assert "20 Jan 2027" in page
     assert 'data-testid="accept-form"' in page
     assert 'data-testid="accept-form"' not in admin.get(f"/console/contracts/{contract.pk}/").content.decode()
 

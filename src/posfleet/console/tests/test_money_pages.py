@@ -207,14 +207,14 @@ def test_the_recent_settlements_show_every_deduction_and_add_up_on_every_row(mon
     html = login("merchant_a").get("/console/money/").content.decode()
     first = money.batch.pk  # 2026-10-05: the contract's first annual fee was deducted
     assert text_of(html, f"settlement-row-{first}", until="</tr>") == (
-        "2026-10-05 2026-10-06 ¥5,400.00 ¥0.00 ¥22.28 "
+        "5 Oct 2026 6 Oct 2026 ¥5,400.00 ¥0.00 ¥22.28 "
         "¥99.00 Service fee of SN-STMT-0001, year 1 ¥99.00 "
         "¥5,278.72"
     )
     # 2026-10-06: the refund of ¥25.00 handed ¥0.15 of the fee back
     second = SettlementBatch.objects.get(merchant__mid=MID_A, business_date=date(2026, 10, 6)).pk
     assert text_of(html, f"settlement-row-{second}", until="</tr>") == (
-        "2026-10-06 2026-10-07 ¥200.00 ¥25.00 ¥1.05 ¥0.00 ¥173.95"
+        "6 Oct 2026 7 Oct 2026 ¥200.00 ¥25.00 ¥1.05 ¥0.00 ¥173.95"
     )
     rows = re.findall(r'data-testid="settlement-row-(\d+)"', html)
     assert sorted(rows) == sorted([str(first), str(second)])
@@ -234,7 +234,7 @@ def test_the_batch_page_and_the_statement_say_what_the_deduction_paid(money, log
     assert text_of(batch, "batch-deduction", until="</tr>") == "Service fee of SN-STMT-0001, year 1 -¥99.00"
     statement = client.get(f"/console/merchants/{MID_A}/statements/2026-10/").content.decode()
     assert text_of(statement, f"st-settlement-{money.batch.pk}", until="</tr>") == (
-        "2026-10-05 2026-10-06 4 ¥5,400.00 ¥0.00 ¥22.28 "
+        "5 Oct 2026 6 Oct 2026 4 ¥5,400.00 ¥0.00 ¥22.28 "
         "¥99.00 Service fee of SN-STMT-0001, year 1 ¥99.00 "
         "¥5,278.72"
     )

@@ -1,5 +1,5 @@
-"""Transaction search (filters, amounts typed in yuan, sorting, pages, htmx) and its streaming CSV and
-Parquet exports: read back exactly, formulas neutralised, one audit event each, never another
+"""Transaction search (filters, amounts typed in yuan, sorting, pages, htmx) and its streaming CSV, Excel
+and Parquet exports: read back exactly, formulas neutralised, one audit event each, never another
 merchant's rows."""
 
 from __future__ import annotations
@@ -7,8 +7,9 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import date
+from datetime import date, datetime
 
+import openpyxl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -151,6 +152,64 @@ def test_csv_cells_that_would_be_formulas_are_neutralised(money, login):  # noqa
     assert {r["merchant_mid"] for r in rows} == {MID_B}
 
 
+def excel_as_csv_text(column: str, value) -> str:
+    """An Excel cell written as the CSV writes it (times to the second: Excel keeps no fractions; a
+    day comes back as a date-time at midnight)."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat() if column == "txn_date" else value.isoformat(sep="T")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def csv_text_to_the_second(column: str, text: str) -> str:
+    if column == "occurred_at":  # local ISO 8601 with offset and fractions -> Excel's local, naive
+        return datetime.fromisoformat(text).replace(tzinfo=None, microsecond=0).isoformat(sep="T")
+    return text
+
+
+def test_excel_export_has_the_csv_rows_as_typed_cells_and_is_audited(money, login):  # noqa: F811
+    ingest(txn(money.terminal_b, 990, 100, day=date(2026, 10, 20), external_id="=1+1"))
+    client = login("merchant_b")
+    response = client.get("/console/transactions/export/xlsx/")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    assert re.fullmatch(
+        r'attachment; filename="transactions-\d{8}-\d{6}\.xlsx"', response["Content-Disposition"]
+    )
+    sheet = openpyxl.load_workbook(io.BytesIO(body(response))).active
+    excel = [list(row) for row in sheet.iter_rows(values_only=True)]
+    rows = list(
+        csv.reader(io.StringIO(body(client.get("/console/transactions/export/csv/")).decode("utf-8-sig")))
+    )
+
+    assert tuple(excel[0]) == tuple(rows[0]) == exports.HEADER
+    assert len(excel) == len(rows) > 1
+    header = rows[0]
+    for got, want in zip(excel[1:], rows[1:], strict=True):
+        assert [excel_as_csv_text(c, v) for c, v in zip(header, got, strict=True)] == [
+            csv_text_to_the_second(c, v) for c, v in zip(header, want, strict=True)
+        ]
+    first = dict(zip(header, excel[1], strict=True))
+    assert isinstance(first["amount_fen"], int)  # numbers, in fen as the header says
+    assert isinstance(first["fee_fen"], int)
+    assert type(first["occurred_at"]) is datetime  # real Excel dates and times, not text
+    assert isinstance(first["txn_date"], datetime)  # Excel keeps a day as a date-time at midnight
+    assert "'=1+1" in [r[header.index("external_id")] for r in excel[1:]]  # formulas neutralised
+    assert {r[header.index("merchant_mid")] for r in excel[1:]} == {MID_B}  # its own rows only
+    formats = list(
+        AuditEvent.objects.filter(event_type=EventType.TRANSACTIONS_EXPORTED)
+        .order_by("id")
+        .values_list("after__format", "after__rows", "actor_label", "outcome")
+    )
+    assert formats == [
+        ("xlsx", len(excel) - 1, "merchant_b", "success"),
+        ("csv", len(rows) - 1, "merchant_b", "success"),
+    ]
+
+
 def test_parquet_export_has_an_explicit_schema_and_exact_values(money, login):  # noqa: F811
     response = login("agent_a").get("/console/transactions/export/parquet/")
     assert response["Content-Type"] == "application/vnd.apache.parquet"
@@ -192,5 +251,5 @@ def test_exports_stream_in_small_pieces(money, login, monkeypatch):  # noqa: F81
 def test_an_unknown_export_format_is_404_and_not_audited(money, login):  # noqa: F811
     client = login("admin")
     with assert_nothing_recorded(Transaction.objects.all()):
-        assert client.get("/console/transactions/export/xlsx/").status_code == 404
+        assert client.get("/console/transactions/export/ods/").status_code == 404
     assert not AuditEvent.objects.filter(event_type=EventType.TRANSACTIONS_EXPORTED).exists()

@@ -68,4 +68,4 @@ def test_a_merchant_asks_for_the_cheaper_plan_and_the_admin_approves_it(money, l
     assert PlanAssignment.objects.get(plan__code="lite").effective_from == date(2027, 2, 1)
     html = merchant.get(COMPARE).content.decode()
     assert text_of(html, "plan-change-status") == "approved"
-    assert "your fees follow this plan from 2027-02-01" in html
+    assert "your fees follow this plan from 1 Feb 2027" in html

@@ -11,19 +11,23 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.csp import CSP
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
+from django.views.decorators.clickjacking import xframe_options_sameorigin
+from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from posfleet.billing.models import RatePlan
 from posfleet.console.views.base import console_login_required, render_page
 from posfleet.console.views.money.common import forbidden, own_merchant, signed_in
-from posfleet.enrollment import selectors, states
-from posfleet.enrollment.kyc import Kyc, Upload
+from posfleet.enrollment import review, selectors, states
+from posfleet.enrollment.kyc import EXTENSIONS, PREVIEW, Kyc, Upload
 from posfleet.enrollment.models import Application, DocumentKind
 from posfleet.enrollment.services import applications as apps
 from posfleet.enrollment.services import fulfilment
@@ -44,13 +48,18 @@ PAGE = 25
 @console_login_required
 @require_GET
 def application_list(request: HttpRequest) -> HttpResponse:
+    """The queues as tabs with their counts (``states.QUEUES``, within what the reader may see) and a
+    search that keeps the tab."""
     user = signed_in(request)
-    qs = selectors.visible_applications(user)
+    visible = selectors.visible_applications(user)
     reviewer = user.has_perm("enrollment.review_application")
-    tab = request.GET.get("tab", "open" if reviewer else "all")
-    if tab in states.GROUPS:
-        qs = qs.filter(status__in=states.GROUPS[tab])
-    order = ("review_due_at", "id") if tab == "open" else ("-submitted_at", "-id")
+    query = request.GET.get("q", "").strip()[:64]
+    found = selectors.search_applications(visible, query)
+    counts = selectors.queue_counts(found)
+    tab = request.GET.get("tab", "review" if reviewer else "all")
+    statuses = states.QUEUES.get(tab) or states.GROUPS.get(tab)  # the groups: links from before the queues
+    qs = found.filter(status__in=statuses) if statuses else found
+    order = ("review_due_at", "id") if tab in {"review", "open"} else ("-submitted_at", "-id")
     page = Paginator(qs.order_by(*order), PAGE).get_page(request.GET.get("page"))
     moment = now()
     rows = [
@@ -71,11 +80,9 @@ def application_list(request: HttpRequest) -> HttpResponse:
             "page": page,
             "rows": rows,
             "tab": tab,
+            "q": query,
             "tabs": [
-                ("open", _("Waiting for review")),
-                ("fulfilment", _("Being fulfilled")),
-                ("done", _("Done")),
-                ("all", _("All")),
+                (key, label, counts[key]) for key, label in [*states.QUEUE_LABELS.items(), ("all", _("All"))]
             ],
             "may_apply": user.has_perm("enrollment.submit_application"),
             "step_count": len(states.STEPS),
@@ -256,19 +263,33 @@ def _application(request: HttpRequest, number: str) -> Application:
 def _detail_context(request: HttpRequest, application: Application, **extra: Any) -> dict[str, Any]:
     actor = actor_from_request(request)
     view = selectors.application_view(actor, application)
+    may_kyc = actor.may("enrollment.view_kyc", application)
+    staff_text = actor.may("enrollment.review_application", application)
     return {
         "application": application,
         "view": view,
         "actions": {command.value for command in view.actions},
         # Reads, not steps: who opens KYC data and documents, who reads the reviewers' words.
-        "may": {
-            "kyc": actor.may("enrollment.view_kyc", application),
-            "staff_text": actor.may("enrollment.review_application", application),
-        },
+        "may": {"kyc": may_kyc, "staff_text": staff_text},
         "kind_label": Kind(application.terminal_kind).label
         if application.terminal_kind in Kind.values
         else "",
         "missing": [DocumentKind(k).label for k in view.missing],
+        "documents": [
+            {
+                "document": d,
+                "preview": PREVIEW.get(d.content_type) if may_kyc else None,
+                "checklist": review.CHECKLISTS.get(d.kind, ()),
+            }
+            for d in view.documents
+        ],
+        "reasons": review.ReviewReason.choices,
+        # The reviewer reads the short labels, the applicant what each means in plain words.
+        "review_reasons": [
+            review.reason_label(code) if staff_text else review.in_plain_words([code])[0]
+            for code in application.review_reasons or []
+            if code in review.ReviewReason.values
+        ],
         "kinds": DocumentKind.choices,
         "checks": [(name, fulfilment.CHECK_LABELS[name]) for name in fulfilment.CHECKS],
         "check_labels": fulfilment.CHECK_LABELS,
@@ -321,7 +342,12 @@ def application_step(request: HttpRequest, number: str, step: str) -> HttpRespon
             )
         if step == "review":
             apps.application_review(
-                actor=actor, number=number, decision=post.get("decision", ""), reason=post.get("reason", "")
+                actor=actor,
+                number=number,
+                decision=post.get("decision", ""),
+                reason=post.get("note", ""),
+                reasons=post.getlist("reasons"),
+                checked=post.getlist("checked"),
             )
             done = _("Decision recorded.")
         elif step == "respond":
@@ -385,19 +411,44 @@ def application_step(request: HttpRequest, number: str, step: str) -> HttpRespon
     return HttpResponseRedirect(reverse("console:application", args=[number]))
 
 
-@console_login_required
-@require_GET
-def application_document(request: HttpRequest, number: str, document_id: int) -> HttpResponse:
+def _document_response(request: HttpRequest, number: str, document_id: int, *, inline: bool) -> HttpResponse:
+    """One KYC document's bytes for whoever may open it (the read is audited by the service); everyone
+    else gets 404, as if it did not exist. The content type is the one stored at upload (read from the
+    file's first bytes), never guessed from its name; the file name is the application number and the
+    document id, never the applicant's own."""
     try:
         _name, content_type, content = apps.kyc_document_read(
             actor=actor_from_request(request), number=number, document_id=document_id
         )
-    except NotFound as exc:
+    except (NotFound, PermissionDenied) as exc:
         raise Http404 from exc
-    except PermissionDenied:
-        return forbidden(request, _("Only reviewers and admins open KYC documents."))
+    if inline and content_type not in PREVIEW:
+        raise Http404
     response = HttpResponse(content, content_type=content_type)
-    extension = {"application/pdf": "pdf", "image/png": "png", "image/jpeg": "jpg"}.get(content_type, "bin")
-    response["Content-Disposition"] = f'inline; filename="{number}-{document_id}.{extension}"'
+    disposition = "inline" if inline else "attachment"
+    extension = EXTENSIONS.get(content_type, "bin")
+    response["Content-Disposition"] = f'{disposition}; filename="{number}-{document_id}.{extension}"'
+    response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "no-store"
     return response
+
+
+@console_login_required
+@require_GET
+def application_document(request: HttpRequest, number: str, document_id: int) -> HttpResponse:
+    """Download a document."""
+    return _document_response(request, number, document_id, inline=False)
+
+
+# The console's policy, except who may frame this answer.
+PREVIEW_CSP: dict[str, Any] = {**settings.SECURE_CSP, "frame-ancestors": [CSP.SELF]}
+
+
+@csp_override(PREVIEW_CSP)
+@xframe_options_sameorigin
+@console_login_required
+@require_GET
+def application_document_preview(request: HttpRequest, number: str, document_id: int) -> HttpResponse:
+    """A PDF or image document shown inline on the review page: this answer alone may be framed, and
+    only by the site itself (the rest of the console keeps ``frame-ancestors 'none'`` and ``DENY``)."""
+    return _document_response(request, number, document_id, inline=True)

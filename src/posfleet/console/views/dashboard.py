@@ -49,7 +49,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         },
         "model": {"labels": [name for name, _n in by_model], "values": [n for _name, n in by_model]},
         "activity": {
-            "labels": [date_format(day, "SHORT_DATE_FORMAT") for day in activity.days],
+            "labels": [date_format(day, "MONTH_DAY_FORMAT") for day in activity.days],
             "values": activity.counts,
         },
     }

@@ -66,7 +66,7 @@ def expiry_calendar(request: HttpRequest) -> HttpResponse:
             "may_offer": user.has_perm("enrollment.send_renewal_offers"),
             "grace_days": grace_days(),
             "chart": {
-                "labels": [formats.date_format(start, "m-d") for start in weeks],
+                "labels": [formats.date_format(start, "MONTH_DAY_FORMAT") for start in weeks],
                 "values": counts,
                 "label": _("Terminals whose service expires that week"),
             },

@@ -13,6 +13,7 @@ from posfleet.enrollment.eligibility.codes import OUTCOME_LABELS, FactorCode, Ou
 from posfleet.enrollment.eligibility.facts import Facts
 from posfleet.enrollment.eligibility.policy import Policy, ReasonRule, ScaleRule
 from posfleet.fleet.states import DeactivationReason
+from posfleet.platform.dates import day_text
 from posfleet.platform.money import format_fen
 
 _later: Callable[[Callable[[], str]], str] = lazy(lambda render: render(), str)
@@ -136,7 +137,7 @@ def _facts_text(code: str, value: int | str | None, facts: Facts, on: date) -> t
         )
     return (
         _("KYC last checked on %(date)s, %(days)s before the decision")
-        % {"date": facts.kyc_checked_on.isoformat(), "days": _days(value)},
+        % {"date": day_text(facts.kyc_checked_on), "days": _days(value)},
         _("Your identity documents were last checked %(days)s ago") % {"days": _days(value)},
     )
 
@@ -191,9 +192,9 @@ def _explain(
 
 def _waiting_texts(facts: Facts, policy: Policy, ends_on: date, on: date) -> tuple[str, str]:
     numbers = {
-        "closed": facts.closed_on.isoformat(),
+        "closed": day_text(facts.closed_on),
         "days": policy.waiting_days,
-        "date": ends_on.isoformat(),
+        "date": day_text(ends_on),
     }
 
     def staff() -> str:
@@ -252,7 +253,7 @@ def _summary(outcome: str, ends_on: date, debt_fen: int) -> str:
     def render() -> str:
         if outcome == Outcome.TOO_EARLY:
             return _("It is too early to apply again: you can apply from %(date)s.") % {
-                "date": ends_on.isoformat()
+                "date": day_text(ends_on)
             }
         if outcome == Outcome.BLOCKED:
             return _("You still owe us %(amount)s: please pay it before you apply again.") % {

@@ -24,9 +24,10 @@ from posfleet.audit.vocabulary import EventType
 from posfleet.billing.models import RatePlan
 from posfleet.billing.services.contracts import Terms, check_terms
 from posfleet.enrollment import kyc as kyc_data
+from posfleet.enrollment import review
 from posfleet.enrollment.eligibility import MerchantNotClosed, Outcome, assess
 from posfleet.enrollment.models import Application, ApplicationKind, DocumentKind, KycDocument
-from posfleet.enrollment.selectors import application_for, missing_documents
+from posfleet.enrollment.selectors import application_for, current_documents, missing_documents
 from posfleet.enrollment.services.common import audit, move, progressed
 from posfleet.enrollment.services.onboarding import open_merchant
 from posfleet.enrollment.states import DECISIONS, OPEN, PERMISSIONS, ApplicationCommand, ApplicationStatus
@@ -366,16 +367,28 @@ def application_respond(
 # -- review (maker-checker) ------------------------------------------------------------------------------
 
 
-def application_review(*, actor: Actor, number: str, decision: str, reason: str) -> Application:
-    """A reviewer decides. Never on an application they submitted; a reason is always given."""
-    reason = clean_text(reason).strip()
+def application_review(
+    *,
+    actor: Actor,
+    number: str,
+    decision: str,
+    reason: str = "",
+    reasons: Sequence[str] = (),
+    checked: Sequence[str] = (),
+) -> Application:
+    """A reviewer decides, never on an application they submitted (maker-checker).
+
+    Rejecting or asking for more information takes one or more preset ``reasons`` (``enrollment/review.py``;
+    "other" needs a note); ``reason`` is the reviewer's note, which the applicant reads too. Approving
+    takes no reasons and needs every required document, and every checklist item of every document
+    present ticked in ``checked``. The reasons and the ticked checklist are stored with the decision
+    (the application's ``review_reasons``, the audit row's ``reasons`` and ``checklist``).
+    """
+    note = clean_text(reason).strip()
     command = DECISIONS.get(decision)
     if command is None:
         raise ValidationFailed(_("Unknown decision."), field="decision", allowed=list(DECISIONS))
-    if not reason:
-        raise ValidationFailed(
-            _("Give the reason (for a request for information: what is missing)."), field="reason"
-        )
+    codes = review.clean_reasons(reasons, note, required=command != ApplicationCommand.APPROVE)
     with transaction.atomic():
         application = application_for(actor, number, lock=True)
         user = actor.require_person(PERMISSIONS[command], application)
@@ -385,15 +398,19 @@ def application_review(*, actor: Actor, number: str, decision: str, reason: str)
             raise TransitionNotAllowed(
                 _("Only an application waiting for review can be decided."), current_status=application.status
             )
-        decided = {"reviewed_by": user, "decided_at": now(), "decision_reason": reason}
+        present = list(current_documents(application).values_list("kind", flat=True))
+        ticked = review.clean_checked(checked, present)
+        recorded = {"note": note, "reason": codes[0] if codes else "", "reasons": codes, "checklist": ticked}
+        told = {"reason": note, "reasons": ",".join(codes)}
+        decided = {"reviewed_by": user, "decided_at": now(), "decision_reason": note, "review_reasons": codes}
         if command == ApplicationCommand.REQUEST_INFO:
-            move(application, command, info_request=reason, reviewed_by=user)
-            audit(actor, application, EventType.APPLICATION_INFO_REQUESTED, note=reason)
-            progressed(application, "info_requested", reason=reason)
+            move(application, command, info_request=note, review_reasons=codes, reviewed_by=user)
+            audit(actor, application, EventType.APPLICATION_INFO_REQUESTED, **recorded)
+            progressed(application, "info_requested", **told)
         elif command == ApplicationCommand.REJECT:
             move(application, command, **decided)
-            audit(actor, application, EventType.APPLICATION_REJECTED, note=reason)
-            progressed(application, "rejected", reason=reason)
+            audit(actor, application, EventType.APPLICATION_REJECTED, **recorded)
+            progressed(application, "rejected", **told)
         else:
             missing = missing_documents(application)
             if missing:
@@ -403,16 +420,24 @@ def application_review(*, actor: Actor, number: str, decision: str, reason: str)
                     guard="documents_complete",
                     missing=missing,
                 )
+            left = review.unticked(present, ticked)
+            if left:
+                raise GuardFailed(
+                    _("Tick every checklist item of every document before approving: %(items)s.")
+                    % {"items": "; ".join(review.item_label(code) for code in left)},
+                    guard="checklist_complete",
+                    unticked=left,
+                )
             move(application, command, **decided)
             open_merchant(application)
             audit(
                 actor,
                 application,
                 EventType.APPLICATION_APPROVED,
-                note=reason,
+                **recorded,
                 merchant=application.merchant.mid if application.merchant else None,
             )
-            progressed(application, "approved", reason=reason)
+            progressed(application, "approved", reason=note)
     return application
 
 

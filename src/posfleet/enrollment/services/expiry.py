@@ -220,7 +220,7 @@ def service_renew(*, actor: Actor, sn: str, years: int = 1) -> Renewal:
         contract = active_contract_of(terminal)
         if contract is None:
             raise GuardFailed(
-                _("This terminal has no active service contract to renew."), guard="active_contract"
+                _("This terminal has no service contract in force to renew."), guard="active_contract"
             )
         previous = terminal.service_expires_on
         expires = add_months(previous or day, 12 * years)

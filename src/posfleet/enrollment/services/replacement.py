@@ -141,7 +141,7 @@ def _check_new(old: Terminal, new: Terminal) -> None:
         )
     if ServiceContract.objects.filter(terminal=new, status=ServiceContract.Status.ACTIVE).exists():
         raise GuardFailed(
-            _("Terminal %(sn)s has an active service contract of its own.") % {"sn": new.sn},
+            _("Terminal %(sn)s has a service contract in force of its own.") % {"sn": new.sn},
             guard="new_without_contract",
         )
 

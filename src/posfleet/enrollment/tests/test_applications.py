@@ -32,7 +32,16 @@ from posfleet.platform.errors import (
     ValidationFailed,
 )
 from posfleet.platform.models import OutboxMessage
-from posfleet.testing.applications import KYC, PDF, documents, new_merchant_request, png, stock, walk
+from posfleet.testing.applications import (
+    KYC,
+    PDF,
+    approve,
+    documents,
+    new_merchant_request,
+    png,
+    stock,
+    walk,
+)
 from posfleet.testing.refusals import assert_nothing_recorded
 from posfleet.testing.sessions import sign_in
 
@@ -279,11 +288,13 @@ def test_maker_checker_and_who_may_review(world, actor_of):
         actor=actor_of(world.user("reviewer")),
         number=application.number,
         decision="reject",
+        reasons=["scope_mismatch"],
         reason="MCC wrong",
     )
     application.refresh_from_db()
     assert application.status == "rejected"
     assert application.decision_reason == "MCC wrong"
+    assert application.review_reasons == ["scope_mismatch"]
     assert application.merchant is None
     with unchanged(), pytest.raises(TransitionNotAllowed):
         apps.application_review(
@@ -304,6 +315,7 @@ def test_the_needs_info_loop_restarts_the_review_clock(world, actor_of):
         actor=reviewer,
         number=application.number,
         decision="needs_info",
+        reasons=["missing_document"],
         reason="Upload the three documents: ID card, business licence and bank proof.",
     )
     application.refresh_from_db()
@@ -320,7 +332,7 @@ def test_the_needs_info_loop_restarts_the_review_clock(world, actor_of):
     assert application.status == "submitted"
     assert application.review_due_at == later + timedelta(hours=48)
     assert KycDocument.objects.filter(application=application, replaced=False).count() == 3
-    apps.application_review(actor=reviewer, number=application.number, decision="approve", reason="complete")
+    approve(reviewer, application.number, "complete")
     assert audit_trail(application.number) == [
         "application.submitted",
         "application.info_requested",
@@ -378,12 +390,7 @@ def test_a_merchant_applies_for_more_terminals_and_sees_only_its_own(world, acto
     assert list(selectors.visible_applications(world.user("agent_a1"))) == []
     with pytest.raises(NotFound):
         selectors.application_for(actor_of(world.user("merchant_b")), application.number)
-    apps.application_review(
-        actor=actor_of(world.user("reviewer")),
-        number=application.number,
-        decision="approve",
-        reason="known merchant",
-    )
+    approve(actor_of(world.user("reviewer")), application.number, "known merchant")  # no documents to check
     application.refresh_from_db()
     assert application.merchant == world.merchant_a
     assert world.merchant_a.stores.filter(name="Second shop", city="上海").exists()

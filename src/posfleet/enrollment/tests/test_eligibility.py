@@ -213,12 +213,12 @@ def test_it_is_too_early_until_the_waiting_period_ends(veteran):
         ("outstanding_debt", True, 0),
     ]
     with translation.override("en"):
-        assert str(early.merchant_text) == "It is too early to apply again: you can apply from 2026-08-08."
+        assert str(early.merchant_text) == "It is too early to apply again: you can apply from 8 Aug 2026."
         assert str(early.gates[0].merchant_text) == (
-            "You can apply again from 2026-08-08, 90 days after your closure."
+            "You can apply again from 8 Aug 2026, 90 days after your closure."
         )
         assert str(early.gates[0].staff_text) == (
-            "Closed on 2026-05-10; the waiting period of 90 days ends on 2026-08-08."
+            "Closed on 10 May 2026; the waiting period of 90 days ends on 8 Aug 2026."
         )
     on_the_day = assess(veteran.merchant_a, on=WAIT_ENDS, kyc_checked_on=KYC_CHECKED)
     assert on_the_day.outcome == Outcome.APPROVE

@@ -108,7 +108,7 @@ def test_from_the_first_notice_to_suspension_and_renewal(expiring):
     expired_body = InboxItem.objects.get(
         user=expiring.user("merchant_a"), title=f"Service of terminal {tid} has expired"
     ).body
-    assert "will be suspended on May 16, 2026" in expired_body  # the reader's (English) date format
+    assert "will be suspended on 16 May 2026" in expired_body  # the reader's (English) date format
     terminal = Terminal.objects.get(sn="SN-E-1")
     assert (terminal.status, terminal.status_reason) == ("suspended", "expiry")
     suspension = AuditEvent.objects.get(event_type="terminal.suspended")
@@ -144,8 +144,8 @@ def test_from_the_first_notice_to_suspension_and_renewal(expiring):
     assert fee.journal is not None
     assert verify_ledger().ok
     renewed = InboxItem.objects.get(title=f"Service of terminal {tid} renewed")
-    assert "runs until April 30, 2027" in renewed.body
-    assert "renewal fee of ¥99.00 fell due on May 18, 2026" in renewed.body  # the fee and its day
+    assert "runs until 30 Apr 2027" in renewed.body
+    assert "renewal fee of ¥99.00 fell due on 18 May 2026" in renewed.body  # the fee and its day
     trail = AuditEvent.objects.filter(subject_id="SN-E-1").order_by("seq")
     assert [(e.event_type, e.actor_label) for e in trail][-3:] == [
         ("terminal.service_extended", "merchant_a"),

@@ -238,7 +238,7 @@ def test_the_new_terminal_takes_over_and_the_old_one_goes_to_return(setup):
         title=f"Terminal {old.tid} is replaced by terminal {new.tid}", user=world.user("merchant_a")
     ).body
     assert f"(SN {NEW})" in body
-    assert "(until Sept. 30, 2026)" in body
+    assert "(until 30 Sep 2026)" in body
     assert "return the old device" in body
     assert list(InboxItem.objects.filter(user=world.user("agent_a")).values_list("title", flat=True)) == [
         f"Terminal {old.tid} is replaced by terminal {new.tid}"

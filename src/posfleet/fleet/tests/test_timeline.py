@@ -9,12 +9,12 @@ from django.utils import translation
 
 from posfleet.audit.services import Entry, record
 from posfleet.audit.vocabulary import EventType
-from posfleet.fleet.services import NewTerminal, terminal_transition, terminals_register_batch
+from posfleet.fleet.services import EVENT_OF, NewTerminal, terminal_transition, terminals_register_batch
 from posfleet.fleet.states import Command, Status
 from posfleet.fleet.timeline import reason_label, terminal_timeline, timeline_entry
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import NotFound
-from posfleet.testing.personas import SYSTEM, make_terminal
+from posfleet.testing.personas import SYSTEM, make_terminal, path_to, walk
 
 RISK_DESK = Actor.system("risk-desk")
 
@@ -139,3 +139,49 @@ def test_others_terminals_have_no_timeline(world):
         with pytest.raises(NotFound):
             terminal_timeline(world.user(name), "SN-TL-B001")
     assert len(terminal_timeline(world.user("merchant_b"), "SN-TL-B001").entries()) == 5
+
+
+def test_a_refurbished_device_shows_its_new_merchant_and_agent_only_their_part(world):
+    """Merchant A's device comes back, is refurbished and goes to agent B's merchant B: the provider's
+    staff read its whole history; merchant B and agent B read its new life, from its allocation to agent
+    B — nothing of merchant A or agent A (their codes, stores, TIDs and reasons are not theirs)."""
+    sn = "SN-TL-R001"
+    make_terminal(world, sn, Status.ACTIVE, merchant=world.merchant_a)
+    walk(world, sn, [Command.DEACTIVATE, Command.DEREGISTER, Command.RECEIVE_RETURN, Command.REFURBISH])
+    walk(world, sn, path_to(Status.ACTIVE), merchant=world.merchant_b)
+
+    everything = terminal_timeline(world.user("admin"), sn).entries()
+    shown_to_staff = {str(f.value) for row in everything for f in row.facts}
+    assert {world.merchant_a.mid, world.agent_a.code, world.merchant_b.mid} <= shown_to_staff
+    for name in ("merchant_b", "agent_b"):
+        rows = terminal_timeline(world.user(name), sn).entries()
+        assert [r.event_type for r in rows][:3] == [
+            EVENT_OF[Command.ALLOCATE],
+            EVENT_OF[Command.SHIP],
+            EVENT_OF[Command.BIND],
+        ], name
+        assert [r.seq for r in rows] == [r.seq for r in everything if r.seq >= rows[0].seq], name
+        facts = {str(f.value) for row in rows for f in row.facts}
+        assert not {world.merchant_a.mid, world.agent_a.code} & facts, (name, facts)
+        assert not {r.event_type for r in rows} & {
+            EVENT_OF[Command.DEACTIVATE],
+            EVENT_OF[Command.DEREGISTER],
+            EVENT_OF[Command.REFURBISH],
+        }, name
+    # the earlier merchant and agent no longer see the terminal at all
+    for name in ("merchant_a", "agent_a"):
+        with pytest.raises(NotFound):
+            terminal_timeline(world.user(name), sn)
+
+
+def test_an_agent_reads_a_terminal_from_when_it_came_into_its_subtree(world):
+    """Allocated to agent A, pulled back, allocated to agent B: agent B reads from its allocation."""
+    sn = "SN-TL-P001"
+    make_terminal(world, sn, Status.ALLOCATED, agent=world.agent_a)
+    walk(world, sn, [Command.PULL_BACK])
+    walk(world, sn, [Command.ALLOCATE], merchant=world.merchant_b)
+    rows = terminal_timeline(world.user("agent_b"), sn).entries()
+    assert [(r.event_type, [str(f.value) for f in r.facts]) for r in rows] == [
+        (EVENT_OF[Command.ALLOCATE], [world.agent_b.code])
+    ]
+    assert len(terminal_timeline(world.user("admin"), sn).entries()) == 4  # import, A, pull back, B

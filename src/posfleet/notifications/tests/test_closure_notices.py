@@ -199,9 +199,9 @@ def test_a_journey_to_the_certificate_tells_each_party_its_part(people: World) -
         reason = translation.gettext("shop closed")
     requested = InboxItem.objects.get(user=world.user("reviewer"), title=f"Closure {n} requested").body
     assert requested == (
-        f"The closure of terminal(s) {sn} of Shop A (MID 100000000000001) was requested on Dec. 6, 2026 "
+        f"The closure of terminal(s) {sn} of Shop A (MID 100000000000001) was requested on 6 Dec 2026 "
         "10:00. Reason: shop closed. The terminals no longer take payments; the request is reviewed by "
-        "Dec. 13, 2026 10:00, and it can be withdrawn until then."
+        "13 Dec 2026 10:00, and it can be withdrawn until then."
     )
     assert f"{reason}" in body_to(smtp, OWNER, merchant[0])
     assert "2026年12月13日 10:00" in body_to(smtp, OWNER, merchant[0])  # the review deadline, in Chinese

@@ -58,7 +58,7 @@ def test_a_deactivation_notice_names_the_reactivation_deadline_in_the_readers_la
     english = inbox_page(client)
     assert f"Terminal {tid} is deactivated" in english
     assert "Reason: cost." in english
-    assert "It can be reactivated until May 31, 2026 10:00; after that it can only be closed" in english
+    assert "It can be reactivated until 31 May 2026 10:00; after that it can only be closed" in english
 
     reader.language = "zh-hans"  # the same reader, now in Chinese: the same stored row reads Chinese
     reader.save()
@@ -79,7 +79,7 @@ def test_a_deactivation_notice_names_the_reactivation_deadline_in_the_readers_la
     # The agent hears it too, with the same deadline; a row from before the parameters were kept (no
     # params) still shows the text it was delivered with.
     agent_item = InboxItem.objects.get(user=world.user("agent_a"))
-    assert "May 31, 2026 10:00" in agent_item.body
+    assert "31 May 2026 10:00" in agent_item.body
     InboxItem.objects.filter(pk=item.pk).update(params=None, title="Stored title", body="Stored body")
     assert "Stored body" in inbox_page(client)
 

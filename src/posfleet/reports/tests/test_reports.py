@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import re
 from datetime import date, datetime
@@ -20,6 +21,7 @@ import time_machine
 from django.db import connection
 from django.test import Client, TestCase
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone, translation
 from openpyxl import load_workbook
 
 from posfleet.audit.models import AuditEvent
@@ -29,6 +31,7 @@ from posfleet.enrollment.states import review_overdue
 from posfleet.fleet import selectors as fleet
 from posfleet.platform.clock import now
 from posfleet.platform.context import Actor
+from posfleet.reports import selectors
 from posfleet.reports.catalogue import REPORTS, run
 from posfleet.reports.scope import ReportParams, report_viewer
 from posfleet.reports.tests.world import NOW, SH, build_history
@@ -49,6 +52,33 @@ def table_of(html: str) -> list[dict[str, str]]:
         dict(re.findall(r'data-key="([^"]+)" data-value="([^"]*)"', row))
         for row in body.split('data-testid="report-row"')[1:]
     ]
+
+
+# Each report's selector, called as the reader's own (three months back or ahead; dormant: 20 days).
+SELECTED = {
+    "fleet": lambda user: selectors.fleet_by_month(user, 3),
+    "activity": lambda user: selectors.activity_by_month(user, 3),
+    "dormant": lambda user: selectors.dormant_terminals(user, 20),
+    "expiry": lambda user: selectors.expiry_forecast(user, 3),
+    "transactions": lambda user: selectors.transaction_volume(user, 3),
+    "declines": lambda user: selectors.decline_rates(user, 3),
+    "sla": lambda user: selectors.sla_compliance(user, 3),
+    "refunds": lambda user: selectors.deposit_refund_times(user, 3),
+}
+
+
+def written(value: Any) -> str:
+    """A selector's value as a file writes it: nothing for none, local times in ISO 8601."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return timezone.localtime(value).replace(microsecond=0).isoformat()
+    return str(value)
+
+
+def answered(value: Any) -> Any:
+    """... and as the API answers it: whole numbers and none as JSON's, the rest as text."""
+    return value if value is None or isinstance(value, int) else written(value)
 
 
 def same_number(cell: Any, text: str) -> bool:
@@ -247,6 +277,53 @@ class ReportsTests(TestCase):
             "3000",
             "8000",
         }  # merchant B's are not there
+
+    def test_every_reports_page_files_and_api_give_its_selectors_numbers(self) -> None:
+        """For each report and reader: the console's table, the CSV, the Excel file and the API hold the
+        rows the report's selector returns when called directly, every field of every row."""
+        assert set(SELECTED) == set(REPORTS)
+        seen_rows = dict.fromkeys(SELECTED, 0)
+        for reader in ("admin", "agent_a", "agent_b"):
+            client = self.client_of(reader)
+            for name, select in SELECTED.items():
+                with translation.override(self.user(reader).language):  # labels in the reader's words
+                    expected = select(self.user(reader))
+                query = "days=20" if name == "dormant" else "months=3"
+                fields = [f.name for f in dataclasses.fields(expected[0])] if expected else []
+                api = client.get(f"/api/v1/reports/{name}?{query}").json()
+                if expected:
+                    assert [c["key"] for c in api["columns"]] == fields, name  # every field, in order
+                assert api["rows"] == [{k: answered(getattr(row, k)) for k in fields} for row in expected], (
+                    reader,
+                    name,
+                )
+                body = b"".join(client.get(f"/console/reports/{name}/export/csv/?{query}").streaming_content)
+                files = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
+                assert files == [{k: written(getattr(row, k)) for k in fields} for row in expected], name
+                response = client.get(f"/console/reports/{name}/export/xlsx/?{query}")
+                header, *cells = load_workbook(
+                    io.BytesIO(b"".join(response.streaming_content))
+                ).active.iter_rows(values_only=True)
+                assert len(cells) == len(expected), (reader, name)
+                for cell_row, row in zip(cells, expected, strict=True):
+                    for key, cell in zip(header, cell_row, strict=True):
+                        value = getattr(row, key)
+                        if value is None or value == "":
+                            assert cell is None, (name, key)  # an empty cell
+                        elif isinstance(value, datetime):
+                            assert cell == timezone.localtime(value).replace(microsecond=0, tzinfo=None)
+                        elif isinstance(value, int | Decimal):
+                            assert Decimal(str(cell)) == value, (name, key)
+                        else:
+                            assert cell == str(value), (name, key)
+                page = client.get(f"/console/reports/{name}/?{query}").content.decode()
+                table = table_of(page) if 'data-testid="report-table"' in page else []  # none: no table
+                assert len(table) == len(expected), (reader, name)
+                for shown, row in zip(table, expected, strict=True):
+                    assert shown, name
+                    assert shown == {k: written(getattr(row, k)) for k in shown}, (reader, name)
+                seen_rows[name] += len(expected)
+        assert all(seen_rows.values()), seen_rows  # every report had rows to compare
 
     def test_who_may_see_reports_and_agent_pages(self) -> None:
         agent_a, agent_a1, admin = (

@@ -186,7 +186,8 @@
     const summary = document.querySelector(".status-filter-summary");
     if (!summary) return;
     const n = document.querySelectorAll(".status-filter input[type=checkbox]:checked").length;
-    summary.textContent = n ? summary.dataset.some.replace("%(n)s", n.toLocaleString()) : summary.dataset.all;
+    // the number of statuses ticked, in the words the page wrote for it ("2 statuses selected")
+    summary.textContent = (n && summary.dataset["n" + n]) || summary.dataset.all;
   }
 
   // ------------------------------------------------------------------ copy to clipboard

@@ -1,4 +1,5 @@
-"""Transaction search (filters, sorting, pages; live with htmx) and its streaming CSV/Parquet export."""
+"""Transaction search (filters, sorting, pages; live with htmx) and its streaming CSV/Excel/Parquet
+export."""
 
 from __future__ import annotations
 
@@ -88,7 +89,7 @@ def transaction_list(request: HttpRequest) -> HttpResponse:
 @console_login_required
 @require_GET
 def transaction_export(request: HttpRequest, fmt: str) -> HttpResponse:
-    """The search's transactions as a streamed CSV or Parquet file (the filters of the list, any
+    """The search's transactions as a streamed CSV, Excel or Parquet file (the filters of the list, any
     number of rows, constant memory); one audit event per export."""
     if fmt not in exports.FORMATS:
         raise Http404

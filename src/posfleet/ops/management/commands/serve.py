@@ -6,7 +6,21 @@ import os
 import sys
 from typing import Any
 
+from django.contrib.staticfiles.storage import ManifestFilesMixin, staticfiles_storage
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
+
+
+def collect_static_if_never_collected() -> bool:
+    """With production's storage (hashed names from a manifest, docs/adr/0032) a page whose static files
+    were never collected answers 500: collect them first then. Returns whether it collected. After an
+    upgrade the deployment runs ``posfleet collectstatic`` itself (README, "Deploying: static files")."""
+    if not isinstance(staticfiles_storage, ManifestFilesMixin):
+        return False  # development and tests: plain names, served from the apps' folders
+    if staticfiles_storage.exists(staticfiles_storage.manifest_name):
+        return False
+    call_command("collectstatic", interactive=False, verbosity=0)
+    return True
 
 
 class Command(BaseCommand):
@@ -18,6 +32,8 @@ class Command(BaseCommand):
         parser.add_argument("--threads", type=int, default=4)
 
     def handle(self, *args: Any, bind: str, workers: int, threads: int, **options: Any) -> None:
+        if collect_static_if_never_collected():
+            self.stderr.write("static files were never collected: collected them (posfleet collectstatic)")
         argv = [
             sys.executable,
             "-m",

@@ -3,6 +3,8 @@ their money (the next payout, what is due, the deposit), their open applications
 complaints, their unread notices. Composed from the contexts' scoped selectors; every list is bounded.
 
 Only the merchant's own objects, and nothing internal: no allocations, no staff names, no audit rows.
+The console's home page (``console/views/merchant_home.py``) and the API's ``GET /me/home`` both render
+this one read model (ADR 0031); it names objects by their numbers, and each edge links them its way.
 """
 
 from __future__ import annotations
@@ -11,18 +13,16 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from django.db.models import Case, IntegerField, OuterRef, QuerySet, Subquery, Value, When
-from django.urls import reverse
+from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.utils import formats, timezone
 from django.utils.functional import Promise
-from django.utils.http import urlencode
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from posfleet.billing import payouts
 from posfleet.billing import selectors as money
-from posfleet.billing.models import AccountKind, Transaction, TransactionKind, TransactionStatus
+from posfleet.billing.merchant_money import last_transaction_annotations, merchant_balances, transaction_note
 from posfleet.closure.complaint_selectors import complaints_visible_to
 from posfleet.closure.complaint_states import ANSWERED, WAITING, ComplaintStatus, Handler, overdue
 from posfleet.closure.complaint_states import FINAL as COMPLAINT_FINAL
@@ -34,7 +34,7 @@ from posfleet.enrollment.states import FINAL as APPLICATION_FINAL
 from posfleet.fleet import selectors as fleet
 from posfleet.fleet.states import CLOSED, IN_SERVICE, STOPPED, TRANSACTING, WITH_MERCHANT, Status
 from posfleet.iam.models import User
-from posfleet.notifications.selectors import inbox_of, unread_count
+from posfleet.notifications.selectors import InboxEntry, inbox_entries, inbox_of, unread_count
 from posfleet.parties import selectors as parties
 
 TERMINAL_ROWS = 8  # terminals listed on the home; the rest are one click away (the terminal list)
@@ -73,7 +73,6 @@ class StatusCount:
     label: str | Promise
     words: str | Promise
     count: int
-    url: str  # the terminal list, filtered to this status
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,6 @@ class OpenItem:
     title: str
     state: str | Promise
     next_words: str
-    url: str
     late: bool = False
 
 
@@ -140,7 +138,7 @@ class MerchantHome:
     applications: list[OpenItem]
     closures: list[OpenItem]
     complaints: list[OpenItem]
-    inbox: list[Any]  # notifications' InboxItem: title, body, link, created_at
+    inbox: list[InboxEntry]  # unread notices in the reader's language: title, body, item (its time, link)
     unread: int
 
     @property
@@ -166,21 +164,14 @@ def merchant_home(user: User, *, on: date, at: datetime) -> MerchantHome:
         applications=_applications(user),
         closures=_closures(user),
         complaints=[_complaint(c, at) for c in complaints.order_by("-raised_at", "-pk")[:CASE_ROWS]],
-        inbox=list(inbox_of(user).filter(read_at__isnull=True)[:INBOX_ROWS]),
+        inbox=inbox_entries(list(inbox_of(user).filter(read_at__isnull=True)[:INBOX_ROWS])),
         unread=unread_count(user),
     )
 
 
 def _by_status(counts: dict[str, int]) -> list[StatusCount]:
-    base = reverse("console:terminals")
     return [
-        StatusCount(
-            status=s.value,
-            label=s.label,
-            words=terminal_words(s.value),
-            count=counts[s.value],
-            url=f"{base}?{urlencode({'status': s.value})}",
-        )
+        StatusCount(status=s.value, label=s.label, words=terminal_words(s.value), count=counts[s.value])
         for s in Status
         if counts.get(s.value)
     ]
@@ -189,17 +180,13 @@ def _by_status(counts: dict[str, int]) -> list[StatusCount]:
 def _terminals(user: User, on: date) -> list[TerminalRow]:
     """The first ``TERMINAL_ROWS`` terminals (those with the merchant first), each with its last
     transaction (index on terminal and time: one look-up per row shown)."""
-    last = Transaction.objects.filter(terminal_id=OuterRef("pk")).order_by("-occurred_at", "-id")
     qs: QuerySet[Any] = (
         fleet.terminals_visible_to(user)
         .annotate(
             in_use=Case(
                 When(status__in=WITH_MERCHANT, then=Value(0)), default=Value(1), output_field=IntegerField()
             ),
-            last_at=Subquery(last.values("occurred_at")[:1]),
-            last_fen=Subquery(last.values("amount_fen")[:1]),
-            last_kind=Subquery(last.values("kind")[:1]),
-            last_status=Subquery(last.values("status")[:1]),
+            **last_transaction_annotations(),
         )
         .order_by("in_use", "sn")
     )
@@ -217,30 +204,22 @@ def _terminals(user: User, on: date) -> list[TerminalRow]:
                 days_left=(expires - on).days if expires is not None and t.status in WITH_MERCHANT else None,
                 last_at=t.last_at,
                 last_amount_fen=t.last_fen,
-                last_note=_transaction_note(t.last_kind, t.last_status),
+                last_note=transaction_note(t.last_kind, t.last_status),
             )
         )
     return rows
 
 
-def _transaction_note(kind: str | None, status: str | None) -> str:
-    if kind is None or (kind == TransactionKind.SALE and status == TransactionStatus.APPROVED):
-        return ""
-    if status == TransactionStatus.DECLINED:
-        return str(TransactionStatus.DECLINED.label)
-    return str(TransactionKind(kind).label) if kind in TransactionKind.values else kind
-
-
 def _money(merchant: Any, on: date) -> Money:
-    balances = money.balances_of(merchant.organisation_id)
+    balances = merchant_balances(merchant.organisation_id)
     last = payouts.last_settlement(merchant.pk)
     return Money(
         payout=payouts.next_payout(merchant.pk, merchant.organisation_id, on),
         last_paid_on=last.paid_on if last is not None else None,
         last_paid_fen=last.payout_fen if last is not None else None,
-        owed_fen=max(0, balances[AccountKind.FEES_RECEIVABLE]),
-        penalties_fen=max(0, balances[AccountKind.PENALTIES_RECEIVABLE]),
-        deposit_fen=balances[AccountKind.DEPOSIT_HELD],
+        owed_fen=balances.owed_fen,
+        penalties_fen=balances.penalties_fen,
+        deposit_fen=balances.deposit_fen,
         fees_due=[
             FeeDue(due_on=f.due_on, amount_fen=f.amount_fen, sn=f.contract.terminal.sn)
             for f in money.fees_due_next(merchant.pk, limit=FEE_ROWS)
@@ -257,7 +236,6 @@ def _applications(user: User) -> list[OpenItem]:
             % {"kind": capfirst(a.get_kind_display()), "n": a.terminal_count},
             state=a.get_status_display(),
             next_words=next_step(a),
-            url=reverse("console:application", args=[a.number]),
         )
         for a in apps.order_by("-submitted_at", "-pk")[:CASE_ROWS]
     ]
@@ -274,7 +252,6 @@ def _closures(user: User) -> list[OpenItem]:
                 title=f"{capfirst(case.get_kind_display())}: {case.get_reason_display()}",
                 state=CaseStatus(case.status).label,
                 next_words=view.next_words,
-                url=reverse("console:closure", args=[case.number]),
                 late=view.review_overdue,
             )
         )
@@ -307,13 +284,5 @@ def _complaint(complaint: Any, at: datetime) -> OpenItem:
         title=complaint.subject,
         state=ComplaintStatus(status).label if status in ComplaintStatus.values else status,
         next_words=words,
-        url=reverse("console:complaint", args=[complaint.number]),
         late=overdue(status, complaint.due_at, at),
     )
-
-
-def terminal_list_url(statuses: frozenset[Status] | None = None) -> str:
-    base = reverse("console:terminals")
-    if not statuses:
-        return base
-    return f"{base}?{urlencode({'status': sorted(s.value for s in statuses)}, doseq=True)}"

@@ -1,0 +1,104 @@
+"""Issue 14's reviewer in the browser, in Chinese and in English: the queue with its counts, the
+application with its documents previewed inline beside their checklists, a rejection with a preset
+reason; then the merchant reads the reason in plain words in their language."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import translation
+from playwright.sync_api import expect
+
+from posfleet.enrollment import review
+from posfleet.enrollment.kyc import Upload
+from posfleet.enrollment.services import applications as apps
+from posfleet.platform.context import Actor
+from posfleet.testing.applications import PDF, new_merchant_request, png
+from posfleet.testing.browser import log_in
+from posfleet.testing.personas import build_world
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def words(language: str, text) -> str:
+    with translation.override(language):
+        return str(text)
+
+
+@pytest.mark.parametrize("language", ["zh-hans", "en"])
+def test_a_reviewer_rejects_with_a_preset_reason_and_the_merchant_reads_it(page, live_server, language):
+    world = build_world()
+    for name in ("reviewer", "merchant_a"):
+        user = world.user(name)
+        user.language = language
+        user.save(update_fields=["language"])
+    request = new_merchant_request(
+        applicant=apps.Applicant(
+            contact_name="陈女士",
+            contact_phone="13900001111",
+            store_name="二号店",
+            city="上海",
+            address="南京西路 100 号",
+        ),
+        kyc=None,
+        terminal_count=1,
+        documents=[Upload("id_card", "身份证.png", png(40, 30)), Upload("bank_proof", "开户许可证.pdf", PDF)],
+    )
+    application = apps.application_submit(actor=Actor.for_user(world.user("merchant_a")), request=request)
+    number = application.number
+    base = live_server.url
+
+    log_in(page, base, "reviewer")
+    page.goto(f"{base}/console/applications/")
+    expect(page.get_by_test_id("count-review")).to_have_text("1")
+    expect(page.get_by_test_id("count-rejected")).to_have_text("0")
+    page.get_by_test_id("application-search").locator("input[name=q]").fill(number)
+    page.get_by_test_id("application-search").locator("button").click()
+    expect(page.get_by_test_id("tab-review")).to_have_attribute("aria-current", "page")  # the tab is kept
+    page.get_by_role("link", name=number).click()
+
+    image = page.get_by_test_id("preview-id_card")
+    expect(image).to_be_visible()
+    page.wait_for_function("img => img.complete && img.naturalWidth === 40", arg=image.element_handle())
+    frame = page.get_by_test_id("preview-bank_proof")
+    expect(frame).to_be_visible()
+    preview = page.request.get(base + (frame.get_attribute("src") or ""))
+    assert preview.headers["content-type"] == "application/pdf"
+    assert preview.headers["content-disposition"].startswith("inline;")
+    assert preview.headers["x-frame-options"] == "SAMEORIGIN"
+    checklist = page.get_by_test_id("checklist-id_card")
+    for item in review.CHECKLISTS["id_card"]:
+        expect(checklist).to_contain_text(words(language, item.label))
+    expect(page.get_by_test_id("checklist-bank_proof").locator("input[type=checkbox]")).to_have_count(3)
+
+    page.check("#d-approve")  # approving without the checklist ticked is refused
+    page.get_by_test_id("decide").click()
+    expect(page.locator(".console-messages .alert-danger")).to_contain_text(
+        words(language, review.CHECKLISTS["id_card"][0].label)
+    )
+    expect(page.get_by_test_id("application-status")).to_have_text(_status(language, "submitted"))
+
+    page.get_by_test_id("check-id_card.readable").check()
+    page.get_by_test_id("reason-id_unreadable").check()
+    page.check("#d-reject")
+    page.fill("#review-note", "背面缺失 / the back is missing")
+    page.get_by_test_id("decide").click()
+    expect(page.get_by_test_id("application-status")).to_have_text(_status(language, "rejected"))
+    expect(page.get_by_test_id("review-reasons-shown")).to_contain_text(
+        words(language, review.ReviewReason.ID_UNREADABLE.label)
+    )
+
+    page.context.clear_cookies()
+    log_in(page, base, "merchant_a")
+    page.goto(f"{base}/console/applications/{number}/")
+    plain = words(language, review.PLAIN_WORDS[review.ReviewReason.ID_UNREADABLE])
+    expect(page.get_by_test_id("next-step")).to_contain_text(plain)
+    expect(page.get_by_test_id("next-step")).to_contain_text("背面缺失 / the back is missing")
+    expect(page.get_by_test_id("review-reasons-shown")).to_contain_text(plain)
+    expect(page.locator("[data-testid^=preview-]")).to_have_count(0)  # the merchant does not reopen the files
+
+
+def _status(language: str, status: str) -> str:
+    from posfleet.enrollment.states import ApplicationStatus
+
+    with translation.override(language):
+        return str(ApplicationStatus(status).label)
