@@ -43,7 +43,11 @@ class HealthFilterForm(BootstrapMixin, forms.Form):
         required=False,
         max_length=32,
         widget=forms.TextInput(
-            attrs={"placeholder": gettext_lazy("Start of an SN or TID"), "type": "search", "autocomplete": "off"}
+            attrs={
+                "placeholder": gettext_lazy("Start of an SN or TID"),
+                "type": "search",
+                "autocomplete": "off",
+            }
         ),
     )
     seen = forms.ChoiceField(
