@@ -6,8 +6,13 @@ import os
 import shutil
 
 import pytest
+from playwright.sync_api import expect
 
 from posfleet.testing.browser import watched_page
+
+# A web-first assertion waits as long as an action does (the contexts' 15 s): on CI's two cores, busy
+# with the other lane, a page's answer to a click can take longer than Playwright's default 5 s.
+expect.set_options(timeout=15_000)
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
