@@ -87,6 +87,7 @@ def test_a_reviewer_rejects_with_a_preset_reason_and_the_merchant_reads_it(page,
         words(language, review.ReviewReason.ID_UNREADABLE.label)
     )
 
+    page.goto("about:blank")  # no request of the reviewer's page still in flight to set its cookie again
     page.context.clear_cookies()
     log_in(page, base, "merchant_a")
     page.goto(f"{base}/console/applications/{number}/")
