@@ -13,7 +13,7 @@ from posfleet.enrollment.kyc import Upload
 from posfleet.enrollment.services import applications as apps
 from posfleet.platform.context import Actor
 from posfleet.testing.applications import PDF, new_merchant_request, png
-from posfleet.testing.browser import log_in
+from posfleet.testing.browser import log_in, watched_page
 from posfleet.testing.personas import build_world
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -25,7 +25,9 @@ def words(language: str, text) -> str:
 
 
 @pytest.mark.parametrize("language", ["zh-hans", "en"])
-def test_a_reviewer_rejects_with_a_preset_reason_and_the_merchant_reads_it(page, live_server, language):
+def test_a_reviewer_rejects_with_a_preset_reason_and_the_merchant_reads_it(
+    page, browser, browser_errors, live_server, language
+):
     world = build_world()
     for name in ("reviewer", "merchant_a"):
         user = world.user(name)
@@ -87,15 +89,15 @@ def test_a_reviewer_rejects_with_a_preset_reason_and_the_merchant_reads_it(page,
         words(language, review.ReviewReason.ID_UNREADABLE.label)
     )
 
-    page.goto("about:blank")  # no request of the reviewer's page still in flight to set its cookie again
-    page.context.clear_cookies()
-    log_in(page, base, "merchant_a")
-    page.goto(f"{base}/console/applications/{number}/")
-    plain = words(language, review.PLAIN_WORDS[review.ReviewReason.ID_UNREADABLE])
-    expect(page.get_by_test_id("next-step")).to_contain_text(plain)
-    expect(page.get_by_test_id("next-step")).to_contain_text("背面缺失 / the back is missing")
-    expect(page.get_by_test_id("review-reasons-shown")).to_contain_text(plain)
-    expect(page.locator("[data-testid^=preview-]")).to_have_count(0)  # the merchant does not reopen the files
+    # The merchant, in a browser of its own (clearing the reviewer's cookies raced its page's requests).
+    with watched_page(browser, browser_errors, viewport={"width": 1400, "height": 900}) as shop:
+        log_in(shop, base, "merchant_a")
+        shop.goto(f"{base}/console/applications/{number}/")
+        plain = words(language, review.PLAIN_WORDS[review.ReviewReason.ID_UNREADABLE])
+        expect(shop.get_by_test_id("next-step")).to_contain_text(plain)
+        expect(shop.get_by_test_id("next-step")).to_contain_text("背面缺失 / the back is missing")
+        expect(shop.get_by_test_id("review-reasons-shown")).to_contain_text(plain)
+        expect(shop.locator("[data-testid^=preview-]")).to_have_count(0)  # it does not reopen the files
 
 
 def _status(language: str, status: str) -> str:
