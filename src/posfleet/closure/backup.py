@@ -42,7 +42,7 @@ from django.utils.translation import gettext_lazy as _
 
 from posfleet.audit.services import Entry, record
 from posfleet.audit.vocabulary import EventType
-from posfleet.billing.selectors import activity_months, statement_pdf
+from posfleet.billing.merchant_records import activity_months, statement_pdf
 from posfleet.closure import backup_rules  # noqa: F401  (registers closure.create_backup, view_backup)
 from posfleet.closure import backup_signing as signing
 from posfleet.closure.backup_tables import (

@@ -19,12 +19,8 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from posfleet.audit.selectors import events_about, events_for
-from posfleet.billing.selectors import (
-    TRANSACTION_COLUMNS,
-    merchant_contracts,
-    merchant_settlements,
-    merchant_transactions,
-)
+from posfleet.billing.merchant_records import merchant_contracts, merchant_settlements, merchant_transactions
+from posfleet.billing.selectors import TRANSACTION_COLUMNS
 from posfleet.closure.models import CaseTerminal, ClosureCase, DataBackup
 from posfleet.fleet.selectors import terminals_of_merchant
 from posfleet.platform.exports import (

@@ -9,7 +9,8 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
-from posfleet.billing.selectors import deposit_of_contract, merchant_contracts, merchant_settlements
+from posfleet.billing.merchant_records import merchant_contracts, merchant_settlements
+from posfleet.billing.selectors import deposit_of_contract
 from posfleet.closure.document_facts import (
     STATEMENT_STATUSES,
     ClosureStatement,

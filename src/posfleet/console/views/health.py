@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from posfleet.console.views.base import console_login_required, render_page
 from posfleet.console.views.money.common import forbidden, signed_in
+from posfleet.fleet import relocation_alerts as relocations
 from posfleet.fleet import selectors as fleet
 from posfleet.fleet.relocation_states import COMMAND_LABELS, RelocationCommand, RelocationStatus
 from posfleet.fleet.services import relocation_alert_review
@@ -145,10 +146,10 @@ def relocation_list(request: HttpRequest) -> HttpResponse:
     """``/console/health/relocations/``: the relocation alerts of the user's scope, open first."""
     user = signed_in(request)
     tab = request.GET.get("tab", "open")
-    if tab not in fleet.RELOCATION_TABS:
+    if tab not in relocations.RELOCATION_TABS:
         tab = "all"
     q = request.GET.get("q", "")[:32]
-    alerts = fleet.search_relocation_alerts(user, tab, q)
+    alerts = relocations.search_relocation_alerts(user, tab, q)
     page = Paginator(alerts, PAGE).get_page(request.GET.get("page"))
     rows = [
         {
@@ -189,7 +190,7 @@ def relocation_review(request: HttpRequest, pk: int) -> HttpResponse:
         return forbidden(request, _("Relocation alerts are reviewed by the provider's admins."))
     except DomainError as exc:
         try:
-            sn = fleet.relocation_alert_for(signed_in(request), pk).terminal.sn
+            sn = relocations.relocation_alert_for(signed_in(request), pk).terminal.sn
         except NotFound as missing:  # an unknown action is refused before the alert is looked up
             raise Http404 from missing
         messages.error(request, str(exc.detail))

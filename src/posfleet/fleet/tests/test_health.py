@@ -19,6 +19,7 @@ from posfleet.audit.verify import verify_chain
 from posfleet.audit.vocabulary import EventType
 from posfleet.fleet.geo import EARTH_RADIUS_M, distance_m, haversine_m
 from posfleet.fleet.models import RelocationAlert, Terminal
+from posfleet.fleet.relocation_alerts import relocation_alert_for, relocation_alerts_visible_to
 from posfleet.fleet.relocation_states import FINAL, INITIAL, TRANSITIONS, RelocationStatus, commands_from
 from posfleet.fleet.selectors import (
     ONLINE_WITHIN,
@@ -27,8 +28,6 @@ from posfleet.fleet.selectors import (
     TerminalFilters,
     connectivity,
     online_q,
-    relocation_alert_for,
-    relocation_alerts_visible_to,
     silent_terminals,
     terminal_health,
 )
