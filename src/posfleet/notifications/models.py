@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Channel(models.TextChoices):
@@ -125,7 +126,7 @@ class WebhookEndpoint(models.Model):
     secret_sealed = models.BinaryField(editable=False)
     previous_secret_sealed = models.BinaryField(default=b"", blank=True, editable=False)
     previous_valid_until = models.DateTimeField(null=True, blank=True, editable=False)
-    active = models.BooleanField(_("active"), default=True)
+    active = models.BooleanField(pgettext_lazy("webhook endpoint", "active"), default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -191,3 +191,36 @@ def test_a_merchant_applies_for_more_terminals_in_chinese(world, login):
     assert application.kind == "more_terminals"
     assert application.merchant == world.merchant_a
     assert application.shop_name == "Shop A"  # from the merchant's record, not from the (disabled) fields
+
+
+def test_a_refused_decision_keeps_what_the_reviewer_ticked_and_wrote(world, login, actor_of):
+    """Approving with one check not ticked is refused (nothing changes), and the page comes back with
+    the decision, the ticks, the reasons and the note as the reviewer left them."""
+    application = walk(world, actor_of, "submitted")
+    url = f"/console/applications/{application.number}/"
+    checks = every_check(application.number)
+    ticked, left = checks[:-1], checks[-1]
+    reviewer = login("reviewer")
+    with unchanged():
+        refused = reviewer.post(
+            url + "review/",
+            {"decision": "approve", "note": "Licence seal is faint", "checked": ticked},
+        )
+    assert refused.status_code == 409
+    html = refused.content.decode()
+    assert 'data-testid="review-form"' in html
+    for code in ticked:
+        assert f'value="{code}" checked id="check-{code}"' in html
+    assert f'value="{left}" id="check-{left}"' in html  # still not ticked
+    assert 'id="d-approve" value="approve" checked' in html
+    assert ">Licence seal is faint</textarea>" in html
+    with unchanged():  # "other" without a note: refused, the choice kept
+        refused = reviewer.post(url + "review/", {"decision": "reject", "reasons": ["other"], "note": ""})
+    assert refused.status_code == 422
+    html = refused.content.decode()
+    assert 'id="d-reject" value="reject" checked' in html
+    assert 'value="other" checked id="reason-other"' in html
+    application.refresh_from_db()
+    assert application.status == "submitted"
+    fresh = reviewer.get(url).content.decode()  # a later visit starts clean
+    assert ' checked id="check-' not in fresh

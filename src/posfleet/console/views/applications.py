@@ -406,6 +406,16 @@ def application_step(request: HttpRequest, number: str, step: str) -> HttpRespon
         return forbidden(request, str(exc.detail))
     except DomainError as exc:
         messages.error(request, str(exc.detail))
+        if step == "review":  # the page again with what the reviewer ticked and wrote, nothing lost
+            application = _application(request, number)
+            posted = {
+                "decision": post.get("decision", ""),
+                "note": post.get("note", ""),
+                "reasons": post.getlist("reasons"),
+                "checked": post.getlist("checked"),
+            }
+            context = _detail_context(request, application, posted=posted)
+            return render_page(request, "console/applications/detail.html", context, status=exc.status)
     else:
         messages.success(request, done)
     return HttpResponseRedirect(reverse("console:application", args=[number]))
