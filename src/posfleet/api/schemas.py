@@ -61,7 +61,14 @@ class TerminalQuery(Schema):
     merchant: str = Field("", max_length=15, description="Merchant ID (MID).")
     sim_expires_from: QueryDate | None = None
     sim_expires_to: QueryDate | None = None
-    q: str = Field("", max_length=32, description="The start of an SN or TID (case-insensitive).")
+    q: str = Field(
+        "",
+        max_length=32,
+        description=(
+            "A part of an SN or TID, in any case: three characters or more anywhere in it, one or two "
+            "at its start."
+        ),
+    )
     dormant_days: int | None = Field(
         None,
         ge=1,

@@ -69,7 +69,7 @@ class TerminalFilterForm(BootstrapMixin, forms.Form):
         max_length=32,
         widget=forms.TextInput(
             attrs={
-                "placeholder": _("Start of an SN or TID"),
+                "placeholder": _("Part of an SN or TID"),
                 "type": "search",
                 "autocomplete": "off",
                 "spellcheck": "false",

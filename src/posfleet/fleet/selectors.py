@@ -26,7 +26,7 @@ from posfleet.fleet.models import (
 )
 from posfleet.fleet.models import Kind as Kind  # the fleet's types other contexts name (not query)
 from posfleet.fleet.rules import permission_name
-from posfleet.fleet.search import search_order, sn_or_tid_starting
+from posfleet.fleet.search import search_order, sn_or_tid_containing
 from posfleet.fleet.states import IN_SERVICE, WITH_MERCHANT, Command, Status, commands_from
 from posfleet.fleet.tallies import tallies_of, tally_differences
 from posfleet.iam.models import Role, User
@@ -118,7 +118,7 @@ class TerminalFilters:
     store: str = ""  # store code (of the merchant's, when a merchant is given)
     sim_expires_from: date | None = None
     sim_expires_to: date | None = None
-    q: str = ""  # free text: the start of an SN or TID (``sn_or_tid_starting``)
+    q: str = ""  # free text: a part of an SN or TID (``sn_or_tid_containing``)
 
 
 def search_terminals(user: User | None, filters: TerminalFilters, sort: str = "sn") -> QuerySet[Terminal]:
@@ -140,7 +140,7 @@ def search_terminals(user: User | None, filters: TerminalFilters, sort: str = "s
         qs = qs.filter(service_expires_on__lte=filters.sim_expires_to)
     text = filters.q.strip().upper()
     if text:
-        qs = qs.filter(sn_or_tid_starting(text))
+        qs = qs.filter(sn_or_tid_containing(text))
     descending = sort.startswith("-")
     key = _SORT_FIELDS.get(sort.lstrip("-"), "sn")
     by = search_order(key, text)

@@ -68,7 +68,8 @@ def test_filters_combine(world, fleet, api_as):
     assert sns(sim_expires_from="2031-03-15") == [SN_A, "SN-F-0002"]
     assert sns(sim_expires_from="2031-03-01", sim_expires_to="2031-04-01") == [SN_A, "SN-F-0001"]
     assert sns(q="sn-f-000") == ["SN-F-0001", "SN-F-0002"]  # the start of an SN, in any case
-    assert sns(q="f-000") == []  # a part further in is not searched (an index answers a prefix)
+    assert sns(q="f-000") == ["SN-F-0001", "SN-F-0002"]  # three characters or more: anywhere
+    assert sns(q="f-") == []  # one or two: only the start of an SN or TID
     tid = Terminal.objects.get(sn=SN_B).tid
     assert sns(q=tid) == [SN_B]
     assert sns(status=["active"], agent="AG-A1") == [SN_A1]

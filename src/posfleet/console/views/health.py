@@ -45,7 +45,7 @@ class HealthFilterForm(BootstrapMixin, forms.Form):
         max_length=32,
         widget=forms.TextInput(
             attrs={
-                "placeholder": gettext_lazy("Start of an SN or TID"),
+                "placeholder": gettext_lazy("Part of an SN or TID"),
                 "type": "search",
                 "autocomplete": "off",
             }

@@ -1,5 +1,6 @@
-"""The device list's search box: the start of an SN or TID, whatever the case, on every engine (an index
-range, bench/pages.py), and only within what the user may see."""
+"""The device list's search box: three characters or more anywhere in an SN or TID (a trigram index on
+each engine, fleet/migrations/0010), one or two at its start (an index range), whatever the case, and
+only within what the user may see."""
 
 from __future__ import annotations
 
@@ -30,27 +31,53 @@ def found(user, q: str) -> list[str]:
     return list(search_terminals(user, TerminalFilters(q=q)).values_list("sn", flat=True))
 
 
-def test_the_start_of_an_sn_or_a_tid_in_any_case(fleet):
+def test_one_or_two_characters_are_the_start_of_an_sn_or_a_tid(fleet):
     admin = fleet.user("admin")
-    assert found(admin, "ab-") == ["AB-0001", "AB-0002"]
     assert found(admin, " Ab ") == ["AB-0001", "AB-0002", "AB0003", "ABC-001", "ZZ-0009"]  # ZZ by its TID
-    assert found(admin, "AB12") == ["ZZ-0009"]
+    assert found(admin, "b") == []  # not "XAB-001": one or two characters match only at the start
+    assert found(admin, "x") == ["XAB-001"]
+
+
+def test_three_or_more_anywhere_in_an_sn_or_a_tid_in_any_case(fleet):
+    admin = fleet.user("admin")
+    assert found(admin, "ab-") == ["AB-0001", "AB-0002", "XAB-001"]
+    assert found(admin, "B-000") == ["AB-0001", "AB-0002"]
+    assert found(admin, "0009") == ["ZZ-0009"]  # the last digits on the device's label (and its TID's)
+    assert found(admin, "120") == ["ZZ-0009"]  # inside its TID AB120009 only
     assert found(admin, "7700") == ["AB-0001"]
     assert found(admin, "AB-0001") == ["AB-0001"]
+    assert found(admin, "-001") == ["ABC-001", "XAB-001"]
 
 
-def test_a_part_further_in_or_a_wildcard_finds_nothing(fleet):
+def test_a_wildcard_or_a_quote_is_plain_text(fleet):
     admin = fleet.user("admin")
-    assert found(admin, "B-000") == []
     assert found(admin, "AB_") == []  # not LIKE's "any one character"
     assert found(admin, "%") == []
+    assert found(admin, "%%%") == []
+    assert found(admin, "A%B") == []
+    assert found(admin, '"AB') == []  # not an FTS5 phrase's quote
+    assert found(admin, "AB OR ZZ") == []  # nor its operators
     assert found(admin, "AB-0001X") == []
+
+
+def test_the_index_follows_every_change_of_an_sn_or_a_tid(fleet):
+    """Written by raw UPDATEs and DELETEs (no service, no signal): the trigram index still answers."""
+    admin = fleet.user("admin")
+    Terminal.objects.filter(sn="XAB-001").update(sn="XYZ-777")
+    assert found(admin, "AB-001") == []
+    assert found(admin, "YZ-77") == ["XYZ-777"]
+    Terminal.objects.filter(sn="ZZ-0009").update(tid="55667788")
+    assert found(admin, "B12000") == []
+    assert found(admin, "6677") == ["ZZ-0009"]
+    Terminal.objects.filter(sn="XYZ-777").delete()
+    assert found(admin, "YZ-77") == []
 
 
 def test_the_search_stays_in_the_users_scope(fleet):
     assert found(fleet.user("agent_a"), "AB") == ["AB-0001", "ZZ-0009"]
     assert found(fleet.user("agent_b"), "AB") == ["AB-0002"]
     assert found(fleet.user("merchant_b"), "AB-000") == ["AB-0002"]
+    assert found(fleet.user("agent_b"), "000") == ["AB-0002"]  # anywhere, still only its own
 
 
 def test_a_search_keeps_the_lists_order(fleet):

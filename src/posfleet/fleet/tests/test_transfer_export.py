@@ -178,7 +178,8 @@ def test_filters(world):
         TerminalFilters(statuses=("active", "suspended"), agent="AG-A"): ["F-ACTIVE-1", "F-SUSP-001"],
         TerminalFilters(merchant="100000000000002"): ["F-B-00001"],
         TerminalFilters(q="f-susp"): ["F-SUSP-001"],
-        TerminalFilters(q="susp"): [],  # the start of an SN or TID, not a part further in
+        TerminalFilters(q="susp"): ["F-SUSP-001"],  # three characters or more: anywhere in an SN or TID
+        TerminalFilters(q="su"): [],  # one or two: the start only
         TerminalFilters(model="pax-a920", sim_expires_from=date(2027, 1, 1)): ["F-STOCK-01"],
         TerminalFilters(sim_expires_to=date(2026, 1, 1)): [],
     }

@@ -54,7 +54,11 @@ class Command(BaseCommand):
         parser.add_argument("--model", default="", help="terminal-model code")
         parser.add_argument("--agent", default="", help="agent code")
         parser.add_argument("--merchant", default="", help="merchant ID (MID)")
-        parser.add_argument("--q", default="", help="the start of an SN or TID")
+        parser.add_argument(
+            "--q",
+            default="",
+            help="a part of an SN or TID (three characters or more: anywhere; one or two: its start)",
+        )
         parser.add_argument("--expires-from", type=_date, help="service expiry on or after (YYYY-MM-DD)")
         parser.add_argument("--expires-to", type=_date, help="service expiry on or before (YYYY-MM-DD)")
         parser.add_argument("--user", help="export what this user may see (default: everything, as system)")
