@@ -6,13 +6,17 @@ client (signed in), against the raw indexed SQL that reads the same rows, per fl
     python bench/pages.py --sizes 10000,100000         # only these sizes
     python bench/pages.py --postgres                   # also PostgreSQL (scratch databases, dropped after)
     python bench/pages.py --postgres --no-sqlite --repeat 3
+    python bench/pages.py --sizes 10000 --money-days 90   # with 90 days of sales: reports, agent page
 
 Each phase runs in its own subprocess on its own database:
 
 - template: migrate, then the demo fleet through ``posfleet demo --terminals 10000 --money-days 0``
   (the demo's parties and users, 10,000 terminals in every state with their status periods and their
   audited history; the demo writes its rows in bulk and its history through the audit chain, see
-  ``demo/build.py``). The pages are read as ``admin`` and as ``agent1`` (the demo's agent with the
+  ``demo/build.py``). With ``--money-days N``, N days of the demo's sales and settlements too
+  (through ``transactions_ingest``, as an acquirer's feed would), and the pages that read them are
+  measured as well: the sales reports, an agent's own page, the transaction list.
+  The pages are read as ``admin`` and as ``agent1`` (the demo's agent with the
   most terminals, with sub-agents), signed in; the API with the same session.
 - grow (per size, on a copy of the template): the demo's terminals copied until the fleet has N
   terminals — same model, agent, merchant, store, status, expiry, firmware; SN = the demo SN + a
@@ -60,7 +64,7 @@ STATUS = "suspended"  # the status the filter pages ask for: a minority (~5 % of
 # -- phases (run in a child process) -------------------------------------------------------------
 
 
-def phase_template() -> dict[str, object]:
+def phase_template(money_days: int) -> dict[str, object]:
     import django
 
     django.setup()
@@ -69,8 +73,16 @@ def phase_template() -> dict[str, object]:
     started = time.perf_counter()
     call_command("migrate", verbosity=0, skip_checks=True)
     with open(os.devnull, "w") as quiet:
-        call_command("demo", terminals=BASE, money_days=0, today=TODAY, stdout=quiet, skip_checks=True)
-    return {"phase": "template", "seconds": round(time.perf_counter() - started, 1)}
+        call_command(
+            "demo", terminals=BASE, money_days=money_days, today=TODAY, stdout=quiet, skip_checks=True
+        )
+    from posfleet.billing.models import Transaction
+
+    return {
+        "phase": "template",
+        "seconds": round(time.perf_counter() - started, 1),
+        "transactions": Transaction.objects.count(),
+    }
 
 
 def phase_grow(size: int) -> dict[str, object]:
@@ -132,9 +144,11 @@ def phase_grow(size: int) -> dict[str, object]:
     }
 
 
-def _pages(agent_path: str, sn_prefix: str, today: date) -> list[dict[str, object]]:
+def _pages(agent_path: str, sn_prefix: str, sn_part: str, today: date) -> list[dict[str, object]]:
     """(name, user, URL, raw SQL statements with their parameters) of every page measured."""
     from datetime import timedelta
+
+    from django.db import connection
 
     from posfleet.enrollment.services.expiry import grace_days
     from posfleet.fleet.states import IN_SERVICE
@@ -170,6 +184,14 @@ def _pages(agent_path: str, sn_prefix: str, today: date) -> list[dict[str, objec
         " AND t.service_expires_on < %s"
     )
     upper = sn_prefix[:-1] + chr(ord(sn_prefix[-1]) + 1)
+    # A part of an SN anywhere in it, through each engine's trigram index (fleet/migrations/0010).
+    if connection.vendor == "postgresql":
+        anywhere = ("t.sn LIKE %s OR t.tid LIKE %s", [f"%{sn_part}%", f"%{sn_part}%"])
+    else:
+        anywhere = (
+            "t.id IN (SELECT rowid FROM fleet_terminal_text WHERE fleet_terminal_text MATCH %s)",
+            [f'"{sn_part}"'],
+        )
     return [
         {
             "page": "dashboard (admin)",
@@ -231,6 +253,12 @@ def _pages(agent_path: str, sn_prefix: str, today: date) -> list[dict[str, objec
             ],
         },
         {
+            "page": f"SN search, anywhere ({sn_part})",
+            "user": "admin",
+            "url": f"/terminals/?q={sn_part}",
+            "raw": [(f"SELECT {cols} {joins} WHERE {anywhere[0]} ORDER BY t.sn LIMIT 50", anywhere[1])],
+        },
+        {
             "page": "expiry calendar",
             "user": "admin",
             "url": "/expiry/",
@@ -288,6 +316,12 @@ def _pages(agent_path: str, sn_prefix: str, today: date) -> list[dict[str, objec
             ],
         },
         {
+            "page": f"API list q={sn_part} (anywhere)",
+            "user": "admin",
+            "url": f"/api/v1/terminals?q={sn_part}",
+            "raw": [(f"SELECT {cols} {joins} WHERE {anywhere[0]} ORDER BY t.sn LIMIT 51", anywhere[1])],
+        },
+        {
             "page": "API list (agent)",
             "user": "agent1",
             "url": "/api/v1/terminals",
@@ -298,6 +332,74 @@ def _pages(agent_path: str, sn_prefix: str, today: date) -> list[dict[str, objec
                     [like],
                 )
             ],
+        },
+    ]
+
+
+def _money_pages(agent_path: str, today: date) -> list[dict[str, object]]:
+    """The pages that read sales, when the template has them. Their raw baseline is what a
+    hand-written report reads: the transactions themselves, grouped (ours reads the sales by month
+    that ingest keeps, docs/adr/0036)."""
+    from posfleet.reports.scope import months_back
+
+    first = months_back(12, today)[0]
+    agents = (
+        "SELECT sa.id FROM parties_agent sa JOIN iam_organisation so ON so.id = sa.organisation_id"
+        " WHERE so.path LIKE %s"
+    )
+    like = agent_path + "%"
+    mine = f" AND x.merchant_id IN (SELECT id FROM parties_merchant WHERE agent_id IN ({agents}))"
+    volume = (
+        "SELECT x.txn_date, x.method, COUNT(*), SUM(x.amount_fen) FROM billing_transaction x"
+        " WHERE x.kind = 'sale' AND x.status = 'approved' AND x.txn_date >= %s{scope}"
+        " GROUP BY x.txn_date, x.method"
+    )
+    declines = (
+        "SELECT t.model_id, COUNT(*), SUM(CASE WHEN x.status = 'declined' THEN 1 ELSE 0 END)"
+        " FROM billing_transaction x JOIN fleet_terminal t ON t.id = x.terminal_id"
+        " WHERE x.kind = 'sale' AND x.txn_date >= %s{scope} GROUP BY t.model_id"
+    )
+    listing = (
+        "SELECT x.id, x.tid, x.occurred_at, x.kind, x.status, x.method, x.amount_fen, x.fee_fen, mer.mid"
+        " FROM billing_transaction x JOIN parties_merchant mer ON mer.id = x.merchant_id"
+        " ORDER BY x.occurred_at DESC, x.id DESC LIMIT 50"
+    )
+    return [
+        {
+            "page": "report: sales volume (admin)",
+            "user": "admin",
+            "url": "/reports/transactions/?months=12",
+            "raw": [(volume.format(scope=""), [first])],
+        },
+        {
+            "page": "report: sales volume (agent)",
+            "user": "agent1",
+            "url": "/reports/transactions/?months=12",
+            "raw": [(volume.format(scope=mine), [first, like])],
+        },
+        {
+            "page": "report: decline rates (agent)",
+            "user": "agent1",
+            "url": "/reports/declines/?months=12",
+            "raw": [(declines.format(scope=mine), [first, like])],
+        },
+        {
+            "page": "API report: sales volume (agent)",
+            "user": "agent1",
+            "url": "/api/v1/reports/transactions?months=12",
+            "raw": [(volume.format(scope=mine), [first, like])],
+        },
+        {
+            "page": "agent's own page",
+            "user": "agent1",
+            "url": "/agents/me/",
+            "raw": [(volume.format(scope=mine), [first, like])],
+        },
+        {
+            "page": "transaction list (admin)",
+            "user": "admin",
+            "url": "/transactions/",
+            "raw": [(listing, [])],
         },
     ]
 
@@ -341,7 +443,13 @@ def phase_measure(size: int, repeat: int, only: str) -> None:
     clients = {}
     for name, user in users.items():
         clients[name] = sign_in(Client(), user)  # the login's own last step (second factor included)
-    for page in _pages(agent.organisation.path, sn_prefix, today):
+    sn_part = sample[-6:]  # the last digits on a demo device's label (inside its copies' SNs)
+    pages = _pages(agent.organisation.path, sn_prefix, sn_part, today)
+    from posfleet.billing.models import Transaction
+
+    if Transaction.objects.exists():
+        pages += _money_pages(agent.organisation.path, today)
+    for page in pages:
         if only and only not in str(page["page"]):
             continue
         client = clients[str(page["user"])]
@@ -399,7 +507,9 @@ def _measure(url: str, work: Path, size: int, args: argparse.Namespace) -> list[
 
 def bench_engine(engine, args: argparse.Namespace, work: Path) -> dict[str, object]:  # type: ignore[no-untyped-def]
     template = engine.create("template")
-    made = run_child(__file__, ["--phase", "template"], child_env(template, work))
+    made = run_child(
+        __file__, ["--phase", "template", "--money-days", str(args.money_days)], child_env(template, work)
+    )
     print(json.dumps({**made, "engine": engine.name}), flush=True)
     results: list[dict[str, object]] = []
     for size in args.sizes:
@@ -419,7 +529,7 @@ def bench_engine(engine, args: argparse.Namespace, work: Path) -> dict[str, obje
 
 def child_main(args: argparse.Namespace) -> None:
     if args.phase == "template":
-        result = phase_template()
+        result = phase_template(args.money_days)
     elif args.phase == "grow":
         result = phase_grow(args.size)
     else:
@@ -438,6 +548,9 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=5, help="ours/raw rounds per page (after a warm-up)")
     parser.add_argument("--only", default="", help="only the pages whose name contains this")
+    parser.add_argument(
+        "--money-days", type=int, default=0, help="days of the demo's sales in the template (0: none)"
+    )
     parser.add_argument("--postgres", action="store_true", help="also PostgreSQL at 127.0.0.1:5432")
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--phase", choices=["template", "grow", "measure"], help=argparse.SUPPRESS)

@@ -36,6 +36,7 @@ from posfleet.billing.models import (
     PlanChangeRequest,
     RatePlan,
     RatePlanVersion,
+    SalesMonth,
     ServiceContract,
     ServiceFeeDue,
     SettlementBatch,
@@ -50,7 +51,7 @@ from posfleet.billing.statements.settlements import SettlementRow, settlement_ro
 from posfleet.fleet.selectors import Terminal
 from posfleet.iam.models import User
 from posfleet.iam.selectors import provider, scope_of
-from posfleet.parties.selectors import merchants_visible_to
+from posfleet.parties.selectors import agents_visible_to, merchants_visible_to
 from posfleet.platform.errors import NotFound
 from posfleet.platform.exports import Column, ColumnType
 
@@ -161,6 +162,17 @@ def with_settlement(qs: QuerySet[Transaction]) -> QuerySet[Transaction]:
 def transactions_visible_to(user: User) -> QuerySet[Transaction]:
     qs = Transaction.objects.select_related("merchant", "terminal", "plan_version", "plan_version__plan")
     return with_settlement(_scoped(qs, user))
+
+
+def sales_months_visible_to(user: User) -> QuerySet[SalesMonth]:
+    """The sales by month (``SalesMonth``) ``user`` may read: the provider's staff all of them, an
+    agent those of the agents it sees (its subtree: the sales its merchants made while they were its
+    merchants), anyone else none."""
+    if not user.is_authenticated or not user.is_active:
+        return SalesMonth.objects.none()
+    if is_staff(user):
+        return SalesMonth.objects.all()
+    return SalesMonth.objects.filter(agent__in=agents_visible_to(user).values("pk"))
 
 
 def search_transactions(user: User, filters: TransactionFilters) -> QuerySet[Transaction]:

@@ -2,7 +2,7 @@
 money is conserved (all entries sum to zero), and nothing points at a row that is not there; and what
 settlement pays adds up: every day total equals its transactions, every settlement batch the day
 totals of its days, a merchant's batches pay disjoint days, and every day total up to the last
-finished run is paid."""
+finished run is paid; and the sales by month the reports read equal the sales."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from datetime import date
 
 from django.db import connection
 from django.db.models import Count, F, Max, Q, Sum
+from django.db.models.functions import TruncMonth
 
 from posfleet.billing.models import (
     Account,
@@ -18,6 +19,7 @@ from posfleet.billing.models import (
     Deposit,
     Entry,
     Journal,
+    SalesMonth,
     SettlementRun,
     Transaction,
 )
@@ -124,7 +126,40 @@ def verify_ledger(limit: int = 20) -> LedgerReport:
             for kind, pk, target, target_id in cursor.fetchall()
         )
     report.problems.extend(_settlement_problems(limit))
+    report.problems.extend(_sales_month_problems(limit))
     return report
+
+
+def _sales_month_problems(limit: int) -> list[str]:
+    """The sales by month (``SalesMonth``) against the sales, counted again (one GROUP BY). A sale
+    counts under the agent its merchant had when it was ingested, which no transaction records, so the
+    recount compares each month, method, model and status summed over the agents, not each agent's
+    share."""
+    recount = (
+        Transaction.objects.filter(kind="sale")
+        .order_by()
+        .values_list(TruncMonth("txn_date"), "method", "terminal__model_id", "status")
+        .annotate(n=Count("id"), amount=Sum("amount_fen"))
+    )
+    counted = {tuple(key): (n, amount) for *key, n, amount in recount}
+    stored = (
+        SalesMonth.objects.order_by()
+        .values_list("month", "method", "model_id", "status")
+        .annotate(n=Sum("sales"), amount=Sum("amount_fen"))
+    )
+    problems = []
+    for *key, n, amount in sorted(stored):
+        if counted.pop(tuple(key), None) != (n, amount):
+            month, method, _model, status = key
+            problems.append(
+                f"sales by month of {month:%Y-%m}, {method}, {status}: "
+                f"{n} sales of {amount} fen, not what the transactions add up to"
+            )
+    problems.extend(
+        f"sales of {month:%Y-%m}, {method}, {status} are missing from the sales by month"
+        for month, method, _model, status in sorted(counted)
+    )
+    return problems[:limit]
 
 
 def _settlement_problems(limit: int) -> list[str]:

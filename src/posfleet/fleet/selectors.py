@@ -305,15 +305,24 @@ def owners_of(terminal_ids: list[int]) -> dict[int, Owners]:
     return out
 
 
-def bound_by_tid(tids: set[str]) -> dict[str, tuple[int, int, int, str]]:
-    """TID → (terminal id, merchant id, merchant's organisation id, MID) of the terminals with those
-    TIDs that are bound to a merchant: what ingest prices a transaction against."""
+def bound_by_tid(tids: set[str]) -> dict[str, tuple[int, int, int, str, int, int]]:
+    """TID → (terminal id, merchant id, merchant's organisation id, MID, terminal model id, merchant's
+    agent id) of the terminals with those TIDs that are bound to a merchant: what ingest prices a
+    transaction against and adds it up under."""
     rows = (
         Terminal.objects.filter(tid__in=tids, merchant__isnull=False)
-        .values_list("tid", "pk", "merchant_id", "merchant__organisation_id", "merchant__mid")
+        .values_list(
+            "tid",
+            "pk",
+            "merchant_id",
+            "merchant__organisation_id",
+            "merchant__mid",
+            "model_id",
+            "merchant__agent_id",
+        )
         .iterator()
     )
-    return {tid: (pk, merchant, org, mid) for tid, pk, merchant, org, mid in rows if tid is not None}
+    return {tid: tuple(rest) for tid, *rest in rows if tid is not None}  # type: ignore[misc]
 
 
 def sn_and_merchant(terminal_id: int) -> tuple[str, int | None] | None:

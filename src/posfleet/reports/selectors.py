@@ -2,7 +2,8 @@
 answer show (docs/adr/0028).
 
 Every figure is read through another context's scoped selector — ``terminals_visible_to``,
-``search_transactions``, ``cases_visible_to``, ``visible_applications``, the audit chain's
+``search_transactions`` and ``sales_months_visible_to`` (sales added up by month at ingest),
+``cases_visible_to``, ``visible_applications``, the audit chain's
 ``events_about`` — asked for ``viewer`` (``scope.report_viewer``), and aggregated in the database,
 grouped by month in the provider's time zone: a fixed number of queries whatever the size of the fleet,
 never a loop over transactions or terminals. Status groups, reasons and SLA clocks are those of the
@@ -42,6 +43,7 @@ from posfleet.billing.selectors import (
     TransactionFilters,
     TransactionKind,
     TransactionStatus,
+    sales_months_visible_to,
     search_transactions,
 )
 from posfleet.closure.selectors import cases_visible_to
@@ -373,32 +375,25 @@ class VolumeRow:
     share_percent: Decimal | None  # of the month's amount
 
 
-def _sales_since(viewer: User, first: date, **filters: Any) -> QuerySet[Any]:
-    """The sales ``viewer`` may see dated from ``first`` on: billing's own search, its own scope."""
-    search = TransactionFilters(date_from=first, kinds=(TransactionKind.SALE.value,), **filters)
-    return search_transactions(viewer, search).order_by()
-
-
 def transaction_volume(viewer: User, months: int) -> list[VolumeRow]:
     """Approved sales per month and payment method (count and amount), each method's share of the
-    month's amount. One query, grouped by day and method in the database (plain columns: no date
-    function per transaction), the days then added up into months."""
+    month's amount, the sales of an agent's merchants counted while they were its merchants. One query
+    over the sales added up by month at ingest (``SalesMonth``): rows per agent, month, method and
+    model, whatever the number of merchants, terminals and transactions."""
     first = months_back(months, today())[0]
-    sales = _sales_since(viewer, first, statuses=(TransactionStatus.APPROVED.value,))
-    days = sales.values("txn_date", "method").annotate(n=Count("pk"), amount=Sum("amount_fen"))
-    counts: dict[tuple[str, str], list[int]] = {}
+    months_of = sales_months_visible_to(viewer).filter(month__gte=first, status=TransactionStatus.APPROVED)
+    rows = months_of.order_by().values("month", "method").annotate(n=Sum("sales"), amount=Sum("amount_fen"))
+    counts: dict[tuple[str, str], tuple[int, int]] = {}
     totals: dict[str, int] = {}
-    for r in cast(list[dict[str, Any]], list(days)):
-        month = _month(r["txn_date"])
-        figures = counts.setdefault((month, r["method"]), [0, 0])
-        figures[0] += r["n"]
-        figures[1] += r["amount"]
+    for r in cast(list[dict[str, Any]], list(rows)):
+        month = _month(r["month"])
+        counts[(month, r["method"])] = (r["n"], r["amount"])
         totals[month] = totals.get(month, 0) + r["amount"]
     return [
         VolumeRow(
             month=month,
             method=method,
-            method_label=_field_label(sales, "method", method),
+            method_label=_field_label(months_of, "method", method),
             sales=n,
             amount_fen=amount,
             amount_yuan=yuan(amount),
@@ -422,18 +417,20 @@ class DeclineRow:
 
 def decline_rates(viewer: User, months: int) -> list[DeclineRow]:
     """Per terminal model, over the last ``months`` months: sales asked for, how many were declined and
-    the rate (declined ÷ all sales). One query."""
+    the rate (declined ÷ all sales). One query over the sales by month (``SalesMonth``)."""
     first = months_back(months, today())[0]
+    declined = Q(status=TransactionStatus.DECLINED)
     rows = (
-        _sales_since(viewer, first)
-        .values("terminal__model__code", "terminal__model__maker", "terminal__model__name")
-        .annotate(n=Count("pk"), declined=Count("pk", filter=Q(status=TransactionStatus.DECLINED)))
-        .order_by("terminal__model__maker", "terminal__model__name")
+        sales_months_visible_to(viewer)
+        .filter(month__gte=first)
+        .values("model__code", "model__maker", "model__name")
+        .annotate(n=Sum("sales"), declined=Sum("sales", filter=declined, default=0))
+        .order_by("model__maker", "model__name")
     )
     return [
         DeclineRow(
-            model=r["terminal__model__code"],
-            model_name=_model_name(r["terminal__model__maker"], r["terminal__model__name"]),
+            model=r["model__code"],
+            model_name=_model_name(r["model__maker"], r["model__name"]),
             sales=r["n"],
             declined=r["declined"],
             decline_rate_percent=percent(r["declined"], r["n"]),

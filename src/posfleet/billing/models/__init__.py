@@ -6,7 +6,13 @@ from posfleet.billing.models.ledger import Account, AccountKind, Entry, Journal,
 from posfleet.billing.models.plan_changes import PlanChangeRequest
 from posfleet.billing.models.plans import PaymentMethod, PlanAssignment, RatePlan, RatePlanVersion, RateRule
 from posfleet.billing.models.settlement import DailyTotal, SettlementBatch, SettlementRun
-from posfleet.billing.models.transactions import EntryMode, Transaction, TransactionKind, TransactionStatus
+from posfleet.billing.models.transactions import (
+    EntryMode,
+    SalesMonth,
+    Transaction,
+    TransactionKind,
+    TransactionStatus,
+)
 
 __all__ = [
     "Account",
@@ -24,6 +30,7 @@ __all__ = [
     "RatePlan",
     "RatePlanVersion",
     "RateRule",
+    "SalesMonth",
     "ServiceContract",
     "ServiceFeeDue",
     "SettlementBatch",

@@ -131,3 +131,40 @@ class Transaction(models.Model):
             batch = batches_paying(total.merchant_id, total.settle_day).first()
         self.__dict__["_settlement_batch"] = batch
         return batch
+
+
+class SalesMonth(models.Model):
+    """Sales (not refunds or reversals) of one calendar month, one payment method and one terminal
+    model, approved or declined, of the merchants of one agent — the merchant's agent when the sale was
+    made: how many and how much, added up as ingest writes them.
+    The reports read these instead of the raw transactions (docs/adr/0036): rows per agent, month,
+    method and model, however many merchants, terminals and sales there are.
+
+    Ingest is the only writer of transactions and of these rows, in the same transaction and under the
+    money lock (one ingest at a time), so they are exact at every commit; ``posfleet ledger verify``
+    recounts them from the transactions."""
+
+    agent = models.ForeignKey("parties.Agent", on_delete=models.PROTECT, related_name="+")
+    month = models.DateField(_("month"))  # its first day
+    method = models.CharField(_("payment method"), max_length=16, choices=PaymentMethod.choices)
+    model = models.ForeignKey("fleet.TerminalModel", on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(_("status"), max_length=10, choices=TransactionStatus.choices)
+    sales = models.BigIntegerField(_("sales"))
+    amount_fen = models.BigIntegerField(_("amount (fen)"))
+
+    class Meta:
+        verbose_name = _("sales of a month")
+        verbose_name_plural = _("sales by month")
+        constraints = [
+            # Its index also answers an agent's report: its agents, then the months asked for.
+            models.UniqueConstraint(
+                fields=["agent", "month", "method", "model", "status"], name="sales_month_one_row"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(sales__gt=0, amount_fen__gt=0), name="sales_month_positive"
+            ),
+        ]
+        indexes = [models.Index(fields=["month"], name="sales_month_month_idx")]  # the staff's reports
+
+    def __str__(self) -> str:
+        return f"sales {self.agent_id} {self.month:%Y-%m} {self.method} {self.status}"

@@ -42,6 +42,7 @@ from posfleet.billing.services.transactions.rows import (
     journal_kind,
     returned_fee,
 )
+from posfleet.billing.services.transactions.sales_months import add_to_sales_months
 from posfleet.billing.services.transactions.totals import add_to_daily_totals
 from posfleet.fleet import selectors as fleet
 from posfleet.fleet.selectors import active_periods, was_active
@@ -366,6 +367,11 @@ class _Ingest:
         journals = book(self.ingest_id, list(self.new.values()))
         self.totals = add_to_daily_totals(
             (n.merchant_id, n.txn_date, n.kind, n.status, n.amount_fen, n.fee_fen) for n in self.new.values()
+        )
+        add_to_sales_months(
+            (n.terminal.agent_id, n.txn_date, n.item.method, n.terminal.model_id, n.status, n.amount_fen)
+            for n in self.new.values()
+            if n.item.kind == SALE
         )
         at = now()
         sales = [n for n in self.new.values() if n.item.kind == SALE]

@@ -29,6 +29,8 @@ class TerminalRef(NamedTuple):
     merchant_id: int
     organisation_id: int
     mid: str
+    model_id: int
+    agent_id: int  # the merchant's agent
 
 
 class Stored(NamedTuple):
