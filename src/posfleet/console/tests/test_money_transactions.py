@@ -109,6 +109,35 @@ def test_sorting_and_pages(money, login):  # noqa: F811
     assert response["HX-Push-Url"] == "/console/transactions/?method=credit&sort=amount"
 
 
+def test_a_long_history_is_counted_up_to_a_cap(money, login, monkeypatch):  # noqa: F811
+    """Past the cap the list says "more than N" and asks for narrower dates, not an exact total that
+    would count every row of years of sales on each page load (console/paging.py)."""
+    from posfleet.console import paging
+    from posfleet.console.views.money import forms
+
+    everything = ids()
+    assert len(everything) > 4
+    monkeypatch.setattr(paging, "COUNT_CAP", 4)
+    monkeypatch.setattr(paging.CappedPaginator.__init__, "__defaults__", (4,))
+    monkeypatch.setattr(forms, "PAGE_SIZE", 2)
+    monkeypatch.setattr("posfleet.console.views.money.transactions.PAGE_SIZE", 2)
+    client = login("admin")
+    html = client.get(URL).content.decode()
+    summary = re.search(r'data-testid="result-count">(.*?)</span>', html, re.S).group(1)
+    assert "Showing 1–2 of more than 4 transactions (narrow the dates to reach older ones)" in " ".join(
+        summary.split()
+    )
+    assert "Page 1 of the first 2" in html
+    assert shown(html) == everything[:2]
+    assert shown(client.get(URL, {"page": 2}).content.decode()) == everything[2:4]
+    assert shown(client.get(URL, {"page": 3}).content.decode()) == everything[2:4]  # the last page in reach
+    narrow = client.get(URL, {"merchant": MID_B}).content.decode()  # within the cap: the exact total
+    total = len(ids(merchant__mid=MID_B))
+    assert 0 < total <= 4
+    assert f"of {total} transactions" in " ".join(narrow.split())
+    assert "more than" not in narrow
+
+
 def test_csv_export_reads_back_in_scope_and_is_audited(money, login):  # noqa: F811
     response = login("merchant_a").get("/console/transactions/export/csv/", {"method": "credit"})
     assert response.status_code == 200

@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import cast
 
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET
 
 from posfleet.billing import exports
 from posfleet.billing.selectors import find_transactions
+from posfleet.console.paging import CappedPaginator
 from posfleet.console.views.base import console_login_required, is_htmx, render_page
 from posfleet.console.views.money.common import signed_in
 from posfleet.console.views.money.forms import PAGE_SIZE, TransactionFilterForm
@@ -62,7 +62,7 @@ def transaction_list(request: HttpRequest) -> HttpResponse:
     )
     if form.range_error:
         transactions = transactions.none()
-    page = Paginator(transactions, PAGE_SIZE).get_page(form.page_number())
+    page = CappedPaginator(transactions, PAGE_SIZE).get_page(form.page_number())
     query = form.canonical()
     params = query.copy()
     params.pop("page", None)
