@@ -22,9 +22,11 @@ Each phase runs in its own subprocess on its own database:
   terminals — same model, agent, merchant, store, status, expiry, firmware; SN = the demo SN + a
   two-digit copy number, a fresh TID for those that have one — by ``platform.bulk.insert_rows`` (the
   import's own insert path; a bulk fixture: the copies have no status periods or audit events of their
-  own; the fleet's counters follow by their triggers). Then (untimed for the pages) the counters'
-  fold, as the scheduler does every 10 minutes, and ``VACUUM ANALYZE`` / ``ANALYZE``, as autovacuum
-  would after a bulk insert.
+  own — with ``--history``, each copy gets its original's status periods and audit events, copied in
+  bulk; the fleet's counters follow by their triggers). The month-end job then stores the ended
+  months' report figures (timed, as ``month_end_seconds``: what the scheduler does every night).
+  Then (untimed for the pages) the counters' fold, as the scheduler does every 10 minutes, and
+  ``VACUUM ANALYZE`` / ``ANALYZE``, as autovacuum would after a bulk insert.
 - measure (per size, on that database): for every page, a warm-up request, then ``--repeat`` rounds
   of ours then raw:
   - **ours** — the page through ``django.test.Client`` with the user signed in
@@ -85,7 +87,46 @@ def phase_template(money_days: int) -> dict[str, object]:
     }
 
 
-def phase_grow(size: int) -> dict[str, object]:
+def _copy_history(last_base_pk: int) -> dict[str, int]:
+    """Each copied terminal gets its original's history: its status periods and its audit events (the
+    events' chain fields are copied as they are, and their sequence numbers are negative, so the real
+    chain appends after them: a bulk fixture for reading, not a chain that verifies)."""
+    from collections import defaultdict
+
+    from posfleet.audit.models import AuditEvent
+    from posfleet.fleet.models import StatusPeriod, Terminal
+    from posfleet.platform.bulk import insert_rows
+
+    base = dict(Terminal.objects.filter(pk__lte=last_base_pk).values_list("sn", "pk"))
+    copies = list(Terminal.objects.filter(pk__gt=last_base_pk).order_by("pk").values_list("sn", "pk"))
+    periods = defaultdict(list)
+    for terminal, *rest in StatusPeriod.objects.filter(terminal_id__in=list(base.values())).values_list(
+        "terminal_id", "status", "started_at", "ended_at"
+    ):
+        periods[terminal].append(rest)
+    fields = [f.name for f in AuditEvent._meta.concrete_fields if f.name not in ("id", "seq", "subject_id")]
+    events = defaultdict(list)
+    for subject, *rest in (
+        AuditEvent.objects.filter(subject_type="terminal", subject_id__in=list(base))
+        .order_by("seq")
+        .values_list("subject_id", *fields)
+    ):
+        events[subject].append(rest)
+    copied_periods = insert_rows(
+        StatusPeriod,
+        ("terminal", "status", "started_at", "ended_at"),
+        ((pk, *row) for sn, pk in copies for row in periods[base[sn[:-2]]]),
+    )
+    seq = iter(range(-(10**15), 0))
+    copied_events = insert_rows(
+        AuditEvent,
+        ("seq", "subject_id", *fields),
+        ((next(seq), sn, *row) for sn, _pk in copies for row in events[sn[:-2]]),
+    )
+    return {"status_periods_copied": copied_periods, "audit_events_copied": copied_events}
+
+
+def phase_grow(size: int, with_history: bool) -> dict[str, object]:
     import django
 
     django.setup()
@@ -117,9 +158,21 @@ def phase_grow(size: int) -> dict[str, object]:
                 made += 1
             copy += 1
 
+    last_base_pk = max(Terminal.objects.values_list("pk", flat=True))
     with transaction.atomic():
         inserted = insert_rows(Terminal, varying, copies())
+    history = {}
+    if with_history:
+        with transaction.atomic():
+            history = _copy_history(last_base_pk)
     grown = time.perf_counter() - started
+    from posfleet.reports.models import MonthEnd
+    from posfleet.reports.month_end import month_end_close
+
+    MonthEnd.objects.all().delete()  # the template's were of its 10,000 terminals
+    closing = time.perf_counter()
+    closed = month_end_close()  # the scheduler's first run over the grown history: every month back
+    close_seconds = time.perf_counter() - closing
     from posfleet.fleet.models import TerminalTally
     from posfleet.fleet.services import tally_compact
 
@@ -141,6 +194,9 @@ def phase_grow(size: int) -> dict[str, object]:
         "tally_rows_before_fold": tally_rows,
         "tally_rows": folded,
         "fold_seconds": round(fold_seconds, 2),
+        **history,
+        "months_closed": len(closed),
+        "month_end_seconds": round(close_seconds, 2),
     }
 
 
@@ -336,6 +392,59 @@ def _pages(agent_path: str, sn_prefix: str, sn_part: str, today: date) -> list[d
     ]
 
 
+def _history_pages(agent_path: str, today: date) -> list[dict[str, object]]:
+    """The reports over the fleet's history (12 months). Raw: what a hand-written report reads for
+    them — the status periods covering the last month's end, and the year's terminal events grouped."""
+    from posfleet.reports.history import month_moment
+    from posfleet.reports.scope import months_back, start_of
+
+    firsts = months_back(12, today)
+    moment = month_moment(firsts[-2])
+    agents = (
+        "SELECT sa.id FROM parties_agent sa JOIN iam_organisation so ON so.id = sa.organisation_id"
+        " WHERE so.path LIKE %s"
+    )
+    like = agent_path + "%"
+    at_end = (
+        "SELECT t.model_id, p.status, COUNT(*) FROM fleet_terminal t"
+        " JOIN fleet_statusperiod p ON p.terminal_id = t.id"
+        " WHERE p.started_at < %s AND (p.ended_at IS NULL OR p.ended_at >= %s){scope}"
+        " GROUP BY t.model_id, p.status"
+    )
+    events = (
+        "SELECT e.event_type, e.reason, COUNT(*) FROM audit_auditevent e"
+        " WHERE e.subject_type = 'terminal' AND e.occurred_at >= %s"
+        " AND e.event_type IN ('terminal.activated', 'terminal.deactivated', 'terminal.deregistered')"
+        " GROUP BY e.event_type, e.reason"
+    )
+    return [
+        {
+            "page": "report: fleet by month (admin)",
+            "user": "admin",
+            "url": "/reports/fleet/?months=12",
+            "raw": [(at_end.format(scope=""), [moment, moment])],
+        },
+        {
+            "page": "report: fleet by month (agent)",
+            "user": "agent1",
+            "url": "/reports/fleet/?months=12",
+            "raw": [(at_end.format(scope=f" AND t.agent_id IN ({agents})"), [moment, moment, like])],
+        },
+        {
+            "page": "report: activity (admin)",
+            "user": "admin",
+            "url": "/reports/activity/?months=12",
+            "raw": [(events, [start_of(firsts[0])])],
+        },
+        {
+            "page": "report: activity (agent)",
+            "user": "agent1",
+            "url": "/reports/activity/?months=12",
+            "raw": [(events, [start_of(firsts[0])])],
+        },
+    ]
+
+
 def _money_pages(agent_path: str, today: date) -> list[dict[str, object]]:
     """The pages that read sales, when the template has them. Their raw baseline is what a
     hand-written report reads: the transactions themselves, grouped (ours reads the sales by month
@@ -445,6 +554,7 @@ def phase_measure(size: int, repeat: int, only: str) -> None:
         clients[name] = sign_in(Client(), user)  # the login's own last step (second factor included)
     sn_part = sample[-6:]  # the last digits on a demo device's label (inside its copies' SNs)
     pages = _pages(agent.organisation.path, sn_prefix, sn_part, today)
+    pages += _history_pages(agent.organisation.path, today)
     from posfleet.billing.models import Transaction
 
     if Transaction.objects.exists():
@@ -515,7 +625,11 @@ def bench_engine(engine, args: argparse.Namespace, work: Path) -> dict[str, obje
     for size in args.sizes:
         url = engine.create(f"size{size}", template)
         try:
-            grown = run_child(__file__, ["--phase", "grow", "--size", str(size)], child_env(url, work))
+            grown = run_child(
+                __file__,
+                ["--phase", "grow", "--size", str(size)] + (["--history"] if args.history else []),
+                child_env(url, work),
+            )
             print(json.dumps({**grown, "engine": engine.name}), flush=True)
             for row in _measure(url, work, size, args):
                 row["engine"] = engine.name
@@ -531,7 +645,7 @@ def child_main(args: argparse.Namespace) -> None:
     if args.phase == "template":
         result = phase_template(args.money_days)
     elif args.phase == "grow":
-        result = phase_grow(args.size)
+        result = phase_grow(args.size, args.history)
     else:
         phase_measure(args.size, args.repeat, args.only)
         return
@@ -550,6 +664,9 @@ def main() -> None:
     parser.add_argument("--only", default="", help="only the pages whose name contains this")
     parser.add_argument(
         "--money-days", type=int, default=0, help="days of the demo's sales in the template (0: none)"
+    )
+    parser.add_argument(
+        "--history", action="store_true", help="copied terminals get their originals' periods and events"
     )
     parser.add_argument("--postgres", action="store_true", help="also PostgreSQL at 127.0.0.1:5432")
     parser.add_argument("--no-sqlite", action="store_true")

@@ -20,6 +20,7 @@ from posfleet.enrollment.tasks import expiry_suspend_task, expiry_sweep_task, re
 from posfleet.fleet.tasks import device_commands_expire_task, tally_compact_task
 from posfleet.notifications.tasks import deliver_due_task
 from posfleet.platform.tasks import dispatch_outbox_task
+from posfleet.reports.tasks import month_end_close_task
 
 JOBS: list[tuple[str, Task[Any, Any], str]] = [
     # (crontab, task, what it is for)
@@ -37,6 +38,7 @@ JOBS: list[tuple[str, Task[Any, Any], str]] = [
     ("40 4 * * *", closure_retention_sweep_task, "shred personal data of merchants closed past retention"),
     ("*/5 * * * *", device_commands_expire_task, "expire device commands not answered in time"),
     ("*/10 * * * *", tally_compact_task, "fold the fleet's counters into one row per agent, model, status"),
+    ("35 0 * * *", month_end_close_task, "store the reports' figures of the months that ended"),
 ]
 
 for schedule, job, _why in JOBS:

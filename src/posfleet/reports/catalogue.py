@@ -23,7 +23,7 @@ from posfleet.iam.models import User
 from posfleet.platform.dates import day_text, moment_text
 from posfleet.platform.errors import NotFound
 from posfleet.platform.money import format_fen
-from posfleet.reports import selectors
+from posfleet.reports import history, selectors
 from posfleet.reports.scope import ReportParams, Viewer
 
 
@@ -188,7 +188,7 @@ def activity_chart(rows: Sequence[Any]) -> Chart:
     series = _sum_by(rows, months, "event", "terminals")
     datasets = [
         {"label": str(EventType(event).label), "data": series[event], "colour": ACTIVITY_COLOURS[event]}
-        for event in (*selectors.ACTIVITY_EVENTS, selectors.CLOSURE_REQUESTED)
+        for event in (*history.ACTIVITY_EVENTS, history.CLOSURE_REQUESTED)
         if event in series
     ]
     return _chart("bar", "count", months, datasets)
@@ -277,7 +277,7 @@ REPORTS: dict[str, Report] = {
                 Column("status_label", gettext_lazy("Status")),
                 Column("terminals", gettext_lazy("Terminals"), K.COUNT),
             ),
-            lambda user, p: selectors.fleet_by_month(user, p.months),
+            lambda user, p: history.fleet_by_month(user, p.months),
             fleet_chart,
             "months",
         ),
@@ -297,7 +297,7 @@ REPORTS: dict[str, Report] = {
                 Column("reason_label", gettext_lazy("Reason")),
                 Column("terminals", gettext_lazy("Terminals"), K.COUNT),
             ),
-            lambda user, p: selectors.activity_by_month(user, p.months),
+            lambda user, p: history.activity_by_month(user, p.months),
             activity_chart,
             "months",
         ),

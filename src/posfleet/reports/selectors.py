@@ -33,12 +33,9 @@ from django.db.models import (
     Subquery,
     Sum,
 )
-from django.db.models.fields.json import KT
 from django.db.models.functions import TruncMonth
 from django.utils.translation import gettext as _
 
-from posfleet.audit.selectors import events_about
-from posfleet.audit.vocabulary import EventType
 from posfleet.billing.selectors import (
     TransactionFilters,
     TransactionKind,
@@ -47,13 +44,12 @@ from posfleet.billing.selectors import (
     search_transactions,
 )
 from posfleet.closure.selectors import cases_visible_to
-from posfleet.closure.states import CaseStatus, ClosureReason
+from posfleet.closure.states import CaseStatus
 from posfleet.enrollment.selectors import visible_applications
 from posfleet.enrollment.states import ApplicationStatus
 from posfleet.fleet.selectors import terminals_visible_to
-from posfleet.fleet.states import IN_SERVICE, TRANSACTING, DeactivationReason, Status
+from posfleet.fleet.states import IN_SERVICE, TRANSACTING
 from posfleet.iam.models import User
-from posfleet.parties.selectors import merchants_visible_to
 from posfleet.platform.clock import now, today
 from posfleet.reports.scope import (
     add_months,
@@ -112,163 +108,7 @@ def _model_name(maker: str, name: str) -> str:
     return f"{maker} {name}"  # as fleet.selectors.count_by_model names a model
 
 
-# -- 1. the fleet by status and model, month by month ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FleetRow:
-    month: str
-    model: str  # terminal model code
-    model_name: str
-    status: str
-    status_label: str
-    terminals: int
-
-
-def fleet_by_month(viewer: User, months: int) -> list[FleetRow]:
-    """How many terminals of each model were in each status at the end of each of the last ``months``
-    months (this month: now), from the terminals' status periods — two queries whatever the months.
-
-    A terminal is in a period's status from its start (inclusive) to its end (exclusive); before its
-    first period it was in stock since it was registered (imports write no period:
-    ``fleet.models.StatusPeriod``)."""
-    at = now()
-    firsts = months_back(months, today())
-    moments = [min(start_of(add_months(first, 1)), at) for first in firsts]
-    terminals = terminals_visible_to(viewer).order_by()
-    covering = {
-        f"m{i}": Count(
-            "pk",
-            filter=Q(status_periods__started_at__lt=moment)
-            & (Q(status_periods__ended_at__isnull=True) | Q(status_periods__ended_at__gte=moment)),
-        )
-        for i, moment in enumerate(moments)
-    }
-    in_periods = (
-        terminals.filter(  # one filter(): one join of the periods, which the counts below reuse
-            Q(status_periods__started_at__lt=moments[-1])
-            & (Q(status_periods__ended_at__isnull=True) | Q(status_periods__ended_at__gte=moments[0]))
-        )
-        .values("model__code", "model__maker", "model__name", "status_periods__status")
-        .annotate(**covering)
-    )
-    # Before their first period: registered by then, no period started by then.
-    not_started = {
-        **{
-            f"r{i}": Count("pk", distinct=True, filter=Q(registered_at__lt=moment))
-            for i, moment in enumerate(moments)
-        },
-        **{
-            f"p{i}": Count("pk", distinct=True, filter=Q(status_periods__started_at__lt=moment))
-            for i, moment in enumerate(moments)
-        },
-    }
-    in_stock = terminals.values("model__code", "model__maker", "model__name").annotate(**not_started)
-
-    counts: dict[tuple[int, str, str], int] = {}
-    names: dict[str, str] = {}
-    for row in cast(list[dict[str, Any]], list(in_periods)):
-        names[row["model__code"]] = _model_name(row["model__maker"], row["model__name"])
-        for i in range(len(moments)):
-            if row[f"m{i}"]:
-                key = (i, row["model__code"], row["status_periods__status"])
-                counts[key] = counts.get(key, 0) + row[f"m{i}"]
-    for row in cast(list[dict[str, Any]], list(in_stock)):
-        names[row["model__code"]] = _model_name(row["model__maker"], row["model__name"])
-        for i in range(len(moments)):
-            waiting = row[f"r{i}"] - row[f"p{i}"]
-            if waiting > 0:
-                key = (i, row["model__code"], Status.IN_STOCK.value)
-                counts[key] = counts.get(key, 0) + waiting
-    order = {status.value: n for n, status in enumerate(Status)}
-    return [
-        FleetRow(
-            month=month_key(firsts[i]),
-            model=code,
-            model_name=names[code],
-            status=status,
-            status_label=_label(Status, status),
-            terminals=n,
-        )
-        for (i, code, status), n in sorted(
-            counts.items(), key=lambda kv: (kv[0][0], kv[0][1], order.get(kv[0][2], 99))
-        )
-    ]
-
-
-# -- 2. activations, deactivations and closures per month, with their reasons ------------------------
-
-ACTIVITY_EVENTS = (
-    EventType.TERMINAL_ACTIVATED,
-    EventType.TERMINAL_DEACTIVATED,
-    EventType.TERMINAL_DEREGISTERED,
-)
-CLOSURE_REQUESTED = EventType.CLOSURE_REQUESTED
-
-
-@dataclass(frozen=True)
-class ActivityRow:
-    month: str
-    event: str  # the audit event type: terminal.activated, terminal.deactivated, closure.requested…
-    event_label: str
-    reason: str  # a deactivation reason (fleet.states) or a closure reason (closure.states); "" if none
-    reason_label: str
-    terminals: int
-
-
-def activity_by_month(viewer: User, months: int) -> list[ActivityRow]:
-    """Per month: terminals activated, deactivated (by deactivation reason) and deregistered (by
-    reason) — from the audit chain, the one record of every change and its reason, each counted for
-    the merchant the terminal was with — and the terminals of the closure cases asked for (by closure
-    reason). Two queries."""
-    first = months_back(months, today())[0]
-    since = start_of(first)
-    events = events_about("terminal")
-    if not viewer.is_provider_staff:
-        # The merchant the terminal was with at the time (its audit snapshot, ``Terminal.snapshot``),
-        # among those the viewer sees: a closed terminal back in the warehouse still counts for the
-        # agent whose merchant closed it.
-        mids = merchants_visible_to(viewer).order_by().values("mid")
-        events = events.annotate(merchant=KT("before__merchant")).filter(merchant__in=mids)
-    changes = (
-        events.filter(event_type__in=[e.value for e in ACTIVITY_EVENTS], occurred_at__gte=since)
-        .order_by()
-        .annotate(month=_by_month("occurred_at"))
-        .values("month", "event_type", "reason")
-        .annotate(n=Count("pk"))
-    )
-    closures = (
-        cases_visible_to(viewer)
-        .filter(requested_at__gte=since)
-        .order_by()
-        .annotate(month=_by_month("requested_at"))
-        .values("month", "reason")
-        .annotate(n=Count("terminals"))
-    )
-    rows = [
-        ActivityRow(
-            month=_month(r["month"]),
-            event=r["event_type"],
-            event_label=_label(EventType, r["event_type"]),
-            reason=r["reason"] or "",
-            reason_label=_label(DeactivationReason, r["reason"]) if r["reason"] else "",
-            terminals=r["n"],
-        )
-        for r in changes
-    ] + [
-        ActivityRow(
-            month=_month(r["month"]),
-            event=CLOSURE_REQUESTED.value,
-            event_label=str(CLOSURE_REQUESTED.label),
-            reason=r["reason"],
-            reason_label=_label(ClosureReason, r["reason"]),
-            terminals=r["n"],
-        )
-        for r in closures
-        if r["n"]
-    ]
-    order = {e.value: n for n, e in enumerate((*ACTIVITY_EVENTS, CLOSURE_REQUESTED))}
-    return sorted(rows, key=lambda r: (r.month, order[r.event], r.reason))
+# -- 1. the fleet by status and model and 2. activity, month by month: reports/history.py ---------
 
 
 # -- 3. dormant terminals ----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import Any
 
 import time_machine
 from django.db import connection
+from django.db.models import Sum
 from django.test import Client, TestCase
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone, translation
@@ -31,9 +32,11 @@ from posfleet.enrollment.states import review_overdue
 from posfleet.fleet import selectors as fleet
 from posfleet.platform.clock import now
 from posfleet.platform.context import Actor
-from posfleet.reports import selectors
+from posfleet.reports import history, selectors
 from posfleet.reports.catalogue import REPORTS, run
-from posfleet.reports.scope import ReportParams, report_viewer
+from posfleet.reports.models import MonthEnd
+from posfleet.reports.month_end import month_end_close
+from posfleet.reports.scope import MONTHS_MAX, ReportParams, report_viewer
 from posfleet.reports.tests.world import NOW, SH, build_history
 from posfleet.testing.personas import build_world
 from posfleet.testing.sessions import sign_in
@@ -56,8 +59,8 @@ def table_of(html: str) -> list[dict[str, str]]:
 
 # Each report's selector, called as the reader's own (three months back or ahead; dormant: 20 days).
 SELECTED = {
-    "fleet": lambda user: selectors.fleet_by_month(user, 3),
-    "activity": lambda user: selectors.activity_by_month(user, 3),
+    "fleet": lambda user: history.fleet_by_month(user, 3),
+    "activity": lambda user: history.activity_by_month(user, 3),
     "dormant": lambda user: selectors.dormant_terminals(user, 20),
     "expiry": lambda user: selectors.expiry_forecast(user, 3),
     "transactions": lambda user: selectors.transaction_volume(user, 3),
@@ -153,6 +156,31 @@ class ReportsTests(TestCase):
         labels = {x.reason: x.reason_label for x in self.rows("activity", "admin")}
         assert labels["shop_closed"] not in ("", "shop_closed")  # the closure reason's own words
 
+    def test_stored_month_ends_give_the_live_figures_without_reading_the_history(self) -> None:
+        """The month-end job stores the ended months once; the reports then read those (not the status
+        periods or the audit chain) and show exactly what they computed live before."""
+        readers = ("admin", "agent_a", "agent_b", "agent_a1")
+        live = {(r, name): self.rows(r, name) for r in ("fleet", "activity") for name in readers}
+        stored = month_end_close()
+        assert [f"{m:%Y-%m}" for m in stored[-3:]] == ["2026-09", "2026-10", "2026-11"]
+        assert len(stored) == MONTHS_MAX
+        assert month_end_close() == []  # safe to run twice: a month is stored once
+        for (report, name), rows in live.items():
+            with CaptureQueriesContext(connection) as queries:
+                again = self.rows(report, name)
+            assert again == rows, (report, name)
+            sql = [q["sql"] for q in queries.captured_queries]
+            assert not any("fleet_statusperiod" in q for q in sql), (report, name)  # now: the counters
+            if report == "activity":  # this month's events, in one query
+                assert len([q for q in sql if "audit_auditevent" in q]) == 1, name
+        october = MonthEnd.objects.get(month=date(2026, 10, 1))
+        assert october.fleet.aggregate(n=Sum("terminals"))["n"] == 6
+        assert set(october.activity.values_list("agent__code", "event_type", "terminals")) == {
+            ("AG-A", "terminal.activated", 4),  # under the agent of the merchant the terminal was with
+            ("AG-A1", "terminal.activated", 1),
+            ("AG-B", "terminal.activated", 1),
+        }
+
     def test_dormant_terminals_are_the_active_ones_without_a_recent_approved_sale(self) -> None:
         def sns(name: str, days: int) -> list[str]:
             return [x.sn for x in self.rows("dormant", name, ReportParams(days=days))]
@@ -226,6 +254,7 @@ class ReportsTests(TestCase):
         self,
     ) -> None:
         admin = self.user("admin")
+        month_end_close()  # as the scheduler has every night: ended months read from their figures
         for report in REPORTS.values():
             params = ReportParams(months=3, days=20)
             with CaptureQueriesContext(connection) as queries:
