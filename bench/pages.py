@@ -445,7 +445,7 @@ def _history_pages(agent_path: str, today: date) -> list[dict[str, object]]:
     ]
 
 
-def _money_pages(agent_path: str, today: date) -> list[dict[str, object]]:
+def _money_pages(agent_path: str, agent_code: str, today: date) -> list[dict[str, object]]:
     """The pages that read sales, when the template has them. Their raw baseline is what a
     hand-written report reads: the transactions themselves, grouped (ours reads the sales by month
     that ingest keeps, docs/adr/0036)."""
@@ -501,7 +501,7 @@ def _money_pages(agent_path: str, today: date) -> list[dict[str, object]]:
         {
             "page": "agent's own page",
             "user": "agent1",
-            "url": "/agents/me/",
+            "url": f"/agents/{agent_code}/",
             "raw": [(volume.format(scope=mine), [first, like])],
         },
         {
@@ -558,7 +558,10 @@ def phase_measure(size: int, repeat: int, only: str) -> None:
     from posfleet.billing.models import Transaction
 
     if Transaction.objects.exists():
-        pages += _money_pages(agent.organisation.path, today)
+        from posfleet.parties.models import Agent
+
+        code = Agent.objects.get(organisation=agent.organisation).code
+        pages += _money_pages(agent.organisation.path, code, today)
     for page in pages:
         if only and only not in str(page["page"]):
             continue
