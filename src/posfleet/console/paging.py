@@ -9,22 +9,24 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
 COUNT_CAP = 10_000
 
 
 class CappedPaginator(Paginator):
-    def __init__(self, object_list: Any, per_page: int, cap: int = COUNT_CAP) -> None:
+    def __init__(self, object_list: QuerySet[Any], per_page: int, cap: int = COUNT_CAP) -> None:
         super().__init__(object_list, per_page)
+        self.rows = object_list
         self.cap = cap
 
     @cached_property
     def count(self) -> int:
         """The matching rows, up to ``cap``."""
-        return min(self.object_list[: self.cap + 1].count(), self.cap)
+        return min(self.rows[: self.cap + 1].count(), self.cap)
 
     @cached_property
     def capped(self) -> bool:
         """Whether more rows match than the count says (``count`` is the cap)."""
-        return self.count == self.cap and self.object_list[self.cap : self.cap + 1].exists()
+        return self.count == self.cap and self.rows[self.cap : self.cap + 1].exists()
