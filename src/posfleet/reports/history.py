@@ -224,6 +224,18 @@ def _ranges(firsts: Iterable[date], until: datetime) -> Q:
     return q
 
 
+def per_month(firsts: Sequence[date], until: datetime) -> dict[str, Count]:
+    """One count per month of ``firsts`` (``m0``, ``m1``…) of the events within it (up to ``until``):
+    plain comparisons of ``occurred_at``, where grouping by a truncated date would call a function on
+    every event (on SQLite, Python's)."""
+    return {
+        f"m{i}": Count(
+            "pk", filter=Q(occurred_at__gte=start_of(first), occurred_at__lt=min(month_moment(first), until))
+        )
+        for i, first in enumerate(firsts)
+    }
+
+
 def activity_events(firsts: Iterable[date], until: datetime) -> QuerySet[Any]:
     """The terminal changes the activity report counts, in these months: activations, deactivations
     and deregistrations from the audit chain, the one record of every change and its reason."""
@@ -247,12 +259,7 @@ def activity_by_month(viewer: User, months: int) -> list[ActivityRow]:
         # agent whose merchant closed it.
         mids = merchants_visible_to(viewer).order_by().values("mid")
         events = events.annotate(merchant=KT("before__merchant")).filter(merchant__in=mids)
-    changes = (
-        events.order_by()
-        .annotate(month=_by_month("occurred_at"))
-        .values("month", "event_type", "reason")
-        .annotate(n=Count("pk"))
-    )
+    changes = events.order_by().values("event_type", "reason").annotate(**per_month(live, now()))
     closures = (
         cases_visible_to(viewer)
         .filter(requested_at__gte=start_of(firsts[0]))
@@ -262,7 +269,10 @@ def activity_by_month(viewer: User, months: int) -> list[ActivityRow]:
         .annotate(n=Count("terminals"))
     )
     found = [(r["month"], r["event_type"], r["reason"] or "", r["n"]) for r in stored] + [
-        (r["month"], r["event_type"], r["reason"] or "", r["n"]) for r in changes
+        (first, r["event_type"], r["reason"] or "", r[f"m{i}"])
+        for r in (changes if live else ())
+        for i, first in enumerate(live)
+        if r[f"m{i}"]
     ]
     rows = [
         ActivityRow(

@@ -14,20 +14,18 @@ stays right; the month in progress is always read live."""
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime
+from datetime import date
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count
 from django.db.models.fields.json import KT
 
 from posfleet.fleet.selectors import Terminal
 from posfleet.parties.selectors import Merchant
 from posfleet.platform.bulk import insert_rows
 from posfleet.platform.clock import now, today
-from posfleet.reports.history import activity_events, fleet_at, month_moment
+from posfleet.reports.history import activity_events, fleet_at, month_moment, per_month
 from posfleet.reports.models import ActivityMonth, FleetMonthEnd, MonthEnd
 from posfleet.reports.scope import MONTHS_MAX, months_back
-from posfleet.reports.selectors import _by_month
 
 
 def months_to_close(on: date | None = None) -> list[date]:
@@ -51,16 +49,18 @@ def month_end_close(on: date | None = None) -> list[date]:
         fleet[(firsts[i], agent, model, status)] += n
     changes = (
         activity_events(firsts, at)
-        .annotate(merchant=KT("before__merchant"), month=_by_month("occurred_at"))
+        .annotate(merchant=KT("before__merchant"))
         .order_by()
-        .values_list("month", "event_type", "reason", "merchant")
-        .annotate(n=Count("pk"))
+        .values("event_type", "reason", "merchant")
+        .annotate(**per_month(firsts, at))
     )
     agent_of = dict(Merchant.objects.values_list("mid", "agent_id"))
     activity: dict[tuple[date, int | None, str, str], int] = defaultdict(int)
-    for month, event, reason, merchant, n in changes.iterator(chunk_size=5000):
-        first = month.date() if isinstance(month, datetime) else month
-        activity[(first, agent_of.get(merchant) if merchant else None, event, reason or "")] += n
+    for row in changes.iterator(chunk_size=5000):
+        agent = agent_of.get(row["merchant"]) if row["merchant"] else None
+        for i, first in enumerate(firsts):
+            if row[f"m{i}"]:
+                activity[(first, agent, row["event_type"], row["reason"] or "")] += row[f"m{i}"]
     stored = []
     for first in firsts:
         try:
