@@ -22,11 +22,17 @@ class CappedPaginator(Paginator):
         self.cap = cap
 
     @cached_property
+    def counted(self) -> int:
+        """The matching rows up to ``cap + 1``: their ids only, in no order (any ``cap + 1`` of them
+        answer "more than the cap?", so no sort and no annotation is computed for the count)."""
+        return self.rows.order_by().values("pk")[: self.cap + 1].count()
+
+    @cached_property
     def count(self) -> int:
         """The matching rows, up to ``cap``."""
-        return min(self.rows[: self.cap + 1].count(), self.cap)
+        return min(self.counted, self.cap)
 
     @cached_property
     def capped(self) -> bool:
         """Whether more rows match than the count says (``count`` is the cap)."""
-        return self.count == self.cap and self.rows[self.cap : self.cap + 1].exists()
+        return self.counted > self.cap

@@ -101,6 +101,9 @@ class Transaction(models.Model):
             # TID's whole history).
             models.Index(fields=["txn_date", "tid"], name="txn_date_tid_idx"),
             models.Index(fields=["terminal", "occurred_at"], name="txn_terminal_time_idx"),
+            # The transaction list's default order (newest first): its first page without sorting
+            # every transaction in scope.
+            models.Index(fields=["occurred_at", "id"], name="txn_time_idx"),
         ]
 
     def __str__(self) -> str:
