@@ -415,7 +415,7 @@ def application_step(request: HttpRequest, number: str, step: str) -> HttpRespon
                 "checked": post.getlist("checked"),
             }
             context = _detail_context(request, application, posted=posted)
-            return render_page(request, "console/applications/detail.html", context, status=exc.status)
+            return render_page(request, "console/applications/detail.html", context)
     else:
         messages.success(request, done)
     return HttpResponseRedirect(reverse("console:application", args=[number]))
