@@ -65,6 +65,8 @@ def test_a_merchant_reads_its_home_on_a_phone_in_chinese_and_english(
         no_sideways_scroll(page)
 
         page.locator(".navbar-toggler").click()
+        # The menu's opening animation done (a click while it slides in can miss the button).
+        expect(page.locator(".navbar-collapse.show")).to_be_visible()
         page.get_by_test_id("language-switch").click()
         expect(page.locator("html")).to_have_attribute("lang", "en")
         expect(page.get_by_test_id("home-money")).to_contain_text("Next payout")
