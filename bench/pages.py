@@ -436,7 +436,7 @@ def _history_pages(agent_path: str, today: date) -> list[dict[str, object]]:
             "url": "/reports/activity/?months=12",
             "raw": [(events, [start_of(firsts[0])])],
         },
-        {
+        {  # raw: the fleet-wide count (checking each event's merchant against the agent adds to it)
             "page": "report: activity (agent)",
             "user": "agent1",
             "url": "/reports/activity/?months=12",

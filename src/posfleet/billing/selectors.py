@@ -51,7 +51,7 @@ from posfleet.billing.statements.settlements import SettlementRow, settlement_ro
 from posfleet.fleet.selectors import Terminal
 from posfleet.iam.models import User
 from posfleet.iam.selectors import provider, scope_of
-from posfleet.parties.selectors import agents_visible_to, merchants_visible_to
+from posfleet.parties.selectors import by_visible_agent, merchants_visible_to
 from posfleet.platform.errors import NotFound
 from posfleet.platform.exports import Column, ColumnType
 
@@ -168,11 +168,8 @@ def sales_months_visible_to(user: User) -> QuerySet[SalesMonth]:
     """The sales by month (``SalesMonth``) ``user`` may read: the provider's staff all of them, an
     agent those of the agents it sees (its subtree: the sales its merchants made while they were its
     merchants), anyone else none."""
-    if not user.is_authenticated or not user.is_active:
-        return SalesMonth.objects.none()
-    if is_staff(user):
-        return SalesMonth.objects.all()
-    return SalesMonth.objects.filter(agent__in=agents_visible_to(user).values("pk"))
+    scope = by_visible_agent(user)
+    return SalesMonth.objects.none() if scope is None else SalesMonth.objects.filter(scope)
 
 
 def search_transactions(user: User, filters: TransactionFilters) -> QuerySet[Transaction]:

@@ -7,22 +7,17 @@ from django.db.models import Count, QuerySet, Sum
 
 from posfleet.fleet.models import Terminal, TerminalTally
 from posfleet.iam.models import Role, User
-from posfleet.parties.selectors import agents_visible_to
+from posfleet.parties.selectors import by_visible_agent
 
 
 def tallies_of(user: User) -> QuerySet[TerminalTally] | None:
     """The fleet's counters of the terminals ``user`` may see (``terminals_visible_to``'s scope): all
     for provider staff, its subtree's agents for an agent; None for a merchant (counted live: the
     counters have no merchant, and a merchant has a handful of terminals)."""
-    if not user.is_authenticated or not user.is_active:
-        return TerminalTally.objects.none()
-    if user.is_provider_staff:
-        return TerminalTally.objects.all()
-    if user.role == Role.AGENT and user.organisation is not None:
-        return TerminalTally.objects.filter(agent_id__in=agents_visible_to(user).values("pk"))
-    if user.role == Role.MERCHANT and user.organisation_id is not None:
+    if user.is_authenticated and user.is_active and user.role == Role.MERCHANT and user.organisation_id:
         return None
-    return TerminalTally.objects.none()
+    scope = by_visible_agent(user)
+    return TerminalTally.objects.none() if scope is None else TerminalTally.objects.filter(scope)
 
 
 def tally_differences() -> dict[tuple[int | None, int, str], tuple[int, int]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from posfleet.iam.models import Role, User
 from posfleet.parties.channels import BindingStatus
@@ -20,6 +20,19 @@ def agents_visible_to(user: User) -> QuerySet[Agent]:
     if user.role == Role.AGENT and user.organisation is not None:
         return qs.filter(organisation__path__startswith=user.organisation.path)
     return qs.none()
+
+
+def by_visible_agent(user: User, field: str = "agent_id") -> Q | None:
+    """The filter of rows kept per agent (counters, sales by month, month-end figures) that ``user``
+    may add up: every row for the provider's staff (``Q()``), its subtree's agents' for an agent (the
+    rule of ``agents_visible_to``); None for anyone else (nothing)."""
+    if not user.is_authenticated or not user.is_active:
+        return None
+    if user.is_provider_staff:
+        return Q()
+    if user.role == Role.AGENT and user.organisation is not None:
+        return Q(**{f"{field}__in": agents_visible_to(user).values("pk")})
+    return None
 
 
 def merchants_visible_to(user: User) -> QuerySet[Merchant]:

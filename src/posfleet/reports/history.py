@@ -25,8 +25,8 @@ from posfleet.closure.states import ClosureReason
 from posfleet.fleet.selectors import terminals_visible_to
 from posfleet.fleet.states import DeactivationReason, Status
 from posfleet.fleet.tallies import tallies_of
-from posfleet.iam.models import Role, User
-from posfleet.parties.selectors import agents_visible_to, merchants_visible_to
+from posfleet.iam.models import User
+from posfleet.parties.selectors import by_visible_agent, merchants_visible_to
 from posfleet.platform.clock import now, today
 from posfleet.reports.models import MonthEnd
 from posfleet.reports.scope import add_months, month_key, months_back, start_of
@@ -46,13 +46,8 @@ def _stored(
     """(the months of ``firsts`` whose figures are stored, their rows ``viewer`` may add up — all for
     the provider's staff, its subtree's agents' for an agent, through ``agents_visible_to`` — summed by
     ``fields``): one query, the stored months LEFT JOINed to their rows."""
-    if not firsts or not viewer.is_authenticated or not viewer.is_active:
-        return set(), []
-    if viewer.is_provider_staff:
-        mine = Q()
-    elif viewer.role == Role.AGENT and viewer.organisation is not None:
-        mine = Q(**{f"{relation}__agent_id__in": agents_visible_to(viewer).values("pk")})
-    else:
+    mine = by_visible_agent(viewer, f"{relation}__agent_id")
+    if not firsts or mine is None:
         return set(), []
     rows = (  # every agent's rows of the months are joined (a few hundred), the scope's summed
         MonthEnd.objects.filter(month__in=firsts)
