@@ -7,6 +7,8 @@ client (signed in), against the raw indexed SQL that reads the same rows, per fl
     python bench/pages.py --postgres                   # also PostgreSQL (scratch databases, dropped after)
     python bench/pages.py --postgres --no-sqlite --repeat 3
     python bench/pages.py --sizes 10000 --money-days 90   # with 90 days of sales: reports, agent page
+    python bench/pages.py --sizes 1000000 --money-days 90 --history --keep /tmp/kept   # keep the grown db
+    python bench/pages.py --sizes 1000000 --reuse sqlite:////tmp/kept/pages-1000000.sqlite3  # measure again
 
 Each phase runs in its own subprocess on its own database:
 
@@ -47,6 +49,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import sys
 import time
@@ -638,10 +641,48 @@ def bench_engine(engine, args: argparse.Namespace, work: Path) -> dict[str, obje
                 row["engine"] = engine.name
                 print(json.dumps(row), flush=True)
                 results.append(row)
+            if args.keep:
+                url = _keep(engine, url, size, args.keep)
         finally:
-            engine.drop(url)
+            if not url.startswith("kept:"):
+                engine.drop(url)
     engine.drop(template)
     return {"engine": engine.name, "rows": results}
+
+
+def _keep(engine, url: str, size: int, folder: str) -> str:  # type: ignore[no-untyped-def]
+    """Keep the grown database for ``--reuse``: SQLite's file moves into ``folder``, a PostgreSQL
+    database is renamed ``bench_pages_kept_<size>``. Returns ``kept:<url>`` (not to be dropped)."""
+    if url.startswith("sqlite:///"):
+        target = Path(folder) / f"pages-{size}.sqlite3"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{target}{suffix}").unlink(missing_ok=True)
+        shutil.move(url.removeprefix("sqlite:///"), target)
+        kept = f"sqlite:///{target}"
+    else:
+        name, new = url.rsplit("/", 1)[1], f"bench_pages_kept_{size}"
+        engine._admin(f'DROP DATABASE IF EXISTS "{new}" WITH (FORCE)')
+        engine._admin(f'ALTER DATABASE "{name}" RENAME TO "{new}"')
+        engine.made.remove(name)
+        kept = url.rsplit("/", 1)[0] + "/" + new
+    print(json.dumps({"kept": kept, "size": size, "engine": engine.name}), flush=True)
+    return f"kept:{kept}"
+
+
+def reuse(args: argparse.Namespace) -> None:
+    """Measure the pages again on a database kept by ``--keep`` (after a change to the code)."""
+    import tempfile
+
+    rows: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory(prefix="posfleet-bench-pages-") as tmp:
+        for size in args.sizes:
+            rows.extend(_measure(args.reuse, Path(tmp), size, args))
+    engine = "sqlite" if args.reuse.startswith("sqlite") else "postgresql"
+    for row in rows:
+        row["engine"] = engine
+        print(json.dumps(row), flush=True)
+    _table({"engine": engine, "rows": rows})
 
 
 def child_main(args: argparse.Namespace) -> None:
@@ -654,6 +695,22 @@ def child_main(args: argparse.Namespace) -> None:
         return
     result["peak_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps(result))
+
+
+def _table(summary: dict[str, object]) -> None:
+    print()
+    print(f"### {summary['engine']}")
+    print()
+    print("| page | terminals | ours ms | raw ms | **ours / raw** |")
+    print("|---|---:|---:|---:|---:|")
+    for r in summary["rows"]:  # type: ignore[attr-defined]
+        ours, raw = [float(x) for x in r["ours_ms"]], [float(x) for x in r["raw_ms"]]
+        ratio = statistics.median(ours) / max(statistics.median(raw), 0.01)
+        flag = "" if statistics.median(ours) < 1000 else " ⚠"
+        print(
+            f"| {r['page']} | {r['size']:,} | {spread(ours, ',.0f')}{flag} | {spread(raw, ',.1f')} "
+            f"| **{ratio:,.1f}** |"
+        )
 
 
 def main() -> None:
@@ -673,6 +730,10 @@ def main() -> None:
     )
     parser.add_argument("--postgres", action="store_true", help="also PostgreSQL at 127.0.0.1:5432")
     parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--keep", metavar="DIR", help="keep each grown database (SQLite: in DIR) for --reuse")
+    parser.add_argument(
+        "--reuse", metavar="URL", help="only measure, on a database kept by --keep (give --sizes its size)"
+    )
     parser.add_argument("--phase", choices=["template", "grow", "measure"], help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -683,21 +744,11 @@ def main() -> None:
     args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     if any(s < BASE for s in args.sizes):
         raise SystemExit(f"sizes start at the demo's {BASE:,} terminals")
-    summaries = each_engine("pages", args, bench_engine)
-    for summary in summaries:
-        print()
-        print(f"### {summary['engine']}")
-        print()
-        print("| page | terminals | ours ms | raw ms | **ours / raw** |")
-        print("|---|---:|---:|---:|---:|")
-        for r in summary["rows"]:  # type: ignore[attr-defined]
-            ours, raw = [float(x) for x in r["ours_ms"]], [float(x) for x in r["raw_ms"]]
-            ratio = statistics.median(ours) / max(statistics.median(raw), 0.01)
-            flag = "" if statistics.median(ours) < 1000 else " ⚠"
-            print(
-                f"| {r['page']} | {r['size']:,} | {spread(ours, ',.0f')}{flag} | {spread(raw, ',.1f')} "
-                f"| **{ratio:,.1f}** |"
-            )
+    if args.reuse:
+        reuse(args)
+        return
+    for summary in each_engine("pages", args, bench_engine):
+        _table(summary)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ from posfleet.iam.selectors import provider, scope_of
 from posfleet.parties.selectors import by_visible_agent, merchants_visible_to
 from posfleet.platform.errors import NotFound
 from posfleet.platform.exports import Column, ColumnType
+from posfleet.platform.prepared import Prepared
 
 MERCHANT_ACCOUNT_KINDS = (
     AccountKind.SETTLEMENT_PAYABLE,
@@ -540,11 +541,22 @@ TRANSACTION_COLUMNS: tuple[Column, ...] = (
 )
 
 
+_RECORDED = Prepared(  # asked for every sale the gateway receives: compiled once (platform/prepared.py)
+    lambda tid, batch_no, trace_no, txn_date: (
+        Transaction.objects.filter(tid=tid, batch_no=batch_no, trace_no=trace_no, txn_date=txn_date)
+        .order_by()
+        .values_list("pk")[:1]
+    ),
+    "tid",
+    "batch_no",
+    "trace_no",
+    dates=("txn_date",),
+)
+
+
 def transaction_recorded(tid: str, batch_no: str, trace_no: str, txn_date: date) -> bool:
     """Whether the acquirer's natural key (TID, batch, trace, date) is taken (the gateway's ``94``)."""
-    return Transaction.objects.filter(
-        tid=tid, batch_no=batch_no, trace_no=trace_no, txn_date=txn_date
-    ).exists()
+    return bool(_RECORDED.rows(tid=tid, batch_no=batch_no, trace_no=trace_no, txn_date=txn_date))
 
 
 # -- plan change requests (ADR 0027; billing/services/plan_changes.py writes them) ----------------------

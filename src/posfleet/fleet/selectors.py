@@ -33,6 +33,8 @@ from posfleet.iam.models import Role, User
 from posfleet.iam.selectors import organisations_told
 from posfleet.parties.selectors import Agent, agents_visible_to
 from posfleet.platform.errors import NotFound
+from posfleet.platform.models import DataKey
+from posfleet.platform.prepared import Prepared
 
 # The fleet's types other contexts name (they read through the functions below, never query them).
 __all__ = [
@@ -388,41 +390,53 @@ def status_history(terminal_ids: list[int]) -> list[tuple[int, str, datetime, da
     )
 
 
+# In the models' field order (``Model.from_db`` reads them in that order).
+_GATEWAY_KEY_FIELDS = ("pk", "terminal_id", "scheme", "data_key_id", "master_sealed", "session_sealed")
+_GATEWAY_DATA_KEY_FIELDS = ("kek_id", "wrapped", "created_at", "shredded_at")
+_GATEWAY_TERMINAL = ("sn", "status", "model__key_scheme", "merchant__mid")
+# The gateway's look-ups, made on every message: compiled once per connection (platform/prepared.py).
+_GATEWAY_LIVE_KEY = Prepared(
+    lambda tid: (
+        TerminalKey.objects.filter(terminal__tid=tid, revoked_at__isnull=True)
+        .order_by()
+        .values_list(
+            *_GATEWAY_KEY_FIELDS,
+            *(f"data_key__{name}" for name in _GATEWAY_DATA_KEY_FIELDS),
+            *(f"terminal__{name}" for name in _GATEWAY_TERMINAL),
+        )[:1]
+    ),
+    "tid",
+)
+_GATEWAY_TERMINAL_ONLY = Prepared(
+    lambda tid: Terminal.objects.filter(tid=tid).order_by().values_list("pk", *_GATEWAY_TERMINAL)[:1], "tid"
+)
+
+
 def terminal_for_gateway(tid: str) -> tuple[dict[str, Any] | None, TerminalKey | None]:
     """What the gateway checks a message against, by TID: the terminal's ``pk``, ``sn``, ``status``,
     ``mid`` (its merchant's) and ``key_scheme`` (its model's), and its live key (with its data key) if
     it has one. One query when it has a live key (every active terminal), two otherwise. Committed
-    state, never cached."""
+    state, never cached (only the queries' SQL is: ``Prepared``). The key carries the fields the
+    gateway uses; reading another one loads it from the database, as a deferred field does."""
     if not tid:
         return None, None
-    key = (
-        TerminalKey.objects.filter(terminal__tid=tid, revoked_at__isnull=True)
-        .select_related("data_key")
-        .annotate(
-            gateway_sn=F("terminal__sn"),
-            gateway_status=F("terminal__status"),
-            gateway_scheme=F("terminal__model__key_scheme"),
-            gateway_mid=F("terminal__merchant__mid"),
+    found = _GATEWAY_LIVE_KEY.rows(tid=tid)
+    if found:
+        values = found[0]
+        key_values = values[: len(_GATEWAY_KEY_FIELDS)]
+        rest = values[len(_GATEWAY_KEY_FIELDS) :]
+        data_values, (sn, status, scheme, mid) = rest[: len(_GATEWAY_DATA_KEY_FIELDS)], rest[-4:]
+        key = TerminalKey.from_db("default", ["id", "terminal_id", *_GATEWAY_KEY_FIELDS[2:]], key_values)
+        key.data_key = DataKey.from_db(
+            "default", ["id", *_GATEWAY_DATA_KEY_FIELDS], (key.data_key_id, *data_values)
         )
-        .order_by()
-        .first()
-    )
-    if key is not None:
-        row = {
-            "pk": key.terminal_id,
-            "sn": key.gateway_sn,
-            "status": key.gateway_status,
-            "model__key_scheme": key.gateway_scheme,
-            "mid": key.gateway_mid,
-        }
+        row = {"pk": key.terminal_id, "sn": sn, "status": status, "model__key_scheme": scheme, "mid": mid}
         return row, key
-    found = (
-        Terminal.objects.filter(tid=tid)
-        .values("pk", "sn", "status", "model__key_scheme", mid=F("merchant__mid"))
-        .order_by()
-        .first()
-    )
-    return (dict(found) if found is not None else None), None
+    terminal = _GATEWAY_TERMINAL_ONLY.rows(tid=tid)
+    if not terminal:
+        return None, None
+    pk, sn, status, scheme, mid = terminal[0]
+    return {"pk": pk, "sn": sn, "status": status, "model__key_scheme": scheme, "mid": mid}, None
 
 
 # -- device health: online, offline, silent; relocation alerts -----------------------------------------

@@ -17,6 +17,7 @@ from posfleet.audit.vocabulary import EventType
 from posfleet.billing.models import Account, AccountKind, DailyTotal, Entry, Journal, Transaction
 from posfleet.billing.services.plans import RuleSpec, plan_version_add
 from posfleet.billing.services.transactions import MAX_BATCH, TxnIn, transactions_ingest
+from posfleet.billing.services.transactions.ingest import EXACT_KEYS
 from posfleet.billing.verify import verify_ledger
 from posfleet.fleet.services import terminal_transition
 from posfleet.fleet.states import Status
@@ -161,6 +162,27 @@ def test_a_replayed_batch_returns_the_stored_results_and_changes_nothing(world, 
     assert [r.replayed for r in again] == [True] * 4
     assert (ledger_state(), Transaction.objects.count(), AuditEvent.objects.count()) == before
     assert Transaction.objects.count() == 4
+    assert verify_ledger().ok
+
+
+@pytest.mark.parametrize("group", [3, EXACT_KEYS + 20], ids=["a few keys, looked up exactly", "a large feed"])
+def test_replays_are_found_among_a_busy_terminals_day(world, shop, group):
+    """A terminal with many sales that day: a few postings (the gateway's) look up exactly their keys, a
+    large feed reads the day's rows of its TIDs; either way a replay is a replay, and a key that
+    differs only in its batch is a new sale."""
+    day = [txn(shop, n, 1000 + n) for n in range(1, 150)]
+    stored = transactions_ingest(actor=INGEST, items=day)
+    assert all(r.ok and not r.replayed for r in stored)
+    replays = day[:group]
+    other_batch = txn_like(day[0], 1, 777, batch_no="000002")
+    before = (ledger_state(), Transaction.objects.count())
+    again = transactions_ingest(actor=INGEST, items=replays)
+    assert [r.replayed for r in again] == [True] * group
+    assert [r.transaction_id for r in again] == [r.transaction_id for r in stored[:group]]
+    assert (ledger_state(), Transaction.objects.count()) == before
+    new = transactions_ingest(actor=INGEST, items=[other_batch, day[-1]])
+    assert [(r.ok, r.replayed) for r in new] == [(True, False), (True, True)]
+    assert Transaction.objects.filter(batch_no="000002").get().amount_fen == 777
     assert verify_ledger().ok
 
 
