@@ -26,7 +26,8 @@ Each phase runs in its own subprocess on its own database:
   import's own insert path; a bulk fixture: the copies have no status periods or audit events of their
   own — with ``--history``, each copy gets its original's status periods and audit events, copied in
   bulk; the fleet's counters follow by their triggers). The month-end job then stores the ended
-  months' report figures (timed, as ``month_end_seconds``: what the scheduler does every night).
+  months' report figures (timed, as ``month_end_seconds``: what the scheduler does every night), and
+  the dashboards' figures of the last 30 days (``day_end_seconds``).
   Then (untimed for the pages) the counters' fold, as the scheduler does every 10 minutes, and
   ``VACUUM ANALYZE`` / ``ANALYZE``, as autovacuum would after a bulk insert.
 - measure (per size, on that database): for every page, a warm-up request, then ``--repeat`` rounds
@@ -176,6 +177,13 @@ def phase_grow(size: int, with_history: bool) -> dict[str, object]:
     closing = time.perf_counter()
     closed = month_end_close()  # the scheduler's first run over the grown history: every month back
     close_seconds = time.perf_counter() - closing
+    from posfleet.reports.days import day_end_close
+    from posfleet.reports.models import DayEnd
+
+    DayEnd.objects.all().delete()  # the template's were of its 10,000 terminals
+    closing = time.perf_counter()
+    days = day_end_close()  # the scheduler's first run: the dashboards' 30 days
+    days_seconds = time.perf_counter() - closing
     from posfleet.fleet.models import TerminalTally
     from posfleet.fleet.services import tally_compact
 
@@ -200,6 +208,8 @@ def phase_grow(size: int, with_history: bool) -> dict[str, object]:
         **history,
         "months_closed": len(closed),
         "month_end_seconds": round(close_seconds, 2),
+        "days_closed": len(days),
+        "day_end_seconds": round(days_seconds, 2),
     }
 
 

@@ -20,7 +20,7 @@ from posfleet.enrollment.tasks import expiry_suspend_task, expiry_sweep_task, re
 from posfleet.fleet.tasks import device_commands_expire_task, tally_compact_task
 from posfleet.notifications.tasks import deliver_due_task
 from posfleet.platform.tasks import dispatch_outbox_task
-from posfleet.reports.tasks import month_end_close_task
+from posfleet.reports.tasks import day_end_close_task, month_end_close_task
 
 JOBS: list[tuple[str, Task[Any, Any], str]] = [
     # (crontab, task, what it is for)
@@ -39,6 +39,7 @@ JOBS: list[tuple[str, Task[Any, Any], str]] = [
     ("*/5 * * * *", device_commands_expire_task, "expire device commands not answered in time"),
     ("*/10 * * * *", tally_compact_task, "fold the fleet's counters into one row per agent, model, status"),
     ("35 0 * * *", month_end_close_task, "store the reports' figures of the months that ended"),
+    ("5 0 * * *", day_end_close_task, "store the dashboards' terminal events of the days that ended"),
 ]
 
 for schedule, job, _why in JOBS:

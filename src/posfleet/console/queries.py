@@ -4,28 +4,19 @@ list's search (the fleet's filters, billing's dormant rule, the person's selecti
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 
 from django.db.models import QuerySet
-from django.utils import timezone
 
-from posfleet.audit import selectors as audit
-from posfleet.audit.models import AuditEvent, AuditEventQuerySet
+from posfleet.audit.models import AuditEvent
 from posfleet.billing import selectors as money
 from posfleet.console import selection
 from posfleet.console.forms import DeviceListFilters
 from posfleet.fleet import selectors as fleet
 from posfleet.fleet.models import Terminal
 from posfleet.iam.models import User
-from posfleet.iam.selectors import scope_of
 from posfleet.platform.clock import now, today
-
-
-def terminal_events(user: User) -> AuditEventQuerySet:
-    """Audit events about the terminals ``user`` may see (provider staff: all terminals)."""
-    if scope_of(user) is None:
-        return audit.events_about("terminal")
-    return audit.events_about_any_of("terminal", fleet.terminals_visible_to(user).order_by(), "sn")
+from posfleet.reports import days as reports
 
 
 @dataclass(frozen=True)
@@ -39,19 +30,16 @@ class Activity:
         return sum(self.counts)
 
 
-def terminal_activity(user: User, *, days: int = 30, latest: int = 10) -> Activity:
-    """Events per day over the last ``days`` days (zeros included) and the ``latest`` events."""
+def terminal_activity(user: User, *, days: int = reports.DAYS_KEPT, latest: int = 10) -> Activity:
+    """Events per day over the last ``days`` days (zeros included: ``reports.days``, the ended days
+    from their stored figures) and the ``latest`` events."""
     first = today() - timedelta(days=days - 1)
-    since = timezone.make_aware(datetime.combine(first, time.min))
-    events = terminal_events(user)
-    per_day = audit.daily_counts(events, since, now())
     span = [first + timedelta(days=i) for i in range(days)]
-    # The latest events are looked for in the window first (a range of the time index, however long
-    # the history); only a quiet window sends the search further back. The chain is appended in time
-    # order, so when the window holds ``latest`` events they are the latest of all.
-    newest = list(events.filter(occurred_at__gte=since).order_by("-seq")[:latest])
-    if len(newest) < latest:
-        newest = list(events.order_by("-seq")[:latest])
+    per_day = reports.events_per_day(user, span)
+    # The latest events, newest first by time: the time index read backwards from now, stopping at
+    # the ``latest``-th (for an agent, the ``latest``-th of its terminals'), however long the history.
+    events = reports.terminal_events(user)
+    newest = list(events.order_by("-occurred_at", "-seq")[:latest])
     return Activity(days=span, counts=[per_day.get(day, 0) for day in span], latest=newest)
 
 

@@ -43,6 +43,7 @@ from posfleet.fleet.services import keys_issue_missing
 from posfleet.fleet.states import Status
 from posfleet.iam.models import Organisation, User
 from posfleet.iam.selectors import provider
+from posfleet.reports.days import day_end_close
 from posfleet.reports.month_end import month_end_close
 
 DEFAULT_SEED = 20261122
@@ -157,8 +158,10 @@ def build_demo(
         started_keys = clock.process_time()
         summary.keys = keys_issue_missing(by="demo")
         summary.cpu["keys"] = clock.process_time() - started_keys
-        # The reports' figures of the months that ended, as the scheduler stores them every night.
+        # The reports' figures of the months and the dashboards' of the days that ended, as the
+        # scheduler stores them every night.
         month_end_close(plan.today)
+        day_end_close(plan.today)
     summary.audit_events = AuditEvent.objects.count()
     if closures is not None:
         summary.closures = dict(closures.made)

@@ -65,3 +65,38 @@ class ActivityMonth(models.Model):
         return (
             f"activity {self.month_end_id} {self.agent_id} {self.event_type} {self.reason}: {self.terminals}"
         )
+
+
+class DayEnd(models.Model):
+    """A day whose terminal events are counted and stored (``reports/day_end.py``): its rows below are
+    all there are (none for an agent: zero). The dashboards' events per day read these for the days
+    that ended, and count only today live."""
+
+    day = models.DateField(_("day"), unique=True)
+    computed_at = models.DateTimeField(_("computed at"))
+
+    class Meta:
+        verbose_name = _("day's figures")
+        verbose_name_plural = _("days' figures")
+
+    def __str__(self) -> str:
+        return f"day end {self.day:%Y-%m-%d}"
+
+
+class EventsDay(models.Model):
+    """How many audit events about terminals there were on the day, per agent (the terminal's agent
+    when the day was computed; none: the provider's stock or a terminal no longer there)."""
+
+    day_end = models.ForeignKey(DayEnd, on_delete=models.CASCADE, related_name="events")
+    agent = models.ForeignKey(
+        "parties.Agent", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    events = models.PositiveIntegerField(_("events"))
+
+    class Meta:
+        verbose_name = _("terminal events of a day")
+        verbose_name_plural = _("terminal events by day")
+        indexes = [models.Index(fields=["day_end", "agent"], name="events_day_idx")]
+
+    def __str__(self) -> str:
+        return f"events {self.day_end_id} {self.agent_id}: {self.events}"

@@ -37,7 +37,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     start = today()
     end = start + timedelta(days=EXPIRY_DAYS)
     expiring = fleet.sim_expiring(user, start, end)
-    activity = queries.terminal_activity(user, days=30)
+    activity = queries.terminal_activity(user)
     terminals_url = reverse("console:terminals")
     statuses = [s for s in Status if by_status.get(s.value)]
     charts = {

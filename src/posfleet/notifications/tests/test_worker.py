@@ -195,6 +195,7 @@ def test_the_scheduler_lists_its_jobs():
         "closure_retention_sweep_task": "40 4 * * *",
         "complaint_sla_sweep_task": "25 * * * *",
         "month_end_close_task": "35 0 * * *",
+        "day_end_close_task": "5 0 * * *",
     }
 
 

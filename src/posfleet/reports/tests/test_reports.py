@@ -13,7 +13,8 @@ import csv
 import dataclasses
 import io
 import re
-from datetime import date, datetime
+from collections import Counter
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -32,11 +33,11 @@ from posfleet.enrollment.states import review_overdue
 from posfleet.fleet import selectors as fleet
 from posfleet.platform.clock import now
 from posfleet.platform.context import Actor
-from posfleet.reports import history, selectors
+from posfleet.reports import days, history, selectors
 from posfleet.reports.catalogue import REPORTS, run
-from posfleet.reports.models import MonthEnd
+from posfleet.reports.models import DayEnd, MonthEnd
 from posfleet.reports.month_end import month_end_close
-from posfleet.reports.scope import MONTHS_MAX, ReportParams, report_viewer
+from posfleet.reports.scope import MONTHS_MAX, ReportParams, report_viewer, start_of
 from posfleet.reports.tests.world import NOW, SH, build_history
 from posfleet.testing.personas import build_world
 from posfleet.testing.sessions import sign_in
@@ -180,6 +181,40 @@ class ReportsTests(TestCase):
             ("AG-A1", "terminal.activated", 1),
             ("AG-B", "terminal.activated", 1),
         }
+
+    def test_stored_days_give_the_dashboards_live_events_per_day(self) -> None:
+        """The nightly job stores each ended day's terminal events per agent; the dashboards then add
+        up those and count only today from the audit chain, and show what they counted live before."""
+        readers = ("admin", "agent_a", "agent_b", "agent_a1")
+        last = NOW.date()
+        span = [last - timedelta(days=29 - i) for i in range(30)]
+        live = {name: days.events_per_day(self.user(name), span) for name in readers}
+        by_hand = Counter(
+            timezone.localtime(at).date()
+            for at in AuditEvent.objects.filter(
+                subject_type="terminal", occurred_at__gte=start_of(span[0])
+            ).values_list("occurred_at", flat=True)
+        )
+        assert {day: n for day, n in live["admin"].items() if n} == dict(by_hand)
+        assert set(live["admin"]) == set(span)  # quiet days are there, as zeros
+        assert sum(live["agent_a"].values()) > 0  # its closure and deposit in December
+        assert sum(live["agent_a"].values()) >= sum(live["agent_a1"].values())
+        assert sum(live["agent_a"].values()) + sum(live["agent_b"].values()) < sum(live["admin"].values())
+        stored = days.day_end_close()
+        assert stored == span[:-1]  # today is never stored
+        assert days.day_end_close() == []  # safe to run twice
+        for name in readers:
+            with CaptureQueriesContext(connection) as queries:
+                again = days.events_per_day(self.user(name), span)
+            assert again == live[name], name
+            chain = [q["sql"] for q in queries.captured_queries if "audit_auditevent" in q["sql"]]
+            assert len(chain) == 1, name  # today's events only
+        page = self.client_of("agent_a").get("/console/")
+        chart = page.context["charts"]["activity"]["values"]
+        assert chart == [live["agent_a"][day] for day in span]
+        with time_machine.travel(NOW + timedelta(days=40), tick=False):
+            days.day_end_close()
+        assert not DayEnd.objects.filter(day__lte=last + timedelta(days=10)).exists()  # past the window
 
     def test_dormant_terminals_are_the_active_ones_without_a_recent_approved_sale(self) -> None:
         def sns(name: str, days: int) -> list[str]:
