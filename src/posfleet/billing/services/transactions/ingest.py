@@ -122,7 +122,7 @@ class _Ingest:
     # -- reading, a fixed number of queries ------------------------------------------------------
 
     def run(self) -> list[TxnResult]:
-        money_lock()
+        self.provider_id = money_lock()
         valid = []
         for index, item in enumerate(self.items):
             problem = check_item(item)
@@ -187,12 +187,13 @@ class _Ingest:
             r.id for r in self.originals_by_external.values()
         }
         self.refunded: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # original id -> [amount, fee]
-        for original_id, amount, fee in (
+        refunded = (  # what was already refunded or reversed of these originals (none: no query)
             Transaction.objects.filter(original_id__in=original_ids, status=APPROVED)
             .values("original_id")
             .annotate(amount=Sum("amount_fen"), fee=Sum("fee_fen"))
             .values_list("original_id", "amount", "fee")
-        ):
+        )
+        for original_id, amount, fee in refunded if original_ids else ():
             self.refunded[original_id] = [amount or 0, fee or 0]
         approved = [i for i in items if i.status == APPROVED and i.tid in self.terminals]
         self.periods = (
@@ -232,8 +233,10 @@ class _Ingest:
 
     @classmethod
     def _stored(cls, keys: list[Key], externals: list[str]) -> tuple[dict[Key, Stored], dict[str, Stored]]:
-        """Stored rows with these natural keys or external ids (one query; the key filter is widened
-        to (TIDs, batches, date range) and narrowed here)."""
+        """Stored rows with these natural keys or external ids (one query, none for none; the key
+        filter may be widened, ``_by_keys``, and is narrowed here)."""
+        if not keys and not externals:
+            return {}, {}
         query = Q(pk__in=[])
         if keys:
             query |= cls._by_keys(keys)
@@ -380,7 +383,7 @@ class _Ingest:
     # -- writing ---------------------------------------------------------------------------------
 
     def _write(self) -> dict[tuple[int, str], int]:
-        journals = book(self.ingest_id, list(self.new.values()))
+        journals = book(self.ingest_id, list(self.new.values()), self.provider_id)
         self.totals = add_to_daily_totals(
             (n.merchant_id, n.txn_date, n.kind, n.status, n.amount_fen, n.fee_fen) for n in self.new.values()
         )

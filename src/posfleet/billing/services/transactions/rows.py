@@ -17,7 +17,6 @@ from posfleet.billing.services.transactions.posting import (
     JournalSpec,
     accounts,
     post_many,
-    provider_organisation_id,
 )
 from posfleet.platform.money import to_fen
 
@@ -105,10 +104,11 @@ class New:
         return self.pk if self.pk is not None else -self.index - 1
 
 
-def book(ingest_id: str, new: list[New]) -> dict[tuple[int, str], int]:
+def book(ingest_id: str, new: list[New], provider: int) -> dict[tuple[int, str], int]:
     """One capture journal (sales) and one refund journal (refunds, reversals) per merchant:
     capture: Dr bank clearing gross, Cr the merchant's settlement payable gross − fee, Cr fee revenue
-    fee; refund: the mirror, with the fees given back. Returns journal ids by (merchant, kind)."""
+    fee; refund: the mirror, with the fees given back (``provider``: its organisation's id, from the
+    money lock). Returns journal ids by (merchant, kind)."""
     sums: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0])  # amount, fee
     latest: dict[tuple[int, str], date] = {}
     terminals: dict[int, TerminalRef] = {}
@@ -122,7 +122,6 @@ def book(ingest_id: str, new: list[New]) -> dict[tuple[int, str], int]:
         terminals[n.terminal.merchant_id] = n.terminal
     if not sums:
         return {}
-    provider = provider_organisation_id()
     ids = accounts(
         [(provider, AccountKind.BANK_CLEARING), (provider, AccountKind.FEE_REVENUE)]
         + [(t.organisation_id, AccountKind.SETTLEMENT_PAYABLE) for t in terminals.values()]
