@@ -37,7 +37,7 @@ Rounds alternate baseline, ours (``--repeat`` pairs), each server on a fresh cop
 **client ceiling** (once, first): the same load against a canned responder that answers every frame
 with one pre-encoded 0210 without reading it: what the load client can do on this machine. The baseline
 and ours are compared with it, and the CPU of every process is reported (``/proc``, utime + stime over
-the phase), to show which side limits.
+the phase; the gateway's figure includes its poster process, ADR 0039), to show which side limits.
 
 **cut-off** (``--cutoffs`` trials, a fresh gateway): a terminal streams sales (closed loop) through the
 gateway; once 50 are approved, another process (started beforehand, Django loaded) deactivates it
@@ -47,7 +47,7 @@ terminal (``CLOCK_MONOTONIC`` is one clock for every process), approvals of mess
 approvals recorded after the terminal's ``status_changed_at`` (both must be 0).
 
 **memory** (a fresh gateway): its ``VmHWM`` after start, then with ``--idle`` (1,000) connections open,
-each having sent one heartbeat, held for 3 s.
+each having sent one heartbeat, held for 3 s (the gateway and its poster process added up).
 
 Output: one JSON line per phase, then Markdown tables. Goals (issue 13): ≥ 0.5 of the baseline's
 msg/s, p99 < 50 ms at 200 msg/s, 0 approvals after a deactivation.
@@ -582,18 +582,35 @@ def _stop(process: subprocess.Popen[str]) -> None:
             process.wait()
 
 
+def _tree(pid: int) -> list[int]:
+    """A live process and its descendants (the gateway's poster process, ADR 0039)."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                found.extend(_tree(int(child)))
+    return found
+
+
 def _proc_status(pid: int, field: str) -> int:
-    """``VmHWM``/``VmRSS`` of a live process, in kB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
+    """``VmHWM``/``VmRSS`` of a live process and its descendants, added up, in kB."""
+    total = 0
+    for member in _tree(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith(field + ":"):
+                    total += int(line.split()[1])
+    return total
 
 
 def _cpu_seconds(pid: int) -> float:
-    """utime + stime of a live process (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """utime + stime of a live process and its descendants (all their threads)."""
+    total = 0
+    for member in _tree(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 class Servers:

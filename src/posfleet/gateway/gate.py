@@ -132,17 +132,18 @@ def already_recorded(tid: str, batch_no: str, trace_no: str, txn_date: date) -> 
     return billing.transaction_recorded(tid, batch_no, trace_no, txn_date)
 
 
-def post(items: list[tuple[View, Posting]]) -> list[tuple[str, int | None]]:
-    """Record postings, all in one transaction (the gateway groups the postings that wait while one is
-    being written); for each, the response code for its terminal — ``00`` recorded,
-    ``94`` a duplicate (nothing written), ``58`` the terminal is no longer active, ``25`` no such
-    original, ``30`` refused as malformed — and the transaction's id when one was recorded."""
+def post(items: list[tuple[int, Posting]]) -> list[tuple[str, int | None]]:
+    """Record postings — (terminal id, posting) pairs — all in one transaction (the gateway groups the
+    postings that wait while one is being written); for each, the response code for its terminal —
+    ``00`` recorded, ``94`` a duplicate (nothing written), ``58`` the terminal is no longer active,
+    ``25`` no such original, ``30`` refused as malformed — and the transaction's id when one was
+    recorded. Runs in the gateway's poster process (``poster.py``) or its posting thread."""
     answers: list[tuple[str, int | None]] = [(d.NOT_PERMITTED, None)] * len(items)
     with transaction.atomic():
-        statuses = statuses_for_approval(sorted({view.terminal_id for view, _posting in items}))
+        statuses = statuses_for_approval(sorted({terminal_id for terminal_id, _posting in items}))
         at = clock.now()  # after the locks: an approval is dated before any later deactivation
         chosen = [
-            i for i, (view, _posting) in enumerate(items) if statuses.get(view.terminal_id) == Status.ACTIVE
+            i for i, (terminal_id, _posting) in enumerate(items) if statuses.get(terminal_id) == Status.ACTIVE
         ]
         if not chosen:
             return answers

@@ -2,10 +2,12 @@
 
 One coroutine per connection reads frames (2-byte length, TPDU, message) with an idle timeout between
 messages and a read timeout within one, refuses frames over ``MAX_MESSAGE`` by closing, and answers
-each message in order. The database work of a message runs in a small thread pool (``gate.py``); the
-issuer is asked over the network (``issuer.py``) with no transaction open. Whatever goes wrong inside
-one message answers ``96`` to that message only; nothing a terminal sends can stop the server or
-another connection, and no path that fails answers ``00``.
+each message in order. The database reads of a message run in a small thread pool (``gate.py``); the
+issuer is asked over the network (``issuer.py``) with no transaction open; the approvals and their
+postings are written in groups by the poster — a process of its own (``poster.py``, ADR 0039: the
+money code's Python then runs beside the event loop instead of taking turns with it) or, in-process,
+a thread. Whatever goes wrong inside one message answers ``96`` to that message only; nothing a
+terminal sends can stop the server or another connection, and no path that fails answers ``00``.
 """
 
 from __future__ import annotations
@@ -13,17 +15,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import struct
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from django.db import connection, connections
 from django.utils.timezone import localtime
 
-from posfleet.gateway import codec, gate
+from posfleet.gateway import codec, gate, poster
 from posfleet.gateway import dialect as d
 from posfleet.gateway.issuer import HostIssuer
 from posfleet.platform import clock, paycrypto
@@ -41,23 +45,42 @@ class Limits:
     max_message: int = d.MAX_MESSAGE
 
 
+Poster = Literal["process", "thread"]
+
+
 class Gateway:
     def __init__(
-        self, *, issuer: HostIssuer, limits: Limits | None = None, threads: int | None = None
+        self,
+        *,
+        issuer: HostIssuer,
+        limits: Limits | None = None,
+        threads: int | None = None,
+        poster: Poster = "thread",
     ) -> None:
         self.issuer = issuer
         self.limits = limits or Limits()
-        # Readers (the gate's look, keys, heartbeats, sign-ons) in a pool; the postings in a thread of
-        # their own, so that a group is written while the next messages are read (SQLite's WAL lets
-        # readers go on while one writer writes).
+        # Readers (the gate's look, keys, heartbeats, sign-ons) in a pool; the postings one group at a
+        # time in the poster, so that a group is written while the next messages are read (SQLite's
+        # WAL lets readers go on while one writer writes). ``posfleet gateway`` runs the poster in a
+        # process of its own (ADR 0039); in-process (the tests' servers) it is a thread.
         self.pool = ThreadPoolExecutor(max_workers=threads or 4, thread_name_prefix="gateway-db")
-        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-post")
+        self.poster = poster
+        self.writer: Executor = self._new_writer()
         self.connections = 0
         self.counts: dict[str, int] = {}
         self._wrappers: set[Any] = set()  # the database connections of the worker threads
         self._wrappers_lock = threading.Lock()
         self._postings: asyncio.Queue[tuple[gate.View, gate.Posting, asyncio.Future[tuple[str, int | None]]]]
         self._poster: asyncio.Task[None] | None = None
+
+    def _new_writer(self) -> Executor:
+        if self.poster == "process":
+            # spawn, not fork: the child sets Django up afresh and opens its own database connection
+            # (a forked copy of the parent's would be shared with it).
+            return ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=poster.init
+            )
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-post")
 
     def close(self) -> None:
         """Finish every database job, then close the connections the worker threads opened."""
@@ -92,6 +115,8 @@ class Gateway:
     # -- connections -----------------------------------------------------------------------------
 
     async def serve(self, host: str, port: int) -> asyncio.Server:
+        # The poster is up (a child has set Django up) before the first terminal is answered.
+        await asyncio.get_running_loop().run_in_executor(self.writer, poster.ready)
         self._postings = asyncio.Queue()
         self._poster = asyncio.create_task(self._post_forever())
         return await asyncio.start_server(self._connection, host, port, backlog=512)
@@ -111,11 +136,18 @@ class Gateway:
             group = [await self._postings.get()]
             while not self._postings.empty() and len(group) < POSTING_GROUP:
                 group.append(self._postings.get_nowait())
+            items = [(view.terminal_id, posting) for view, posting, _f in group]
             try:
-                answers = await self._db(
-                    gate.post, [(view, posting) for view, posting, _f in group], pool=self.writer
-                )
+                if isinstance(self.writer, ThreadPoolExecutor):
+                    answers = await self._db(gate.post, items, pool=self.writer)
+                else:
+                    answers = await asyncio.get_running_loop().run_in_executor(
+                        self.writer, poster.post, items
+                    )
             except Exception as exc:  # each waiting message answers 96 (server.answer), none is lost
+                if isinstance(exc, BrokenProcessPool):  # the child died (its transaction rolled back)
+                    log.error("gateway: the poster process stopped; starting another")
+                    self.writer = self._new_writer()
                 for _view, _posting, future in group:
                     if not future.done():
                         future.set_exception(exc)
@@ -207,11 +239,8 @@ class Gateway:
         return self._decline(message, code) if code != d.APPROVED else self._plain_count(message, d.APPROVED)
 
     async def financial(self, message: codec.Message) -> bytes:
-        code, view = await self._db(gate.look, message.tid, message.mid)
-        if code != d.APPROVED or view is None:
-            return self._decline(message, code)
-        code, keys, posting = await self._db(_admit, view, message)
-        if keys is None:
+        code, view, keys, posting = await self._db(_admit, message)
+        if keys is None or view is None:
             return self._decline(message, code)
         algorithm, key = keys
         if posting is None:
@@ -314,23 +343,27 @@ def _heartbeat_data(text: str) -> tuple[str, dict[str, float] | None]:
 
 
 def _admit(
-    view: gate.View, message: codec.Message
-) -> tuple[str, tuple[paycrypto.Algorithm, bytes] | None, gate.Posting | None]:
-    """A financial message's checks before the issuer is asked, in one trip to a database thread:
-    its MAC under the session key (``A0``, no keys returned: the answer carries no MAC), its content
-    (``30``) and whether it is recorded already (``94``); ``00`` with the keys and the posting."""
+    message: codec.Message,
+) -> tuple[str, gate.View | None, tuple[paycrypto.Algorithm, bytes] | None, gate.Posting | None]:
+    """A financial message's checks before the issuer is asked, in one trip to a database thread: the
+    terminal (``gate.look``: ``58``, ``03``), the MAC under its session key (``A0``; no keys returned,
+    so the answer carries no MAC), the content (``30``) and whether it is recorded already (``94``);
+    ``00`` with the terminal's view, the keys and the posting."""
+    code, view = gate.look(message.tid, message.mid)
+    if code != d.APPROVED or view is None:
+        return code, view, None, None
     keys = gate.session_key(view)
     if keys is None:
-        return d.MAC_FAILURE, None, None
+        return d.MAC_FAILURE, view, None, None
     algorithm, key = keys
     if not paycrypto.verify_mac(algorithm, key, message.mac_data, bytes.fromhex(message.get("64"))):
-        return d.MAC_FAILURE, None, None
+        return d.MAC_FAILURE, view, None, None
     posting = _posting(message)
     if posting is None:
-        return d.FORMAT_ERROR, keys, None
+        return d.FORMAT_ERROR, view, keys, None
     if gate.already_recorded(posting.tid, posting.batch_no, posting.trace_no, posting.txn_date):
-        return d.DUPLICATE, keys, None
-    return d.APPROVED, keys, posting
+        return d.DUPLICATE, view, keys, None
+    return d.APPROVED, view, keys, posting
 
 
 def _posting(message: codec.Message) -> gate.Posting | None:

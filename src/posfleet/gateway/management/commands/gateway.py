@@ -28,6 +28,12 @@ class Command(BaseCommand):
         parser.add_argument("--idle-timeout", type=float, default=Limits.idle_timeout)
         parser.add_argument("--read-timeout", type=float, default=Limits.read_timeout)
         parser.add_argument("--threads", type=int, default=None, help="database reader threads (4)")
+        parser.add_argument(
+            "--poster",
+            choices=["process", "thread"],
+            default="process",
+            help="where approvals are written: a process of its own (default, ADR 0039) or a thread",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         host, port = host_port(options["bind"], 8583)
@@ -40,6 +46,7 @@ class Command(BaseCommand):
                 read_timeout=options["read_timeout"],
             ),
             threads=options["threads"],
+            poster=options["poster"],
         )
         try:
             import uvloop

@@ -1,0 +1,86 @@
+"""The poster process of ``posfleet gateway`` (ADR 0039): approvals are written by a child process; a
+child that dies fails only what it was writing (answered ``96``, nothing recorded) and the next sales
+are approved by a new one; a gateway killed outright leaves no poster behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from posfleet.billing.models import Transaction
+from posfleet.fleet.states import Status
+from posfleet.gateway import dialect as d
+from posfleet.gateway.tests.conftest import terminal_of
+from posfleet.testing.money import on_standard_plan
+from posfleet.testing.personas import make_terminal
+from posfleet.testing.servers import free_port
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def poster_of(pid: int) -> int:
+    """The gateway's poster: its child running multiprocessing's spawn entry point."""
+    for child in children(pid):
+        if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+            return child
+    raise AssertionError("the gateway has no poster process")
+
+
+def gone(pid: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if status == "Z":  # exited, not yet reaped by its (new) parent
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_dead_poster_fails_only_its_sales_and_a_new_one_takes_over(processes, world) -> None:  # type: ignore[no-untyped-def]
+    on_standard_plan(world.merchant_a)
+    row = make_terminal(world, "SN-POST-0001", Status.ACTIVE)
+    issuer_port = free_port()
+    processes.start("issuer", "simulate", "issuer", "--port", str(issuer_port))
+    running = processes.gateway("gateway", issuer_port)
+    gateway_pid = processes.started["gateway"].pid
+    client = terminal_of(row, running)
+    assert client.sign_on().approved
+    assert client.sale(1200, pan="6225880123456789").code == d.APPROVED
+
+    first = poster_of(gateway_pid)
+    os.kill(first, signal.SIGKILL)
+    assert gone(first, 5)
+    codes = [client.sale(1300 + n, pan="6225880123456789").code for n in range(5)]
+    assert set(codes) <= {d.APPROVED, d.SYSTEM_ERROR}, codes
+    assert codes[-1] == d.APPROVED, codes  # a new poster writes again
+    assert poster_of(gateway_pid) != first
+
+    recorded = sorted(Transaction.objects.filter(tid=row.tid).values_list("amount_fen", flat=True))
+    approved = [1200] + [1300 + n for n, code in enumerate(codes) if code == d.APPROVED]
+    assert recorded == approved  # every 00 recorded once; nothing recorded for a 96
+    assert processes.started["gateway"].poll() is None, processes.log("gateway")
+
+
+def test_a_killed_gateway_leaves_no_poster(processes, world) -> None:  # type: ignore[no-untyped-def]
+    issuer_port = free_port()
+    processes.gateway("gateway", issuer_port)
+    gateway = processes.started["gateway"]
+    poster = poster_of(gateway.pid)
+    gateway.kill()
+    gateway.wait(10)
+    assert gone(poster, 5), "the poster outlived its gateway"
