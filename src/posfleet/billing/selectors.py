@@ -554,9 +554,11 @@ _RECORDED = Prepared(  # asked for every sale the gateway receives: compiled onc
 )
 
 
-def transaction_recorded(tid: str, batch_no: str, trace_no: str, txn_date: date) -> bool:
-    """Whether the acquirer's natural key (TID, batch, trace, date) is taken (the gateway's ``94``)."""
-    return bool(_RECORDED.rows(tid=tid, batch_no=batch_no, trace_no=trace_no, txn_date=txn_date))
+def transaction_recorded(tid: str, batch_no: str, trace_no: str, txn_date: date) -> int | None:
+    """The id of the transaction with the acquirer's natural key (TID, batch, trace, date), None when
+    the key is free (the gateway's ``94`` when it is taken)."""
+    found = _RECORDED.rows(tid=tid, batch_no=batch_no, trace_no=trace_no, txn_date=txn_date)
+    return found[0][0] if found else None
 
 
 # -- plan change requests (ADR 0027; billing/services/plan_changes.py writes them) ----------------------

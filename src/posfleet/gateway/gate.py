@@ -129,7 +129,13 @@ class Posting:
 
 
 def already_recorded(tid: str, batch_no: str, trace_no: str, txn_date: date) -> bool:
-    return billing.transaction_recorded(tid, batch_no, trace_no, txn_date)
+    return billing.transaction_recorded(tid, batch_no, trace_no, txn_date) is not None
+
+
+def recorded_ids(postings: list[Posting]) -> list[int | None]:
+    """For postings whose group's outcome is unknown (the poster process died while writing it: its
+    transaction committed or not), the id each was recorded under, or None: what happened, read back."""
+    return [billing.transaction_recorded(p.tid, p.batch_no, p.trace_no, p.txn_date) for p in postings]
 
 
 def post(items: list[tuple[int, Posting]]) -> list[tuple[str, int | None]]:

@@ -144,10 +144,10 @@ class Gateway:
                     answers = await asyncio.get_running_loop().run_in_executor(
                         self.writer, poster.post, items
                     )
+            except BrokenProcessPool as exc:
+                await self._poster_died(group, exc)
+                continue
             except Exception as exc:  # each waiting message answers 96 (server.answer), none is lost
-                if isinstance(exc, BrokenProcessPool):  # the child died (its transaction rolled back)
-                    log.error("gateway: the poster process stopped; starting another")
-                    self.writer = self._new_writer()
                 for _view, _posting, future in group:
                     if not future.done():
                         future.set_exception(exc)
@@ -155,6 +155,29 @@ class Gateway:
             for (_view, _posting, future), answer in zip(group, answers, strict=True):
                 if not future.done():
                     future.set_result(answer)
+
+    async def _poster_died(
+        self,
+        group: list[tuple[gate.View, gate.Posting, asyncio.Future[tuple[str, int | None]]]],
+        exc: Exception,
+    ) -> None:
+        """The poster process died while writing ``group``: its transaction either committed (just
+        before the death) or rolled back. Read back which: a posting recorded answers ``00`` with its
+        id, one not recorded fails (``96``, reversed at the issuer). Then start another poster."""
+        log.error("gateway: the poster process stopped; starting another")
+        broken, self.writer = self.writer, self._new_writer()
+        broken.shutdown(wait=False)
+        try:
+            found = await self._db(gate.recorded_ids, [posting for _view, posting, _f in group])
+        except Exception:  # the database cannot tell: fail them all (96), as any posting failure
+            found = [None] * len(group)
+        for (_view, _posting, future), transaction_id in zip(group, found, strict=True):
+            if future.done():
+                continue
+            if transaction_id is None:
+                future.set_exception(exc)
+            else:
+                future.set_result((d.APPROVED, transaction_id))
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.connections >= self.limits.max_connections:

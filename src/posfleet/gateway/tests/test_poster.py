@@ -1,19 +1,24 @@
 """The poster process of ``posfleet gateway`` (ADR 0039): approvals are written by a child process; a
 child that dies fails only what it was writing (answered ``96``, nothing recorded) and the next sales
-are approved by a new one; a gateway killed outright leaves no poster behind."""
+are approved by a new one; a child that dies just after its commit has its sales answered as what they
+are, recorded; a gateway killed outright leaves no poster behind."""
 
 from __future__ import annotations
 
 import os
 import signal
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from posfleet.billing.models import Transaction
 from posfleet.fleet.states import Status
 from posfleet.gateway import dialect as d
+from posfleet.gateway import poster
 from posfleet.gateway.tests.conftest import terminal_of
 from posfleet.testing.money import on_standard_plan
 from posfleet.testing.personas import make_terminal
@@ -84,3 +89,39 @@ def test_a_killed_gateway_leaves_no_poster(processes, world) -> None:  # type: i
     gateway.kill()
     gateway.wait(10)
     assert gone(poster, 5), "the poster outlived its gateway"
+
+
+class DiesWhileWriting(ThreadPoolExecutor):
+    """A poster that writes its group (``commits``) or not, then is reported dead, as a process killed
+    between its commit and its answer (or before its commit) is."""
+
+    def __init__(self, *, commits: bool) -> None:
+        super().__init__(max_workers=1)
+        self.commits = commits
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        if fn is poster.ready:
+            return super().submit(fn)
+        if self.commits:
+            super().submit(fn, *args, **kwargs).result()
+        dead: Future[Any] = Future()
+        dead.set_exception(BrokenProcessPool("the poster was killed"))
+        return dead
+
+
+@pytest.mark.parametrize("commits", [True, False], ids=["after its commit", "before its commit"])
+def test_a_poster_dead_mid_group_answers_what_the_database_holds(gateway, world, commits) -> None:  # type: ignore[no-untyped-def]
+    on_standard_plan(world.merchant_a)
+    row = make_terminal(world, "SN-POST-0002", Status.ACTIVE)
+    client = terminal_of(row, gateway)
+    assert client.sign_on().approved
+    gateway.gateway.writer = DiesWhileWriting(commits=commits)
+    reply = client.sale(4200, pan="6225880123456789")
+    recorded = list(Transaction.objects.filter(tid=row.tid).values_list("amount_fen", "status"))
+    if commits:  # recorded: the terminal is told so (00, with the transaction's id), nothing reversed
+        assert (reply.code, recorded) == (d.APPROVED, [(4200, "approved")])
+        assert int(reply.fields["37"]) == Transaction.objects.get(tid=row.tid).pk
+    else:  # not recorded: 96, as any posting that fails
+        assert (reply.code, recorded) == (d.SYSTEM_ERROR, [])
+    assert not isinstance(gateway.gateway.writer, DiesWhileWriting)  # another poster took over
+    assert client.sale(4300, pan="6225880123456789").code == d.APPROVED
