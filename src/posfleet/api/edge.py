@@ -10,12 +10,30 @@ from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.utils.datastructures import MultiValueDict
 from django.utils.translation import gettext as _
+from ninja.parser import Parser
 
 from posfleet.api import problems
 from posfleet.platform.errors import NotFound, ValidationFailed
 
 NUL = "\x00"
+
+
+class OnceParser(Parser):
+    """Query strings and forms as given: a parameter of one value sent several times reaches its
+    schema as the list it is, and is refused there (422), instead of quietly keeping the last value.
+    Parameters declared as lists (``status`` of the lists, "repeat for several") take every value."""
+
+    def parse_querydict(
+        self, data: MultiValueDict[str, Any], list_fields: list[str], request: HttpRequest
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key in data:
+            values = data.getlist(key)
+            result[key] = values if key in list_fields or len(values) > 1 else values[0]
+        return result
+
 
 # No body of this API nests deeper than a few levels; deeper JSON is refused before anything parses it
 # (Python's parser, and any recursive walk over the result, would raise RecursionError).

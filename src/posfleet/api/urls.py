@@ -16,7 +16,7 @@ from ninja.openapi.schema import OpenAPISchema
 
 from posfleet.api import problems
 from posfleet.api.auth import AUTH
-from posfleet.api.edge import guarded, not_found
+from posfleet.api.edge import OnceParser, guarded, not_found
 from posfleet.api.routers import (
     applications,
     backups,
@@ -97,6 +97,7 @@ api = PosfleetAPI(
     description=DESCRIPTION,
     urls_namespace="api",
     auth=AUTH,
+    parser=OnceParser(),
 )
 
 api.add_exception_handler(DomainError, problems.handle_domain_error)

@@ -163,3 +163,17 @@ def test_a_multipart_body_with_too_many_fields_is_a_400_problem(world, api_as, a
     assert "Traceback" not in response.content.decode()
     assert body["detail"] == "The request could not be carried out."
     assert (counts(), KycDocument.objects.count()) == before
+
+
+def test_a_one_value_parameter_sent_twice_is_refused_not_cut_to_its_last(fleet, api_as):
+    """``?event_id=a&event_id=b`` is not ``event_id=b``: a 422 problem naming the parameter. A list
+    parameter ("repeat for several") still takes every value."""
+    client = api_as("admin")
+    body = assert_problem(
+        client.get("/notifications/deliveries?event_id=a&event_id=b"), 422, "validation_error"
+    )
+    assert "event_id" in str(body)
+    assert client.get("/notifications/deliveries?event_id=a").status_code == 200
+    several = client.get("/terminals?status=active&status=in_stock")
+    assert several.status_code == 200
+    assert {t["status"] for t in several.json()["items"]} == {"active", "in_stock"}
