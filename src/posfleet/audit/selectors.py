@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from posfleet.audit.models import AuditEvent, AuditEventQuerySet
+from posfleet.platform.clock import start_of
 
 
 def events_for(subject_type: str, subject_id: str) -> AuditEventQuerySet:
@@ -41,23 +42,23 @@ def events_about_any_of(subject_type: str, subjects: QuerySet, key: str) -> Audi
     )
 
 
-def daily_counts(events: AuditEventQuerySet, since: datetime, until: datetime) -> dict[date, int]:
-    """How many of ``events`` happened on each day (in the provider's time zone) from ``since`` to
-    ``until``: one conditional count per day in one query, plain comparisons of ``occurred_at`` (a
-    date truncated per event would call a function on every row: on SQLite, Python's)."""
-    zone = timezone.get_current_timezone()
-    first = timezone.localtime(since, zone).date()
-    last = timezone.localtime(until, zone).date()
-    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-
-    def start(day: date) -> datetime:
-        return datetime(day.year, day.month, day.day, tzinfo=zone)
-
-    counts = {  # the window's own bounds are the filter's below
+def per_day(days: Sequence[date]) -> dict[str, Count]:
+    """One count per day of ``days`` (``d0``, ``d1``…) of the events within it, in the provider's zone:
+    plain comparisons of ``occurred_at`` (a date truncated per event would call a function on every
+    row: on SQLite, Python's). For ``aggregate`` or a grouped ``annotate``."""
+    return {
         f"d{i}": Count(
-            "id", filter=Q(occurred_at__gte=start(day), occurred_at__lt=start(day + timedelta(days=1)))
+            "pk", filter=Q(occurred_at__gte=start_of(day), occurred_at__lt=start_of(day + timedelta(days=1)))
         )
         for i, day in enumerate(days)
     }
-    row = events.filter(occurred_at__gte=since, occurred_at__lte=until).order_by().aggregate(**counts)
+
+
+def daily_counts(events: AuditEventQuerySet, since: datetime, until: datetime) -> dict[date, int]:
+    """How many of ``events`` happened on each day (in the provider's time zone) from ``since`` to
+    ``until``, in one query (``per_day``); days without any are absent."""
+    first, last = timezone.localtime(since).date(), timezone.localtime(until).date()
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    # the window's own bounds are the filter's
+    row = events.filter(occurred_at__gte=since, occurred_at__lte=until).order_by().aggregate(**per_day(days))
     return {day: row[f"d{i}"] for i, day in enumerate(days) if row[f"d{i}"]}

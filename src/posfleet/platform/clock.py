@@ -14,3 +14,8 @@ def now() -> datetime:
 def today() -> date:
     """Today's date in the provider's zone (settings.TIME_ZONE, Asia/Shanghai)."""
     return timezone.localdate(timezone.now())
+
+
+def start_of(day: date) -> datetime:
+    """Midnight at the start of ``day`` in the provider's zone: where a day of counts and reports begins."""
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.get_current_timezone())

@@ -15,17 +15,22 @@ from datetime import date, timedelta
 from typing import Any, cast
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, OuterRef, Q, Subquery, Sum
+from django.db.models import OuterRef, Subquery, Sum
 
-from posfleet.audit.selectors import AuditEventQuerySet, daily_counts, events_about, events_about_any_of
+from posfleet.audit.selectors import (
+    AuditEventQuerySet,
+    daily_counts,
+    events_about,
+    events_about_any_of,
+    per_day,
+)
 from posfleet.fleet.selectors import Terminal, terminals_visible_to
 from posfleet.iam.models import User
 from posfleet.iam.selectors import scope_of
 from posfleet.parties.selectors import by_visible_agent
 from posfleet.platform.bulk import insert_rows
-from posfleet.platform.clock import now, today
+from posfleet.platform.clock import now, start_of, today
 from posfleet.reports.models import DayEnd, EventsDay
-from posfleet.reports.scope import start_of
 
 DAYS_KEPT = 30  # the dashboards' window, today included: older days are neither stored nor shown
 
@@ -58,9 +63,8 @@ def events_per_day(viewer: User, days: list[date]) -> dict[date, int]:
     return counts
 
 
-def days_to_close(on: date | None = None) -> list[date]:
-    """The ended days within the dashboards' window with no figures stored, oldest first."""
-    on = on or today()
+def days_to_close(on: date) -> list[date]:
+    """The ended days before ``on`` within the dashboards' window with no figures stored, oldest first."""
     ended = [on - timedelta(days=i) for i in range(DAYS_KEPT - 1, 0, -1)]  # today is counted live
     stored = set(DayEnd.objects.filter(day__in=ended).values_list("day", flat=True))
     return [day for day in ended if day not in stored]
@@ -70,16 +74,11 @@ def day_end_close(on: date | None = None) -> list[date]:
     """Store the terminal events of every day ``days_to_close``, per agent; returns the days stored.
     One pass over the days' events; each day in a transaction of its own, safe to run twice (a day is
     stored once: ``DayEnd.day`` is unique)."""
+    on = on or today()
     days = days_to_close(on)
     if not days:
         return []
     at = now()
-    per_day = {
-        f"d{i}": Count(
-            "pk", filter=Q(occurred_at__gte=start_of(day), occurred_at__lt=start_of(day + timedelta(days=1)))
-        )
-        for i, day in enumerate(days)
-    }
     agent = Subquery(Terminal.objects.filter(sn=OuterRef("subject_id")).order_by().values("agent_id")[:1])
     rows = (
         events_about("terminal")
@@ -87,7 +86,7 @@ def day_end_close(on: date | None = None) -> list[date]:
         .annotate(holder=agent)
         .order_by()
         .values("holder")
-        .annotate(**per_day)
+        .annotate(**per_day(days))
     )
     found = [cast(dict[str, Any], row) for row in rows]
     stored = []
@@ -104,5 +103,5 @@ def day_end_close(on: date | None = None) -> list[date]:
         except IntegrityError:  # stored meanwhile by another run: theirs stands
             continue
         stored.append(day)
-    DayEnd.objects.filter(day__lte=(on or today()) - timedelta(days=DAYS_KEPT)).delete()
+    DayEnd.objects.filter(day__lte=on - timedelta(days=DAYS_KEPT)).delete()
     return stored

@@ -27,9 +27,9 @@ from posfleet.fleet.states import DeactivationReason, Status
 from posfleet.fleet.tallies import tallies_of
 from posfleet.iam.models import User
 from posfleet.parties.selectors import by_visible_agent, merchants_visible_to
-from posfleet.platform.clock import now, today
+from posfleet.platform.clock import now, start_of, today
 from posfleet.reports.models import MonthEnd
-from posfleet.reports.scope import add_months, month_key, months_back, start_of
+from posfleet.reports.scope import add_months, month_key, months_back
 from posfleet.reports.selectors import _by_month, _label, _model_name, _month
 
 MODEL = ("model__code", "model__maker", "model__name")

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from posfleet.iam.models import Role, User
@@ -126,11 +125,6 @@ def months_ahead(count: int, today: date) -> list[date]:
     """The first days of this month and the ``count - 1`` after it."""
     this = month_start(today)
     return [add_months(this, i) for i in range(count)]
-
-
-def start_of(day: date) -> datetime:
-    """Midnight at the start of ``day`` in the provider's time zone."""
-    return datetime(day.year, day.month, day.day, tzinfo=timezone.get_current_timezone())
 
 
 def month_key(first: date) -> str:

@@ -50,13 +50,12 @@ from posfleet.enrollment.states import ApplicationStatus
 from posfleet.fleet.selectors import terminals_visible_to
 from posfleet.fleet.states import IN_SERVICE, TRANSACTING
 from posfleet.iam.models import User
-from posfleet.platform.clock import now, today
+from posfleet.platform.clock import now, start_of, today
 from posfleet.reports.scope import (
     add_months,
     month_key,
     months_ahead,
     months_back,
-    start_of,
 )
 
 HUNDRED = Decimal(100)

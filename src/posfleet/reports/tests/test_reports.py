@@ -31,13 +31,13 @@ from posfleet.audit.vocabulary import EventType
 from posfleet.enrollment.models import Application
 from posfleet.enrollment.states import review_overdue
 from posfleet.fleet import selectors as fleet
-from posfleet.platform.clock import now
+from posfleet.platform.clock import now, start_of
 from posfleet.platform.context import Actor
 from posfleet.reports import days, history, selectors
 from posfleet.reports.catalogue import REPORTS, run
 from posfleet.reports.models import DayEnd, MonthEnd
 from posfleet.reports.month_end import month_end_close
-from posfleet.reports.scope import MONTHS_MAX, ReportParams, report_viewer, start_of
+from posfleet.reports.scope import MONTHS_MAX, ReportParams, report_viewer
 from posfleet.reports.tests.world import NOW, SH, build_history
 from posfleet.testing.personas import build_world
 from posfleet.testing.sessions import sign_in
