@@ -84,6 +84,15 @@ class PosfleetAPI(NinjaAPI):
         schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
         for operations in schema["paths"].values():
             for operation in operations.values():
+                # Any operation answers 400 to a request Django cannot take as addressed to this
+                # server (an empty or foreign Host header), before its view: a problem like the rest.
+                operation.setdefault("responses", {}).setdefault(
+                    400,
+                    {
+                        "description": "Bad Request",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                    },
+                )
                 for status, response in operation.get("responses", {}).items():
                     content = response.get("content", {})
                     if int(status) >= 400 and "application/json" in content:

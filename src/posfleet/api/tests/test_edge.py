@@ -177,3 +177,19 @@ def test_a_one_value_parameter_sent_twice_is_refused_not_cut_to_its_last(fleet, 
     several = client.get("/terminals?status=active&status=in_stock")
     assert several.status_code == 200
     assert {t["status"] for t in several.json()["items"]} == {"active", "in_stock"}
+
+
+def test_a_request_without_a_host_is_a_documented_400_problem(world):
+    """An empty Host header is refused before any view, as a problem, and every operation of the
+    schema declares that 400 (the fuzzer sends such requests)."""
+    response = Client().get("/api/v1/me", headers={"host": "", "accept-language": "en"})
+    body = assert_problem(response, 400, "http_400")
+    assert body["instance"] == "/api/v1/me"
+    schema = api.get_openapi_schema()
+    undeclared = [
+        f"{method.upper()} {path}"
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        if 400 not in operation["responses"] and "400" not in operation["responses"]
+    ]
+    assert undeclared == []
