@@ -547,10 +547,10 @@ _RECORDED = Prepared(  # asked for every sale the gateway receives: compiled onc
         .order_by()
         .values_list("pk")[:1]
     ),
-    "tid",
-    "batch_no",
-    "trace_no",
-    dates=("txn_date",),
+    tid=str,
+    batch_no=str,
+    trace_no=str,
+    txn_date=date,
 )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -248,18 +248,26 @@ def sim_expiring(user: User, start: date, end: date) -> QuerySet[Terminal]:
     )
 
 
+# Read by every ingest (the gateway's postings included): compiled once per connection and list length.
+_ACTIVE_PERIODS = Prepared(
+    lambda ids, since, until: (
+        StatusPeriod.objects.filter(terminal_id__in=ids, status=Status.ACTIVE, started_at__lte=until)
+        .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=since))
+        .order_by("terminal_id", "started_at")
+        .values_list("terminal_id", "started_at", "ended_at")
+    ),
+    ids=[int],
+    since=datetime,
+    until=datetime,
+)
+
+
 def active_periods(
     terminal_ids: list[int], since: datetime, until: datetime
 ) -> dict[int, list[tuple[datetime, datetime | None]]]:
     """For each terminal, the stretches of time it was ``active`` that overlap [since, until]."""
     periods: dict[int, list[tuple[datetime, datetime | None]]] = {tid: [] for tid in terminal_ids}
-    rows = (
-        StatusPeriod.objects.filter(terminal_id__in=terminal_ids, status=Status.ACTIVE, started_at__lte=until)
-        .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=since))
-        .order_by("terminal_id", "started_at")
-        .values_list("terminal_id", "started_at", "ended_at")
-    )
-    for terminal_id, started, ended in rows:
+    for terminal_id, started, ended in _ACTIVE_PERIODS.rows(ids=terminal_ids, since=since, until=until):
         periods[terminal_id].append((started, ended))
     return periods
 
@@ -311,20 +319,23 @@ def bound_by_tid(tids: set[str]) -> dict[str, tuple[int, int, int, str, int, int
     """TID → (terminal id, merchant id, merchant's organisation id, MID, terminal model id, merchant's
     agent id) of the terminals with those TIDs that are bound to a merchant: what ingest prices a
     transaction against and adds it up under."""
-    rows = (
-        Terminal.objects.filter(tid__in=tids, merchant__isnull=False)
-        .values_list(
-            "tid",
-            "pk",
-            "merchant_id",
-            "merchant__organisation_id",
-            "merchant__mid",
-            "model_id",
-            "merchant__agent_id",
-        )
-        .iterator()
+    rows = _BOUND_BY_TID.rows(tids=sorted(tids))
+    return {tid: tuple(rest) for tid, *rest in rows if tid is not None}
+
+
+def _bound(tids: Collection[str]) -> QuerySet[Terminal, tuple[Any, ...]]:
+    return Terminal.objects.filter(tid__in=tids, merchant__isnull=False).values_list(
+        "tid",
+        "pk",
+        "merchant_id",
+        "merchant__organisation_id",
+        "merchant__mid",
+        "model_id",
+        "merchant__agent_id",
     )
-    return {tid: tuple(rest) for tid, *rest in rows if tid is not None}  # type: ignore[misc]
+
+
+_BOUND_BY_TID = Prepared(_bound, tids=[str])  # read by every ingest: compiled once per connection
 
 
 def sn_and_merchant(terminal_id: int) -> tuple[str, int | None] | None:
@@ -405,10 +416,10 @@ _GATEWAY_LIVE_KEY = Prepared(
             *(f"terminal__{name}" for name in _GATEWAY_TERMINAL),
         )[:1]
     ),
-    "tid",
+    tid=str,
 )
 _GATEWAY_TERMINAL_ONLY = Prepared(
-    lambda tid: Terminal.objects.filter(tid=tid).order_by().values_list("pk", *_GATEWAY_TERMINAL)[:1], "tid"
+    lambda tid: Terminal.objects.filter(tid=tid).order_by().values_list("pk", *_GATEWAY_TERMINAL)[:1], tid=str
 )
 
 

@@ -1,9 +1,13 @@
 """The issuer side: the adapter the gateway asks before it approves, and a local simulator of the host.
 
-``HostIssuer`` speaks the gateway's own framing and dialect to an upstream host over TCP (one short
-connection per request; a production link would keep a pool and its own zone keys). A host that does
-not answer within ``timeout`` is "unknown": the gateway declines (``91``) and sends the host a
-reversal of that sale, so nothing the host may have approved stays approved.
+``HostIssuer`` speaks the gateway's own framing and dialect to an upstream host over TCP, over
+connections it keeps open between requests (a pool: one request at a time on each, up to ``keep``
+idle ones kept; a production link would add its own zone keys). A connection that failed, timed out
+or that the host closed is dropped, never reused: a late answer cannot be read as the answer to the
+next request. A host that does not answer within ``timeout`` is "unknown": the gateway declines
+(``91``) and sends the host a reversal of that sale, so nothing the host may have approved stays
+approved. A request is never sent twice (on a connection that turns out dead after the request was
+written, the outcome is unknown as for a timeout).
 
 ``posfleet simulate issuer`` runs ``serve_simulator``: it approves, declines by rules on the amount,
 answers late or never, so the tests and the demo exercise every path:
@@ -22,6 +26,7 @@ anything else                   ``00`` with an authorisation code
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import secrets
 import struct
@@ -39,28 +44,56 @@ class Answer:
     auth_code: str = ""
 
 
+Link = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
 class HostIssuer:
-    def __init__(self, host: str, port: int, *, timeout: float = 2.0) -> None:
-        self.host, self.port, self.timeout = host, port, timeout
+    def __init__(self, host: str, port: int, *, timeout: float = 2.0, keep: int = 32) -> None:
+        self.host, self.port, self.timeout, self.keep = host, port, timeout, keep
+        self._idle: collections.deque[Link] = collections.deque()
+        self.opened = 0  # connections opened so far (the tests check that they are reused)
+
+    async def _link(self) -> Link:
+        """An idle connection the host has not closed, or a new one."""
+        while self._idle:
+            reader, writer = self._idle.pop()
+            if not reader.at_eof() and not writer.is_closing():
+                return reader, writer
+            writer.close()
+        self.opened += 1
+        return await asyncio.open_connection(self.host, self.port)
 
     async def _ask(self, mti: str, fields: dict[str, str]) -> codec.Message | None:
-        writer = None
+        link: Link | None = None
         try:
             async with asyncio.timeout(self.timeout):
-                reader, writer = await asyncio.open_connection(self.host, self.port)
+                link = await self._link()
+                reader, writer = link
                 writer.write(codec.frame(TPDU, codec.encode(mti, fields)))
                 await writer.drain()
                 size = struct.unpack(">H", await reader.readexactly(2))[0]
                 body = await reader.readexactly(size)
-            fields_back = codec.decode_any(body[d.TPDU_BYTES :])
-            return fields_back
-        except (TimeoutError, OSError, asyncio.IncompleteReadError, codec.Malformed, struct.error):
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, struct.error):
+            if link is not None:
+                await _close(link)
             return None
-        finally:
-            if writer is not None:
-                writer.close()
-                with contextlib.suppress(OSError):
-                    await writer.wait_closed()
+        try:
+            answer = codec.decode_any(body[d.TPDU_BYTES :])
+        except codec.Malformed:
+            answer = None
+        if answer is None or any(answer.get(name) != fields.get(name, "") for name in ("11", "41")):
+            await _close(link)  # not the answer to this request: nothing on this link can be trusted
+            return None
+        if len(self._idle) < self.keep:
+            self._idle.append(link)
+        else:
+            await _close(link)
+        return answer
+
+    async def aclose(self) -> None:
+        """Close the idle connections (when the gateway stops)."""
+        while self._idle:
+            await _close(self._idle.pop())
 
     async def authorise(self, fields: dict[str, str]) -> Answer:
         """Ask the host to approve a sale (the request's fields, MAC removed)."""
@@ -77,6 +110,13 @@ class HostIssuer:
         original = fields.get("60", "")[2:8] + fields.get("11", "") + fields.get("13", "0000")
         answer = await self._ask(d.REVERSAL, {**request, "61": fields.get("61") or original})
         return answer is not None and answer.get("39") == d.APPROVED
+
+
+async def _close(link: Link) -> None:
+    _reader, writer = link
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
 
 
 # -- the simulator -----------------------------------------------------------------------------

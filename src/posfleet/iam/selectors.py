@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from posfleet.iam.models import ApiToken, Organisation, OrgKind, User
+from posfleet.platform.prepared import Prepared
 
 
 def scope_of(user: User) -> str | None:
@@ -22,6 +23,24 @@ def tokens_of(user: User) -> QuerySet[ApiToken]:
 
 def provider() -> Organisation | None:
     return Organisation.objects.filter(kind=OrgKind.PROVIDER).first()
+
+
+def provider_locked() -> int | None:
+    """The provider organisation's id, its row locked (``FOR UPDATE``) for the caller's transaction:
+    the money lock every writer of ingest or settlement money takes first. None when there is none."""
+    found = _PROVIDER_LOCKED.rows()
+    return found[0][0] if found else None
+
+
+# Taken by every ingest, the gateway's groups of approvals included: compiled once per connection.
+_PROVIDER_LOCKED = Prepared(
+    lambda: (
+        Organisation.objects.select_for_update()
+        .filter(kind=OrgKind.PROVIDER)
+        .order_by("pk")
+        .values_list("pk")[:1]
+    )
+)
 
 
 def organisations_told(*paths: str | None) -> tuple[int, ...]:

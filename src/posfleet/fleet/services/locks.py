@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from django.db import connection
+from django.db.models import QuerySet
 
 from posfleet.fleet.models import Terminal
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import NotFound
+from posfleet.platform.prepared import Prepared
 
 
 def terminals_lock(actor: Actor, sns: Sequence[str]) -> dict[str, Terminal]:
@@ -43,7 +45,15 @@ def statuses_for_approval(terminal_ids: Sequence[int]) -> dict[int, str]:
     approval. SQLite serialises writers already (IMMEDIATE transactions); the locks are PostgreSQL's."""
     if not connection.in_atomic_block:
         raise RuntimeError("statuses_for_approval() is read inside the approving transaction")
-    query = Terminal.objects.filter(pk__in=list(terminal_ids)).order_by("pk")
+    return dict(_STATUSES_LOCKED.rows(ids=list(terminal_ids)))
+
+
+def _statuses_locked(ids: list[int]) -> QuerySet[Terminal, tuple[int, str]]:
+    query = Terminal.objects.filter(pk__in=ids).order_by("pk")
     if connection.vendor == "postgresql":
         query = query.select_for_update()
-    return dict(query.values_list("pk", "status"))
+    return query.values_list("pk", "status")
+
+
+# Taken for every group of the gateway's approvals: compiled once per connection and list length.
+_STATUSES_LOCKED = Prepared(_statuses_locked, ids=[int])

@@ -52,6 +52,7 @@ def gateway_factory() -> Iterator[object]:
             ready.set()
 
         async def stop() -> None:
+            await gateway.issuer.aclose()
             for server in servers:
                 server.close()
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]

@@ -230,11 +230,14 @@ def test_closing_the_gateway_closes_every_worker_connection() -> None:
         await asyncio.gather(*(gateway._db(query, 0.2) for _ in range(2)))  # two workers, two connections
 
     asyncio.run(traffic())
-    busy = gateway.pool.submit(query, 1.0)  # a message's database work, still running at shutdown
+    # A message's database work, still running at shutdown (on whichever worker thread is free: one
+    # of the two, or a third whose connection is registered only once its work ends).
+    busy = threading.Thread(target=lambda: asyncio.run(gateway._db(query, 1.0)))
+    busy.start()
     time.sleep(0.1)
     try:
         gateway.close()
-        busy.result(10)
+        busy.join(10)
         left_open = [w for w in set(used) if w.connection is not None]  # type: ignore[attr-defined]
         assert not left_open, f"{len(left_open)} worker connection(s) left open by Gateway.close()"
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import time
 
 import pytest
 
@@ -110,6 +111,25 @@ def test_the_issuers_declines_and_silence(gateway_factory, active: TerminalRow) 
         ("declined", 1_005, d.DO_NOT_HONOUR, 0),
     ]
     assert Journal.objects.count() == journals
+
+
+def test_the_issuer_link_is_kept_but_never_reused_after_a_timeout(
+    gateway_factory, active: TerminalRow
+) -> None:  # type: ignore[no-untyped-def]
+    running = gateway_factory(issuer_timeout=0.5, late=1.0)
+    issuer = running.gateway.issuer
+    pos = terminal_of(active, running)
+    pos.sign_on()
+    assert [pos.sale(amount, pan=CARD).code for amount in (1_000, 1_001, 1_002)] == ["00"] * 3
+    assert issuer.opened == 1  # one connection to the host, kept open between sales
+    late = pos.sale(1_077, pan=CARD)  # the host approves after 1 s; the gateway gives up at 0.5 s
+    assert late.code == d.ISSUER_UNAVAILABLE
+    time.sleep(0.8)  # the late approval is sent meanwhile, on the link the gateway dropped
+    after = pos.sale(1_003, pan=CARD)
+    assert after.code == d.APPROVED
+    assert issuer.opened == 2  # a new link for the reversal of the unanswered sale, then reused
+    recorded = Transaction.objects.filter(tid=active.tid, status="approved").order_by("trace_no")
+    assert [t.amount_fen for t in recorded] == [1_000, 1_001, 1_002, 1_003]
 
 
 def test_a_reversal_cancels_the_sale(gateway, active: TerminalRow) -> None:  # type: ignore[no-untyped-def]

@@ -3,17 +3,21 @@ bound, with Django's conversions (dates, UUIDs), reading committed state on ever
 
 from __future__ import annotations
 
+import functools
+import operator
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
+from django.contrib.auth.models import Group
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection
+from django.db import connection, connections
+from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
 
 from posfleet.platform.clock import now
 from posfleet.platform.models import DataKey
-from posfleet.platform.prepared import Prepared
+from posfleet.platform.prepared import MAX_LISTED, Prepared
 
 pytestmark = pytest.mark.django_db
 
@@ -23,8 +27,8 @@ BY_KEK = Prepared(
         .order_by("created_at")
         .values_list("id", "kek_id", "created_at", "shredded_at")
     ),
-    "kek",
-    dates=("since",),
+    kek=str,
+    since=date,
 )
 
 
@@ -60,6 +64,77 @@ def test_each_call_reads_committed_state_and_is_one_query():
 
 
 def test_a_value_the_query_does_not_bind_is_refused():
-    unused = Prepared(lambda kek: DataKey.objects.values_list("id"), "kek")
+    unused = Prepared(lambda kek: DataKey.objects.values_list("id"), kek=str)
     with pytest.raises(ImproperlyConfigured):
         unused.rows(kek="k1")
+
+
+BY_KEKS = Prepared(
+    lambda keks, after: (
+        DataKey.objects.filter(kek_id__in=keks, created_at__gt=after)
+        .order_by("id")
+        .values_list("id", "kek_id")
+    ),
+    keks=[str],
+    after=datetime,
+)
+BY_PAIRS = Prepared(
+    lambda pairs: (
+        DataKey.objects.filter(
+            functools.reduce(
+                operator.or_, (Q(kek_id=kek, created_at__date=day) for kek, day in pairs), Q(pk__in=[])
+            )
+        )
+        .order_by("id")
+        .values_list("id")
+    ),
+    pairs=[(str, date)],
+)
+
+
+def test_lists_ints_and_datetimes_bind_like_the_queryset():
+    keys = [data_key(f"k{n % 4}", n % 3) for n in range(12)]
+    cut = now() - timedelta(days=1, hours=1)
+    for keks in (["k1"], ["k0", "k2"], ["k3", "k3", "k1"], ["none", "k2", "k0"]):
+        for after in (cut, now() - timedelta(days=9), now() + timedelta(days=1)):
+            assert BY_KEKS.rows(keks=keks, after=after) == list(BY_KEKS.build(keks=keks, after=after))
+    assert len(BY_KEKS.rows(keks=["k0", "k1", "k2", "k3"], after=now() - timedelta(days=9))) == len(keys)
+    today = now().date()
+    for pairs in ([("k1", today)], [("k0", today), ("k1", today - timedelta(days=1)), ("k2", today)]):
+        assert BY_PAIRS.rows(pairs=pairs) == list(BY_PAIRS.build(pairs=pairs))
+        assert BY_PAIRS.rows(pairs=pairs)  # the case finds rows: the binding is tested, not only []
+    assert BY_KEKS.rows(keks=[], after=cut) == []  # an empty list: the ORM's own answer, no query
+    groups = [Group.objects.create(name=f"g{n}") for n in range(5)]
+    by_pk = Prepared(
+        lambda pks, name: (
+            Group.objects.filter(pk__in=pks).exclude(name=name).order_by("pk").values_list("name")
+        ),
+        pks=[int],
+        name=str,
+    )
+    chosen = [groups[4].pk, groups[1].pk, groups[2].pk]
+    assert by_pk.rows(pks=chosen, name="g2") == [("g1",), ("g4",)] == list(by_pk.build(pks=chosen, name="g2"))
+
+
+def test_each_list_length_is_compiled_once_and_long_lists_use_the_orm():
+    data_key("k1")
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(3):
+            BY_KEKS.rows(keks=["k1", "k2"], after=now() - timedelta(days=1))
+            BY_KEKS.rows(keks=["k1"], after=now() - timedelta(days=1))
+    assert len(queries.captured_queries) == 6
+    cache = connections["default"].__dict__["_posfleet_prepared"]
+    assert {lengths for (ident, lengths) in cache if ident == id(BY_KEKS)} >= {(1,), (2,)}
+    many = [f"x{n}" for n in range(MAX_LISTED)] + ["k1"]
+    assert BY_KEKS.rows(keks=many, after=now() - timedelta(days=1)) == list(
+        BY_KEKS.build(keks=many, after=now() - timedelta(days=1))
+    )
+    assert all(len(lengths) != 1 or lengths[0] <= MAX_LISTED for _ident, lengths in cache)
+
+
+def test_a_value_the_orm_rewrites_is_refused():
+    pattern = Prepared(lambda part: DataKey.objects.filter(kek_id__contains=part).values_list("id"), part=str)
+    with pytest.raises(ImproperlyConfigured):
+        pattern.rows(part="k")
+    with pytest.raises(ImproperlyConfigured):
+        Prepared(lambda flag: DataKey.objects.values_list("id"), flag=bool)  # type: ignore[arg-type]

@@ -12,12 +12,12 @@ import functools
 import operator
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import Q, QuerySet, Sum
 from django.utils.translation import gettext as _
 
 from posfleet.audit.services import record
@@ -52,6 +52,7 @@ from posfleet.platform.bulk import insert_rows
 from posfleet.platform.clock import now
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import ValidationFailed
+from posfleet.platform.prepared import Prepared
 
 APPROVED, SALE = TransactionStatus.APPROVED, TransactionKind.SALE
 
@@ -103,7 +104,9 @@ def transactions_ingest(*, actor: Actor, items: Sequence[TxnIn]) -> list[TxnResu
         )
     if not items:
         return []
-    with transaction.atomic():
+    # Inside a caller's transaction (the gateway's approvals) it is part of it, without a savepoint:
+    # an error fails the whole of it.
+    with transaction.atomic(savepoint=False):
         return _Ingest(actor, list(items)).run()
 
 
@@ -207,45 +210,31 @@ class _Ingest:
         )
         self.book = PlanBook(sorted({t.merchant_id for t in self.terminals.values()}))
 
-    @staticmethod
-    def _by_keys(keys: list[Key]) -> Q:
-        """Rows that may have these natural keys (``EXACT_KEYS``): exactly those, or their dates ×
-        their TIDs, narrowed by the caller. Not IN lists of batches and traces too: the planner would
-        probe their cross product."""
-        distinct = set(keys)
-        if len(distinct) <= EXACT_KEYS:
-            exact = (
-                Q(tid=tid, batch_no=batch, trace_no=trace, txn_date=day)
-                for tid, batch, trace, day in distinct
-            )
-            return functools.reduce(operator.or_, exact, Q(pk__in=[]))
-        return Q(txn_date__in={k[3] for k in distinct}, tid__in={k[0] for k in distinct})
-
     def _ids(self, keys: list[Key], at: datetime) -> dict[Key, int]:
         """The ids of the rows just written (they carry this call's ``ingested_at``)."""
-        rows = Transaction.objects.filter(self._by_keys(keys), ingested_at=at).order_by()
-        return {
-            (tid, batch_no, trace_no, day): pk
-            for pk, tid, batch_no, trace_no, day in rows.values_list(
-                "pk", "tid", "batch_no", "trace_no", "txn_date"
-            )
-        }
+        distinct = sorted(set(keys))
+        rows = _IDS.rows(keys=distinct, at=at) if len(distinct) <= EXACT_KEYS else _ids_of(distinct, at)
+        return {(tid, batch_no, trace_no, day): pk for pk, tid, batch_no, trace_no, day in rows}
 
-    @classmethod
-    def _stored(cls, keys: list[Key], externals: list[str]) -> tuple[dict[Key, Stored], dict[str, Stored]]:
+    @staticmethod
+    def _stored(keys: list[Key], externals: list[str]) -> tuple[dict[Key, Stored], dict[str, Stored]]:
         """Stored rows with these natural keys or external ids (one query, none for none; the key
         filter may be widened, ``_by_keys``, and is narrowed here)."""
         if not keys and not externals:
             return {}, {}
-        query = Q(pk__in=[])
-        if keys:
-            query |= cls._by_keys(keys)
-        if externals:
-            query |= Q(external_id__in=set(externals))
         wanted = set(keys)
+        if not externals and len(wanted) <= EXACT_KEYS:
+            rows: Iterable[tuple[Any, ...]] = _STORED.rows(keys=sorted(wanted))
+        else:
+            query = Q(pk__in=[])
+            if keys:
+                query |= _by_keys(keys)
+            if externals:
+                query |= Q(external_id__in=set(externals))
+            rows = Transaction.objects.filter(query).order_by().values_list(*STORED_FIELDS).iterator()
         by_key: dict[Key, Stored] = {}
         by_external: dict[str, Stored] = {}
-        for values in Transaction.objects.filter(query).order_by().values_list(*STORED_FIELDS).iterator():
+        for values in rows:
             row = Stored(*values)
             key = (row.tid, row.batch_no, row.trace_no, row.txn_date)
             if key in wanted:
@@ -427,3 +416,32 @@ class _Ingest:
             journal,
             self.totals[(n.merchant_id, item.txn_date)] if item.status == APPROVED else None,
         )
+
+
+def _by_keys(keys: Iterable[Key]) -> Q:
+    """Rows that may have these natural keys (``EXACT_KEYS``): exactly those, or their dates × their
+    TIDs, narrowed by the caller. Not IN lists of batches and traces too: the planner would probe
+    their cross product."""
+    distinct = set(keys)
+    if len(distinct) <= EXACT_KEYS:
+        exact = (
+            Q(tid=tid, batch_no=batch, trace_no=trace, txn_date=day) for tid, batch, trace, day in distinct
+        )
+        return functools.reduce(operator.or_, exact, Q(pk__in=[]))
+    return Q(txn_date__in={k[3] for k in distinct}, tid__in={k[0] for k in distinct})
+
+
+def _ids_of(keys: list[Key], at: datetime) -> QuerySet[Transaction, tuple[Any, ...]]:
+    return (
+        Transaction.objects.filter(_by_keys(keys), ingested_at=at)
+        .order_by()
+        .values_list("pk", "tid", "batch_no", "trace_no", "txn_date")
+    )
+
+
+# The gateway's groups ask these for every group: compiled once per connection and number of keys.
+_STORED = Prepared(
+    lambda keys: Transaction.objects.filter(_by_keys(keys)).order_by().values_list(*STORED_FIELDS),
+    keys=[(str, str, str, date)],
+)
+_IDS = Prepared(_ids_of, keys=[(str, str, str, date)], at=datetime)

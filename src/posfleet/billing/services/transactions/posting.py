@@ -24,9 +24,10 @@ from django.utils.translation import gettext as _
 
 from posfleet.billing.errors import AlreadyPosted, Unbalanced
 from posfleet.billing.models import Account, Entry, Journal, JournalKind
-from posfleet.iam.selectors import provider
+from posfleet.iam.selectors import provider, provider_locked
 from posfleet.platform.bulk import insert_rows
 from posfleet.platform.clock import now
+from posfleet.platform.prepared import Prepared
 
 
 @dataclass
@@ -56,12 +57,8 @@ def accounts(pairs: Iterable[tuple[int, str]]) -> dict[tuple[int, str], int]:
     kinds = {kind for _org, kind in wanted}
 
     def load() -> dict[tuple[int, str], int]:
-        rows = Account.objects.filter(organisation_id__in=orgs, kind__in=kinds)
-        return {
-            (org, kind): pk
-            for pk, org, kind in rows.values_list("pk", "organisation_id", "kind")
-            if (org, kind) in wanted
-        }
+        rows = _ACCOUNTS.rows(orgs=sorted(orgs), kinds=sorted(kinds))
+        return {(org, kind): pk for pk, org, kind in rows if (org, kind) in wanted}
 
     found = load()
     missing = wanted - found.keys()
@@ -71,6 +68,20 @@ def accounts(pairs: Iterable[tuple[int, str]]) -> dict[tuple[int, str], int]:
         )
         found = load()
     return found
+
+
+# Read by every ingest (and settlement chunk): compiled once per connection and list lengths.
+_ACCOUNTS = Prepared(
+    lambda orgs, kinds: Account.objects.filter(organisation_id__in=orgs, kind__in=kinds).values_list(
+        "pk", "organisation_id", "kind"
+    ),
+    orgs=[int],
+    kinds=[str],
+)
+_JOURNAL_IDS = Prepared(
+    lambda references: Journal.objects.filter(reference__in=references).values_list("reference", "pk"),
+    references=[str],
+)
 
 
 def money_lock() -> int:
@@ -83,11 +94,10 @@ def money_lock() -> int:
     """
     if not connection.in_atomic_block:
         raise RuntimeError("money_lock() is taken inside a transaction")
-    root = provider()
+    root = provider_locked()
     if root is None:
         raise RuntimeError("the provider organisation does not exist")
-    list(type(root).objects.select_for_update().filter(pk=root.pk).values_list("pk", flat=True))
-    return root.pk
+    return root
 
 
 def post_many(specs: Sequence[JournalSpec], *, occurred_at: datetime | None = None) -> list[int]:
@@ -142,11 +152,7 @@ def post_many(specs: Sequence[JournalSpec], *, occurred_at: datetime | None = No
     if journal_ids is None:
         ids: dict[str, int] = {}
         for start in range(0, len(references), 5000):
-            ids.update(
-                Journal.objects.filter(reference__in=references[start : start + 5000]).values_list(
-                    "reference", "pk"
-                )
-            )
+            ids.update(_JOURNAL_IDS.rows(references=references[start : start + 5000]))
         journal_ids = [ids[reference] for reference in references]
     insert_rows(
         Entry,

@@ -14,6 +14,7 @@ from django.db import connection
 
 from posfleet.billing.models import SalesMonth
 from posfleet.platform.bulk import insert_rows
+from posfleet.platform.prepared import Prepared
 
 # (agent id, month's first day, method, terminal model id, status)
 Key = tuple[int, date, str, int, str]
@@ -46,12 +47,20 @@ def add_to_sales_months(sales: Iterable[tuple[int, date, str, int, str, int]]) -
         )
 
 
+# Read by every ingest: compiled once per connection and list lengths (platform/prepared.py).
+_STORED = Prepared(
+    lambda agents, months: SalesMonth.objects.filter(agent_id__in=agents, month__in=months).values_list(
+        "agent_id", "month", "method", "model_id", "status", "pk"
+    ),
+    agents=[int],
+    months=[date],
+)
+
+
 def _stored(keys: Iterable[Key]) -> dict[Key, int]:
     """The rows there are of these keys (a batch spans a few agents and months: one query)."""
     wanted = set(keys)
     agents = {k[0] for k in wanted}
     months = {k[1] for k in wanted}
-    rows = SalesMonth.objects.filter(agent_id__in=agents, month__in=months).values_list(
-        "agent_id", "month", "method", "model_id", "status", "pk"
-    )
+    rows = _STORED.rows(agents=sorted(agents), months=sorted(months))
     return {key: pk for *rest, pk in rows if (key := tuple(rest)) in wanted}

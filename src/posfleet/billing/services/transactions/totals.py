@@ -12,10 +12,10 @@ from collections.abc import Iterable
 from datetime import date, timedelta
 
 from django.db import connection
-from django.db.models import Max
 
 from posfleet.billing.models import DailyTotal, SettlementRun, TransactionKind, TransactionStatus
 from posfleet.platform.bulk import insert_rows
+from posfleet.platform.prepared import Prepared
 
 Day = tuple[int, date]  # (merchant id, transaction date)
 
@@ -58,11 +58,25 @@ def add_to_daily_totals(rows: Iterable[tuple[int, date, str, str, int, int]]) ->
     return found
 
 
+# Read by every ingest: compiled once per connection (and list lengths; platform/prepared.py).
+_LATEST_RUN = Prepared(
+    lambda: SettlementRun.objects.order_by("-business_date").values_list("business_date")[:1]
+)
+_OPEN = Prepared(
+    lambda merchants, days, after: DailyTotal.objects.filter(
+        merchant_id__in=merchants, txn_date__in=days, settle_day__gte=after
+    ).values_list("merchant_id", "txn_date", "settle_day", "pk"),
+    merchants=[int],
+    days=[date],
+    after=date,
+)
+
+
 def first_open_day() -> date:
     """The first day no settlement run has begun for: the day after the latest run (runs go in date
     order), or the earliest date when there has been none."""
-    latest = SettlementRun.objects.aggregate(day=Max("business_date"))["day"]
-    return latest + timedelta(days=1) if latest is not None else date.min
+    latest = _LATEST_RUN.rows()
+    return latest[0][0] + timedelta(days=1) if latest else date.min
 
 
 def _open(keys: Iterable[Day], after: date) -> dict[Day, int]:
@@ -73,8 +87,6 @@ def _open(keys: Iterable[Day], after: date) -> dict[Day, int]:
     days = sorted({d for _m, d in wanted})
     found: dict[Day, int] = {}
     for start in range(0, len(merchants), 5000):
-        rows = DailyTotal.objects.filter(
-            merchant_id__in=merchants[start : start + 5000], txn_date__in=days, settle_day__gte=after
-        ).values_list("merchant_id", "txn_date", "settle_day", "pk")
+        rows = _OPEN.rows(merchants=merchants[start : start + 5000], days=days, after=after)
         found.update({(m, d): pk for m, d, s, pk in rows if (m, d) in wanted and s == max(d, after)})
     return found

@@ -71,4 +71,5 @@ class Command(BaseCommand):
         async with server:
             await stop.wait()
             server.close()
+            await gateway.issuer.aclose()
         gateway.close()
