@@ -7,8 +7,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
+from django.db.models import Model, QuerySet
 from django.utils.translation import gettext as _
 
 from posfleet.audit.services import Entry, record
@@ -19,6 +21,7 @@ from posfleet.platform.clock import today
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import ValidationFailed
 from posfleet.platform.money import fee_fen
+from posfleet.platform.prepared import Prepared
 
 
 @dataclass(frozen=True)
@@ -246,6 +249,34 @@ class Quote:
     fee_fen: int
 
 
+def _fields(model: type[Model]) -> list[str]:
+    return [f.attname for f in model._meta.concrete_fields]
+
+
+def _loaded[M: Model](model: type[M], rows: Iterable[tuple[Any, ...]]) -> list[M]:
+    """Instances of ``model`` from rows of its concrete fields, in their order (as the ORM loads them)."""
+    names = _fields(model)
+    return [model.from_db(DEFAULT_DB_ALIAS, names, row) for row in rows]
+
+
+def _assignments() -> QuerySet[PlanAssignment]:
+    return PlanAssignment.objects.order_by("effective_from", "id")
+
+
+# Read by every ingest (the gateway's groups of approvals included): compiled once per connection
+# (and number of merchants; platform/prepared.py).
+_VERSIONS = Prepared(
+    lambda: RatePlanVersion.objects.order_by("plan_id", "effective_from").values_list(
+        *_fields(RatePlanVersion)
+    )
+)
+_RULES = Prepared(lambda: RateRule.objects.order_by().values_list(*_fields(RateRule)))
+_ASSIGNMENTS = Prepared(
+    lambda merchants: _assignments().filter(merchant_id__in=merchants).values_list(*_fields(PlanAssignment)),
+    merchants=[int],
+)
+
+
 class PlanBook:
     """Plans, versions, rules and the assignments of some merchants, resolved in memory.
 
@@ -255,13 +286,14 @@ class PlanBook:
     def __init__(self, merchant_ids: Iterable[int] | None = None) -> None:
         self.versions: dict[int, list[RatePlanVersion]] = {}
         self.rules: dict[int, dict[str, RateRule]] = {}
-        for version in RatePlanVersion.objects.select_related("plan").order_by("plan_id", "effective_from"):
+        for version in _loaded(RatePlanVersion, _VERSIONS.rows()):
             self.versions.setdefault(version.plan_id, []).append(version)
-        for rule in RateRule.objects.all():
+        for rule in _loaded(RateRule, _RULES.rows()):
             self.rules.setdefault(rule.version_id, {})[rule.method] = rule
-        assignments = PlanAssignment.objects.order_by("effective_from", "id")
-        if merchant_ids is not None:
-            assignments = assignments.filter(merchant_id__in=list(merchant_ids))
+        if merchant_ids is None:
+            assignments = _loaded(PlanAssignment, _assignments().values_list(*_fields(PlanAssignment)))
+        else:
+            assignments = _loaded(PlanAssignment, _ASSIGNMENTS.rows(merchants=list(merchant_ids)))
         self.by_merchant: dict[int, list[PlanAssignment]] = {}
         self.by_terminal: dict[int, list[PlanAssignment]] = {}
         for a in assignments:
