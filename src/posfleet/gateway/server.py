@@ -67,6 +67,7 @@ class Gateway:
         self.poster = poster
         self.writer: Executor = self._new_writer()
         self.connections = 0
+        self._clients: set[asyncio.StreamWriter] = set()  # the terminals' open connections
         self.counts: dict[str, int] = {}
         self._wrappers: set[Any] = set()  # the database connections of the worker threads
         self._wrappers_lock = threading.Lock()
@@ -120,6 +121,17 @@ class Gateway:
         self._postings = asyncio.Queue()
         self._poster = asyncio.create_task(self._post_forever())
         return await asyncio.start_server(self._connection, host, port, backlog=512)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """After the listening socket is closed: close every terminal's connection (a message being
+        answered finishes first, within ``grace`` seconds) and the issuer links. Then ``close``."""
+        for writer in list(self._clients):
+            writer.close()  # its reader ends: the connection's coroutine returns
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self.connections and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        await self.issuer.aclose()
 
     # -- postings, grouped -------------------------------------------------------------------------
 
@@ -185,6 +197,7 @@ class Gateway:
             writer.close()
             return
         self.connections += 1
+        self._clients.add(writer)
         try:
             while True:
                 try:
@@ -207,6 +220,7 @@ class Gateway:
             return
         finally:
             self.connections -= 1
+            self._clients.discard(writer)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()

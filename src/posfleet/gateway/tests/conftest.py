@@ -52,9 +52,9 @@ def gateway_factory() -> Iterator[object]:
             ready.set()
 
         async def stop() -> None:
-            await gateway.issuer.aclose()
             for server in servers:
                 server.close()
+            await gateway.stop(grace=1.0)
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             for task in tasks:
                 task.cancel()

@@ -91,6 +91,28 @@ def test_a_killed_gateway_leaves_no_poster(processes, world) -> None:  # type: i
     assert gone(poster, 5), "the poster outlived its gateway"
 
 
+def test_a_stopped_gateway_closes_what_it_holds_and_says_so(processes, world) -> None:  # type: ignore[no-untyped-def]
+    """SIGTERM (a supervisor, Ctrl-C): the gateway stops listening, closes the terminals' connections
+    (this one is still open), its issuer links, its poster and its database connections, and exits 0
+    without an error in its log — after serving a sale, so there are some of each to close."""
+    on_standard_plan(world.merchant_a)
+    row = make_terminal(world, "SN-GW-STOP", Status.ACTIVE)
+    issuer_port = free_port()
+    processes.start("issuer", "simulate", "issuer", "--port", str(issuer_port))
+    running = processes.gateway("gateway", issuer_port)
+    pos = terminal_of(row, running)
+    assert pos.sign_on().approved
+    assert pos.sale(1_000, pan="6225880123456789").approved
+    gateway = processes.started["gateway"]
+    poster = poster_of(gateway.pid)
+    gateway.terminate()
+    assert gateway.wait(20) == 0, processes.log("gateway")
+    log = processes.log("gateway")
+    assert "gateway: stopped" in log
+    assert "Traceback" not in log, log
+    assert gone(poster, 5)
+
+
 class DiesWhileWriting(ThreadPoolExecutor):
     """A poster that writes its group (``commits``) or not, then is reported dead, as a process killed
     between its commit and its answer (or before its commit) is."""

@@ -54,7 +54,10 @@ class Command(BaseCommand):
             runner = uvloop.run
         except ImportError:  # pragma: no cover - uvloop is a dependency; plain asyncio still works
             runner = asyncio.run
-        runner(self._serve(gateway, host, port))
+        try:
+            runner(self._serve(gateway, host, port))
+        finally:
+            gateway.close()  # out of the event loop: closing the threads' connections is blocking work
         self.stdout.write("gateway: stopped")
 
     async def _serve(self, gateway: Gateway, host: str, port: int) -> None:
@@ -71,5 +74,4 @@ class Command(BaseCommand):
         async with server:
             await stop.wait()
             server.close()
-            await gateway.issuer.aclose()
-        gateway.close()
+            await gateway.stop()
