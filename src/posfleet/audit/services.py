@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, transaction
 
 from posfleet.audit.chain import compute_hash
 from posfleet.audit.models import AuditChainHead, AuditEvent
@@ -15,6 +15,7 @@ from posfleet.audit.vocabulary import EventType
 from posfleet.platform.clock import now
 from posfleet.platform.context import Actor
 from posfleet.platform.exports import ExportRecord, Recorder
+from posfleet.platform.prepared import Prepared
 
 MAX_NOTE = 2000
 
@@ -42,8 +43,14 @@ class Entry:
     actor: Actor | None = None
 
 
+# Taken by every audited change (the gateway's groups of approvals too): compiled once per connection.
+_HEAD_FIELDS = ("id", "last_seq", "last_hash")
+_HEAD = Prepared(lambda: AuditChainHead.objects.select_for_update().filter(pk=1).values_list(*_HEAD_FIELDS))
+
+
 def _locked_head() -> AuditChainHead:
-    head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
+    found = _HEAD.rows()
+    head = AuditChainHead.from_db(DEFAULT_DB_ALIAS, _HEAD_FIELDS, found[0]) if found else None
     if head is None:
         # Seeded by migration 0002; recreated only while the chain is empty (e.g. a flushed test
         # database). Events without a head mean someone removed it: refuse to write on a broken chain.

@@ -12,6 +12,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from posfleet.billing.errors import AlreadyPosted, Unbalanced
 from posfleet.billing.models import Account, AccountKind, Entry, Journal, JournalKind
 from posfleet.billing.services.ledger import Line, merchant_account, post, provider_account, reverse
+from posfleet.billing.services.transactions.posting import JournalSpec, post_many
 from posfleet.billing.verify import verify_ledger
 from posfleet.testing.refusals import assert_nothing_recorded
 
@@ -95,6 +96,24 @@ def test_a_reversal_negates_and_links_once(accounts):
         transaction.atomic(),
     ):
         reverse(journal=journal)
+    assert verify_ledger().ok
+
+
+@pytest.mark.parametrize("new_references", [False, True], ids=["checked", "vouched new by the caller"])
+def test_a_bulk_journal_with_a_taken_reference_writes_nothing(accounts, new_references):
+    bank, payable, _revenue = accounts
+    capture(accounts, reference="capture:taken")
+    spec = JournalSpec(JournalKind.CAPTURE, "capture:taken", DAY, lines=[(bank.pk, 500), (payable.pk, -500)])
+    fresh = JournalSpec(JournalKind.CAPTURE, "capture:fresh", DAY, lines=[(bank.pk, 700), (payable.pk, -700)])
+    # Vouched new (ingest's references carry a fresh random id), a clash can only be a bug: the
+    # database's own refusal fails the transaction, without the savepoint that names the reference.
+    expected = IntegrityError if new_references else AlreadyPosted
+    with (
+        assert_nothing_recorded(Account.objects.all(), Journal.objects.all(), Entry.objects.all()),
+        pytest.raises(expected),
+        transaction.atomic(),
+    ):
+        post_many([fresh, spec], new_references=new_references)
     assert verify_ledger().ok
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from posfleet.gateway import codec
 from posfleet.gateway import dialect as d
@@ -45,6 +47,25 @@ async def _with_host(
         server.close()
 
 
+def _run(scenario: Coroutine[Any, Any, None]) -> None:
+    """Run ``scenario`` on an event loop of its own, in a thread: the suite's own loop (a browser test's,
+    say) may be running in this one."""
+    failed: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(scenario)
+        except BaseException as exc:  # re-raised in the test's thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive(), "the scenario did not end"
+    if failed:
+        raise failed[0]
+
+
 def _echo(message: codec.Message) -> dict[str, str]:
     return {**{k: message.fields[k] for k in ("11", "41") if k in message.fields}, "39": "00", "38": "123456"}
 
@@ -56,7 +77,7 @@ def test_a_connection_the_host_closed_is_not_reused() -> None:
             await asyncio.sleep(0.05)  # the host's close has arrived
         assert issuer.opened == 3  # each kept link was found closed and replaced, no sale failed
 
-    asyncio.run(_with_host(_echo, True, test))
+    _run(_with_host(_echo, True, test))
 
 
 def test_a_kept_connection_serves_the_next_requests() -> None:
@@ -70,7 +91,7 @@ def test_a_kept_connection_serves_the_next_requests() -> None:
             assert (await issuer.authorise(dict(SALE, **{"11": f"{n + 10:06d}"}))).code == d.APPROVED
         assert issuer.opened == opened  # the five concurrent links were kept and reused
 
-    asyncio.run(_with_host(_echo, False, test))
+    _run(_with_host(_echo, False, test))
 
 
 def test_an_answer_to_another_request_is_no_answer() -> None:
@@ -81,4 +102,4 @@ def test_an_answer_to_another_request_is_no_answer() -> None:
         assert (await issuer.authorise(SALE)).code == d.ISSUER_UNAVAILABLE  # and a reversal was sent
         assert not issuer._idle  # the link that carried it is dropped
 
-    asyncio.run(_with_host(wrong, False, test))
+    _run(_with_host(wrong, False, test))

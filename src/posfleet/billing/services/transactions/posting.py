@@ -100,10 +100,15 @@ def money_lock() -> int:
     return root
 
 
-def post_many(specs: Sequence[JournalSpec], *, occurred_at: datetime | None = None) -> list[int]:
+def post_many(
+    specs: Sequence[JournalSpec], *, occurred_at: datetime | None = None, new_references: bool = False
+) -> list[int]:
     """Write balanced journals, all or nothing; returns their ids in the order of ``specs``. Raises
     ``Unbalanced`` before writing anything, or ``AlreadyPosted`` when a reference exists (the caller's
-    transaction must then roll back)."""
+    transaction must then roll back). ``new_references``: the caller made every reference unique
+    itself (ingest: a fresh random id in each), so a clash can only be a bug; the database's unique
+    constraint then fails the caller's transaction as it is, without the savepoint that turns a clash
+    into ``AlreadyPosted`` (two round trips fewer for every group of the gateway's approvals)."""
     if not connection.in_atomic_block:
         raise RuntimeError("post_many() must run inside the transaction of the change")
     prepared: list[tuple[JournalSpec, list[tuple[int, int]]]] = []
@@ -136,7 +141,7 @@ def post_many(specs: Sequence[JournalSpec], *, occurred_at: datetime | None = No
         for spec, entries in prepared
     ]
     try:
-        with transaction.atomic():
+        with transaction.atomic(savepoint=not new_references):
             if journal_ids is None:
                 insert_rows(Journal, varying, rows, occurred_at=at)
             else:
@@ -147,6 +152,8 @@ def post_many(specs: Sequence[JournalSpec], *, occurred_at: datetime | None = No
                     occurred_at=at,
                 )
     except IntegrityError as exc:
+        if new_references:
+            raise
         taken = Journal.objects.filter(reference__in=references[:5000]).values_list("reference", flat=True)
         raise AlreadyPosted(reference=taken.first() or "") from exc
     if journal_ids is None:

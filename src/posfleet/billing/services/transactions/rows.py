@@ -148,7 +148,7 @@ def book(ingest_id: str, new: list[New], provider: int) -> dict[tuple[int, str],
                 ],
             )
         )
-    journals = post_many(specs)
+    journals = post_many(specs, new_references=True)  # each reference names this call's ingest id
     return dict(zip(slots, journals, strict=True))
 
 
