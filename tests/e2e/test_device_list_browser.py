@@ -4,6 +4,8 @@ exactly the selection; no script or CSP error on the way."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -43,7 +45,10 @@ def test_select_every_match_untick_one_paste_and_act(page, live_server, fleet):
     expect(count).to_have_attribute("data-count", "2")
 
     page.get_by_test_id("paste-toggle").click()
-    page.fill("#paste-sns textarea[name=sns]", "sn-sel-0002\nNOPE-0001")
+    expect(page.locator("#paste-sns")).to_have_class(re.compile(r"\bshow\b"))  # opened, not opening
+    pasted = page.locator("#paste-sns textarea[name=sns]")
+    pasted.fill("sn-sel-0002\nNOPE-0001")
+    expect(pasted).to_have_value("sn-sel-0002\nNOPE-0001")
     page.get_by_test_id("paste-submit").click()
     expect(page.get_by_test_id("selection-message")).to_contain_text("NOPE-0001")
     expect(count).to_have_attribute("data-count", "3")
