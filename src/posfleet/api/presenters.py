@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from posfleet.api import schemas as s
-from posfleet.fleet.selectors import allowed_commands, connectivity
+from posfleet.fleet.health import connectivity
+from posfleet.fleet.selectors import allowed_commands
 from posfleet.fleet.states import Status
 from posfleet.iam.models import User
 from posfleet.platform.clock import now

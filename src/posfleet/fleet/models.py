@@ -127,7 +127,7 @@ class Terminal(TerminalTransitions, ConcurrentTransitionMixin, models.Model):  #
     service_expires_on = models.DateField(_("service expiry"), null=True, blank=True, db_index=True)
     firmware_version = models.CharField(_("firmware"), max_length=32, blank=True)
     # The last heartbeat (device channel or gateway): online, offline and silent are read from it by
-    # ``fleet.selectors`` (``ONLINE_WITHIN``, ``SILENT_AFTER``).
+    # ``fleet.health`` (``ONLINE_WITHIN``, ``SILENT_AFTER``).
     last_heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
     # Where the device last said it was (with its heartbeat): {"lat", "lon", "accuracy_m"} in WGS-84
     # degrees and metres, written only by ``fleet.services.terminal_heartbeat``.

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from posfleet.console.views.base import console_login_required, render_page
 from posfleet.console.views.money.common import forbidden, signed_in
+from posfleet.fleet import health
 from posfleet.fleet import relocation_alerts as relocations
 from posfleet.fleet import selectors as fleet
 from posfleet.fleet.relocation_states import COMMAND_LABELS, RelocationCommand, RelocationStatus
@@ -105,7 +106,7 @@ def silent_list(request: HttpRequest) -> HttpResponse:
     user = signed_in(request)
     form = HealthFilterForm(request.GET, user=user)
     at = now()
-    terminals = fleet.silent_terminals(user, form.filters(), at)
+    terminals = health.silent_terminals(user, form.filters(), at)
     seen = form.value("seen")
     if seen == "never":
         terminals = terminals.filter(last_heartbeat_at__isnull=True)
@@ -120,8 +121,8 @@ def silent_list(request: HttpRequest) -> HttpResponse:
             "page": page,
             "rows": list(page.object_list),
             "active_filters": form.active_count(),
-            "silent_hours": int(fleet.SILENT_AFTER.total_seconds() // 3600),
-            "online_minutes": int(fleet.ONLINE_WITHIN.total_seconds() // 60),
+            "silent_hours": int(health.SILENT_AFTER.total_seconds() // 3600),
+            "online_minutes": int(health.ONLINE_WITHIN.total_seconds() // 60),
         },
     )
 

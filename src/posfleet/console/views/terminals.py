@@ -30,6 +30,7 @@ from posfleet.console.views.closure_request import REQUESTER_ROLES, may_close, m
 from posfleet.console.views.health import review_actions
 from posfleet.console.views.money.common import may_list_settlements
 from posfleet.enrollment.services.replacement import may_replace
+from posfleet.fleet import health
 from posfleet.fleet import selectors as fleet
 from posfleet.fleet.guards import reactivation_deadline
 from posfleet.fleet.models import Capability, Terminal
@@ -368,7 +369,7 @@ def terminal_detail(request: HttpRequest, sn: str) -> HttpResponse:
         "closure_case": overview.closure.case.number if overview.closure and overview.closure.open else "",
         "replaces": replaces,
         "replaced_by": replaced_by,
-        "health": fleet.terminal_health(terminal, now()),
+        "health": health.terminal_health(terminal, now()),
         "may_review_relocation": user.has_perm("fleet.review_relocation_alert", terminal),
         "review_actions": review_actions(),
     }

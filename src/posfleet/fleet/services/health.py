@@ -5,7 +5,7 @@ smart terminals (``source="device_channel"``, through ``device_heartbeat``) and 
 (``source="gateway"``, a network-management message, from its worker threads with the Terminal it
 loaded by TID). A heartbeat is telemetry, not a change of record: it moves ``last_heartbeat_at``,
 ``last_location`` and ``firmware_version`` and nothing else is written; online, offline and silent are
-read from ``last_heartbeat_at`` by ``fleet.selectors`` (``ONLINE_WITHIN``, ``SILENT_AFTER``). Two things
+read from ``last_heartbeat_at`` by ``fleet.health`` (``ONLINE_WITHIN``, ``SILENT_AFTER``). Two things
 a heartbeat can report are changes and are recorded (audit row and outbox event, in one transaction):
 
 - new firmware (``device.firmware_reported``, ``device.firmware_changed``);

@@ -18,19 +18,19 @@ from posfleet.audit.models import AuditEvent
 from posfleet.audit.verify import verify_chain
 from posfleet.audit.vocabulary import EventType
 from posfleet.fleet.geo import EARTH_RADIUS_M, distance_m, haversine_m
-from posfleet.fleet.models import RelocationAlert, Terminal
-from posfleet.fleet.relocation_alerts import relocation_alert_for, relocation_alerts_visible_to
-from posfleet.fleet.relocation_states import FINAL, INITIAL, TRANSITIONS, RelocationStatus, commands_from
-from posfleet.fleet.selectors import (
+from posfleet.fleet.health import (
     ONLINE_WITHIN,
     SILENT_AFTER,
     Connectivity,
-    TerminalFilters,
     connectivity,
     online_q,
     silent_terminals,
     terminal_health,
 )
+from posfleet.fleet.models import RelocationAlert, Terminal
+from posfleet.fleet.relocation_alerts import relocation_alert_for, relocation_alerts_visible_to
+from posfleet.fleet.relocation_states import FINAL, INITIAL, TRANSITIONS, RelocationStatus, commands_from
+from posfleet.fleet.selectors import TerminalFilters
 from posfleet.fleet.services import (
     device_heartbeat,
     relocation_alert_confirm_moved,
