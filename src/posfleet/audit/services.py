@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connection, transaction
+from django.db import connection, transaction
 
 from posfleet.audit.chain import compute_hash
 from posfleet.audit.models import AuditChainHead, AuditEvent
@@ -49,8 +49,8 @@ _HEAD = Prepared(lambda: AuditChainHead.objects.select_for_update().filter(pk=1)
 
 
 def _locked_head() -> AuditChainHead:
-    found = _HEAD.rows()
-    head = AuditChainHead.from_db(DEFAULT_DB_ALIAS, _HEAD_FIELDS, found[0]) if found else None
+    found = _HEAD.objects()
+    head: AuditChainHead | None = found[0] if found else None
     if head is None:
         # Seeded by migration 0002; recreated only while the chain is empty (e.g. a flushed test
         # database). Events without a head mean someone removed it: refuse to write on a broken chain.

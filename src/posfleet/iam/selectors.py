@@ -21,8 +21,13 @@ def tokens_of(user: User) -> QuerySet[ApiToken]:
     return ApiToken.objects.filter(user=user).order_by("-created_at")
 
 
+def _providers() -> QuerySet[Organisation]:
+    """The provider organisation (one; the first by id should there be more): the one definition."""
+    return Organisation.objects.filter(kind=OrgKind.PROVIDER).order_by("pk")
+
+
 def provider() -> Organisation | None:
-    return Organisation.objects.filter(kind=OrgKind.PROVIDER).first()
+    return _providers().first()
 
 
 def provider_locked() -> int | None:
@@ -33,14 +38,7 @@ def provider_locked() -> int | None:
 
 
 # Taken by every ingest, the gateway's groups of approvals included: compiled once per connection.
-_PROVIDER_LOCKED = Prepared(
-    lambda: (
-        Organisation.objects.select_for_update()
-        .filter(kind=OrgKind.PROVIDER)
-        .order_by("pk")
-        .values_list("pk")[:1]
-    )
-)
+_PROVIDER_LOCKED = Prepared(lambda: _providers().select_for_update().values_list("pk")[:1])
 
 
 def organisations_told(*paths: str | None) -> tuple[int, ...]:

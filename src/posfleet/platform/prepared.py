@@ -53,9 +53,21 @@ class Prepared:
                     raise ImproperlyConfigured(f"{name}: cannot bind a {kind!r}")
 
     def rows(self, **values: Any) -> list[tuple[Any, ...]]:
+        return self._run(values)[0]
+
+    def objects(self, **values: Any) -> list[Any]:
+        """The rows as instances of the queryset's model, loaded as the ORM loads them
+        (``Model.from_db``): for a ``values_list`` of the model's field attnames (``plan_id``, not
+        ``plan``); fields not named are deferred."""
+        rows, query = self._run(values)
+        names = list(query.values_select)
+        return [query.model.from_db(DEFAULT_DB_ALIAS, names, row) for row in rows]
+
+    def _run(self, values: dict[str, Any]) -> tuple[list[tuple[Any, ...]], Any]:
         lengths = tuple(len(values[name]) for name in self.lists)
         if 0 in lengths or sum(lengths) > MAX_LISTED:
-            return list(self.build(**values))
+            queryset = self.build(**values)
+            return list(queryset), queryset.query
         compiler, sql, params, slots = self._compiled(lengths)
         connection = compiler.connection
         bound = list(params)
@@ -69,7 +81,7 @@ class Prepared:
         with connection.cursor() as cursor:
             cursor.execute(sql, bound)
             fetched = cursor.fetchall()
-        return list(compiler.results_iter(results=[fetched], tuple_expected=True))
+        return list(compiler.results_iter(results=[fetched], tuple_expected=True)), compiler.query
 
     def _compiled(self, lengths: tuple[int, ...]) -> tuple[Any, str, tuple[Any, ...], dict[int, Slot]]:
         connection = connections[DEFAULT_DB_ALIAS]  # each thread has its own

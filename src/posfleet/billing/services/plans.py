@@ -7,9 +7,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Model, QuerySet
 from django.utils.translation import gettext as _
 
@@ -253,12 +252,6 @@ def _fields(model: type[Model]) -> list[str]:
     return [f.attname for f in model._meta.concrete_fields]
 
 
-def _loaded[M: Model](model: type[M], rows: Iterable[tuple[Any, ...]]) -> list[M]:
-    """Instances of ``model`` from rows of its concrete fields, in their order (as the ORM loads them)."""
-    names = _fields(model)
-    return [model.from_db(DEFAULT_DB_ALIAS, names, row) for row in rows]
-
-
 def _assignments() -> QuerySet[PlanAssignment]:
     return PlanAssignment.objects.order_by("effective_from", "id")
 
@@ -286,14 +279,14 @@ class PlanBook:
     def __init__(self, merchant_ids: Iterable[int] | None = None) -> None:
         self.versions: dict[int, list[RatePlanVersion]] = {}
         self.rules: dict[int, dict[str, RateRule]] = {}
-        for version in _loaded(RatePlanVersion, _VERSIONS.rows()):
+        for version in _VERSIONS.objects():
             self.versions.setdefault(version.plan_id, []).append(version)
-        for rule in _loaded(RateRule, _RULES.rows()):
+        for rule in _RULES.objects():
             self.rules.setdefault(rule.version_id, {})[rule.method] = rule
         if merchant_ids is None:
-            assignments = _loaded(PlanAssignment, _assignments().values_list(*_fields(PlanAssignment)))
+            assignments: list[PlanAssignment] = list(_assignments())
         else:
-            assignments = _loaded(PlanAssignment, _ASSIGNMENTS.rows(merchants=list(merchant_ids)))
+            assignments = _ASSIGNMENTS.objects(merchants=list(merchant_ids))
         self.by_merchant: dict[int, list[PlanAssignment]] = {}
         self.by_terminal: dict[int, list[PlanAssignment]] = {}
         for a in assignments:

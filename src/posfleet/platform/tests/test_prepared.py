@@ -138,3 +138,25 @@ def test_a_value_the_orm_rewrites_is_refused():
         pattern.rows(part="k")
     with pytest.raises(ImproperlyConfigured):
         Prepared(lambda flag: DataKey.objects.values_list("id"), flag=bool)  # type: ignore[arg-type]
+
+
+def test_objects_are_the_models_the_orm_would_load():
+    keys = [data_key("k5", n) for n in range(3)]
+    whole = Prepared(
+        lambda kek: (
+            DataKey.objects.filter(kek_id=kek)
+            .order_by("created_at")
+            .values_list(*(f.attname for f in DataKey._meta.concrete_fields))
+        ),
+        kek=str,
+    )
+    loaded = whole.objects(kek="k5")
+    assert [k.pk for k in loaded] == [k.pk for k in sorted(keys, key=lambda k: k.created_at)]
+    assert all(isinstance(k, DataKey) and not k.get_deferred_fields() for k in loaded)
+    assert [(k.kek_id, k.created_at, bytes(k.wrapped)) for k in loaded] == [
+        (k.kek_id, k.created_at, bytes(k.wrapped))
+        for k in DataKey.objects.filter(kek_id="k5").order_by("created_at")
+    ]
+    part = Prepared(lambda kek: DataKey.objects.filter(kek_id=kek).values_list("id", "kek_id"), kek=str)
+    (one, *_rest) = part.objects(kek="k5")
+    assert one.get_deferred_fields() >= {"wrapped", "created_at"}
