@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -400,50 +400,58 @@ def status_history(terminal_ids: list[int]) -> list[tuple[int, str, datetime, da
 # In the models' field order (``Model.from_db`` reads them in that order).
 _GATEWAY_KEY_FIELDS = ("pk", "terminal_id", "scheme", "data_key_id", "master_sealed", "session_sealed")
 _GATEWAY_DATA_KEY_FIELDS = ("kek_id", "wrapped", "created_at", "shredded_at")
-_GATEWAY_TERMINAL = ("sn", "status", "model__key_scheme", "merchant__mid")
-# The gateway's look-ups, made on every message: compiled once per connection (platform/prepared.py).
-_GATEWAY_LIVE_KEY = Prepared(
-    lambda tid: (
-        TerminalKey.objects.filter(terminal__tid=tid, revoked_at__isnull=True)
+_GATEWAY_TERMINAL = ("tid", "sn", "status", "model__key_scheme", "merchant__mid")
+# The gateway's look-ups, made for every message: compiled once per connection and size of list
+# (platform/prepared.py).
+_GATEWAY_LIVE_KEYS = Prepared(
+    lambda tids: (
+        TerminalKey.objects.filter(terminal__tid__in=tids, revoked_at__isnull=True)
         .order_by()
         .values_list(
             *_GATEWAY_KEY_FIELDS,
             *(f"data_key__{name}" for name in _GATEWAY_DATA_KEY_FIELDS),
             *(f"terminal__{name}" for name in _GATEWAY_TERMINAL),
-        )[:1]
+        )
     ),
-    tid=str,
+    tids=[str],
 )
-_GATEWAY_TERMINAL_ONLY = Prepared(
-    lambda tid: Terminal.objects.filter(tid=tid).order_by().values_list("pk", *_GATEWAY_TERMINAL)[:1], tid=str
+_GATEWAY_TERMINALS_ONLY = Prepared(
+    lambda tids: Terminal.objects.filter(tid__in=tids).order_by().values_list("pk", *_GATEWAY_TERMINAL),
+    tids=[str],
 )
+GatewayRow = dict[str, Any]
 
 
-def terminal_for_gateway(tid: str) -> tuple[dict[str, Any] | None, TerminalKey | None]:
-    """What the gateway checks a message against, by TID: the terminal's ``pk``, ``sn``, ``status``,
+def terminals_for_gateway(tids: Iterable[str]) -> dict[str, tuple[GatewayRow, TerminalKey | None]]:
+    """What the gateway checks messages against, by TID: each terminal's ``pk``, ``sn``, ``status``,
     ``mid`` (its merchant's) and ``key_scheme`` (its model's), and its live key (with its data key) if
-    it has one. One query when it has a live key (every active terminal), two otherwise. Committed
-    state, never cached (only the queries' SQL is: ``Prepared``). The key carries the fields the
-    gateway uses; reading another one loads it from the database, as a deferred field does."""
-    if not tid:
-        return None, None
-    found = _GATEWAY_LIVE_KEY.rows(tid=tid)
-    if found:
-        values = found[0]
+    it has one; a TID no terminal has is not in the answer. One query when every terminal has a live
+    key (the active ones do), two otherwise. Committed state, never cached (only the queries' SQL is:
+    ``Prepared``). The key carries the fields the gateway uses; reading another one loads it from the
+    database, as a deferred field does."""
+    wanted = sorted({tid for tid in tids if tid})
+    found: dict[str, tuple[GatewayRow, TerminalKey | None]] = {}
+    if not wanted:
+        return found
+    for values in _GATEWAY_LIVE_KEYS.rows(tids=wanted):
         key_values = values[: len(_GATEWAY_KEY_FIELDS)]
         rest = values[len(_GATEWAY_KEY_FIELDS) :]
-        data_values, (sn, status, scheme, mid) = rest[: len(_GATEWAY_DATA_KEY_FIELDS)], rest[-4:]
+        data_values, terminal = rest[: len(_GATEWAY_DATA_KEY_FIELDS)], rest[len(_GATEWAY_DATA_KEY_FIELDS) :]
         key = TerminalKey.from_db("default", ["id", "terminal_id", *_GATEWAY_KEY_FIELDS[2:]], key_values)
         key.data_key = DataKey.from_db(
             "default", ["id", *_GATEWAY_DATA_KEY_FIELDS], (key.data_key_id, *data_values)
         )
-        row = {"pk": key.terminal_id, "sn": sn, "status": status, "model__key_scheme": scheme, "mid": mid}
-        return row, key
-    terminal = _GATEWAY_TERMINAL_ONLY.rows(tid=tid)
-    if not terminal:
-        return None, None
-    pk, sn, status, scheme, mid = terminal[0]
-    return {"pk": pk, "sn": sn, "status": status, "model__key_scheme": scheme, "mid": mid}, None
+        found[terminal[0]] = (_gateway_row(key.terminal_id, terminal), key)
+    missing = [tid for tid in wanted if tid not in found]
+    if missing:
+        for values in _GATEWAY_TERMINALS_ONLY.rows(tids=missing):
+            found[values[1]] = (_gateway_row(values[0], values[1:]), None)
+    return found
+
+
+def _gateway_row(pk: int, terminal: Sequence[Any]) -> GatewayRow:
+    _tid, sn, status, scheme, mid = terminal
+    return {"pk": pk, "sn": sn, "status": status, "model__key_scheme": scheme, "mid": mid}
 
 
 def terminals_with_live_key(tids: list[str] | None = None) -> QuerySet[Terminal]:

@@ -1,8 +1,9 @@
 """The terminal-status gate and the database work of each message (ADR 0025), run in the gateway's
 worker threads: every call reads committed state, nothing is cached between messages.
 
-- ``look`` reads the terminal by TID (and its merchant's MID, its model's key scheme, its live key) in
-  one query (``fleet.selectors.terminal_for_gateway``): unknown pair → ``58``, unknown merchant →
+- ``look_many`` reads the terminals by TID (and their merchants' MIDs, their models' key schemes, their
+  live keys) in one query for the messages that arrived together
+  (``fleet.selectors.terminals_for_gateway``): unknown pair → ``58``, unknown merchant →
   ``03``, any status but ``active`` → ``58``.
 - ``post`` is where sales and reversals are approved: in one transaction it locks the terminals' rows
   (``FOR UPDATE`` on PostgreSQL; SQLite's writers are serialised already), reads their status again,
@@ -13,9 +14,10 @@ worker threads: every call reads committed state, nothing is cached between mess
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
@@ -60,9 +62,22 @@ def look(tid: str, mid: str) -> tuple[str, View | None]:
     key; otherwise ``58`` (any other state, no key, or a TID not of that merchant), or ``03`` when no
     merchant has that MID. The view is there whenever the TID/MID pair is known (a heartbeat's last
     seen is recorded whatever the answer)."""
-    row, key = fleet.terminal_for_gateway(tid)
-    if row is None or row["mid"] != mid:
+    return look_many([(tid, mid)])[0]
+
+
+def look_many(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, View | None]]:
+    """``look`` for each (TID, MID) pair, the terminals read in one query (the messages that arrived
+    together: ``server.Gateway._admit``)."""
+    found = fleet.terminals_for_gateway(tid for tid, _mid in pairs)
+    return [_looked(tid, mid, found.get(tid)) for tid, mid in pairs]
+
+
+def _looked(
+    tid: str, mid: str, found: tuple[dict[str, Any], TerminalKey | None] | None
+) -> tuple[str, View | None]:
+    if found is None or found[0]["mid"] != mid:
         return (d.NOT_PERMITTED if mid and mid_taken(mid) else d.INVALID_MERCHANT), None
+    row, key = found
     status, terminal_id = row["status"], row["pk"]
     view = View(
         terminal_id=terminal_id,
@@ -128,14 +143,21 @@ class Posting:
     response_code: str = d.APPROVED
 
 
-def already_recorded(tid: str, batch_no: str, trace_no: str, txn_date: date) -> bool:
-    return billing.transaction_recorded(tid, batch_no, trace_no, txn_date) is not None
+def already_recorded(postings: Sequence[Posting]) -> set[tuple[str, str, str, date]]:
+    """The natural keys (TID, batch, trace, date) of these postings that are recorded already (``94``):
+    one query."""
+    return set(billing.transactions_recorded([natural_key(p) for p in postings]))
+
+
+def natural_key(posting: Posting) -> tuple[str, str, str, date]:
+    return (posting.tid, posting.batch_no, posting.trace_no, posting.txn_date)
 
 
 def recorded_ids(postings: list[Posting]) -> list[int | None]:
     """For postings whose group's outcome is unknown (the poster process died while writing it: its
     transaction committed or not), the id each was recorded under, or None: what happened, read back."""
-    return [billing.transaction_recorded(p.tid, p.batch_no, p.trace_no, p.txn_date) for p in postings]
+    found = billing.transactions_recorded([natural_key(p) for p in postings])
+    return [found.get(natural_key(p)) for p in postings]
 
 
 def post(items: list[tuple[int, Posting]]) -> list[tuple[str, int | None]]:

@@ -2,12 +2,14 @@
 
 One coroutine per connection reads frames (2-byte length, TPDU, message) with an idle timeout between
 messages and a read timeout within one, refuses frames over ``MAX_MESSAGE`` by closing, and answers
-each message in order. The database reads of a message run in a small thread pool (``gate.py``); the
-issuer is asked over the network (``issuer.py``) with no transaction open; the approvals and their
-postings are written in groups by the poster — a process of its own (``poster.py``, ADR 0039: the
-money code's Python then runs beside the event loop instead of taking turns with it) or, in-process,
-a thread. Whatever goes wrong inside one message answers ``96`` to that message only; nothing a
-terminal sends can stop the server or another connection, and no path that fails answers ``00``.
+each message in order. The database reads of a message run in a small thread pool (``gate.py``) —
+a financial message's checks together with those of the messages that arrived with it; the issuer is
+asked over the network (``issuer.py``) with no transaction open; the approvals and their postings are
+written in groups by the poster — a process of its own that the event loop talks to over a pipe
+(``poster.py``, ADR 0039 and 0041: the money code's Python then runs beside the event loop instead of
+taking turns with it) or, in-process, a thread. Whatever goes wrong inside one message answers ``96``
+to that message only; nothing a terminal sends can stop the server or another connection, and no
+path that fails answers ``00``.
 """
 
 from __future__ import annotations
@@ -15,25 +17,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import struct
 import threading
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
 
 from django.db import connection, connections
 from django.utils.timezone import localtime
 
-from posfleet.gateway import codec, gate, poster
+from posfleet.gateway import codec, gate
 from posfleet.gateway import dialect as d
+from posfleet.gateway import poster as posters
 from posfleet.gateway.issuer import HostIssuer
 from posfleet.platform import clock, paycrypto
 
 log = logging.getLogger("posfleet.gateway")
 POSTING_GROUP = 500  # at most this many postings in one transaction
+ADMIT_GROUP = 64  # at most this many financial messages checked in one trip to a reader thread
 T = TypeVar("T")
 
 
@@ -63,9 +65,10 @@ class Gateway:
         # time in the poster, so that a group is written while the next messages are read (SQLite's
         # WAL lets readers go on while one writer writes). ``posfleet gateway`` runs the poster in a
         # process of its own (ADR 0039); in-process (the tests' servers) it is a thread.
-        self.pool = ThreadPoolExecutor(max_workers=threads or 4, thread_name_prefix="gateway-db")
+        self.threads = threads or 4
+        self.pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="gateway-db")
         self.poster = poster
-        self.writer: Executor = self._new_writer()
+        self.writer: posters.Poster = self._new_writer()
         self.connections = 0
         self._clients: set[asyncio.StreamWriter] = set()  # the terminals' open connections
         self.counts: dict[str, int] = {}
@@ -73,20 +76,18 @@ class Gateway:
         self._wrappers_lock = threading.Lock()
         self._postings: asyncio.Queue[tuple[gate.View, gate.Posting, asyncio.Future[tuple[str, int | None]]]]
         self._poster: asyncio.Task[None] | None = None
+        self._admissions: asyncio.Queue[tuple[codec.Message, asyncio.Future[Admitted]]]
+        self._admitters: list[asyncio.Task[None]] = []
 
-    def _new_writer(self) -> Executor:
+    def _new_writer(self) -> posters.Poster:
         if self.poster == "process":
-            # spawn, not fork: the child sets Django up afresh and opens its own database connection
-            # (a forked copy of the parent's would be shared with it).
-            return ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=poster.init
-            )
-        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-post")
+            return posters.ProcessPoster()
+        return posters.ThreadPoster(self._db)
 
     def close(self) -> None:
         """Finish every database job, then close the connections the worker threads opened."""
         self.pool.shutdown(wait=True)
-        self.writer.shutdown(wait=True)
+        self.writer.close()
         with self._wrappers_lock:
             wrappers, self._wrappers = list(self._wrappers), set()
         for wrapper in wrappers:
@@ -117,9 +118,11 @@ class Gateway:
 
     async def serve(self, host: str, port: int) -> asyncio.Server:
         # The poster is up (a child has set Django up) before the first terminal is answered.
-        await asyncio.get_running_loop().run_in_executor(self.writer, poster.ready)
+        await self.writer.ready()
         self._postings = asyncio.Queue()
         self._poster = asyncio.create_task(self._post_forever())
+        self._admissions = asyncio.Queue()
+        self._admitters = [asyncio.create_task(self._admit_forever()) for _ in range(self.threads)]
         return await asyncio.start_server(self._connection, host, port, backlog=512)
 
     async def stop(self, grace: float = 5.0) -> None:
@@ -132,6 +135,32 @@ class Gateway:
         while self.connections and loop.time() < deadline:
             await asyncio.sleep(0.01)
         await self.issuer.aclose()
+
+    # -- a financial message's checks, grouped ----------------------------------------------------
+
+    async def _admit(self, message: codec.Message) -> Admitted:
+        future: asyncio.Future[Admitted] = asyncio.get_running_loop().create_future()
+        self._admissions.put_nowait((message, future))
+        return await future
+
+    async def _admit_forever(self) -> None:
+        """Check the financial messages that wait, together (``_admit_many``: two queries for all of
+        them); one such task per reader thread, so a lone message is checked at once."""
+        while True:
+            group = [await self._admissions.get()]
+            while not self._admissions.empty() and len(group) < ADMIT_GROUP:
+                group.append(self._admissions.get_nowait())
+            try:
+                admitted = await self._db(_admit_many, [message for message, _future in group])
+            except Exception as exc:  # each waiting message answers 96 (server.answer)
+                admitted = [exc] * len(group)
+            for (_message, future), each in zip(group, admitted, strict=True):
+                if future.done():
+                    continue
+                if isinstance(each, Exception):
+                    future.set_exception(each)
+                else:
+                    future.set_result(each)
 
     # -- postings, grouped -------------------------------------------------------------------------
 
@@ -149,14 +178,11 @@ class Gateway:
             while not self._postings.empty() and len(group) < POSTING_GROUP:
                 group.append(self._postings.get_nowait())
             items = [(view.terminal_id, posting) for view, posting, _f in group]
+            if getattr(self.writer, "dead", False):  # ended while idle: this group goes to a new one
+                await self._replace_writer()
             try:
-                if isinstance(self.writer, ThreadPoolExecutor):
-                    answers = await self._db(gate.post, items, pool=self.writer)
-                else:
-                    answers = await asyncio.get_running_loop().run_in_executor(
-                        self.writer, poster.post, items
-                    )
-            except BrokenProcessPool as exc:
+                answers = await self.writer.post(items)
+            except posters.PosterDied as exc:
                 await self._poster_died(group, exc)
                 continue
             except Exception as exc:  # each waiting message answers 96 (server.answer), none is lost
@@ -168,6 +194,11 @@ class Gateway:
                 if not future.done():
                     future.set_result(answer)
 
+    async def _replace_writer(self) -> None:
+        log.error("gateway: the poster process stopped; starting another")
+        broken, self.writer = self.writer, self._new_writer()
+        await asyncio.get_running_loop().run_in_executor(None, broken.close)  # reaped, off the loop
+
     async def _poster_died(
         self,
         group: list[tuple[gate.View, gate.Posting, asyncio.Future[tuple[str, int | None]]]],
@@ -176,9 +207,7 @@ class Gateway:
         """The poster process died while writing ``group``: its transaction either committed (just
         before the death) or rolled back. Read back which: a posting recorded answers ``00`` with its
         id, one not recorded fails (``96``, reversed at the issuer). Then start another poster."""
-        log.error("gateway: the poster process stopped; starting another")
-        broken, self.writer = self.writer, self._new_writer()
-        broken.shutdown(wait=False)
+        await self._replace_writer()
         try:
             found = await self._db(gate.recorded_ids, [posting for _view, posting, _f in group])
         except Exception:  # the database cannot tell: fail them all (96), as any posting failure
@@ -276,7 +305,7 @@ class Gateway:
         return self._decline(message, code) if code != d.APPROVED else self._plain_count(message, d.APPROVED)
 
     async def financial(self, message: codec.Message) -> bytes:
-        code, view, keys, posting = await self._db(_admit, message)
+        code, view, keys, posting = await self._admit(message)
         if keys is None or view is None:
             return self._decline(message, code)
         algorithm, key = keys
@@ -379,14 +408,35 @@ def _heartbeat_data(text: str) -> tuple[str, dict[str, float] | None]:
     return firmware, location
 
 
-def _admit(
-    message: codec.Message,
-) -> tuple[str, gate.View | None, tuple[paycrypto.Algorithm, bytes] | None, gate.Posting | None]:
-    """A financial message's checks before the issuer is asked, in one trip to a database thread: the
-    terminal (``gate.look``: ``58``, ``03``), the MAC under its session key (``A0``; no keys returned,
-    so the answer carries no MAC), the content (``30``) and whether it is recorded already (``94``);
-    ``00`` with the terminal's view, the keys and the posting."""
-    code, view = gate.look(message.tid, message.mid)
+Admitted = tuple[str, gate.View | None, tuple[paycrypto.Algorithm, bytes] | None, gate.Posting | None]
+
+
+def _admit_many(messages: list[codec.Message]) -> list[Admitted | Exception]:
+    """The checks of financial messages before the issuer is asked, for the messages that arrived
+    together, in one trip to a database thread: the terminals (``gate.look_many``, one query: ``58``,
+    ``03``), each MAC under its terminal's session key (``A0``; no keys returned, so the answer carries
+    no MAC), each content (``30``), and which are recorded already (one query: ``94``); ``00`` with the
+    terminal's view, the keys and the posting. What fails for one message (an exception in its place)
+    answers ``96`` to it alone; a failed query fails them all (``_db``)."""
+    admitted: list[Admitted | Exception] = []
+    looked = gate.look_many([(m.tid, m.mid) for m in messages])
+    for message, (code, view) in zip(messages, looked, strict=True):
+        try:
+            admitted.append(_checked(message, code, view))
+        except Exception as exc:
+            admitted.append(exc)
+    candidates = [a[3] for a in admitted if not isinstance(a, Exception) and a[3] is not None]
+    recorded = gate.already_recorded(candidates) if candidates else set()
+    for i, each in enumerate(admitted):
+        if isinstance(each, Exception):
+            continue
+        _code, view, keys, posting = each
+        if posting is not None and gate.natural_key(posting) in recorded:
+            admitted[i] = (d.DUPLICATE, view, keys, None)
+    return admitted
+
+
+def _checked(message: codec.Message, code: str, view: gate.View | None) -> Admitted:
     if code != d.APPROVED or view is None:
         return code, view, None, None
     keys = gate.session_key(view)
@@ -398,8 +448,6 @@ def _admit(
     posting = _posting(message)
     if posting is None:
         return d.FORMAT_ERROR, view, keys, None
-    if gate.already_recorded(posting.tid, posting.batch_no, posting.trace_no, posting.txn_date):
-        return d.DUPLICATE, view, keys, None
     return d.APPROVED, view, keys, posting
 
 

@@ -1,5 +1,6 @@
 """Writing many rows at once, for the bulk writers (transaction ingest, settlement, expiry sweeps,
-the outbox): ``insert_rows`` is COPY on PostgreSQL and one prepared ``executemany`` elsewhere."""
+the outbox): ``insert_rows`` is COPY on PostgreSQL and one prepared ``executemany`` elsewhere;
+``next_ids`` takes ids from a PostgreSQL sequence for rows COPY writes with them."""
 
 from __future__ import annotations
 
@@ -59,6 +60,17 @@ def insert_rows(
                 cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", prepared)  # noqa: S608
             count += len(prepared)
     return count
+
+
+def next_ids(model: type[Model], n: int) -> list[int]:
+    """``n`` ids from the PostgreSQL sequence of ``model``'s primary key, for rows ``insert_rows``
+    writes with them (COPY returns nothing)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [model._meta.db_table, n],
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _adapter(field: Field[Any, Any]) -> Callable[[Any], Any]:

@@ -23,7 +23,7 @@ import os
 from enum import StrEnum
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, modes
 from cryptography.hazmat.primitives.ciphers.algorithms import SM4
 
 __all__ = [
@@ -78,16 +78,12 @@ def _des(half: bytes) -> Cipher[modes.ECB]:
     return Cipher(TripleDES(bytes(half) * 3), modes.ECB())  # noqa: S305 -- one block at a time
 
 
-def _xor(a: bytes, b: bytes) -> bytes:
-    return (int.from_bytes(a) ^ int.from_bytes(b)).to_bytes(len(a))
-
-
-def _chain(encryptor: CipherContext, padded: bytes, block: int) -> bytes:
-    """CBC with a zero IV over ``padded`` (a positive multiple of ``block``): the last ciphertext block."""
-    state = bytes(block)
-    for start in range(0, len(padded), block):
-        state = encryptor.update(_xor(state, padded[start : start + block]))
-    return state
+def _chain(cipher: TripleDES | SM4, padded: bytes) -> bytes:
+    """CBC with a zero IV over ``padded`` (a positive multiple of the block): the last ciphertext
+    block — the CBC-MAC, in one call into the library (not one per block)."""
+    block = cipher.block_size // 8
+    encryptor = Cipher(cipher, modes.CBC(bytes(block))).encryptor()
+    return (encryptor.update(padded) + encryptor.finalize())[-block:]
 
 
 def _pad_method_1(data: bytes, block: int) -> bytes:
@@ -182,11 +178,10 @@ def mac(algorithm: Algorithm, key: bytes, data: bytes) -> bytes:
     algorithm = Algorithm(algorithm)
     _check_key(algorithm, key)
     if algorithm is Algorithm.SM4:
-        padded = _pad_method_2(data, _BLOCK[algorithm])
-        return _chain(_ecb(algorithm, key).encryptor(), padded, _BLOCK[algorithm])[:MAC_BYTES]
-    left, right = _des(key[:_DES_HALF]), _des(key[_DES_HALF:])
-    state = _chain(left.encryptor(), _pad_method_1(data, _DES_HALF), _DES_HALF)
-    return left.encryptor().update(right.decryptor().update(state))
+        return _chain(SM4(bytes(key)), _pad_method_2(data, _BLOCK[algorithm]))[:MAC_BYTES]
+    left_half = bytes(key[:_DES_HALF])
+    state = _chain(TripleDES(left_half * 3), _pad_method_1(data, _DES_HALF))
+    return _des(left_half).encryptor().update(_des(key[_DES_HALF:]).decryptor().update(state))
 
 
 def verify_mac(algorithm: Algorithm, key: bytes, data: bytes, given: bytes) -> bool:

@@ -40,7 +40,15 @@ def database_from_url(url: str) -> dict[str, object]:
             path = path[1:]
         return sqlite_database(Path(path) if path else VAR_DIR / "posfleet.sqlite3")
     if parts.scheme in {"postgres", "postgresql"}:
-        options = dict(parse_qsl(parts.query))
+        options: dict[str, object] = dict(parse_qsl(parts.query))
+        # Parameters bound by the server, not pasted into the SQL text: psycopg then prepares a
+        # statement run often on a connection (its 5th time) and PostgreSQL stops parsing and
+        # planning it again — the gateway's groups run the same ~20 statements all day (ADR 0041).
+        # ``?server_side_binding=false`` in the URL turns it off (a pooler in transaction mode cannot
+        # keep prepared statements: ``?prepare_threshold=none`` then; Django's default is none).
+        options["server_side_binding"] = str(options.get("server_side_binding", "true")).lower() != "false"
+        threshold = str(options.get("prepare_threshold", "5")).lower()
+        options["prepare_threshold"] = int(threshold) if threshold not in {"", "none"} else None
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": unquote(parts.path.lstrip("/")) or "postgres",

@@ -8,6 +8,8 @@ import struct
 import time
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from posfleet.audit.models import AuditEvent
 from posfleet.billing.models import Journal, Transaction
@@ -15,7 +17,7 @@ from posfleet.fleet.models import Terminal as TerminalRow
 from posfleet.fleet.models import TerminalKey
 from posfleet.fleet.services import terminal_transition
 from posfleet.fleet.states import Status
-from posfleet.gateway import codec
+from posfleet.gateway import codec, server
 from posfleet.gateway import dialect as d
 from posfleet.gateway.tests.conftest import terminal_of
 from posfleet.platform import keyring, paycrypto
@@ -251,3 +253,46 @@ def test_a_sign_on_without_the_master_key_takes_nothing_away(gateway, active: Te
     after = TerminalKey.objects.get(pk=key.pk)
     assert (after.session_sealed, after.signed_on_at) == (key.session_sealed, key.signed_on_at)
     assert pos.sale(700, pan=CARD).approved  # the real terminal's session still stands
+
+
+def test_messages_checked_together_each_get_their_own_answer(gateway, world) -> None:  # type: ignore[no-untyped-def]
+    """The financial messages that arrive together are checked in one trip (``server._admit_many``):
+    the terminals in one query, the natural keys in another — and each message still gets its own
+    answer: approved for the issuer, a bad MAC, a duplicate, a malformed amount, a deactivated
+    terminal. Nothing is written by the checks."""
+    on_standard_plan(world.merchant_a)
+    rows = [make_terminal(world, f"SN-ADMIT-{n}", Status.ACTIVE) for n in range(4)]
+    good, tampered, replayed, stopped = (terminal_of(row, gateway) for row in rows)
+    for pos in (good, tampered, replayed, stopped):
+        assert pos.sign_on().approved
+    recorded = replayed.sale_fields(1_000, pan=CARD)
+    assert replayed.send_sale_fields(recorded).approved
+    altered = bytearray(tampered.financial_request(d.SALE, tampered.sale_fields(2_000, pan=CARD)))
+    at = bytes(altered).index(b"\x00\x00\x00\x00\x20\x00")  # field 4, BCD: 2,000 fen → 2,001
+    altered[at + 5] = 0x01
+    zero = good.sale_fields(0, pan=CARD)
+    batch = [
+        good.financial_request(d.SALE, good.sale_fields(3_000, pan=CARD)),
+        bytes(altered),
+        replayed.financial_request(d.SALE, recorded),
+        good.financial_request(d.SALE, zero),
+    ]
+    messages = [codec.decode(raw) for raw in batch]
+    before = Transaction.objects.count()
+    with CaptureQueriesContext(connection) as queries:
+        admitted = server._admit_many(messages)
+    assert [each[0] for each in admitted] == [d.APPROVED, d.MAC_FAILURE, d.DUPLICATE, d.FORMAT_ERROR]
+    assert len(queries.captured_queries) == 2
+    assert admitted[0][3] is not None and admitted[0][3].amount_fen == 3_000  # noqa: PT018
+
+    terminal_transition(actor=SYSTEM, sn=rows[3].sn, action="deactivate", reason="cost")
+    late = codec.decode(stopped.financial_request(d.SALE, stopped.sale_fields(4_000, pan=CARD)))
+    again = server._admit_many([*messages, late])
+    assert [each[0] for each in again] == [
+        d.APPROVED,
+        d.MAC_FAILURE,
+        d.DUPLICATE,
+        d.FORMAT_ERROR,
+        d.NOT_PERMITTED,
+    ]
+    assert Transaction.objects.count() == before

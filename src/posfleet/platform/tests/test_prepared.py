@@ -116,19 +116,27 @@ def test_lists_ints_and_datetimes_bind_like_the_queryset():
     assert by_pk.rows(pks=chosen, name="g2") == [("g1",), ("g4",)] == list(by_pk.build(pks=chosen, name="g2"))
 
 
-def test_each_list_length_is_compiled_once_and_long_lists_use_the_orm():
-    data_key("k1")
+def test_lists_are_compiled_per_size_class_and_long_lists_use_the_orm():
+    for n in range(4):
+        data_key(f"k{n}")
+    after = now() - timedelta(days=1)
     with CaptureQueriesContext(connection) as queries:
         for _ in range(3):
-            BY_KEKS.rows(keks=["k1", "k2"], after=now() - timedelta(days=1))
-            BY_KEKS.rows(keks=["k1"], after=now() - timedelta(days=1))
+            BY_KEKS.rows(keks=["k1", "k2"], after=after)
+            BY_KEKS.rows(keks=["k1"], after=after)
     assert len(queries.captured_queries) == 6
+    for length in range(1, 21):  # each length padded (its last value repeated) to 1, 2, 4 … 32
+        keks = [f"x{n}" for n in range(length - 1)] + [f"k{length % 4}"]
+        found = BY_KEKS.rows(keks=keks, after=after)
+        assert found == list(BY_KEKS.build(keks=keks, after=after))
+        assert len(found) == 1
+        keks.reverse()  # the padding repeats a value that matches nothing
+        assert BY_KEKS.rows(keks=keks, after=after) == found
     cache = connections["default"].__dict__["_posfleet_prepared"]
-    assert {lengths for (ident, lengths) in cache if ident == id(BY_KEKS)} >= {(1,), (2,)}
+    compiled = {lengths for (ident, lengths) in cache if ident == id(BY_KEKS)}
+    assert compiled == {(1,), (2,), (4,), (8,), (16,), (32,)}
     many = [f"x{n}" for n in range(MAX_LISTED)] + ["k1"]
-    assert BY_KEKS.rows(keks=many, after=now() - timedelta(days=1)) == list(
-        BY_KEKS.build(keks=many, after=now() - timedelta(days=1))
-    )
+    assert BY_KEKS.rows(keks=many, after=after) == list(BY_KEKS.build(keks=many, after=after))
     assert all(len(lengths) != 1 or lengths[0] <= MAX_LISTED for _ident, lengths in cache)
 
 

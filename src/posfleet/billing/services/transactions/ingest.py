@@ -8,21 +8,20 @@ active periods, the plan book, then one INSERT per kind of row.
 
 from __future__ import annotations
 
-import functools
-import operator
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet, Sum
 from django.utils.translation import gettext as _
 
 from posfleet.audit.services import record
 from posfleet.billing.errors import NoRatePlan, TerminalNotActive
 from posfleet.billing.models import Transaction, TransactionKind, TransactionStatus
+from posfleet.billing.selectors import EXACT_KEYS, natural_keys
 from posfleet.billing.services.plans import PlanBook
 from posfleet.billing.services.transactions import items as codes
 from posfleet.billing.services.transactions.items import (
@@ -48,7 +47,7 @@ from posfleet.billing.services.transactions.sales_months import add_to_sales_mon
 from posfleet.billing.services.transactions.totals import add_to_daily_totals
 from posfleet.fleet import selectors as fleet
 from posfleet.fleet.selectors import active_periods, was_active
-from posfleet.platform.bulk import insert_rows
+from posfleet.platform.bulk import insert_rows, next_ids
 from posfleet.platform.clock import now
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import ValidationFailed
@@ -56,12 +55,6 @@ from posfleet.platform.prepared import Prepared
 
 APPROVED, SALE = TransactionStatus.APPROVED, TransactionKind.SALE
 
-# Up to this many natural keys are looked up one by one, each through the natural key's unique index
-# (an OR of exact keys: SQLite's OR-by-union, PostgreSQL's BitmapOr), so a busy terminal's earlier
-# sales of the day are not read again for every new one (the gateway posts a few at a time, all day).
-# A larger feed reads its dates × TIDs instead (``txn_date_tid_idx``): about the rows it brings anyway,
-# and no SQL expression as deep as the feed is long.
-EXACT_KEYS = 100
 # The columns ingest writes (``_row`` gives them in this order); the others take their defaults.
 _COLUMNS = (
     "terminal",
@@ -228,7 +221,7 @@ class _Ingest:
         else:
             query = Q(pk__in=[])
             if keys:
-                query |= _by_keys(keys)
+                query |= natural_keys(keys)
             if externals:
                 query |= Q(external_id__in=set(externals))
             rows = Transaction.objects.filter(query).order_by().values_list(*STORED_FIELDS).iterator()
@@ -387,8 +380,14 @@ class _Ingest:
         for group in (sales, follow_ups):  # a refund's sale may be one of this batch's
             if not group:
                 continue
-            insert_rows(Transaction, _COLUMNS, (self._row(n, journals) for n in group), ingested_at=at)
-            written = self._ids([n.item.key for n in group], at)
+            if connection.vendor == "postgresql":  # ids from the sequence first: COPY returns nothing
+                ids = next_ids(Transaction, len(group))
+                rows = ((pk, *self._row(n, journals)) for pk, n in zip(ids, group, strict=True))
+                insert_rows(Transaction, ("id", *_COLUMNS), rows, ingested_at=at)
+                written = {n.item.key: pk for pk, n in zip(ids, group, strict=True)}
+            else:  # SQLite: looked up by natural key afterwards (they carry this call's time)
+                insert_rows(Transaction, _COLUMNS, (self._row(n, journals) for n in group), ingested_at=at)
+                written = self._ids([n.item.key for n in group], at)
             for n in group:
                 n.pk = written[n.item.key]
                 self.results[n.index] = TxnResult(n.index, True, n.pk, n.fee_fen)
@@ -418,22 +417,9 @@ class _Ingest:
         )
 
 
-def _by_keys(keys: Iterable[Key]) -> Q:
-    """Rows that may have these natural keys (``EXACT_KEYS``): exactly those, or their dates × their
-    TIDs, narrowed by the caller. Not IN lists of batches and traces too: the planner would probe
-    their cross product."""
-    distinct = set(keys)
-    if len(distinct) <= EXACT_KEYS:
-        exact = (
-            Q(tid=tid, batch_no=batch, trace_no=trace, txn_date=day) for tid, batch, trace, day in distinct
-        )
-        return functools.reduce(operator.or_, exact, Q(pk__in=[]))
-    return Q(txn_date__in={k[3] for k in distinct}, tid__in={k[0] for k in distinct})
-
-
 def _ids_of(keys: list[Key], at: datetime) -> QuerySet[Transaction, tuple[Any, ...]]:
     return (
-        Transaction.objects.filter(_by_keys(keys), ingested_at=at)
+        Transaction.objects.filter(natural_keys(keys), ingested_at=at)
         .order_by()
         .values_list("pk", "tid", "batch_no", "trace_no", "txn_date")
     )
@@ -441,7 +427,7 @@ def _ids_of(keys: list[Key], at: datetime) -> QuerySet[Transaction, tuple[Any, .
 
 # The gateway's groups ask these for every group: compiled once per connection and number of keys.
 _STORED = Prepared(
-    lambda keys: Transaction.objects.filter(_by_keys(keys)).order_by().values_list(*STORED_FIELDS),
+    lambda keys: Transaction.objects.filter(natural_keys(keys)).order_by().values_list(*STORED_FIELDS),
     keys=[(str, str, str, date)],
 )
 _IDS = Prepared(_ids_of, keys=[(str, str, str, date)], at=datetime)

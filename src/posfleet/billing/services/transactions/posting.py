@@ -25,7 +25,7 @@ from django.utils.translation import gettext as _
 from posfleet.billing.errors import AlreadyPosted, Unbalanced
 from posfleet.billing.models import Account, Entry, Journal, JournalKind
 from posfleet.iam.selectors import provider, provider_locked
-from posfleet.platform.bulk import insert_rows
+from posfleet.platform.bulk import insert_rows, next_ids
 from posfleet.platform.clock import now
 from posfleet.platform.prepared import Prepared
 
@@ -134,7 +134,7 @@ def post_many(
     references = [spec.reference for spec, _entries in prepared]
     # PostgreSQL: ids taken from the sequence first, so the journals go in with them (COPY returns
     # nothing); SQLite: looked up by reference afterwards (one indexed query per 5,000).
-    journal_ids = _next_ids(Journal, len(prepared)) if connection.vendor == "postgresql" else None
+    journal_ids = next_ids(Journal, len(prepared)) if connection.vendor == "postgresql" else None
     varying = ("kind", "reference", "business_date", "merchant", "memo", "entry_count")
     rows = [
         (spec.kind, spec.reference, spec.business_date, spec.merchant_id, spec.memo[:255], len(entries))
@@ -172,16 +172,6 @@ def post_many(
     )
     move_balances(deltas)
     return journal_ids
-
-
-def _next_ids(model: type[Journal], n: int) -> list[int]:
-    """``n`` ids from the PostgreSQL sequence of ``model``'s primary key."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-            [model._meta.db_table, n],
-        )
-        return [row[0] for row in cursor.fetchall()]
 
 
 def move_balances(deltas: dict[int, int]) -> None:
