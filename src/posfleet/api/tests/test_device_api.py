@@ -27,6 +27,7 @@ from posfleet.fleet.states import Status
 from posfleet.platform.context import Actor
 from posfleet.testing.personas import SYSTEM, make_terminal
 from posfleet.testing.refusals import assert_nothing_recorded
+from posfleet.testing.servers import free_port
 
 CLOSURE = Actor.job("closure")
 
@@ -355,3 +356,29 @@ def test_the_simulator_acknowledges_a_wipe_over_http(live_server, world):
     assert f"SN-SIM-0001: wipe #{wipe.pk} acknowledged" in "".join(lines)
     for d in devices:
         assert d.secret not in "".join(lines)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_simulator_says_once_that_the_server_cannot_be_reached(world):
+    """Started before the web process listens (``make run``), the simulator says so once, not once per
+    device and round; each round counts one error and tries again."""
+    make_terminal(world, "SN-SIM-0003", Status.ACTIVE)
+    make_terminal(world, "SN-SIM-0004", Status.ACTIVE, merchant=world.merchant_b)
+    devices = simulator.demo_devices()
+    lines: list[str] = []
+
+    class Out:
+        def write(self, text: str) -> None:
+            lines.append(text)
+
+        def flush(self) -> None:
+            pass
+
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    tally = simulator.play(devices, url=url, interval=0, rounds=3, out=Out(), stop=threading.Event())
+    assert (tally.heartbeats, tally.errors) == (0, 3)
+    said = "".join(lines)
+    assert said.count("cannot reach") == 1, said
+    for d in devices:
+        assert d.sn not in said
+        assert d.secret not in said

@@ -178,7 +178,9 @@ def play(
 ) -> Tally:
     """Poll as every device in ``devices``, every ``interval`` seconds, for ``rounds`` rounds (0: until
     ``stop`` is set or Ctrl-C). A refused request (a revoked credential: 401) is counted and told, and
-    the device goes on polling, as a real one would."""
+    the device goes on polling, as a real one would. A server that cannot be reached at all (not yet
+    started, or gone) is told once, not for every device: the round ends there (one error counted)
+    and the next one tries again; "answers again" is told when it does."""
     stop = stop or threading.Event()
     session = session or requests.Session()
     tally = tally if tally is not None else Tally()
@@ -191,13 +193,23 @@ def play(
             out.flush()
 
     done = 0
+    unreachable = False
     while not stop.is_set():
         for client in clients:
             try:
                 play_once(client, tally, say, now)
+            except requests.ConnectionError as exc:  # the server, not this device: the others too
+                tally.errors += 1
+                if not unreachable:
+                    say(f"cannot reach {url} ({exc.__class__.__name__}); trying again every {interval:g} s")
+                unreachable = True
+                break
             except (DeviceError, requests.RequestException) as exc:
                 tally.errors += 1
                 say(f"{client.device.sn}: {exc.__class__.__name__}: {_safe(exc, client.device)}")
+            if unreachable:
+                say(f"{url} answers again")
+                unreachable = False
         done += 1
         if rounds and done >= rounds:
             break
