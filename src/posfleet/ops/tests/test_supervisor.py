@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from posfleet.ops.management.commands.run import Command, processes
 from posfleet.ops.supervisor import Process, supervise
+from posfleet.testing.servers import free_port
 
 PY = sys.executable
 
@@ -50,6 +52,9 @@ def test_run_starts_the_simulators_with_the_web(settings, tmp_path: Path) -> Non
     assert float(terminals[terminals.index("--rate") + 1]) <= 2  # a demo's pace, not a load test
     for name in ("channels", "devices", "issuer", "terminals"):
         assert started[name].optional
+    # The terminals sell once the gateway and the issuer answer (no 91 from an issuer still starting).
+    assert started["terminals"].after == (("127.0.0.1", 8583), ("127.0.0.1", 8584))
+    assert not any(started[name].after for name in started if name != "terminals")
     # The gateway is part of the system (ARCHITECTURE): not a simulator, not optional.
     assert not any(started[name].optional for name in ("web", "worker", "scheduler", "gateway"))
 
@@ -122,3 +127,32 @@ def test_a_process_that_dies_stops_everything() -> None:
     assert code == 3
     assert "worker exited with code 3; stopping everything" in out.getvalue()
     assert time.monotonic() - started < 20  # the web was stopped, not waited for
+
+
+def test_a_process_starts_once_the_addresses_it_waits_for_answer() -> None:
+    out = io.StringIO()
+    port = free_port()
+    waiter = Process(
+        "terminals",
+        [PY, "-c", "print('terminals up', flush=True)"],
+        optional=True,
+        after=(("127.0.0.1", port),),
+    )
+    seen: list[str] = []
+
+    def open_then_stop() -> None:
+        time.sleep(1.0)
+        seen.append(out.getvalue())  # nothing listens yet: the waiter has not started
+        listener = socket.create_server(("127.0.0.1", port))
+        deadline = time.monotonic() + 20
+        while "terminals up" not in out.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        listener.close()
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=open_then_stop, daemon=True).start()
+    assert supervise([sleeper("web"), waiter], out=out, grace=5) == 0
+    assert f"terminals starts once 127.0.0.1:{port} answer" in seen[0]
+    assert "terminals up" not in seen[0]
+    assert "web up" in out.getvalue()
+    assert "terminals up" in out.getvalue()

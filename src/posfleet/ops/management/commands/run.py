@@ -96,6 +96,12 @@ def processes(bind: str, *, simulators: bool = True) -> list[Process]:
                     "60",
                 ],
                 optional=True,
+                # Not before the gateway and the issuer answer: a sale the gateway cannot ask an
+                # issuer still starting about is declined (91), a poor first line of the demo.
+                after=(
+                    host_port(settings.POSFLEET_GATEWAY_BIND, 8583),
+                    (issuer_host, int(issuer_port)),
+                ),
             ),
         ]
     return started
