@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
-from posfleet.billing import selectors as billing
+from posfleet.billing.natural_keys import transactions_recorded
 from posfleet.billing.services.transactions import TxnIn, transactions_ingest
 from posfleet.billing.services.transactions import items as codes
 from posfleet.fleet import selectors as fleet
@@ -146,7 +146,7 @@ class Posting:
 def already_recorded(postings: Sequence[Posting]) -> set[tuple[str, str, str, date]]:
     """The natural keys (TID, batch, trace, date) of these postings that are recorded already (``94``):
     one query."""
-    return set(billing.transactions_recorded([natural_key(p) for p in postings]))
+    return set(transactions_recorded([natural_key(p) for p in postings]))
 
 
 def natural_key(posting: Posting) -> tuple[str, str, str, date]:
@@ -156,7 +156,7 @@ def natural_key(posting: Posting) -> tuple[str, str, str, date]:
 def recorded_ids(postings: list[Posting]) -> list[int | None]:
     """For postings whose group's outcome is unknown (the poster process died while writing it: its
     transaction committed or not), the id each was recorded under, or None: what happened, read back."""
-    found = billing.transactions_recorded([natural_key(p) for p in postings])
+    found = transactions_recorded([natural_key(p) for p in postings])
     return [found.get(natural_key(p)) for p in postings]
 
 

@@ -324,6 +324,23 @@ def test_anonymous_and_read_only_tokens_write_nothing(fleet, api_as, clock, path
 # The simulator against a live server
 
 
+class Said:
+    """What the simulator tells (its ``out``), kept."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def write(self, text: str) -> None:
+        self.lines.append(text)
+
+    def flush(self) -> None:
+        pass
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_simulator_acknowledges_a_wipe_over_http(live_server, world):
     make_terminal(world, "SN-SIM-0001", Status.ACTIVE)
@@ -335,17 +352,10 @@ def test_the_simulator_acknowledges_a_wipe_over_http(live_server, world):
             d.behaviour = "silent"
     wipe = device_command_send(actor=CLOSURE, sn="SN-SIM-0001", kind="wipe", key="closure:sim:wipe")
     ignored = device_command_send(actor=CLOSURE, sn="SN-SIM-0002", kind="wipe", key="closure:sim2:wipe")
-    lines: list[str] = []
-
-    class Out:
-        def write(self, text: str) -> None:
-            lines.append(text)
-
-        def flush(self) -> None:
-            pass
+    out = Said()
 
     tally = simulator.play(
-        devices, url=live_server.url, interval=0, rounds=2, out=Out(), stop=threading.Event()
+        devices, url=live_server.url, interval=0, rounds=2, out=out, stop=threading.Event()
     )
     wipe.refresh_from_db()
     ignored.refresh_from_db()
@@ -353,9 +363,9 @@ def test_the_simulator_acknowledges_a_wipe_over_http(live_server, world):
     assert wipe.result["at"]
     assert ignored.status == "delivered"  # fetched, never answered
     assert (tally.heartbeats, tally.acknowledged, tally.ignored, tally.errors) == (4, 1, 1, 0)
-    assert f"SN-SIM-0001: wipe #{wipe.pk} acknowledged" in "".join(lines)
+    assert f"SN-SIM-0001: wipe #{wipe.pk} acknowledged" in out.text
     for d in devices:
-        assert d.secret not in "".join(lines)
+        assert d.secret not in out.text
 
 
 @pytest.mark.django_db(transaction=True)
@@ -365,19 +375,12 @@ def test_the_simulator_says_once_that_the_server_cannot_be_reached(world):
     make_terminal(world, "SN-SIM-0003", Status.ACTIVE)
     make_terminal(world, "SN-SIM-0004", Status.ACTIVE, merchant=world.merchant_b)
     devices = simulator.demo_devices()
-    lines: list[str] = []
-
-    class Out:
-        def write(self, text: str) -> None:
-            lines.append(text)
-
-        def flush(self) -> None:
-            pass
+    out = Said()
 
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    tally = simulator.play(devices, url=url, interval=0, rounds=3, out=Out(), stop=threading.Event())
+    tally = simulator.play(devices, url=url, interval=0, rounds=3, out=out, stop=threading.Event())
     assert (tally.heartbeats, tally.errors) == (0, 3)
-    said = "".join(lines)
+    said = out.text
     assert said.count("cannot reach") == 1, said
     for d in devices:
         assert d.sn not in said

@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 from posfleet.audit.services import record
 from posfleet.billing.errors import NoRatePlan, TerminalNotActive
 from posfleet.billing.models import Transaction, TransactionKind, TransactionStatus
-from posfleet.billing.selectors import EXACT_KEYS, natural_keys
+from posfleet.billing.natural_keys import EXACT_KEYS, natural_keys
 from posfleet.billing.services.plans import PlanBook
 from posfleet.billing.services.transactions import items as codes
 from posfleet.billing.services.transactions.items import (
