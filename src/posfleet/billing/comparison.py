@@ -245,7 +245,7 @@ def compare_plans(
     months = list(months_between(first, last))[-MAX_MONTHS:]
     first = months[0]
     plans = list(plans) if plans is not None else comparable_plans()
-    book = PlanBook([merchant_id])
+    book = PlanBook([merchant_id], plans=[p.pk for p in plans])
     assignment = book.assignment(merchant_id, None, on or today())
     current_id = assignment.plan_id if assignment is not None else None
     d0 = bool(assignment and assignment.d0_settlement)

@@ -110,6 +110,50 @@ def test_a_terminal_assignment_wins_over_the_merchants(world):
     assert book.quote(world.merchant_a.pk, None, NOW, "credit", 10000).fee_fen == 60
 
 
+def test_a_merchants_book_reads_the_plans_it_is_on_and_those_asked_for(world):
+    """Ingest builds a book for every group: the rest of the catalogue (a competitor's plan entered
+    for the comparison, plans no merchant of the group is on) is not read; asked for by id, it is."""
+    terminal = make_terminal(world, "SN-PLAN-0002", Status.ACTIVE)
+    on_standard_plan(world.merchant_a)
+    special = plan_create(
+        actor=SYSTEM,
+        code="vip",
+        name="VIP",
+        effective_from=date(2020, 1, 1),
+        rules={"credit": RuleSpec(Decimal("0.0038"))},
+    )
+    rival = plan_create(
+        actor=SYSTEM,
+        code="rival",
+        name="Rival",
+        effective_from=date(2020, 1, 1),
+        rules={"credit": RuleSpec(Decimal("0.0050"))},
+    )
+    plan_assign(
+        actor=SYSTEM,
+        merchant_id=world.merchant_a.pk,
+        merchant_mid=world.merchant_a.mid,
+        plan=special,
+        terminal_id=terminal.pk,
+        effective_from=date(2025, 1, 1),
+    )
+
+    book = PlanBook([world.merchant_a.pk])
+    assert set(book.versions) == {standard_plan().pk, special.pk}
+    assert {book.rules[v.pk]["credit"].rate for vs in book.versions.values() for v in vs} == {
+        Decimal("0.006"),
+        Decimal("0.0038"),
+    }
+    assert book.quote(world.merchant_a.pk, terminal.pk, NOW, "credit", 10000).fee_fen == 38
+    assert set(PlanBook([world.merchant_b.pk]).versions) == set()  # on no plan: nothing to quote
+
+    asked = PlanBook([world.merchant_a.pk], plans=[rival.pk, special.pk])
+    assert set(asked.versions) == {standard_plan().pk, special.pk, rival.pk}
+    (version,) = asked.versions[rival.pk]
+    assert asked.fee(version, "credit", 10000) == 50
+    assert set(PlanBook().versions) >= {standard_plan().pk, special.pk, rival.pk}
+
+
 def test_history_is_never_rewritten(world, actor_of):
     admin = actor_of(world.user("admin"))
     with time_machine.travel(NOW):
