@@ -190,6 +190,39 @@
     summary.textContent = (n && summary.dataset["n" + n]) || summary.dataset.all;
   }
 
+  // ------------------------------------------------------------------ document previews
+  // Chromium's PDF viewer takes the focus once it has opened (window.focus(), as in a tab of its own),
+  // a moment after its frame loaded: what the reviewer typed into the note from then on went into the
+  // PDF, and the decision was recorded without it. The first time a preview (iframe[data-preview])
+  // takes the focus, unless Tab moved it there, the focus goes back where it was, once the switch is
+  // over (a focus() in the blur handler is ignored). The page cannot see a click inside the frame:
+  // where the viewer does not take the focus, a first click into a preview from a field comes back.
+  const focusedPreviews = new WeakSet();
+  let leaving = null; // the element the focus is leaving, until it lands somewhere in this page
+  let tabbing = false;
+
+  document.addEventListener("keydown", function (event) {
+    tabbing = event.key === "Tab";
+  });
+  document.addEventListener("focusin", function () {
+    leaving = null;
+    tabbing = false;
+  });
+  document.addEventListener("focusout", function (event) {
+    leaving = event.target;
+  });
+
+  window.addEventListener("blur", function () {
+    const frame = document.activeElement;
+    if (!frame || !frame.matches("iframe[data-preview]") || focusedPreviews.has(frame)) return;
+    focusedPreviews.add(frame);
+    const back = leaving;
+    if (!back || tabbing || !back.isConnected) return;
+    window.setTimeout(function () {
+      if (document.activeElement === frame) back.focus();
+    }, 0);
+  });
+
   // ------------------------------------------------------------------ copy to clipboard
   function copyFrom(button) {
     const source = document.querySelector(button.dataset.copyTarget);
