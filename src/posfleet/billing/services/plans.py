@@ -304,22 +304,16 @@ class PlanBook:
             assignments: list[PlanAssignment] = list(_assignments())
             versions = list(RatePlanVersion.objects.order_by("plan_id", "effective_from"))
             rules = list(RateRule.objects.order_by())
-        elif plans:  # the comparison: other plans besides the merchants' (not a hot path)
-            merchants = list(merchant_ids)
-            assignments = _ASSIGNMENTS.objects(merchants=merchants)
-            on = _assigned_plans(merchants)
-            wanted = set(plans)
-            versions = list(
-                RatePlanVersion.objects.filter(Q(plan_id__in=on) | Q(plan_id__in=wanted)).order_by(
-                    "plan_id", "effective_from"
-                )
-            )
-            rules = list(RateRule.objects.filter(Q(version__plan_id__in=on) | Q(version__plan_id__in=wanted)))
         else:
             merchants = list(merchant_ids)
             assignments = _ASSIGNMENTS.objects(merchants=merchants)
-            versions = _VERSIONS.objects(merchants=merchants)
-            rules = _RULES.objects(merchants=merchants)
+            if plans:  # the comparison's other plans besides the merchants' (not a hot path)
+                wanted = Q(plan_id__in=_assigned_plans(merchants)) | Q(plan_id__in=set(plans))
+                versions = list(RatePlanVersion.objects.filter(wanted).order_by("plan_id", "effective_from"))
+                rules = list(RateRule.objects.filter(version__in=[v.pk for v in versions]))
+            else:
+                versions = _VERSIONS.objects(merchants=merchants)
+                rules = _RULES.objects(merchants=merchants)
         for version in versions:
             self.versions.setdefault(version.plan_id, []).append(version)
         for rule in rules:

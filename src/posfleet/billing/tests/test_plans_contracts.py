@@ -87,8 +87,9 @@ def test_the_version_in_force_is_the_one_at_the_transaction_date(world, actor_of
         book.quote(world.merchant_a.pk, None, date(2024, 12, 31), "credit", 100)
 
 
-def test_a_terminal_assignment_wins_over_the_merchants(world):
-    terminal = make_terminal(world, "SN-PLAN-0001", Status.ACTIVE)
+def vip_on_a_terminal(world, sn):
+    """Merchant A on the standard plan, one of its terminals on a "vip" plan (0.38 % on credit)."""
+    terminal = make_terminal(world, sn, Status.ACTIVE)
     special = plan_create(
         actor=SYSTEM,
         code="vip",
@@ -105,6 +106,11 @@ def test_a_terminal_assignment_wins_over_the_merchants(world):
         terminal_id=terminal.pk,
         effective_from=date(2025, 1, 1),
     )
+    return terminal, special
+
+
+def test_a_terminal_assignment_wins_over_the_merchants(world):
+    terminal, _special = vip_on_a_terminal(world, "SN-PLAN-0001")
     book = PlanBook([world.merchant_a.pk])
     assert book.quote(world.merchant_a.pk, terminal.pk, NOW, "credit", 10000).fee_fen == 38
     assert book.quote(world.merchant_a.pk, None, NOW, "credit", 10000).fee_fen == 60
@@ -113,29 +119,13 @@ def test_a_terminal_assignment_wins_over_the_merchants(world):
 def test_a_merchants_book_reads_the_plans_it_is_on_and_those_asked_for(world):
     """Ingest builds a book for every group: the rest of the catalogue (a competitor's plan entered
     for the comparison, plans no merchant of the group is on) is not read; asked for by id, it is."""
-    terminal = make_terminal(world, "SN-PLAN-0002", Status.ACTIVE)
-    on_standard_plan(world.merchant_a)
-    special = plan_create(
-        actor=SYSTEM,
-        code="vip",
-        name="VIP",
-        effective_from=date(2020, 1, 1),
-        rules={"credit": RuleSpec(Decimal("0.0038"))},
-    )
+    terminal, special = vip_on_a_terminal(world, "SN-PLAN-0002")
     rival = plan_create(
         actor=SYSTEM,
         code="rival",
         name="Rival",
         effective_from=date(2020, 1, 1),
         rules={"credit": RuleSpec(Decimal("0.0050"))},
-    )
-    plan_assign(
-        actor=SYSTEM,
-        merchant_id=world.merchant_a.pk,
-        merchant_mid=world.merchant_a.mid,
-        plan=special,
-        terminal_id=terminal.pk,
-        effective_from=date(2025, 1, 1),
     )
 
     book = PlanBook([world.merchant_a.pk])
