@@ -11,11 +11,11 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
-from django.db import connection, transaction
-from django.db.models import Q, QuerySet, Sum
+from django.db import transaction
+from django.db.models import Q, Sum
 from django.utils.translation import gettext as _
 
 from posfleet.audit.services import record
@@ -47,7 +47,7 @@ from posfleet.billing.services.transactions.sales_months import add_to_sales_mon
 from posfleet.billing.services.transactions.totals import add_to_daily_totals
 from posfleet.fleet import selectors as fleet
 from posfleet.fleet.selectors import active_periods, was_active
-from posfleet.platform.bulk import insert_rows, next_ids
+from posfleet.platform.bulk import insert_returning
 from posfleet.platform.clock import now
 from posfleet.platform.context import Actor
 from posfleet.platform.errors import ValidationFailed
@@ -78,6 +78,7 @@ _COLUMNS = (
     "capture_journal",
     "daily_total",
 )
+_KEY = ("tid", "batch_no", "trace_no", "txn_date")  # the natural key: the new rows' ids come back by it
 
 
 def transactions_ingest(*, actor: Actor, items: Sequence[TxnIn]) -> list[TxnResult]:
@@ -202,12 +203,6 @@ class _Ingest:
             else {}
         )
         self.book = PlanBook(sorted({t.merchant_id for t in self.terminals.values()}))
-
-    def _ids(self, keys: list[Key], at: datetime) -> dict[Key, int]:
-        """The ids of the rows just written (they carry this call's ``ingested_at``)."""
-        distinct = sorted(set(keys))
-        rows = _IDS.rows(keys=distinct, at=at) if len(distinct) <= EXACT_KEYS else _ids_of(distinct, at)
-        return {(tid, batch_no, trace_no, day): pk for pk, tid, batch_no, trace_no, day in rows}
 
     @staticmethod
     def _stored(keys: list[Key], externals: list[str]) -> tuple[dict[Key, Stored], dict[str, Stored]]:
@@ -380,14 +375,9 @@ class _Ingest:
         for group in (sales, follow_ups):  # a refund's sale may be one of this batch's
             if not group:
                 continue
-            if connection.vendor == "postgresql":  # ids from the sequence first: COPY returns nothing
-                ids = next_ids(Transaction, len(group))
-                rows = ((pk, *self._row(n, journals)) for pk, n in zip(ids, group, strict=True))
-                insert_rows(Transaction, ("id", *_COLUMNS), rows, ingested_at=at)
-                written = {n.item.key: pk for pk, n in zip(ids, group, strict=True)}
-            else:  # SQLite: looked up by natural key afterwards (they carry this call's time)
-                insert_rows(Transaction, _COLUMNS, (self._row(n, journals) for n in group), ingested_at=at)
-                written = self._ids([n.item.key for n in group], at)
+            written = insert_returning(
+                Transaction, _COLUMNS, (self._row(n, journals) for n in group), _KEY, ingested_at=at
+            )
             for n in group:
                 n.pk = written[n.item.key]
                 self.results[n.index] = TxnResult(n.index, True, n.pk, n.fee_fen)
@@ -417,17 +407,8 @@ class _Ingest:
         )
 
 
-def _ids_of(keys: list[Key], at: datetime) -> QuerySet[Transaction, tuple[Any, ...]]:
-    return (
-        Transaction.objects.filter(natural_keys(keys), ingested_at=at)
-        .order_by()
-        .values_list("pk", "tid", "batch_no", "trace_no", "txn_date")
-    )
-
-
-# The gateway's groups ask these for every group: compiled once per connection and number of keys.
+# The gateway's groups ask this for every group: compiled once per connection and number of keys.
 _STORED = Prepared(
     lambda keys: Transaction.objects.filter(natural_keys(keys)).order_by().values_list(*STORED_FIELDS),
     keys=[(str, str, str, date)],
 )
-_IDS = Prepared(_ids_of, keys=[(str, str, str, date)], at=datetime)

@@ -25,7 +25,7 @@ from django.utils.translation import gettext as _
 from posfleet.billing.errors import AlreadyPosted, Unbalanced
 from posfleet.billing.models import Account, Entry, Journal, JournalKind
 from posfleet.iam.selectors import provider, provider_locked
-from posfleet.platform.bulk import insert_rows, next_ids
+from posfleet.platform.bulk import insert_returning, insert_rows
 from posfleet.platform.clock import now
 from posfleet.platform.prepared import Prepared
 
@@ -78,10 +78,6 @@ _ACCOUNTS = Prepared(
     orgs=[int],
     kinds=[str],
 )
-_JOURNAL_IDS = Prepared(
-    lambda references: Journal.objects.filter(reference__in=references).values_list("reference", "pk"),
-    references=[str],
-)
 
 
 def money_lock() -> int:
@@ -132,9 +128,6 @@ def post_many(
         return []
     at = occurred_at or now()
     references = [spec.reference for spec, _entries in prepared]
-    # PostgreSQL: ids taken from the sequence first, so the journals go in with them (COPY returns
-    # nothing); SQLite: looked up by reference afterwards (one indexed query per 5,000).
-    journal_ids = next_ids(Journal, len(prepared)) if connection.vendor == "postgresql" else None
     varying = ("kind", "reference", "business_date", "merchant", "memo", "entry_count")
     rows = [
         (spec.kind, spec.reference, spec.business_date, spec.merchant_id, spec.memo[:255], len(entries))
@@ -142,25 +135,13 @@ def post_many(
     ]
     try:
         with transaction.atomic(savepoint=not new_references):
-            if journal_ids is None:
-                insert_rows(Journal, varying, rows, occurred_at=at)
-            else:
-                insert_rows(
-                    Journal,
-                    ("id", *varying),
-                    ((pk, *row) for pk, row in zip(journal_ids, rows, strict=True)),
-                    occurred_at=at,
-                )
+            written = insert_returning(Journal, varying, rows, ("reference",), occurred_at=at)
     except IntegrityError as exc:
         if new_references:
             raise
         taken = Journal.objects.filter(reference__in=references[:5000]).values_list("reference", flat=True)
         raise AlreadyPosted(reference=taken.first() or "") from exc
-    if journal_ids is None:
-        ids: dict[str, int] = {}
-        for start in range(0, len(references), 5000):
-            ids.update(_JOURNAL_IDS.rows(references=references[start : start + 5000]))
-        journal_ids = [ids[reference] for reference in references]
+    journal_ids = [written[(reference,)] for reference in references]
     insert_rows(
         Entry,
         ("journal", "account", "amount_fen"),

@@ -10,11 +10,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date
 
-from django.db import connection
-
 from posfleet.billing.models import SalesMonth
-from posfleet.platform.bulk import insert_rows
-from posfleet.platform.prepared import Prepared
+from posfleet.platform.bulk import add_rows
 
 # (agent id, month's first day, method, terminal model id, status)
 Key = tuple[int, date, str, int, str]
@@ -30,37 +27,10 @@ def add_to_sales_months(sales: Iterable[tuple[int, date, str, int, str, int]]) -
         line[1] += amount
     if not sums:
         return
-    found = _stored(sums.keys())
-    if found:
-        table = connection.ops.quote_name(SalesMonth._meta.db_table)
-        with connection.cursor() as cursor:
-            cursor.executemany(
-                f"UPDATE {table} SET sales = sales + %s, amount_fen = amount_fen + %s WHERE id = %s",  # noqa: S608
-                [(*sums[key], pk) for key, pk in sorted(found.items(), key=lambda kv: kv[1])],
-            )
-    missing = [key for key in sums if key not in found]
-    if missing:
-        insert_rows(
-            SalesMonth,
-            ("agent", "month", "method", "model", "status", "sales", "amount_fen"),
-            ((*key, *sums[key]) for key in missing),
-        )
-
-
-# Read by every ingest: compiled once per connection and list lengths (platform/prepared.py).
-_STORED = Prepared(
-    lambda agents, months: SalesMonth.objects.filter(agent_id__in=agents, month__in=months).values_list(
-        "agent_id", "month", "method", "model_id", "status", "pk"
-    ),
-    agents=[int],
-    months=[date],
-)
-
-
-def _stored(keys: Iterable[Key]) -> dict[Key, int]:
-    """The rows there are of these keys (a batch spans a few agents and months: one query)."""
-    wanted = set(keys)
-    agents = {k[0] for k in wanted}
-    months = {k[1] for k in wanted}
-    rows = _STORED.rows(agents=sorted(agents), months=sorted(months))
-    return {key: pk for *rest, pk in rows if (key := tuple(rest)) in wanted}
+    add_rows(
+        SalesMonth,
+        ("agent", "month", "method", "model", "status", "sales", "amount_fen"),
+        ((*key, *line) for key, line in sorted(sums.items())),
+        ("agent", "month", "method", "model", "status"),
+        ("sales", "amount_fen"),
+    )
