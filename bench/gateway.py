@@ -17,8 +17,9 @@ database (TID, joined to its merchant's MID; SQLite: a blocking ``sqlite3`` call
 PostgreSQL: psycopg async, 8 connections), and encodes the same answer (echoed fields, 37, 38, 39, a
 field 64 of zeros): no MAC, no issuer, no ledger — the floor.
 
-**ours** (children): ``posfleet gateway`` as ``make run`` starts it (the database work in its worker
-threads: 1 on SQLite, 8 on PostgreSQL) and ``posfleet simulate issuer`` behind it, both real processes.
+**ours** (children): ``posfleet gateway`` as ``make run`` starts it (its checks in 4 database threads,
+its default, or ``--threads``; its approvals written by its poster process) and
+``posfleet simulate issuer`` behind it, both real processes.
 
 **load** (a child per measurement): the terminal simulator's core (``gateway.simulation``: one
 asyncio connection per terminal) on K terminals, the simulator's sale workload (QR/chip/tap/swipe,

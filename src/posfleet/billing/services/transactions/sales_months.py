@@ -1,8 +1,8 @@
 """Sales by month at ingest (``billing.SalesMonth``, docs/adr/0036): each accepted sale, approved or
 declined, is added to the row of its merchant's agent of the moment, its month, payment method,
 terminal model and status (created when there is none). Runs inside the ingest call's transaction,
-under the money lock, so no other writer adds to the same rows meanwhile; three statements per batch
-at most."""
+under the money lock, so no other writer adds to the same rows meanwhile; one statement per batch
+(an upsert that adds, ``platform.bulk.add_rows``)."""
 
 from __future__ import annotations
 
