@@ -36,9 +36,9 @@ def insert_rows(
 ) -> int:
     """INSERT many rows of ``model`` with one statement per few thousand rows. ``varying`` names the
     fields given per row (in that order), ``constant`` fields the same for all (the primary key only
-    when named in ``varying``: ids taken from the sequence beforehand); every other field takes its
-    default (prepared once from a template instance, so a new field with a default needs no change
-    here). Like ``bulk_create`` it sends no signals and runs no model validation; the database's
+    when named in ``varying``); every other field takes its default (a plain one worked out once per
+    process, a callable one or an ``auto_now`` time per call, so a new field with a default needs no
+    change here). Like ``bulk_create`` it sends no signals and runs no model validation; the database's
     constraints and triggers all apply. ``Model(...)`` + ``bulk_create`` cost about 100 µs a row in
     Django's per-field SQL compilation (bench/settlement.py), several times the insert itself.
     Returns the number of rows."""
