@@ -76,7 +76,6 @@ def insert_returning(
     with connection.cursor() as cursor:
         for chunk in _chunked(rows, CHUNK):
             prepared = shape.rows(chunk)
-            wanted = {shape.key([row[j] for j in at], at): tuple(row[j] for j in at) for row in chunk}
             if connection.vendor == "postgresql" and len(prepared) >= COPY_FROM:
                 ids = _next_ids(cursor, model, len(prepared))
                 shape.copy(cursor, prepared, ids)
@@ -85,10 +84,10 @@ def insert_returning(
                 )
             else:
                 answered = shape.returning(cursor, prepared, key)
-            for pk, *values in answered:
-                found[wanted[shape.key(values, at)]] = pk
-            if len(wanted) != len(prepared):  # the database took them (no unique constraint): a bug
+            written = shape.ids_by_key(answered, at)
+            if len(written) != len(prepared):  # the database took them (no unique constraint): a bug
                 raise ValueError(f"{model.__name__}: the rows' {', '.join(key)} are not unique")
+            found.update(written)
     return found
 
 
@@ -108,12 +107,9 @@ def add_rows(
     found: dict[Key, int] = {}
     with connection.cursor() as cursor:
         for chunk in _chunked(rows, CHUNK):
-            prepared = shape.rows(chunk)
-            wanted = {shape.key([row[j] for j in at], at): tuple(row[j] for j in at) for row in chunk}
-            if len(wanted) != len(prepared):
+            if len({shape.key([row[j] for j in at], at) for row in chunk}) != len(chunk):
                 raise ValueError(f"{model.__name__}: two rows with the same {', '.join(key)}")
-            for pk, *values in shape.returning(cursor, prepared, key, adding=adding):
-                found[wanted[shape.key(values, at)]] = pk
+            found.update(shape.ids_by_key(shape.returning(cursor, shape.rows(chunk), key, adding=adding), at))
     return found
 
 
@@ -161,6 +157,10 @@ class _Shape:
         return tuple(
             self.c.fields[self.c.slots[j]].to_python(value) for j, value in zip(at, values, strict=True)
         )
+
+    def ids_by_key(self, answered: Iterable[Sequence[Any]], at: list[int]) -> dict[Key, int]:
+        """``(id, *key values)`` rows as ids by key."""
+        return {self.key(values, at): pk for pk, *values in answered}
 
     def column(self, name: str) -> str:
         return self.c.names[[f.name for f in self.c.fields].index(name)]
