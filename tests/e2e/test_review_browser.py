@@ -16,7 +16,7 @@ from posfleet.enrollment import review
 from posfleet.enrollment.kyc import Upload
 from posfleet.enrollment.services import applications as apps
 from posfleet.platform.context import Actor
-from posfleet.testing.applications import PDF, new_merchant_request, png
+from posfleet.testing.applications import PDF, more_terminals_request, png
 from posfleet.testing.browser import log_in, watched_page
 from posfleet.testing.personas import World, build_world
 
@@ -147,7 +147,7 @@ def held(page: Page, url: str | re.Pattern[str]) -> Iterator[None]:
 def _submitted(world: World) -> str:
     """The number of merchant A's application with an ID card photo and a bank proof PDF, waiting for
     review."""
-    request = new_merchant_request(
+    request = more_terminals_request(
         applicant=apps.Applicant(
             contact_name="陈女士",
             contact_phone="13900001111",
@@ -155,8 +155,6 @@ def _submitted(world: World) -> str:
             city="上海",
             address="南京西路 100 号",
         ),
-        kyc=None,
-        terminal_count=1,
         documents=[Upload("id_card", "身份证.png", png(40, 30)), Upload("bank_proof", "开户许可证.pdf", PDF)],
     )
     return apps.application_submit(actor=Actor.for_user(world.user("merchant_a")), request=request).number

@@ -24,7 +24,7 @@ from posfleet.notifications.models import InboxItem
 from posfleet.notifications.services import deliver_due
 from posfleet.platform.context import Actor
 from posfleet.platform.outbox import dispatch_outbox
-from posfleet.testing.applications import approve, new_merchant_request, stock
+from posfleet.testing.applications import approve, more_terminals_request, stock
 
 pytestmark = pytest.mark.django_db
 
@@ -53,18 +53,7 @@ def test_from_application_to_renewal(world, actor_of):
         stock(world, 1, prefix="SN-LIFE")  # in agent A's stock since December
     merchant, agent = actor_of(world.user("merchant_a")), actor_of(world.user("agent_a"))
     reviewer = actor_of(world.user("reviewer"))
-    request = new_merchant_request(
-        applicant=apps.Applicant(
-            contact_name="Ms Chen",
-            contact_phone="13900001111",
-            store_name="Shop A Pudong",
-            city="上海",
-            address="1 Century Ave",
-        ),
-        kyc=None,
-        documents=[],
-        terminal_count=1,
-    )
+    request = more_terminals_request()
 
     def on(day: date, step) -> None:
         with time_machine.travel(at(day), tick=False):

@@ -78,6 +78,23 @@ def new_merchant_request(**changes: Any) -> apps.Request:
     return apps.Request(**values)
 
 
+# A merchant's second store: what it gives when it applies for more terminals (``more_terminals_request``).
+SECOND_STORE = apps.Applicant(
+    contact_name="Ms Chen",
+    contact_phone="021-5555-0101",
+    store_name="Second shop",
+    city="上海",
+    address="1 Road",
+)
+
+
+def more_terminals_request(**changes: Any) -> apps.Request:
+    """An existing merchant's application for one terminal at another store of its own: no KYC (it
+    passed when it joined), no documents unless given."""
+    values: dict[str, Any] = {"applicant": SECOND_STORE, "kyc": None, "documents": [], "terminal_count": 1}
+    return new_merchant_request(**{**values, **changes})
+
+
 def stock(world: World, count: int, prefix: str = "SN-AP") -> list[str]:
     """``count`` smart terminals in agent A's stock."""
     sns = [f"{prefix}-{i:04d}" for i in range(1, count + 1)]

@@ -28,7 +28,7 @@ from posfleet.notifications.services import deliver_one
 from posfleet.platform.context import Actor
 from posfleet.platform.models import OutboxMessage
 from posfleet.platform.outbox import dispatch_outbox
-from posfleet.testing.applications import new_merchant_request
+from posfleet.testing.applications import more_terminals_request
 from posfleet.testing.money import on_standard_plan, signed_contract
 from posfleet.testing.personas import make_terminal
 
@@ -55,18 +55,7 @@ def shop(world):
         )
         application = apps.application_submit(
             actor=merchant,
-            request=new_merchant_request(
-                applicant=apps.Applicant(
-                    contact_name="Ms Chen",
-                    contact_phone="021-5555-0101",
-                    store_name="Second shop",
-                    city="上海",
-                    address="1 Road",
-                ),
-                kyc=None,
-                documents=[],
-                terminal_count=1,
-            ),
+            request=more_terminals_request(),
         )
         on_standard_plan(world.merchant_b)
         other = active_terminal(world, SN_OTHER, world.merchant_b)

@@ -37,6 +37,7 @@ from posfleet.testing.applications import (
     PDF,
     approve,
     documents,
+    more_terminals_request,
     new_merchant_request,
     png,
     stock,
@@ -365,18 +366,7 @@ def test_bad_input_is_refused_and_nothing_is_stored(world, actor_of):
 
 def test_a_merchant_applies_for_more_terminals_and_sees_only_its_own(world, actor_of):
     merchant = actor_of(world.user("merchant_a"))
-    request = new_merchant_request(
-        applicant=apps.Applicant(
-            contact_name="Ms Chen",
-            contact_phone="021-5555-0101",
-            store_name="Second shop",
-            city="上海",
-            address="1 Road",
-        ),
-        kyc=None,
-        documents=[],
-        terminal_count=1,
-    )
+    request = more_terminals_request()
     application = apps.application_submit(actor=merchant, request=request)
     assert application.kind == "more_terminals"
     assert application.merchant == world.merchant_a
