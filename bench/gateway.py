@@ -59,6 +59,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import resource
@@ -94,6 +95,15 @@ def _setup_django() -> None:
     import django
 
     django.setup()
+
+
+def _settle() -> None:
+    """The bench's own processes (the load client, the baseline, the canned responder) freeze what
+    start-up made, as posfleet's gateway, poster and simulators do (ADR 0043): neither side of a
+    comparison, nor the client timing both, stops for a full collection of it in a measured window.
+    Written here, not imported, so that ``--src`` can measure a tree from before that ADR."""
+    gc.collect()
+    gc.freeze()
 
 
 # -- setup (child) ------------------------------------------------------------------------------
@@ -165,6 +175,7 @@ async def _serve(handler: Any, port: int, ready: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    _settle()
     print(ready, flush=True)
     async with server:
         await stop.wait()
@@ -351,6 +362,7 @@ def phase_load(
         samples.append(sample())
         await task
 
+    _settle()
     uvloop.run(main())
     (begin, cpu_begin, servers_begin), (end, cpu_end, servers_end) = samples
     seconds = end - begin

@@ -11,6 +11,7 @@ import contextlib
 from typing import Any, TextIO
 
 from posfleet.gateway.issuer import serve_simulator
+from posfleet.platform import heap
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(options: dict[str, Any], stdout: TextIO) -> None:
     async def main() -> None:
+        heap.settle()  # its pauses would be the gateway's answers' (ADR 0043)
         server = await serve_simulator(options["host"], options["port"], late=options["late"])
         stdout.write(f"issuer simulator: listening on {options['host']}:{options['port']}\n")
         stdout.flush()

@@ -172,7 +172,9 @@ def _child(conn: Connection) -> None:
     from django.db import connection
 
     from posfleet.gateway import gate
+    from posfleet.platform import heap
 
+    heap.settle()  # start-up's objects out of the collector's full collections (ADR 0043)
     conn.send(("ready", None))
     try:
         while True:

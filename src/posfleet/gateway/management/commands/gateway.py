@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from posfleet.gateway.issuer import HostIssuer
 from posfleet.gateway.server import Gateway, Limits
+from posfleet.platform import heap
 from posfleet.platform.cli import host_port
 
 
@@ -61,6 +62,7 @@ class Command(BaseCommand):
         self.stdout.write("gateway: stopped")
 
     async def _serve(self, gateway: Gateway, host: str, port: int) -> None:
+        heap.settle()  # start-up's objects out of the collector's full collections (ADR 0043)
         server = await gateway.serve(host, port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
