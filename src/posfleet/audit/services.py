@@ -12,6 +12,7 @@ from django.db import connection, transaction
 from posfleet.audit.chain import compute_hash
 from posfleet.audit.models import AuditChainHead, AuditEvent
 from posfleet.audit.vocabulary import EventType
+from posfleet.platform.bulk import insert_returning
 from posfleet.platform.clock import now
 from posfleet.platform.context import Actor
 from posfleet.platform.exports import ExportRecord, Recorder
@@ -103,9 +104,29 @@ def record_many(actor: Actor, entries: Sequence[Entry]) -> list[AuditEvent]:
             digest = compute_hash(prev, content)
             rows.append(AuditEvent(**content, prev_hash=prev, hash=digest))
             prev = digest
-        AuditEvent.objects.bulk_create(rows, batch_size=500)
-        AuditChainHead.objects.filter(pk=1).update(last_seq=seq, last_hash=prev)
+        ids = insert_returning(AuditEvent, _EVENT_COLUMNS, (_values(row) for row in rows), ("seq",))
+        for row in rows:  # as ``bulk_create`` leaves them: saved, with their ids
+            row.pk = ids[(row.seq,)]
+            row._state.adding, row._state.db = False, connection.alias
+        with connection.cursor() as cursor:
+            cursor.execute(_MOVE_HEAD, [seq, prev])
     return rows
+
+
+# The events' columns, written by ``platform.bulk`` (the ORM's bulk_create built its INSERT anew for
+# every call: most of an append's time on SQLite, a third on PostgreSQL), and the head moved by one plain
+# statement.
+_EVENT_COLUMNS = tuple(f.name for f in AuditEvent._meta.concrete_fields if not f.primary_key)
+_MOVE_HEAD = "UPDATE {table} SET {seq} = %s, {hash} = %s WHERE {pk} = 1".format(  # noqa: S608 (names)
+    table=AuditChainHead._meta.db_table,
+    seq=AuditChainHead._meta.get_field("last_seq").column,
+    hash=AuditChainHead._meta.get_field("last_hash").column,
+    pk=AuditChainHead._meta.pk.column,
+)
+
+
+def _values(row: AuditEvent) -> tuple[Any, ...]:
+    return tuple(getattr(row, name) for name in _EVENT_COLUMNS)
 
 
 def export_recorder(actor: Actor, event_type: EventType) -> Recorder:

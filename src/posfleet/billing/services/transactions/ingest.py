@@ -184,14 +184,15 @@ class _Ingest:
             r.id for r in self.originals_by_external.values()
         }
         self.refunded: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # original id -> [amount, fee]
-        refunded = (  # what was already refunded or reversed of these originals (none: no query)
-            Transaction.objects.filter(original_id__in=original_ids, status=APPROVED)
-            .values("original_id")
-            .annotate(amount=Sum("amount_fen"), fee=Sum("fee_fen"))
-            .values_list("original_id", "amount", "fee")
-        )
-        for original_id, amount, fee in refunded if original_ids else ():
-            self.refunded[original_id] = [amount or 0, fee or 0]
+        if original_ids:  # what was already refunded or reversed of these originals (none: no query built)
+            refunded = (
+                Transaction.objects.filter(original_id__in=original_ids, status=APPROVED)
+                .values("original_id")
+                .annotate(amount=Sum("amount_fen"), fee=Sum("fee_fen"))
+                .values_list("original_id", "amount", "fee")
+            )
+            for original_id, amount, fee in refunded:
+                self.refunded[original_id] = [amount or 0, fee or 0]
         approved = [i for i in items if i.status == APPROVED and i.tid in self.terminals]
         self.periods = (
             active_periods(
