@@ -16,6 +16,7 @@ from posfleet.audit.models import AuditChainHead, AuditEvent
 from posfleet.audit.services import Entry, record, record_many
 from posfleet.audit.verify import verify_chain
 from posfleet.audit.vocabulary import EventType
+from posfleet.platform.bulk import COPY_FROM
 from posfleet.platform.context import Actor
 
 ACTOR = Actor.system("chain-test")
@@ -183,6 +184,47 @@ def test_hostile_notes_are_stored_faithfully_and_chain_still_verifies(db, note):
     stored = AuditEvent.objects.get(pk=event.pk)
     assert stored.note == note[:2000]
     assert verify_chain().ok
+
+
+@pytest.mark.parametrize("n", [3, COPY_FROM + 1], ids=["a few events", "a COPY-sized append"])
+def test_an_append_stores_each_event_as_given_under_the_id_it_returns(world, n):
+    """``record_many`` writes through ``platform.bulk`` (one INSERT, or COPY on PostgreSQL for a large
+    append): each event is stored as given — tabs, newlines, backslashes, JSON, an address — under the
+    id the returned event carries, and the head and the chain agree."""
+    person = Actor.for_user(world.user("reviewer"), request_id="req-7", source_ip="10.0.0.7")
+    entries = [
+        Entry(
+            event_type=EventType.TERMINAL_DEACTIVATED,
+            subject_type="terminal",
+            subject_id=f"SN{i:04d}",
+            note=f"line {i}\tcolumn\nnext \\ 备注",
+            after={"status": "deactivated", "by": {"name": "王", "n": i}},
+            actor=person if i % 2 else None,
+        )
+        for i in range(n)
+    ]
+    before = AuditEvent.objects.count()  # the world's own events
+    with transaction.atomic():
+        events = record_many(ACTOR, entries)
+
+    stored = {e.pk: e for e in AuditEvent.objects.filter(seq__gt=before)}
+    assert sorted(stored) == sorted(e.pk for e in events)
+    for entry, event in zip(entries, events, strict=True):
+        row = stored[event.pk]
+        assert (row.seq, row.hash, row.subject_id, row.note, row.after) == (
+            event.seq,
+            event.hash,
+            entry.subject_id,
+            entry.note,
+            entry.after,
+        )
+        assert (row.actor_id, row.source_ip, row.request_id) == (
+            (person.user.pk, "10.0.0.7", "req-7") if entry.actor else (None, None, "")
+        )
+    head = AuditChainHead.objects.get(pk=1)
+    assert (head.last_seq, head.last_hash) == (events[-1].seq, events[-1].hash)
+    result = verify_chain()
+    assert (result.ok, result.checked) == (True, before + n)
 
 
 def test_nul_bytes_are_dropped_not_fatal(db):
