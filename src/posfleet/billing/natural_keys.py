@@ -16,9 +16,9 @@ from posfleet.platform.prepared import Prepared
 # Up to this many natural keys are looked up one by one, each through the natural key's unique index
 # (an OR of exact keys: SQLite's OR-by-union, PostgreSQL's BitmapOr), so a busy terminal's earlier
 # sales of the day are not read again for every new one (the gateway posts a few at a time, all day).
-# A larger feed reads its dates × TIDs instead (``txn_date_tid_idx``): about the rows it brings anyway,
-# and no SQL expression as deep as the feed is long. A size class of ``Prepared``'s lists (a power of
-# two), so that a list padded to its class is still looked up exactly.
+# A larger feed reads its TIDs × dates instead (the unique index's first two columns): about the rows
+# it brings anyway, and no SQL expression as deep as the feed is long. A size class of ``Prepared``'s
+# lists (a power of two), so that a list padded to its class is still looked up exactly.
 EXACT_KEYS = 128
 NaturalKey = tuple[str, str, str, date]  # (tid, batch_no, trace_no, txn_date): the acquirer's key
 

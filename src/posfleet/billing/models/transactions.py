@@ -72,8 +72,13 @@ class Transaction(models.Model):
         verbose_name = _("transaction")
         verbose_name_plural = _("transactions")
         constraints = [
+            # In this order, a TID then its days lead the key: its index serves the transaction list's
+            # TID filter and a large feed's TIDs × dates too, and no other index leads with any of its
+            # columns. With a second one on (date, TID), a planner without statistics (a new table)
+            # took that for an exact key and read the terminal's whole day (bench/README, 2026-12-08,
+            # "the natural key").
             models.UniqueConstraint(
-                fields=["tid", "batch_no", "trace_no", "txn_date"], name="transaction_natural_key"
+                fields=["tid", "txn_date", "batch_no", "trace_no"], name="transaction_natural_key"
             ),
             models.CheckConstraint(condition=models.Q(amount_fen__gt=0), name="transaction_amount_positive"),
             models.CheckConstraint(
@@ -97,9 +102,6 @@ class Transaction(models.Model):
         ]
         indexes = [
             models.Index(fields=["merchant", "txn_date"], name="txn_merchant_date_idx"),
-            # Ingest's idempotency look-ups: the batch's dates, then its TIDs (a day's rows, not a
-            # TID's whole history).
-            models.Index(fields=["txn_date", "tid"], name="txn_date_tid_idx"),
             models.Index(fields=["terminal", "occurred_at"], name="txn_terminal_time_idx"),
             # The transaction list's default order (newest first): its first page without sorting
             # every transaction in scope.

@@ -10,11 +10,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from django.db import connection
 from django.utils.translation import override
 
 from posfleet.audit.models import AuditEvent
 from posfleet.audit.vocabulary import EventType
 from posfleet.billing.models import Account, AccountKind, DailyTotal, Entry, Journal, Transaction
+from posfleet.billing.natural_keys import _RECORDED, transactions_recorded
 from posfleet.billing.services.plans import RuleSpec, plan_version_add
 from posfleet.billing.services.transactions import MAX_BATCH, TxnIn, transactions_ingest
 from posfleet.billing.services.transactions.ingest import EXACT_KEYS
@@ -184,6 +186,65 @@ def test_replays_are_found_among_a_busy_terminals_day(world, shop, group):
     assert [(r.ok, r.replayed) for r in new] == [(True, False), (True, True)]
     assert Transaction.objects.filter(batch_no="000002").get().amount_fen == 777
     assert verify_ledger().ok
+
+
+def _plan_of(queryset) -> tuple[set[str], int]:
+    """The indexes a query reads ``billing_transaction`` through, and the rows it read and threw away
+    (PostgreSQL: the plan as run; SQLite: its query plan, which reports no counts)."""
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
+            plan = cursor.fetchone()[0]
+            nodes, indexes, thrown = [(plan[0] if isinstance(plan, list) else plan)["Plan"]], set(), 0
+            while nodes:
+                node = nodes.pop()
+                nodes.extend(node.get("Plans", []))
+                if "Index Name" in node:
+                    indexes.add(node["Index Name"])
+                elif node.get("Relation Name") == "billing_transaction" and "Scan" in node["Node Type"]:
+                    indexes.add(node["Node Type"]) if node["Node Type"] != "Bitmap Heap Scan" else None
+                thrown += node.get("Rows Removed by Filter", 0) + node.get("Rows Removed by Index Recheck", 0)
+            return indexes, thrown
+        cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
+        details = [row[-1] for row in cursor.fetchall() if "billing_transaction" in row[-1]]
+        return {d.split(" USING ")[-1] for d in details}, 0
+
+
+def test_a_few_keys_are_read_through_the_natural_key_alone_on_a_table_never_analysed(world, shop):
+    """The gateway's duplicate check and its poster's look-up — a sale of each of a few busy terminals
+    — in a table the database has no statistics for (a new one, as on a first day): only the keys' own
+    rows are read, through the natural key's unique index, not the terminals' whole day. (Their days
+    are declines written directly: 3,000 each, enough that reading them would show.)"""
+    terminals = [shop, *(active_terminal(world, f"SN-TXN-BUSY{n}", merchant=shop.merchant) for n in (1, 2))]
+    Transaction.objects.bulk_create(
+        Transaction(
+            terminal=t,
+            merchant=t.merchant,
+            tid=t.tid,
+            batch_no="000001",
+            trace_no=f"{n:06d}",
+            txn_date=DAY,
+            occurred_at=at(DAY, 8 + n // 600, n % 60),
+            status="declined",
+            response_code="51",
+            method="qr",
+            entry_mode="scan",
+            amount_fen=100 + n,
+        )
+        for t in terminals
+        for n in range(1, 3001)
+    )
+    wanted = [(t.tid, "000001", f"{n:06d}", DAY) for t, n in zip(terminals, (7, 1500, 2999), strict=True)]
+    indexes, thrown = _plan_of(_RECORDED.build(keys=wanted))
+    assert transactions_recorded(wanted).keys() == set(wanted)
+    assert thrown == 0
+    if connection.vendor == "postgresql":
+        assert indexes == {"transaction_natural_key"}
+    else:  # SQLite names the key's index after the table; what matters is that all four columns are used
+        assert indexes, "the look-up reads billing_transaction through no index"
+        key = {"tid=?", "txn_date=?", "batch_no=?", "trace_no=?"}
+        assert all(set(i.rpartition("(")[2].rstrip(")").split(" AND ")) == key for i in indexes), indexes
 
 
 def test_the_same_key_with_other_content_is_refused(world, shop):
